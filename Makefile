@@ -1,0 +1,38 @@
+# hyperrec — `make demo` runs the training pipeline embedded; `make test` runs the tests.
+# Both create or update the virtualenv first, so a fresh clone needs nothing else.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+ARGS ?=
+
+.PHONY: install demo test test-fast lint compile clean
+
+install: $(STAMP)
+
+# torch is pinned to the CPU build that pip finds on these machines; requirements.lock pins the rest.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/hyperrec demo $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src components pipelines serving tests
+
+compile: install
+	$(BIN)/hyperrec pipeline compile --output-dir outputs/pipelines
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,22 @@
+"""Validate, clean, pseudonymize, split and segment the raw interactions."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Markdown, Output
+
+from hyperrec.components import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def data_prep(config_yaml: str, pipeline_run: str, prepared: Output[Dataset], report: Output[Markdown]):
+    """Write the prepared-data folder (see hyperrec.data.prepared) and its Markdown data report."""
+    import shutil
+    from pathlib import Path
+
+    from hyperrec.config import config_from_yaml
+    from hyperrec.data.prepared import REPORT_MD
+    from hyperrec.logs import configure_logging
+    from hyperrec.steps import data_prep_step
+
+    configure_logging()
+    data_prep_step(config_from_yaml(config_yaml), pipeline_run, Path(prepared.path))
+    shutil.copyfile(Path(prepared.path) / REPORT_MD, report.path)

@@ -1,0 +1,32 @@
+"""Score every trained model under both protocols and write metrics.json and recommendations.jsonl."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+
+from hyperrec.components import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def evaluate(
+    config_yaml: str,
+    pipeline_run: str,
+    prepared: Input[Dataset],
+    models: Input[Model],
+    evaluation: Output[Artifact],
+    metrics: Output[Metrics],
+    table: Output[Markdown],
+):
+    """Evaluate every model folder in ``models`` on the test split; headline numbers go to KFP Metrics."""
+    from pathlib import Path
+
+    from hyperrec.config import config_from_yaml
+    from hyperrec.logs import configure_logging
+    from hyperrec.steps import evaluate_step, headline_metrics
+
+    configure_logging()
+    result = evaluate_step(
+        config_from_yaml(config_yaml), pipeline_run, Path(prepared.path), Path(models.path), Path(evaluation.path)
+    )
+    for name, value in headline_metrics(result).items():
+        metrics.log_metric(name, value)
+    Path(table.path).write_text((Path(evaluation.path) / "metrics.md").read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""Kubeflow pipelines wired from the components, plus compile and embedded-run helpers."""

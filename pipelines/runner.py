@@ -1,0 +1,85 @@
+"""Compile pipelines to YAML for a cluster, or run them embedded with ``kfp.local.SubprocessRunner``.
+
+Embedded runs publish their artifacts into the stable ``cfg.output_dir`` (layout in docs/OUTPUTS.md), so
+users and tests find results in one documented place instead of KFP's per-task artifact folders.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from kfp import compiler, local
+
+from hyperrec.config import HyperrecConfig
+from hyperrec.pipelines.training.pipeline import PIPELINE_NAME, build_training_pipeline
+
+logger = logging.getLogger(__name__)
+
+PUBLISHED = {"prepared": "data", "models": "models", "evaluation": "evaluation"}
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """Where an embedded run left its results."""
+
+    pipeline_run: str
+    output_dir: Path
+    wall_seconds: float
+
+
+def compile_pipelines(cfg: HyperrecConfig, output_dir: Path) -> list[Path]:
+    """Write every pipeline as KFP IR YAML into ``output_dir``."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / f"{PIPELINE_NAME}.yaml"
+    compiler.Compiler().compile(build_training_pipeline(cfg), package_path=str(path))
+    logger.info("compiled %s", path)
+    return [path]
+
+
+def new_pipeline_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def run_local(cfg: HyperrecConfig, pipeline_run: str | None = None) -> LocalRun:
+    """Run the training pipeline in subprocesses of this interpreter and publish its outputs."""
+    pipeline_run = pipeline_run or new_pipeline_run_id()
+    pipeline_root = cfg.output_dir.parent / "kfp" / pipeline_run
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(pipeline_root),
+        raise_on_error=True,
+    )
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        # The local runner warns that GPU requests and the cluster image have no effect here; that is intended.
+        warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        task = build_training_pipeline(cfg)(config_yaml=cfg.to_json(), pipeline_run=pipeline_run)
+    wall = time.perf_counter() - started
+    _publish(task, cfg.output_dir, pipeline_run, pipeline_root, wall)
+    return LocalRun(pipeline_run=pipeline_run, output_dir=cfg.output_dir, wall_seconds=wall)
+
+
+def _publish(task, output_dir: Path, pipeline_run: str, pipeline_root: Path, wall: float) -> None:
+    staging = output_dir.with_name(output_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for output_name, folder in PUBLISHED.items():
+        shutil.copytree(Path(task.outputs[output_name].path), staging / folder)
+    (staging / "run.json").write_text(
+        json.dumps(
+            {"pipeline_run": pipeline_run, "pipeline_root": str(pipeline_root.resolve()), "wall_seconds": wall},
+            indent=2,
+        )
+    )
+    # Swap in one step so a reader never sees half of an old run and half of a new one.
+    shutil.rmtree(output_dir, ignore_errors=True)
+    staging.rename(output_dir)
+    logger.info("published run %s to %s", pipeline_run, output_dir)

@@ -1,0 +1,153 @@
+"""``hyperrec`` command line: one subcommand per step, plus pipeline compile/run and the demo.
+
+Every subcommand takes ``--config FILE`` and repeatable ``--set section.key=value`` overrides; environment
+variables ``HYPERREC__SECTION__KEY`` sit between the two (see hyperrec.config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from hyperrec.config import HyperrecConfig, load_config
+from hyperrec.errors import HyperrecError
+from hyperrec.logs import configure_logging
+
+logger = logging.getLogger("hyperrec")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML config file (default: built-in defaults)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one setting, e.g. --set prep.min_rating=4 (repeatable)",
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
+
+
+def _config(args: argparse.Namespace) -> HyperrecConfig:
+    return load_config(args.config, overrides=args.overrides)
+
+
+def _cmd_config(args: argparse.Namespace) -> None:
+    sys.stdout.write(_config(args).to_yaml())
+
+
+def _cmd_data_prep(args: argparse.Namespace) -> None:
+    from hyperrec.steps import data_prep_step
+
+    cfg = _config(args)
+    out = args.output or cfg.output_dir / "data"
+    data_prep_step(cfg, args.pipeline_run, out)
+    sys.stdout.write(f"prepared data: {out}\n")
+
+
+def _cmd_train_baselines(args: argparse.Namespace) -> None:
+    from hyperrec.steps import train_baselines_step
+
+    cfg = _config(args)
+    train_baselines_step(cfg, args.pipeline_run, args.prepared, args.output)
+    sys.stdout.write(f"models: {args.output}\n")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from hyperrec.evaluation.tables import metrics_table
+    from hyperrec.steps import evaluate_step
+
+    cfg = _config(args)
+    result = evaluate_step(cfg, args.pipeline_run, args.prepared, args.models, args.output)
+    sys.stdout.write(metrics_table(result) + f"\n\nmetrics: {args.output / 'metrics.json'}\n")
+
+
+def _cmd_pipeline_compile(args: argparse.Namespace) -> None:
+    from hyperrec.pipelines.runner import compile_pipelines
+
+    for path in compile_pipelines(_config(args), args.output_dir):
+        sys.stdout.write(f"{path}\n")
+
+
+def _cmd_pipeline_run(args: argparse.Namespace) -> None:
+    if not args.local:
+        raise HyperrecError(
+            "only --local runs are started from this command; on a cluster, upload the YAML of "
+            "'hyperrec pipeline compile' (see README, 'On a cluster')"
+        )
+    _run_local_and_report(_config(args))
+
+
+def _run_local_and_report(cfg: HyperrecConfig) -> None:
+    from hyperrec.evaluation.tables import metrics_table
+    from hyperrec.pipelines.runner import run_local
+
+    run = run_local(cfg)
+    metrics = json.loads((run.output_dir / "evaluation" / "metrics.json").read_text(encoding="utf-8"))
+    sys.stdout.write(
+        "\n" + metrics_table(metrics) + "\n\n"
+        f"pipeline run {run.pipeline_run} finished in {run.wall_seconds:.0f} s\n"
+        f"outputs: {run.output_dir.resolve()}\n"
+        f"MLflow:  mlflow ui --backend-store-uri {cfg.mlflow_uri()}\n"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hyperrec", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    show = commands.add_parser("config", help="print the resolved configuration as YAML")
+    _common(show)
+    show.set_defaults(handler=_cmd_config)
+
+    prep = commands.add_parser("data-prep", help="validate, clean, split and segment the raw data")
+    _common(prep)
+    prep.add_argument("--output", type=Path, help="prepared-data folder (default: <output_dir>/data)")
+    prep.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag")
+    prep.set_defaults(handler=_cmd_data_prep)
+
+    train = commands.add_parser("train-baselines", help="fit popularity, item-kNN, ALS and BPR")
+    _common(train)
+    train.add_argument("--prepared", type=Path, required=True, help="prepared-data folder")
+    train.add_argument("--output", type=Path, required=True, help="folder for the model folders")
+    train.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag")
+    train.set_defaults(handler=_cmd_train_baselines)
+
+    ev = commands.add_parser("evaluate", help="evaluate saved models under both protocols")
+    _common(ev)
+    ev.add_argument("--prepared", type=Path, required=True, help="prepared-data folder")
+    ev.add_argument("--models", type=Path, required=True, help="folder of model folders")
+    ev.add_argument("--output", type=Path, required=True, help="folder for metrics.json and recommendations")
+    ev.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag")
+    ev.set_defaults(handler=_cmd_evaluate)
+
+    pipeline = commands.add_parser("pipeline", help="compile or run Kubeflow pipelines")
+    pipeline_commands = pipeline.add_subparsers(dest="pipeline_command", required=True)
+    compile_ = pipeline_commands.add_parser("compile", help="write pipeline YAML for a KFP cluster")
+    _common(compile_)
+    compile_.add_argument("--output-dir", type=Path, required=True)
+    compile_.set_defaults(handler=_cmd_pipeline_compile)
+    run = pipeline_commands.add_parser("run", help="run the training pipeline")
+    _common(run)
+    run.add_argument("--local", action="store_true", help="run embedded with kfp.local.SubprocessRunner")
+    run.set_defaults(handler=_cmd_pipeline_run)
+
+    demo = commands.add_parser("demo", help="run the training pipeline embedded and print the results")
+    _common(demo)
+    demo.set_defaults(handler=lambda args: _run_local_and_report(_config(args)))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        args.handler(args)
+    except HyperrecError as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,244 @@
+"""One typed configuration for every hyperrec step.
+
+Loaded from YAML, then overridden by environment variables (``HYPERREC__SECTION__KEY=value``) and then by
+CLI ``--set section.key=value`` flags, in that order: later sources win. Every path is a setting, and
+relative paths resolve against the current working directory so that a config file means the same thing
+on a laptop, in CI and inside a pipeline container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hyperrec.errors import ConfigError
+
+ENV_PREFIX = "HYPERREC__"
+EVENT_TYPES = ("view", "click", "rating", "purchase", "search")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the raw data lives and how to read it."""
+
+    format: Literal["movielens", "generic"] = Field(
+        "movielens", description="movielens: ratings.csv/movies.csv/tags.csv; generic: see docs/DATA.md"
+    )
+    dataset_dir: Path = Field(
+        Path("../shared/datasets/ml-latest-small"),
+        description="Folder with the MovieLens files; looked at first, before any download.",
+    )
+    interactions_path: Path | None = Field(None, description="generic format: interactions CSV/Parquet/JSONL")
+    items_path: Path | None = Field(None, description="generic format: items CSV/Parquet/JSONL")
+    download: bool = Field(True, description="Download and verify the public archive when dataset_dir is missing.")
+    download_url: str = Field(
+        "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip",
+        description="Official archive of ml-latest-small.",
+    )
+    file_sha256: dict[str, str] = Field(
+        {
+            "README.txt": "569448aba20b7eb111dbaa271231a51a9c25add372ededf84256dc592a1fceaf",
+            "links.csv": "028a4a1d17751ca9276e0e0718cfc22356350f224a996e1ec348c23274b9209d",
+            "movies.csv": "c47b783f23eb304413307e1bb05335e427737da20ec8d3c0e96335567dd5f3dc",
+            "ratings.csv": "80da8b3393dae325bbba5a31f291a6ba55d8d4f4396de3c456f2c1635b1b70e8",
+            "tags.csv": "68eec00a0820c2faa8863a6df7032f13d5899a4462bce9a97213905297ff3d34",
+        },
+        description="SHA-256 of each unpacked file of the 2018-09-26 release; a mismatch aborts the download.",
+    )
+    cache_dir: Path = Field(Path("~/.cache/hyperrec/datasets"), description="Where downloads are unpacked (~ is expanded when used).")
+
+
+class PrivacyConfig(_Section):
+    """Pseudonymization and PII scrubbing. The HMAC key itself is never part of the config."""
+
+    pseudonym_key_env: str = Field("HYPERREC_PSEUDONYM_KEY", description="Env var holding the HMAC key.")
+    pseudonym_key_file: Path = Field(
+        Path("~/.config/hyperrec/pseudonym.key"),
+        description="Secret file read when the env var is unset; created (mode 0600) on first use.",
+    )
+    scrub_pii: bool = Field(True, description="Remove emails, phones, URLs and card numbers from free text.")
+
+
+class PrepConfig(_Section):
+    """Cleaning, labelling, splitting, examples and segmentation."""
+
+    min_rating: float | None = Field(
+        None, description="A rating counts as positive at or above this; None: every rating is an interaction."
+    )
+    min_dwell_seconds: float = Field(10.0, description="A view counts as positive at or above this dwell time.")
+    bot_max_events: int = Field(300, gt=0, description="More events than this from one user inside the window...")
+    bot_window_seconds: int = Field(60, gt=0, description="...marks the burst as bot-like; it is quarantined.")
+    detect_language: bool = Field(True, description="Detect the language of item text (langdetect).")
+    split: Literal["leave_last_out", "global_temporal"] = "leave_last_out"
+    temporal_validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="global_temporal: share of time")
+    temporal_test_fraction: float = Field(0.1, gt=0, lt=0.5, description="global_temporal: share of time")
+    negatives_per_positive: int = Field(4, ge=1)
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
+    profile_max_tokens: int = Field(128, ge=8, description="Token budget of the user-profile text.")
+    profile_max_items: int = Field(20, ge=1, description="Most recent positive items in the profile.")
+    segments_k_min: int = Field(2, ge=2)
+    segments_k_max: int = Field(8, ge=2)
+
+    @model_validator(mode="after")
+    def _k_range(self) -> "PrepConfig":
+        if self.segments_k_max < self.segments_k_min:
+            raise ValueError("prep.segments_k_max must be >= prep.segments_k_min")
+        return self
+
+
+class BaselinesConfig(_Section):
+    """Classical recommenders every learned model is measured against."""
+
+    knn_neighbors: int = Field(50, ge=1)
+    als_factors: int = Field(64, ge=1)
+    als_regularization: float = Field(0.05, ge=0)
+    als_iterations: int = Field(15, ge=1)
+    als_alpha: float = Field(10.0, gt=0, description="Confidence scaling of implicit feedback.")
+    bpr_factors: int = Field(64, ge=1)
+    bpr_learning_rate: float = Field(0.01, gt=0)
+    bpr_regularization: float = Field(0.01, ge=0)
+    bpr_iterations: int = Field(100, ge=1)
+
+
+class EvaluationConfig(_Section):
+    """Ranking metrics and the two protocols."""
+
+    k_values: list[int] = Field([10, 20], description="Cutoffs reported for HR/NDCG/MAP/Recall.")
+    sampled_negatives: int = Field(100, ge=1, description="Uniform negatives per user in the sampled protocol.")
+    top_n: int = Field(100, ge=1, description="Recommendations written per user to recommendations.jsonl.")
+    gate_metric: str = Field("full.ndcg@10", description="Metric the registration gate compares.")
+    user_batch_size: int = Field(256, ge=1)
+
+
+class TrackingConfig(_Section):
+    """MLflow."""
+
+    tracking_uri: str | None = Field(None, description="None: sqlite database inside output_dir.")
+    experiment: str = "hyperrec"
+
+
+class GpuConfig(_Section):
+    """Cluster scheduling of the training task; ignored by the local runner."""
+
+    accelerator_type: str = "nvidia.com/gpu"
+    accelerator_limit: int = Field(1, ge=0)
+    node_selector_key: str = "cloud.google.com/gke-accelerator"
+    node_selector_value: str = "nvidia-l4"
+    toleration_key: str = "nvidia.com/gpu"
+
+
+class ClusterConfig(_Section):
+    """How components run on a Kubernetes cluster."""
+
+    image: str = Field("ghcr.io/hyperrec/hyperrec:0.1.0", description="Image with hyperrec installed.")
+    gpu: GpuConfig = GpuConfig()
+
+
+class HyperrecConfig(_Section):
+    """The whole configuration."""
+
+    seed: int = 42
+    output_dir: Path = Field(Path("outputs/latest"), description="Stable output folder of the last run.")
+    threads: int = Field(2, ge=1, description="Threads for torch/BLAS/implicit.")
+    data: DataConfig = DataConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    prep: PrepConfig = PrepConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    cluster: ClusterConfig = ClusterConfig()
+
+    def mlflow_uri(self) -> str:
+        """The tracking URI, defaulting to a sqlite file beside the outputs."""
+        if self.tracking.tracking_uri:
+            return self.tracking.tracking_uri
+        return f"sqlite:///{(self.output_dir.parent / 'mlflow.db').resolve()}"
+
+    def to_yaml(self) -> str:
+        """Human-readable form, as ``hyperrec config`` prints it."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def to_json(self) -> str:
+        """One-line form for pipeline parameters (KFP's compiled header breaks on multi-line defaults).
+
+        JSON is YAML, so ``config_from_yaml`` reads both forms.
+        """
+        return json.dumps(self.model_dump(mode="json"), separators=(",", ":"))
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {dotted!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, Any]]:
+    return [
+        (key[len(ENV_PREFIX):].lower().replace("__", "."), yaml.safe_load(value))
+        for key, value in sorted(environ.items())
+        if key.startswith(ENV_PREFIX)
+    ]
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    return key.strip(), yaml.safe_load(value)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> HyperrecConfig:
+    """Build the config from a YAML file, then env vars, then ``key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        tree = _read_yaml(Path(path))
+    for key, value in _env_overrides(os.environ if environ is None else environ):
+        _set_dotted(tree, key, value)
+    for item in overrides or []:
+        _set_dotted(tree, *_parse_override(item))
+    return config_from_dict(tree, source=str(path) if path else "defaults")
+
+
+def config_from_yaml(text: str) -> HyperrecConfig:
+    """Rebuild a config from ``HyperrecConfig.to_yaml`` output (used by pipeline steps)."""
+    return config_from_dict(yaml.safe_load(text) or {}, source="pipeline parameter")
+
+
+def config_from_dict(tree: Mapping[str, Any], source: str) -> HyperrecConfig:
+    try:
+        return HyperrecConfig.model_validate(dict(tree))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid config ({source}): {problems}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return loaded

@@ -1,0 +1,1 @@
+"""Data preparation: read, validate, quarantine, clean, pseudonymize, split, profile, segment."""

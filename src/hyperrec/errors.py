@@ -1,0 +1,35 @@
+"""Typed errors, so that every layer can map a failure to a clear message (and servers to a 4xx)."""
+
+from __future__ import annotations
+
+
+class HyperrecError(Exception):
+    """Base of every error hyperrec raises on purpose."""
+
+
+class ConfigError(HyperrecError):
+    """The configuration is invalid or cannot be read."""
+
+
+class DataError(HyperrecError):
+    """Input data cannot be used at all (missing file, missing column, empty file)."""
+
+    def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
+                 field: str | None = None) -> None:
+        self.file, self.row, self.field = file, row, field
+        where = ", ".join(
+            part for part in (
+                f"file {file}" if file else "",
+                f"row {row}" if row is not None else "",
+                f"field {field!r}" if field else "",
+            ) if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class DatasetUnavailableError(DataError):
+    """The dataset is neither at the configured path nor downloadable (e.g. offline)."""
+
+
+class ModelError(HyperrecError):
+    """A model cannot be trained, loaded or used as asked."""

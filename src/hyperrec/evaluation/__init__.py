@@ -1,0 +1,1 @@
+"""Ranking metrics, evaluation protocols and the harness that writes metrics.json."""

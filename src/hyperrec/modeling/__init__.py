@@ -1,0 +1,1 @@
+"""Language-model recommenders: item encoder, next-item model, bi-encoder, cross-encoder."""

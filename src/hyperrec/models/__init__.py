@@ -1,0 +1,1 @@
+"""Recommenders: the shared interface and the classical baselines."""

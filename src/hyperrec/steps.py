@@ -1,0 +1,96 @@
+"""The pipeline steps as plain functions: the CLI and the KFP components both call these.
+
+Each step reads its inputs from folders, writes its outputs to folders, and records itself in MLflow, so the
+same code runs as a kfp.local subprocess, as a pod on a cluster, or straight from ``hyperrec <step>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from hyperrec import tracking
+from hyperrec.config import HyperrecConfig
+from hyperrec.data.prepared import QUARANTINE_FILE, REPORT_JSON, REPORT_MD, PreparedData
+from hyperrec.runtime import set_threads
+
+logger = logging.getLogger(__name__)
+
+HEADLINE = ("hr@10", "ndcg@10")
+
+
+def data_prep_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path) -> PreparedData:
+    """Run data prep into ``prepared_dir`` and record the report in MLflow."""
+    from hyperrec.data.prep import run_data_prep
+
+    set_threads(cfg.threads)
+    with tracking.step_run(cfg, "data_prep", pipeline_run):
+        data = run_data_prep(cfg, prepared_dir)
+        report = json.loads((prepared_dir / REPORT_JSON).read_text(encoding="utf-8"))
+        tracking.log_metrics(_numeric_leaves(report, prefix="data."))
+        for name in (REPORT_JSON, REPORT_MD, QUARANTINE_FILE):
+            if (prepared_dir / name).exists():
+                tracking.log_artifacts(prepared_dir / name, artifact_path="data_report")
+    return data
+
+
+def train_baselines_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, models_dir: Path) -> None:
+    """Fit each classical baseline on the train split and save it under ``models_dir/<name>``."""
+    from hyperrec.models.registry import build_baselines
+
+    set_threads(cfg.threads)
+    data = PreparedData(prepared_dir)
+    with tracking.step_run(cfg, "train_baselines", pipeline_run):
+        for name, model in build_baselines(cfg).items():
+            started = time.perf_counter()
+            model.fit(data)
+            seconds = time.perf_counter() - started
+            model.save(models_dir / name)
+            tracking.log_metrics({f"{name}.fit_seconds": seconds})
+            logger.info("fitted %s in %.1f s", name, seconds)
+
+
+def evaluate_step(
+    cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, models_dir: Path, evaluation_dir: Path
+) -> dict[str, Any]:
+    """Evaluate every saved model on the test split; write metrics.json, metrics.md and recommendations."""
+    from hyperrec.evaluation.harness import evaluate
+    from hyperrec.evaluation.tables import metrics_table
+    from hyperrec.models.registry import load_model
+
+    set_threads(cfg.threads)
+    data = PreparedData(prepared_dir)
+    models = {path.name: load_model(path) for path in sorted(models_dir.iterdir()) if path.is_dir()}
+    with tracking.step_run(cfg, "evaluate", pipeline_run):
+        result = evaluate(
+            models, data, cfg.evaluation, evaluation_dir, split="test", seed=cfg.seed, segments=data.segments
+        )
+        (evaluation_dir / "metrics.md").write_text(metrics_table(result) + "\n", encoding="utf-8")
+        tracking.log_metrics(headline_metrics(result))
+        tracking.log_artifacts(evaluation_dir / "metrics.json", artifact_path="evaluation")
+        tracking.log_artifacts(evaluation_dir / "metrics.md", artifact_path="evaluation")
+    return result
+
+
+def headline_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """``<model>.<protocol>.<metric>`` for the headline metrics of every model in a metrics.json."""
+    return {
+        f"{model}.{protocol}.{metric}": float(values[protocol][metric])
+        for model, values in result["models"].items()
+        for protocol in ("full", "sampled")
+        for metric in HEADLINE
+    }
+
+
+def _numeric_leaves(tree: Any, prefix: str) -> dict[str, float]:
+    if isinstance(tree, dict):
+        leaves: dict[str, float] = {}
+        for key, value in tree.items():
+            leaves.update(_numeric_leaves(value, f"{prefix}{key}."))
+        return leaves
+    if isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        return {prefix.rstrip(".").replace(" ", "_"): float(tree)}
+    return {}

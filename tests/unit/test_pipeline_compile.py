@@ -1,0 +1,37 @@
+"""`hyperrec pipeline compile` writes KFP YAML that kfp loads back, with the cluster settings in it."""
+
+import yaml
+from kfp import components
+
+from hyperrec.cli import main
+from hyperrec.config import load_config
+
+
+def test_compile_writes_yaml_that_kfp_loads_back(tmp_path):
+    assert main(["pipeline", "compile", "--output-dir", str(tmp_path)]) == 0
+    path = tmp_path / "hyperrec-training.yaml"
+    loaded = components.load_component_from_file(str(path))
+    assert loaded.name == "hyperrec-training"
+    assert set(loaded.component_spec.inputs) == {"config_yaml", "pipeline_run"}
+    assert set(loaded.component_spec.outputs) == {"prepared", "models", "evaluation"}
+
+
+def test_training_task_requests_a_gpu_node_and_the_configured_image(tmp_path):
+    image = "registry.example/hyperrec:test"
+    assert main(["pipeline", "compile", "--output-dir", str(tmp_path), "--set", f"cluster.image={image}"]) == 0
+    pipeline_spec, platform_spec = yaml.safe_load_all((tmp_path / "hyperrec-training.yaml").read_text())
+    executors = pipeline_spec["deploymentSpec"]["executors"]
+    train = executors["exec-train-baselines"]["container"]
+    assert train["image"] == image
+    assert train["resources"]["accelerator"]["resourceCount"] == "1"
+    k8s = platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train-baselines"]
+    gpu = load_config(environ={}).cluster.gpu
+    assert k8s["nodeSelector"]["labels"] == {gpu.node_selector_key: gpu.node_selector_value}
+    assert k8s["tolerations"][0]["key"] == gpu.toleration_key
+
+
+def test_default_config_travels_as_the_pipeline_parameter_default(tmp_path):
+    main(["pipeline", "compile", "--output-dir", str(tmp_path), "--set", "seed=123"])
+    pipeline_spec, _ = yaml.safe_load_all((tmp_path / "hyperrec-training.yaml").read_text())
+    default = pipeline_spec["root"]["inputDefinitions"]["parameters"]["config_yaml"]["defaultValue"]
+    assert yaml.safe_load(default)["seed"] == 123
