@@ -8,7 +8,7 @@ from hyperrec.features import encode_histories, encode_segments
 
 def test_histories_are_left_padded_shifted_by_one_and_truncated_to_the_most_recent():
     batch = encode_histories([np.array([4, 5, 6]), np.array([], dtype=np.int64), np.array([0])], max_len=2)
-    assert batch.tolist() == [[5, 6], [0, 0], [0, 1]]
+    assert batch.tolist() == [[6, 7], [0, 0], [0, 1]]
     assert batch.dtype == np.int64
 
 
