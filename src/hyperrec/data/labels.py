@@ -1,0 +1,22 @@
+"""Which events count as an implicit positive for an item.
+
+One rule for every event type, so that ratings, clicks and views can be mixed in one training set:
+a rating at or above ``min_rating`` (every rating when it is None), any click or purchase, a view that
+lasted at least ``min_dwell_seconds``, and never a search (a query is not a judgement of an item).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def label_events(interactions: pd.DataFrame, min_rating: float | None, min_dwell_seconds: float) -> pd.Series:
+    """Boolean ``label`` per event; events without an item are never positive."""
+    event = interactions["event"]
+    rating_ok = interactions["value"] >= min_rating if min_rating is not None else True
+    positive = (
+        ((event == "rating") & rating_ok)
+        | event.isin(["click", "purchase"])
+        | ((event == "view") & (interactions["dwell_seconds"] >= min_dwell_seconds))
+    )
+    return (positive & interactions["item_id"].notna()).astype(bool)
