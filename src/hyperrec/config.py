@@ -107,7 +107,7 @@ class BaselinesConfig(_Section):
     als_iterations: int = Field(15, ge=1)
     als_alpha: float = Field(10.0, gt=0, description="Confidence scaling of implicit feedback.")
     bpr_factors: int = Field(64, ge=1)
-    bpr_learning_rate: float = Field(0.01, gt=0)
+    bpr_learning_rate: float = Field(0.1, gt=0, description="0.1 beat 0.01 on the validation item (NDCG@10 0.030 vs 0.024, 3 seeds).")
     bpr_regularization: float = Field(0.01, ge=0)
     bpr_iterations: int = Field(100, ge=1)
 
