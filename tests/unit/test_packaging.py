@@ -4,7 +4,12 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MAPPED = {"src/hyperrec": "hyperrec", "components": "hyperrec.components", "pipelines": "hyperrec.pipelines"}
+MAPPED = {
+    "src/hyperrec": "hyperrec",
+    "components": "hyperrec.components",
+    "pipelines": "hyperrec.pipelines",
+    "serving": "hyperrec.serving",
+}
 
 
 def _packages_on_disk() -> set[str]:
