@@ -12,24 +12,13 @@ import logging
 import sys
 from pathlib import Path
 
-from hyperrec.config import HyperrecConfig, load_config
+from hyperrec.cli_options import add_common_options as _common
+from hyperrec.cli_options import config_from_args as _config
+from hyperrec.config import HyperrecConfig
 from hyperrec.errors import HyperrecError
 from hyperrec.logs import configure_logging
 
 logger = logging.getLogger("hyperrec")
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML config file (default: built-in defaults)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override one setting, e.g. --set prep.min_rating=4 (repeatable)",
-    )
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
-
-
-def _config(args: argparse.Namespace) -> HyperrecConfig:
-    return load_config(args.config, overrides=args.overrides)
 
 
 def _cmd_config(args: argparse.Namespace) -> None:
@@ -135,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the training pipeline embedded and print the results")
     _common(demo)
     demo.set_defaults(handler=lambda args: _run_local_and_report(_config(args)))
+
+    from hyperrec.serving.cli import add_serving_commands
+
+    add_serving_commands(commands)
     return parser
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hyperrec.errors import ConfigError
+from hyperrec.modeling.settings import ModelingConfig
+from hyperrec.online.settings import ServingConfig
 
 ENV_PREFIX = "HYPERREC__"
 EVENT_TYPES = ("view", "click", "rating", "purchase", "search")
@@ -92,7 +95,7 @@ class PrepConfig(_Section):
     segments_k_max: int = Field(8, ge=2)
 
     @model_validator(mode="after")
-    def _k_range(self) -> "PrepConfig":
+    def _k_range(self) -> PrepConfig:
         if self.segments_k_max < self.segments_k_min:
             raise ValueError("prep.segments_k_max must be >= prep.segments_k_min")
         return self
@@ -159,6 +162,8 @@ class HyperrecConfig(_Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     tracking: TrackingConfig = TrackingConfig()
     cluster: ClusterConfig = ClusterConfig()
+    modeling: ModelingConfig = Field(default_factory=ModelingConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     def mlflow_uri(self) -> str:
         """The tracking URI, defaulting to a sqlite file beside the outputs."""

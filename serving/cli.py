@@ -1,0 +1,193 @@
+"""``hyperrec serve``, ``hyperrec recommend`` and ``hyperrec bench serve``.
+
+The lead hooks these into ``hyperrec.cli`` with ``add_serving_commands(commands)``; every handler takes the
+parsed namespace and raises ``HyperrecError`` subclasses for clean CLI errors (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hyperrec.cli_options import add_common_options as _common
+from hyperrec.errors import HyperrecError
+
+logger = logging.getLogger(__name__)
+
+
+def _bundle_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--bundle", type=Path, help="serving bundle folder (default: serving.bundle_dir)")
+    group.add_argument("--demo", action="store_true",
+                       help="build and serve the tiny untrained demo bundle (no trained model needed)")
+    parser.add_argument("--demo-items", type=int, default=1000, help="catalogue size of the --demo bundle")
+
+
+def add_serving_commands(subparsers: Any) -> None:
+    """Register ``serve``, ``recommend`` and ``bench serve`` on the ``hyperrec`` subparsers."""
+    serve = subparsers.add_parser("serve", help="run the embedded predictor and the transformer on 127.0.0.1")
+    _common(serve)
+    _bundle_args(serve)
+    serve.add_argument("--host", default=None, help="address to bind (default: serving.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="transformer HTTP port (default: serving setting)")
+    serve.add_argument("--predictor-protocol", choices=["grpc", "http"], default=None)
+    serve.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    serve.set_defaults(handler=_cmd_serve)
+
+    rec = subparsers.add_parser("recommend", help="ask the running transformer for explained recommendations")
+    _common(rec)
+    rec.add_argument("--user-id", required=True)
+    rec.add_argument("--history", nargs="*", default=[], metavar="ITEM_ID", help="item ids, oldest first")
+    rec.add_argument("--candidates", nargs="*", default=None, metavar="ITEM_ID")
+    rec.add_argument("--k", type=int, default=10)
+    rec.add_argument("--no-explain", dest="explain", action="store_false")
+    rec.add_argument("--url", default="http://127.0.0.1:8080", help="transformer base URL")
+    rec.add_argument("--model", default="ranker", help="model name on the transformer")
+    rec.add_argument("--timeout", type=float, default=10.0)
+    rec.add_argument("--json", action="store_true", help="print the raw JSON answer")
+    rec.set_defaults(handler=_cmd_recommend)
+
+    bench = subparsers.add_parser("bench", help="benchmarks")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True)
+    bserve = bench_commands.add_parser("serve", help="latency/throughput of serving vs a naive baseline")
+    _common(bserve)
+    _bundle_args(bserve)
+    bserve.add_argument("--concurrency", type=int, nargs="+", default=None, help="default: serving.bench_concurrency")
+    bserve.add_argument("--requests", type=int, default=None, help="per level (default: serving.bench_requests)")
+    bserve.add_argument("--naive-requests", type=int, default=None,
+                        help="per level through the naive baseline (default: serving.bench_naive_requests)")
+    bserve.add_argument("--naive-model", type=Path, default=None,
+                        help="HF model folder for the baseline (default: a tiny untrained BERT)")
+    bserve.add_argument("--output", type=Path, default=Path("outputs/bench/serve.json"))
+    bserve.set_defaults(handler=_cmd_bench_serve)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from hyperrec.serving.server import serving_config
+
+    return serving_config(args.config, args.overrides)
+
+
+def _resolve_bundle(args: argparse.Namespace, settings: Any, workdir: Path) -> Path:
+    if args.demo:
+        from hyperrec.export.tiny import build_demo_bundle
+
+        bundle = workdir / "demo-bundle"
+        build_demo_bundle(bundle, n_items=args.demo_items, max_history=20, dynamo=False)
+        return bundle
+    bundle = args.bundle or settings.bundle_dir
+    if bundle is None:
+        raise HyperrecError("give --bundle DIR, --demo, or set serving.bundle_dir")
+    return Path(bundle)
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from hyperrec.serving.local import LocalServers
+
+    settings = _settings(args)
+    updates = {k: v for k, v in {"host": args.host, "transformer_http_port": args.port,
+                                 "predictor_protocol": args.predictor_protocol}.items() if v is not None}
+    settings = settings.model_copy(update=updates)
+    with tempfile.TemporaryDirectory(prefix="hyperrec-serve-") as tmp:
+        bundle = _resolve_bundle(args, settings, Path(tmp))
+        servers = LocalServers(bundle, settings, config_path=args.config, overrides=args.overrides,
+                               log_dir=Path(tmp) / "logs")
+        with servers as endpoints:
+            sys.stdout.write(
+                f"transformer: {endpoints.recommend_url}\n"
+                f"feedback:    {endpoints.feedback_url}\n"
+                f"predictor:   {endpoints.predictor_http}/v2/models/{endpoints.model_name}/infer "
+                f"(gRPC {endpoints.predictor_grpc})\n"
+                f"metrics:     {endpoints.transformer_http}/metrics\n"
+                f"logs:        {servers.log_dir}\n"
+                f"try: hyperrec recommend --url {endpoints.transformer_http} --model {endpoints.model_name} "
+                f"--user-id demo-user --history <item ids>\n"
+            )
+            sys.stdout.flush()
+            deadline = None if args.duration is None else time.monotonic() + args.duration
+            try:
+                while deadline is None or time.monotonic() < deadline:
+                    for role, proc in servers._procs.items():
+                        if proc.poll() is not None:
+                            raise HyperrecError(f"the {role} stopped (code {proc.returncode}):\n"
+                                                f"{servers.log_tail(role)}")
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                sys.stdout.write("stopping\n")
+
+
+def _cmd_recommend(args: argparse.Namespace) -> None:
+    import httpx
+
+    body: dict[str, Any] = {"user_id": args.user_id, "history": args.history, "k": args.k, "explain": args.explain}
+    if args.candidates:
+        body["candidates"] = args.candidates
+    url = f"{args.url.rstrip('/')}/v1/models/{args.model}:predict"
+    try:
+        response = httpx.post(url, json=body, timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        raise HyperrecError(f"cannot reach the transformer at {url}: {exc}") from None
+    if response.status_code != 200:
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text
+        raise HyperrecError(f"the transformer answered {response.status_code}: {message}")
+    answer = response.json()
+    sys.stdout.write(json.dumps(answer, indent=2) + "\n" if args.json else format_answer(answer) + "\n")
+
+
+def format_answer(answer: dict[str, Any]) -> str:
+    """Recommendations as readable lines, with their explanations."""
+    model = answer.get("model", {})
+    header = (f"request {answer.get('request_id')} · model {model.get('name')} version {model.get('version')} · "
+              f"source {answer.get('source')}")
+    if answer.get("degraded"):
+        header += f" · DEGRADED ({answer.get('degraded_reason')})"
+    lines = [header]
+    if answer.get("unknown_items"):
+        lines.append(f"ignored unknown items: {', '.join(answer['unknown_items'])}")
+    for rec in answer.get("recommendations", []):
+        lines.append(f"{rec['rank']:>3}. {rec['title']} [{rec['item_id']}] "
+                     f"({', '.join(rec['categories']) or 'no category'}) score {rec['score']:.4f}")
+        because = rec.get("because")
+        if because:
+            lines.append("      because of: " + "; ".join(
+                f"{b['title']} ({b['similarity']:.2f})" for b in because))
+    if answer.get("explanation_method"):
+        lines.append(f"explanations: {answer['explanation_method']}")
+    return "\n".join(lines)
+
+
+def _cmd_bench_serve(args: argparse.Namespace) -> None:
+    from hyperrec.serving.bench import format_report, run_bench, write_report
+    from hyperrec.serving.local import LocalServers
+
+    from hyperrec.online.catalogue import Catalogue
+
+    settings = _settings(args).model_copy(update={
+        "predictor_http_port": 0, "predictor_grpc_port": 0, "transformer_http_port": 0,
+        "request_timeout_s": 5.0, "attempt_timeout_s": 5.0,  # measure the path, not the fallback
+    })
+    with tempfile.TemporaryDirectory(prefix="hyperrec-bench-") as tmp:
+        bundle = _resolve_bundle(args, settings, Path(tmp))
+        label = "tiny untrained demo ranker" if args.demo else f"bundle {bundle}"
+        with LocalServers(bundle, settings, config_path=args.config, overrides=args.overrides,
+                          log_dir=Path(tmp) / "logs") as endpoints:
+            report = run_bench(
+                endpoints.recommend_url,
+                Catalogue.from_bundle(bundle),
+                concurrency=args.concurrency or settings.bench_concurrency,
+                requests=args.requests or settings.bench_requests,
+                naive_requests=args.naive_requests or settings.bench_naive_requests,
+                naive_model=args.naive_model,
+                label=label,
+            )
+    write_report(report, args.output)
+    sys.stdout.write(format_report(report) + f"\n\nreport: {args.output}\n")

@@ -1,0 +1,155 @@
+"""Run the embedded predictor and the transformer as two local processes (``hyperrec serve``, benches, tests).
+
+Each role is ``python -m hyperrec.serving <role>`` bound to 127.0.0.1 by default; the transformer calls the
+predictor over gRPC (or HTTP) exactly as it would call Triton in a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from hyperrec.online.errors import BundleError
+from hyperrec.online.settings import ServingConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    transformer_http: str
+    predictor_http: str
+    predictor_grpc: str
+    model_name: str
+
+    @property
+    def recommend_url(self) -> str:
+        return f"{self.transformer_http}/v1/models/{self.model_name}:predict"
+
+    @property
+    def feedback_url(self) -> str:
+        return f"{self.transformer_http}/v1/models/feedback:predict"
+
+
+class LocalServers:
+    """Context manager: start both servers, wait until ready, stop them (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(
+        self,
+        bundle: Path,
+        settings: ServingConfig,
+        *,
+        config_path: Path | None = None,
+        overrides: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+        startup_timeout_s: float = 60.0,
+    ) -> None:
+        from hyperrec.export.bundle import read_manifest
+
+        from .server import free_port
+
+        self.bundle = Path(bundle)
+        self.model_name = str(read_manifest(self.bundle)["model_name"])
+        host = settings.host
+        ports = {
+            name: getattr(settings, name) or free_port(host)
+            for name in ("predictor_http_port", "predictor_grpc_port", "transformer_http_port")
+        }
+        predictor_port = ports["predictor_grpc_port"] if settings.predictor_protocol == "grpc" else ports[
+            "predictor_http_port"]
+        self.settings = settings.model_copy(update={**ports, "predictor_url": f"{host}:{predictor_port}"})
+        self.config_args = (["--config", str(config_path)] if config_path else []) + [
+            arg for item in overrides or [] for arg in ("--set", item)
+        ]
+        self.env = {**os.environ, **(env or {})}
+        self._tmp = tempfile.TemporaryDirectory(prefix="hyperrec-serve-")
+        self.log_dir = Path(log_dir) if log_dir else Path(self._tmp.name)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.startup_timeout_s = startup_timeout_s
+        self._procs: dict[str, subprocess.Popen] = {}
+        s = self.settings
+        self.endpoints = Endpoints(
+            transformer_http=f"http://{host}:{s.transformer_http_port}",
+            predictor_http=f"http://{host}:{s.predictor_http_port}",
+            predictor_grpc=f"{host}:{s.predictor_grpc_port}",
+            model_name=self.model_name,
+        )
+
+    def __enter__(self) -> Endpoints:
+        self.start()
+        return self.endpoints
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Endpoints:
+        s = self.settings
+        settings_file = Path(self._tmp.name) / "serving.json"
+        settings_file.write_text(s.model_dump_json(), encoding="utf-8")
+        common = ["--bundle", str(self.bundle), "--bind_host", s.host, "--serving_settings", str(settings_file),
+                  *self.config_args]
+        try:
+            self._spawn("predictor", [*common, "--http_port", str(s.predictor_http_port),
+                                      "--grpc_port", str(s.predictor_grpc_port)])
+            self._wait_ready("predictor", f"{self.endpoints.predictor_http}/v2/models/{self.model_name}/ready")
+            self._spawn("transformer", [*common, "--http_port", str(s.transformer_http_port),
+                                        "--predictor_url", s.predictor_url])
+            self._wait_ready("transformer", f"{self.endpoints.transformer_http}/v1/models/{self.model_name}")
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoints
+
+    def stop(self) -> None:
+        for proc in self._procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in self._procs.items():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop within 10 s; killing it", name)
+                proc.kill()
+                proc.wait(timeout=10)
+        self._procs.clear()
+        for handle in getattr(self, "_logs", []):
+            handle.close()
+        self._logs = []
+
+    def log_tail(self, role: str, chars: int = 2000) -> str:
+        path = self.log_dir / f"{role}.log"
+        return path.read_text(encoding="utf-8", errors="replace")[-chars:] if path.exists() else ""
+
+    def _spawn(self, role: str, args: list[str]) -> None:
+        log = (self.log_dir / f"{role}.log").open("ab")
+        self._logs = [*getattr(self, "_logs", []), log]
+        self._procs[role] = subprocess.Popen(
+            [sys.executable, "-m", "hyperrec.serving", role, *args],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+        )
+
+    def _wait_ready(self, role: str, url: str) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        proc = self._procs[role]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BundleError(f"the {role} exited with code {proc.returncode}:\n{self.log_tail(role)}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200 and json.loads(response.read()).get("ready", True):
+                        return
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise BundleError(f"the {role} was not ready within {self.startup_timeout_s:.0f} s:\n{self.log_tail(role)}")

@@ -1,0 +1,190 @@
+"""Assembling servers: models for each role, the REST app as KServe builds it, and a ModelServer that can bind
+a chosen address and serve models that are still loading (503 until ready).
+
+``python -m hyperrec.serving {predictor,transformer}`` is a thin wrapper over ``build_models`` and
+``HyperrecModelServer``; tests build the same REST app in-process with ``create_rest_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+from kserve import Model, ModelServer
+from kserve.predictor_config import PredictorConfig
+from kserve.protocol.rest.server import RESTServer
+
+from hyperrec.online.settings import ServingConfig
+
+from .predictor import OnnxRankerModel
+from .transformer import FeedbackModel, RecommendTransformer, ScorerFactory
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("predictor", "transformer")
+
+
+def pseudonymizer_from_config(config_path: Path | None, overrides: Sequence[str] = ()) -> Callable[[str], str]:
+    """``Pseudonymizer.from_config(cfg.privacy).pseudonymize`` of the hyperrec config (key never logged)."""
+    from hyperrec.config import load_config
+    from hyperrec.data.pseudonymize import Pseudonymizer
+
+    cfg = load_config(config_path, overrides=list(overrides))
+    return Pseudonymizer.from_config(cfg.privacy).pseudonymize
+
+
+def serving_config(config_path: Path | None, overrides: Sequence[str] = ()) -> ServingConfig:
+    """The ``serving`` section of the hyperrec config (defaults until the section is mounted)."""
+    from hyperrec.config import load_config
+
+    return load_config(config_path, overrides=list(overrides)).serving
+
+
+def predictor_config_for(settings: ServingConfig) -> PredictorConfig:
+    """KServe's view of the transformer → predictor link (our client reads the same settings)."""
+    return PredictorConfig(
+        predictor_host=settings.predictor_url,
+        predictor_protocol="grpc-v2" if settings.predictor_protocol == "grpc" else "v2",
+        predictor_request_timeout_seconds=max(1, round(settings.request_timeout_s)),
+        predictor_request_retries=settings.retries,
+        predictor_health_check=False,  # a down predictor degrades answers; the transformer stays ready
+    )
+
+
+def build_models(
+    role: str,
+    bundle_dir: Path,
+    settings: ServingConfig,
+    *,
+    model_name: str | None = None,
+    pseudonymize: Callable[[str], str] | None = None,
+    scorer_factory: ScorerFactory | None = None,
+) -> list[Model]:
+    """The (not yet loaded) models of one role; the model name defaults to the bundle's."""
+    from hyperrec.export.bundle import read_manifest
+
+    name = model_name or str(read_manifest(bundle_dir)["model_name"])
+    if role == "predictor":
+        return [OnnxRankerModel(name, bundle_dir)]
+    if role == "transformer":
+        if pseudonymize is None:
+            raise ValueError("the transformer needs a pseudonymize callable")
+        return [
+            RecommendTransformer(name, bundle_dir, settings, pseudonymize=pseudonymize, scorer_factory=scorer_factory),
+            FeedbackModel(settings, pseudonymize=pseudonymize),
+        ]
+    raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
+
+
+def create_rest_app(server: ModelServer) -> FastAPI:
+    """A fresh FastAPI app with KServe's routes, middleware and error handlers for ``server``'s models.
+
+    KServe's own ``RESTServer.create_application`` decorates one module-level app; building a new one per
+    server lets tests run several servers in one process and lets ``HyperrecModelServer`` bind any host.
+    """
+    app = FastAPI(title="hyperrec serving", docs_url=None, redoc_url=None, default_response_class=ORJSONResponse)
+    rest = RESTServer(app, server.dataplane, server.model_repository_extension, http_port=server.http_port)
+    rest._add_middlewares(app)
+    rest._register_endpoints(app)
+    rest._add_exception_handlers(app)
+    return app
+
+
+class HyperrecModelServer(ModelServer):
+    """ModelServer that binds ``bind_host`` and registers models before they are ready (they answer 503).
+
+    Multi-worker REST (``--workers > 1``) falls back to KServe's own start, which binds 0.0.0.0 and needs
+    every model loaded first.
+    """
+
+    def __init__(self, *args: Any, bind_host: str = "0.0.0.0", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bind_host = bind_host
+        self._uvicorn: Any = None
+        self._grpc: Any = None
+
+    def start(self, models: list[Model]) -> None:  # type: ignore[override]
+        for model in models:
+            self.register_model(model)
+            model.enable_latency_logging = False  # per-request INFO lines would only repeat the metrics
+        if self.workers > 1:
+            super().start([m for m in models if m.ready])
+            return
+        asyncio.run(self._serve_all())
+
+    async def _serve_all(self) -> None:
+        import uvicorn
+
+        self.setup_event_loop()
+        config = uvicorn.Config(
+            create_rest_app(self), host=self.bind_host, port=self.http_port, log_config=None,
+            timeout_keep_alive=self.timeout_keep_alive, loop="asyncio",
+        )
+        self._uvicorn = uvicorn.Server(config)
+        tasks = [asyncio.create_task(self._uvicorn.serve())]
+        if self.enable_grpc:
+            tasks.append(asyncio.create_task(self._serve_grpc()))
+        loop = asyncio.get_running_loop()
+
+        def on_signal(sig: int, frame: Any) -> None:
+            # uvicorn captures SIGINT/SIGTERM while it serves and re-raises them here when it has stopped.
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._shutdown()))
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, on_signal)
+        logger.info("serving %s on http://%s:%d%s", ", ".join(self.registered_models.get_models()),
+                    self.bind_host, self.http_port,
+                    f" and grpc {self.bind_host}:{self.grpc_port}" if self.enable_grpc else "")
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for model in self.registered_models.get_models().values():
+                close = getattr(model, "close", None)
+                if close is not None:
+                    await close()
+                model.stop()
+
+    async def _serve_grpc(self) -> None:
+        from grpc import aio
+        from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+        from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+        from kserve.protocol.grpc.servicer import InferenceServicer
+
+        self._grpc = aio.server(
+            futures.ThreadPoolExecutor(max_workers=self.max_threads),
+            interceptors=(ExceptionToStatusInterceptor(),),
+        )
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            InferenceServicer(self.dataplane, self.model_repository_extension), self._grpc
+        )
+        self._grpc.add_insecure_port(f"{self.bind_host}:{self.grpc_port}")
+        await self._grpc.start()
+        await self._grpc.wait_for_termination()
+
+    async def _shutdown(self) -> None:
+        logger.info("stopping the model server")
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self._grpc is not None:
+            await self._grpc.stop(grace=min(self.grace_period, 5))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_on_load_failure(_: BaseException) -> None:
+    """A bundle that cannot load will never serve: stop the process so the orchestrator sees it."""
+    os.kill(os.getpid(), signal.SIGTERM)

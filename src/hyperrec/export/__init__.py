@@ -1,0 +1,1 @@
+"""Export of trained models to serving: the bundle folder (ONNX + Triton repository + catalogue)."""

@@ -1,0 +1,361 @@
+"""Typed settings of the modelling library, mounted by the lead as ``HyperrecConfig.modeling``.
+
+Defaults are the CPU **demo** profile (2 cores, a few minutes per model). ``FULL_PROFILE_OVERRIDES`` holds the
+values of the **full** (GPU) profile as a nested dict; ``apply_profile`` merges it into a config. This module
+must not import ``hyperrec.config`` (the dependency goes the other way).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RuntimeSettings(_Section):
+    """Where and how training and inference run."""
+
+    profile: Literal["demo", "full"] = Field(
+        "demo", description="demo: CPU defaults (this file); full: GPU values of FULL_PROFILE_OVERRIDES."
+    )
+    seed: int = Field(42, description="Seed of torch, numpy and Python's random for every model.")
+    threads: int | None = Field(
+        2, ge=1, description="torch.set_num_threads for training and inference; None leaves torch's default."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when available, else CPU."
+    )
+    bf16_autocast: bool = Field(
+        True, description="Run forward passes under bfloat16 autocast on CUDA (never on CPU)."
+    )
+    progress: bool = Field(True, description="Show tqdm progress bars.")
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _zero_means_default(cls, value: Any) -> Any:
+        return None if value == 0 else value
+
+
+class ItemEncoderSettings(_Section):
+    """The language model that turns item text into vectors (mean pooling + L2 norm)."""
+
+    model_path: Path | None = Field(
+        None,
+        description="Local folder of a Hugging Face BERT-like model; None: the packaged all-MiniLM-L6-v2. "
+        "Never downloaded from the hub.",
+    )
+    max_length: int = Field(
+        64, ge=8, le=512, description="Token budget of one item text (64 covers every MovieLens item).",
+    )
+    batch_size: int = Field(128, ge=1, description="Texts per forward pass when embedding the catalogue.")
+    max_tags: int = Field(10, ge=0, description="Most frequent tags kept in the item text.")
+    include_categories: bool = Field(True, description="Put the genres/categories into the item text.")
+    cache_dir: Path | None = Field(
+        Path("~/.cache/hyperrec/embeddings"),
+        validate_default=True,
+        description="On-disk cache of catalogue embeddings (key: model path + max length + SHA of the texts); "
+        "None disables it.",
+    )
+
+    @field_validator("cache_dir", "model_path")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+
+class TrainingSettings(_Section):
+    """The training loop shared by every learned model (see ``hyperrec.modeling.finetune``)."""
+
+    max_epochs: int = Field(3, ge=1, description="Upper bound on passes over the training examples.")
+    batch_size: int = Field(32, ge=1, description="Training examples per optimizer step.")
+    learning_rate: float = Field(1e-3, gt=0, description="Learning rate of new layers and heads.")
+    lm_learning_rate: float = Field(2e-5, gt=0, description="Learning rate of pretrained language-model layers.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay (not on biases/norms).")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of the planned steps with linear warm-up.")
+    linear_decay: bool = Field(True, description="Decay the learning rate linearly to 0 after warm-up.")
+    unfreeze_schedule: dict[int, int] = Field(
+        {0: 2, 1: 4, 2: -1},
+        description="Epoch -> number of top transformer layers that train from that epoch on (-1: all layers "
+        "and the embeddings, 0: encoder frozen). Epochs not listed keep the previous value.",
+    )
+    dropout: float | None = Field(
+        0.1, ge=0, lt=1, description="Dropout of the language model while it trains; None keeps its config."
+    )
+    grad_clip: float | None = Field(1.0, gt=0, description="Max global gradient norm; None disables clipping.")
+    patience: int = Field(
+        2, ge=1, description="Early stopping: evaluations without improvement of the validation metric."
+    )
+    min_delta: float = Field(0.0, ge=0, description="Improvement smaller than this does not count.")
+    eval_every_steps: int | None = Field(
+        None, ge=1, description="Validate every N steps; None: at the end of every epoch."
+    )
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on steps per epoch (demo budgets).")
+    max_train_seconds: float | None = Field(
+        None, gt=0, description="Wall-clock budget; training stops (and validates) once it is spent."
+    )
+    checkpoint_dir: Path | None = Field(
+        None, description="Where best.safetensors is written on every improvement; None keeps it in memory."
+    )
+    fused_adamw: bool = Field(True, description="Use the fused AdamW kernel (CPU and CUDA).")
+    validation_metric: str = Field("ndcg@10", description="Metric the injected validator is asked for.")
+    log_every_steps: int = Field(50, ge=1, description="Send training loss to on_metrics every N steps.")
+
+    @field_validator("unfreeze_schedule")
+    @classmethod
+    def _schedule(cls, value: dict[int, int]) -> dict[int, int]:
+        if 0 not in value:
+            raise ValueError("unfreeze_schedule must say what trains at epoch 0")
+        if any(epoch < 0 for epoch in value) or any(n < -1 for n in value.values()):
+            raise ValueError("unfreeze_schedule epochs must be >= 0 and layer counts >= -1")
+        return dict(sorted(value.items()))
+
+
+#: Per-model defaults of the training loop. A partial ``training:`` mapping in YAML is merged into these (not
+#: into TrainingSettings' generic defaults), so that overriding one key keeps the model's other defaults.
+NEXT_ITEM_TRAINING: dict[str, Any] = {
+    "max_epochs": 200,
+    "batch_size": 64,
+    "learning_rate": 2e-3,
+    "lm_learning_rate": 2e-5,
+    "weight_decay": 0.0,
+    "warmup_ratio": 0.0,
+    "linear_decay": False,
+    "unfreeze_schedule": {0: 0},
+    "patience": 5,
+    "max_train_seconds": 240.0,
+    "grad_clip": 1.0,
+}
+BI_ENCODER_TRAINING: dict[str, Any] = {
+    "max_epochs": 2,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "lm_learning_rate": 5e-5,
+    "unfreeze_schedule": {0: 2, 1: 4},
+    "patience": 1,
+    "max_train_seconds": 300.0,
+}
+CROSS_ENCODER_TRAINING: dict[str, Any] = {
+    "max_epochs": 2,
+    "batch_size": 16,
+    "learning_rate": 1e-3,
+    "lm_learning_rate": 3e-5,
+    "unfreeze_schedule": {0: 2, 1: 4},
+    "patience": 1,
+    "max_train_seconds": 300.0,
+}
+
+
+def _merged_training(defaults: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, Mapping):
+        merged = dict(defaults)
+        merged.update(value)
+        return merged
+    return value
+
+
+class NextItemSettings(_Section):
+    """The default ranker: a causal transformer over the user's item sequence, logits over the catalogue."""
+
+    use_text: bool = Field(
+        True, description="Item vectors from the LM text embeddings (projected); False: the ID-only ablation."
+    )
+    use_id_embedding: bool = Field(True, description="Add a learned per-item ID embedding.")
+    use_segment: bool = Field(False, description="Condition the sequence on the user's segment embedding.")
+    finetune_item_encoder: bool = Field(
+        False,
+        description="Train the LM item encoder end-to-end (full profile, GPU); needs loss=sampled_softmax. "
+        "False: frozen, cached text embeddings.",
+    )
+    d_model: int = Field(64, ge=8, description="Width of the transformer.")
+    n_layers: int = Field(2, ge=1, description="Transformer blocks.")
+    n_heads: int = Field(2, ge=1, description="Attention heads.")
+    ffn_multiplier: int = Field(2, ge=1, description="Feed-forward width = ffn_multiplier * d_model.")
+    max_seq_len: int = Field(100, ge=2, description="Most recent items the model reads.")
+    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on embeddings, attention and feed-forward.")
+    loss: Literal["full_softmax", "sampled_softmax"] = Field(
+        "full_softmax", description="Cross-entropy over the whole catalogue, or over sampled negatives."
+    )
+    n_sampled_negatives: int = Field(
+        512, ge=1, description="sampled_softmax: uniform negatives shared by the batch."
+    )
+    window_stride: int | None = Field(
+        None, ge=1, description="Training windows over long histories start every N items; None: max_seq_len."
+    )
+    training: TrainingSettings = Field(
+        default_factory=lambda: TrainingSettings(**NEXT_ITEM_TRAINING),
+        description="Training loop (learning_rate: transformer and projection; lm_learning_rate: the item "
+        "encoder when finetune_item_encoder).",
+    )
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _training_defaults(cls, value: Any) -> Any:
+        return _merged_training(NEXT_ITEM_TRAINING, value)
+
+    @model_validator(mode="after")
+    def _check(self) -> NextItemSettings:
+        if not (self.use_text or self.use_id_embedding):
+            raise ValueError("next_item needs use_text or use_id_embedding")
+        if self.d_model % self.n_heads:
+            raise ValueError("next_item.d_model must be a multiple of next_item.n_heads")
+        if self.finetune_item_encoder and not self.use_text:
+            raise ValueError("next_item.finetune_item_encoder needs use_text")
+        if self.finetune_item_encoder and self.loss != "sampled_softmax":
+            raise ValueError("next_item.finetune_item_encoder needs loss=sampled_softmax")
+        return self
+
+
+class ZeroShotSettings(_Section):
+    """Untrained reference: cosine between the mean of recent history items and every item."""
+
+    history_items: int = Field(20, ge=1, description="Most recent history items averaged into the user vector.")
+
+
+class BiEncoderSettings(_Section):
+    """Two-tower retrieval: user profile text vs item text, InfoNCE with in-batch negatives."""
+
+    share_towers: bool = Field(True, description="One language model for both towers (half the memory).")
+    profile_max_length: int = Field(128, ge=8, le=512, description="Token budget of the user profile text.")
+    profile_max_items: int = Field(20, ge=1, description="Most recent items named in the local profile text.")
+    item_max_length: int = Field(48, ge=8, le=512, description="Token budget of an item text while training.")
+    temperature: float = Field(0.05, gt=0, description="InfoNCE temperature (cosine similarities / T).")
+    examples_per_user: int = Field(
+        4, ge=1, description="Training pairs per user per epoch: (profile of a prefix, the next item)."
+    )
+    min_prefix: int = Field(5, ge=1, description="Shortest history a training profile is built from.")
+    faiss_min_items: int = Field(
+        1_000_000, ge=1, description="Use a faiss inner-product index at or above this catalogue size (if "
+        "faiss is importable); below it, an exact matrix product.",
+    )
+    score_batch_size: int = Field(64, ge=1, description="Profiles per forward pass at scoring time.")
+    training: TrainingSettings = Field(
+        default_factory=lambda: TrainingSettings(**BI_ENCODER_TRAINING),
+        description="Fine-tuning recipe of the towers.",
+    )
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _training_defaults(cls, value: Any) -> Any:
+        return _merged_training(BI_ENCODER_TRAINING, value)
+
+
+class CrossEncoderSettings(_Section):
+    """Reranker: [CLS] profile [SEP] item text -> logit, trained on hard negatives of a retriever."""
+
+    max_length: int = Field(160, ge=16, le=512, description="Token budget of the profile + item pair.")
+    profile_max_items: int = Field(10, ge=1, description="Most recent items named in the profile text.")
+    candidates: int = Field(20, ge=2, description="Retriever top-k reranked per user.")
+    negatives_per_positive: int = Field(3, ge=1, description="Hard negatives from the retriever per positive.")
+    loss: Literal["pointwise", "listwise"] = Field(
+        "pointwise", description="pointwise: BCE per pair; listwise: softmax CE over positive + its negatives."
+    )
+    examples_per_user: int = Field(1, ge=1, description="Positives (history prefixes) per user per epoch.")
+    min_prefix: int = Field(5, ge=1, description="Shortest history a training profile is built from.")
+    score_batch_size: int = Field(64, ge=1, description="Pairs per forward pass at scoring time.")
+    training: TrainingSettings = Field(
+        default_factory=lambda: TrainingSettings(**CROSS_ENCODER_TRAINING),
+        description="Fine-tuning recipe of the reranker.",
+    )
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _training_defaults(cls, value: Any) -> Any:
+        return _merged_training(CROSS_ENCODER_TRAINING, value)
+
+
+class ModelingConfig(_Section):
+    """Everything the language-model recommenders need."""
+
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings, description="Device, threads, seed.")
+    item_encoder: ItemEncoderSettings = Field(
+        default_factory=ItemEncoderSettings, description="Item text -> vector language model."
+    )
+    next_item: NextItemSettings = Field(default_factory=NextItemSettings, description="Default ranker.")
+    zero_shot: ZeroShotSettings = Field(default_factory=ZeroShotSettings, description="Untrained reference.")
+    bi_encoder: BiEncoderSettings = Field(default_factory=BiEncoderSettings, description="Two-tower retriever.")
+    cross_encoder: CrossEncoderSettings = Field(
+        default_factory=CrossEncoderSettings, description="Reranker on top of a retriever."
+    )
+
+
+#: Values of the ``full`` (GPU) profile; merge with ``apply_profile(config, "full")``. Keep docs/MODELING.md in sync.
+FULL_PROFILE_OVERRIDES: dict[str, Any] = {
+    "runtime": {"profile": "full", "device": "auto", "threads": None, "bf16_autocast": True},
+    "item_encoder": {"max_length": 128, "batch_size": 512},
+    "next_item": {
+        "d_model": 128,
+        "n_layers": 2,
+        "n_heads": 4,
+        "max_seq_len": 200,
+        "dropout": 0.2,
+        "finetune_item_encoder": True,
+        "loss": "sampled_softmax",
+        "n_sampled_negatives": 2048,
+        "training": {
+            "max_epochs": 200,
+            "batch_size": 128,
+            "learning_rate": 1e-3,
+            "lm_learning_rate": 2e-5,
+            "warmup_ratio": 0.05,
+            "unfreeze_schedule": {0: 0, 5: 2, 10: 4},
+            "patience": 10,
+            "max_train_seconds": 3600.0,
+        },
+    },
+    "bi_encoder": {
+        "profile_max_length": 256,
+        "profile_max_items": 50,
+        "item_max_length": 128,
+        "examples_per_user": 32,
+        "training": {
+            "max_epochs": 10,
+            "batch_size": 256,
+            "lm_learning_rate": 2e-5,
+            "unfreeze_schedule": {0: 2, 1: 4, 2: -1},
+            "patience": 2,
+            "max_train_seconds": 3600.0,
+        },
+    },
+    "cross_encoder": {
+        "max_length": 384,
+        "profile_max_items": 30,
+        "candidates": 100,
+        "negatives_per_positive": 7,
+        "loss": "listwise",
+        "examples_per_user": 16,
+        "training": {
+            "max_epochs": 5,
+            "batch_size": 64,
+            "lm_learning_rate": 2e-5,
+            "unfreeze_schedule": {0: 2, 1: -1},
+            "patience": 2,
+            "max_train_seconds": 3600.0,
+        },
+    },
+}
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict) and key != "unfreeze_schedule":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def apply_profile(config: ModelingConfig, profile: Literal["demo", "full"]) -> ModelingConfig:
+    """Return a copy of ``config`` with the profile's values (demo: unchanged, full: FULL_PROFILE_OVERRIDES)."""
+    if profile == "demo":
+        return config.model_copy(deep=True)
+    if profile != "full":
+        raise ValueError(f"unknown profile {profile!r}; expected 'demo' or 'full'")
+    return ModelingConfig.model_validate(_merge(config.model_dump(), FULL_PROFILE_OVERRIDES))

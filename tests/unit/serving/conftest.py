@@ -1,0 +1,27 @@
+"""Fixtures of the serving tests: one tiny demo bundle per session, settings with a temporary feedback log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from serving_helpers import SEGMENT_USER, fake_pseudonymize
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory) -> Path:
+    from hyperrec.export.tiny import build_demo_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "ranker"
+    build_demo_bundle(out, n_items=60, max_history=8, dynamo=False, segment_users={fake_pseudonymize(SEGMENT_USER): 2})
+    return out
+
+
+@pytest.fixture
+def serving_settings(tmp_path):
+    from hyperrec.online.settings import ServingConfig
+
+    def build(**overrides):
+        return ServingConfig(feedback_dir=tmp_path / "feedback", **overrides)
+
+    return build

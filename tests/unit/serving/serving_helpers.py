@@ -1,0 +1,38 @@
+"""Helpers of the serving tests (a uniquely named module: conftest names clash across test folders)."""
+
+from __future__ import annotations
+
+#: Pseudonymized user with a known segment in the demo bundle (pseudonym = "p:" + raw id in these tests).
+SEGMENT_USER = "u-seg"
+
+
+def fake_pseudonymize(user_id: str) -> str:
+    return "p:" + user_id
+
+
+class OnnxScorer:
+    """In-process stand-in for the V2 predictor: the bundle's ONNX on onnxruntime."""
+
+    def __init__(self, manifest, bundle):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(bundle / "triton/ranker/1/model.onnx"))
+        self.calls = []
+
+    async def score(self, inputs, request_id):
+        self.calls.append({name: value.copy() for name, value in inputs.items()})
+        return self.session.run(["scores"], inputs)[0]
+
+    async def close(self):
+        pass
+
+
+def make_server(models, **settings):
+    """A ModelServer with ``models`` registered (ready or not) and its REST app, as KServe builds it."""
+    from fastapi.testclient import TestClient
+    from hyperrec.serving.server import HyperrecModelServer, create_rest_app
+
+    server = HyperrecModelServer(enable_grpc=False)
+    for model in models:
+        server.register_model(model)
+    return TestClient(create_rest_app(server), raise_server_exceptions=False)
