@@ -1,0 +1,43 @@
+"""Gate the challenger on the evaluation results; register its serving bundle in MLflow only if it passes."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input
+
+from hyperrec.components import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def validate_and_register(
+    config_yaml: str,
+    pipeline_run: str,
+    evaluation: Input[Artifact],
+    bundle: Input[Artifact],
+    challenger: str = "",
+    registered_name: str = "hyperrec-ranker",
+    min_improvement: float = 0.0,
+) -> str:
+    """Compare ``challenger`` with every baseline and the champion on ``evaluation.gate_metric``.
+
+    Passes: the bundle becomes a new version of ``registered_name`` with alias ``challenger``. Fails:
+    nothing is registered and the task still succeeds. Returns the step result as JSON (decision, registered
+    version or null); see components/validate_and_register/README.md. ``challenger`` "" means: the bundle's
+    model name if metrics.json has it, else the best learned model.
+    """
+    import json
+    from pathlib import Path
+
+    from hyperrec.config import config_from_yaml
+    from hyperrec.logs import configure_logging
+    from hyperrec.registry import validate_and_register_step
+
+    configure_logging()
+    result = validate_and_register_step(
+        config_from_yaml(config_yaml),
+        pipeline_run,
+        Path(evaluation.path),
+        Path(bundle.path),
+        challenger or None,
+        registered_name=registered_name,
+        min_improvement=min_improvement,
+    )
+    return json.dumps(result, sort_keys=True)
