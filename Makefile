@@ -5,12 +5,19 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# checkov pins packages that conflict with requirements.lock, so it gets a venv of its own.
+CHECKOV_VENV ?= .cache/checkov-venv
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 PYTEST_ARGS ?=
 ARGS ?=
 
 .PHONY: install demo test test-fast lint compile clean
 
 install: $(STAMP)
+
+$(CHECKOV):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
 
 # torch is pinned to the CPU build that pip finds on these machines; requirements.lock pins the rest.
 $(STAMP): pyproject.toml requirements.lock
@@ -22,8 +29,8 @@ $(STAMP): pyproject.toml requirements.lock
 demo: install
 	$(BIN)/hyperrec demo $(ARGS)
 
-test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: install $(CHECKOV)
+	HYPERREC_CHECKOV=$(CHECKOV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

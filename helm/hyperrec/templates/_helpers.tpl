@@ -1,0 +1,98 @@
+{{/*
+Chart name, or nameOverride.
+*/}}
+{{- define "hyperrec.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name, truncated to 63 characters (the DNS label limit). When the release name
+already contains the chart name it is used alone, so release "hyperrec" gives "hyperrec".
+*/}}
+{{- define "hyperrec.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of one of the release's objects: "<fullname>-<suffix>", also held to 63 characters.
+Usage: include "hyperrec.componentName" (list . "drift")
+*/}}
+{{- define "hyperrec.componentName" -}}
+{{- $root := index . 0 }}
+{{- printf "%s-%s" (include "hyperrec.fullname" $root) (index . 1) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "hyperrec.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every object.
+*/}}
+{{- define "hyperrec.labels" -}}
+helm.sh/chart: {{ include "hyperrec.chart" . }}
+{{ include "hyperrec.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: hyperrec
+{{- end }}
+
+{{/*
+Selector labels: stable across upgrades, so they may sit in selectors.
+*/}}
+{{- define "hyperrec.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "hyperrec.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The hyperrec image reference.
+*/}}
+{{- define "hyperrec.image" -}}
+{{- $image := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- if .Values.image.digest }}
+{{- $image = printf "%s@%s" $image .Values.image.digest }}
+{{- end }}
+{{- $image }}
+{{- end }}
+
+{{/*
+ServiceAccount of the serving pods.
+*/}}
+{{- define "hyperrec.servingServiceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "hyperrec.componentName" (list . "serving")) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+PVC of the feedback log.
+*/}}
+{{- define "hyperrec.feedbackClaimName" -}}
+{{- default (include "hyperrec.componentName" (list . "feedback")) .Values.feedbackLog.existingClaim }}
+{{- end }}
+
+{{/*
+Fails the render when a replica range is inverted. Usage: include "hyperrec.checkReplicas" (list "predictor" .Values.predictor)
+*/}}
+{{- define "hyperrec.checkReplicas" -}}
+{{- $name := index . 0 }}
+{{- $component := index . 1 }}
+{{- if gt (int $component.minReplicas) (int $component.maxReplicas) }}
+{{- fail (printf "%s.minReplicas (%d) must not exceed %s.maxReplicas (%d)" $name (int $component.minReplicas) $name (int $component.maxReplicas)) }}
+{{- end }}
+{{- end }}

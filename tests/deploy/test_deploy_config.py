@@ -1,0 +1,95 @@
+"""What the manifests hand to hyperrec itself: the config YAML, the pseudonym key, the feedback path and
+the GPU pool all agree with hyperrec's code and with each other."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+import yaml
+from deploy_render import MANIFESTS, REPO_ROOT, Build, pod_specs
+
+BUILD_NAMES = ["base", "overlays/local", "overlays/gpu", "overlays/prod"]
+
+
+def _config_maps(build: Build) -> list[dict]:
+    return [
+        o
+        for o in build.objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("hyperrec-config")
+    ]
+
+
+def test_every_rendered_config_loads_with_hyperrec(kustomize_builds, helm_renders):
+    config = pytest.importorskip("hyperrec.config")
+    builds = [kustomize_builds[n] for n in BUILD_NAMES] + list(helm_renders.values())
+    for build in builds:
+        (config_map,) = _config_maps(build)
+        tree = yaml.safe_load(config_map["data"]["config.yaml"])
+        config.config_from_dict(tree, source=f"{build.name} ConfigMap")  # raises ConfigError on unknown keys
+
+
+def test_transformer_gets_the_pseudonym_key_under_the_configured_env_var(kustomize_builds, helm_renders):
+    for build in [kustomize_builds["overlays/prod"], helm_renders["prod"]]:
+        (config_map,) = _config_maps(build)
+        env_name = yaml.safe_load(config_map["data"]["config.yaml"])["privacy"]["pseudonym_key_env"]
+        isvc = next(o for o in build.objects if o["kind"] == "InferenceService")
+        env = {e["name"]: e for e in isvc["spec"]["transformer"]["containers"][0]["env"]}
+        assert env[env_name]["valueFrom"]["secretKeyRef"]["name"] == "hyperrec-pseudonym-key", build.name
+
+
+def test_feedback_log_path_is_the_same_for_writer_and_reader(kustomize_builds):
+    build = kustomize_builds["overlays/prod"]
+    isvc = next(o for o in build.objects if o["kind"] == "InferenceService")
+    transformer = {m["name"]: m for m in isvc["spec"]["transformer"]["containers"][0]["volumeMounts"]}
+    cronjob = next(o for o in build.objects if o["kind"] == "CronJob")
+    ((_, containers),) = pod_specs(cronjob)
+    drift = {m["name"]: m for m in containers[0]["volumeMounts"]}
+    assert transformer["feedback"]["mountPath"] == drift["feedback"]["mountPath"]
+    assert drift["feedback"]["readOnly"] is True and not transformer["feedback"].get("readOnly")
+
+
+def test_transformer_writes_its_feedback_log_to_the_mounted_volume(kustomize_builds):
+    """The transformer takes its feedback folder from the config's `serving.feedback_dir`."""
+    config = pytest.importorskip("hyperrec.config")
+    if "serving" not in config.HyperrecConfig.model_fields:
+        pytest.skip(
+            "hyperrec.config has no `serving` section yet: set serving.feedback_dir in "
+            "manifests/base/config.yaml and the chart's `config` once it has (docs/DEPLOY.md)"
+        )
+    build = kustomize_builds["overlays/prod"]
+    (config_map,) = _config_maps(build)
+    tree = yaml.safe_load(config_map["data"]["config.yaml"])
+    isvc = next(o for o in build.objects if o["kind"] == "InferenceService")
+    mounts = {m["name"]: m["mountPath"] for m in isvc["spec"]["transformer"]["containers"][0]["volumeMounts"]}
+    assert tree.get("serving", {}).get("feedback_dir") == mounts["feedback"]
+
+
+def test_serving_uses_the_gpu_pool_that_training_uses(kustomize_builds):
+    """The predictor's node selector and toleration are hyperrec.config's cluster.gpu defaults."""
+    config = pytest.importorskip("hyperrec.config")
+    gpu = config.HyperrecConfig().cluster.gpu
+    isvc = next(o for o in kustomize_builds["base"].objects if o["kind"] == "InferenceService")
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["nodeSelector"] == {gpu.node_selector_key: gpu.node_selector_value}
+    assert [t["key"] for t in predictor["tolerations"]] == [gpu.toleration_key]
+    assert gpu.accelerator_type in predictor["model"]["resources"]["limits"]
+
+
+def test_base_image_tag_is_the_package_version(kustomize_builds):
+    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    images = {
+        c["image"]
+        for name in ("base", "components/monitoring")
+        for obj in kustomize_builds[name].objects
+        for _, containers in pod_specs(obj)
+        for c in containers
+        if "image" in c
+    }
+    assert images == {f"ghcr.io/hyperrec/hyperrec:{version}"}
+
+
+def test_overlays_pin_the_image_explicitly():
+    for overlay in ("local", "gpu", "prod"):
+        spec = yaml.safe_load((MANIFESTS / "overlays" / overlay / "kustomization.yaml").read_text())
+        assert [i["name"] for i in spec["images"]] == ["ghcr.io/hyperrec/hyperrec"], overlay
