@@ -166,10 +166,9 @@ def format_answer(answer: dict[str, Any]) -> str:
 
 
 def _cmd_bench_serve(args: argparse.Namespace) -> None:
+    from hyperrec.online.catalogue import Catalogue
     from hyperrec.serving.bench import format_report, run_bench, write_report
     from hyperrec.serving.local import LocalServers
-
-    from hyperrec.online.catalogue import Catalogue
 
     settings = _settings(args).model_copy(update={
         "predictor_http_port": 0, "predictor_grpc_port": 0, "transformer_http_port": 0,

@@ -92,7 +92,7 @@ class OnnxRankerModel(Model):
 
     def _inputs(self, request: InferRequest) -> tuple[np.ndarray, np.ndarray]:
         tensors = {}
-        for name, rank in ((HISTORY_INPUT, 2), (SEGMENT_INPUT, 1)):
+        for name, rank in ((HISTORY_INPUT, 2), (SEGMENT_INPUT, 2)):
             tensor = request.get_input_by_name(name)
             if tensor is None:
                 raise InvalidInput(f"input {name!r} is missing (expected {HISTORY_INPUT!r} and {SEGMENT_INPUT!r})")
@@ -106,6 +106,10 @@ class OnnxRankerModel(Model):
                 raise InvalidInput(f"input {name!r} must have rank {rank}, got shape {list(array.shape)}")
             tensors[name] = array
         history, segment = tensors[HISTORY_INPUT], tensors[SEGMENT_INPUT]
+        if segment.shape[1] != 1:
+            raise InvalidInput(f"input 'segment' must have shape [batch, 1] (as Triton's config declares), "
+                               f"got {list(segment.shape)}")
+        segment = segment[:, 0]  # Triton's reshape: the model itself takes [batch]
         if history.shape[0] != segment.shape[0] or history.shape[0] == 0:
             raise InvalidInput(f"history and segment need the same non-zero batch, got {history.shape[0]} "
                                f"and {segment.shape[0]}")

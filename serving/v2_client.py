@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hyperrec.export.bundle import to_wire
 from hyperrec.online.errors import PredictorUnavailable
 from hyperrec.online.settings import ServingConfig
 
@@ -114,6 +115,7 @@ class TritonV2Client:
     async def _infer(self, inputs: dict[str, np.ndarray], request_id: str, timeout: float) -> np.ndarray:
         client = self._client()
         version = self.settings.predictor_model_version
+        inputs = {name: to_wire(name, array) for name, array in inputs.items()}
         if self.settings.predictor_protocol == "grpc":
             from kserve.protocol.infer_type import InferInput, InferRequest
 

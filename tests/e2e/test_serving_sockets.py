@@ -27,9 +27,9 @@ GRPC_CLIENT = textwrap.dedent("""
     client = grpcclient.InferenceServerClient(url)
     assert client.is_server_live() and client.is_model_ready(model)
     inputs = [grpcclient.InferInput("history", [len(history), len(history[0])], "INT64"),
-              grpcclient.InferInput("segment", [len(segment)], "INT64")]
+              grpcclient.InferInput("segment", [len(segment), 1], "INT64")]
     inputs[0].set_data_from_numpy(np.array(history, dtype=np.int64))
-    inputs[1].set_data_from_numpy(np.array(segment, dtype=np.int64))
+    inputs[1].set_data_from_numpy(np.array(segment, dtype=np.int64).reshape(-1, 1))
     result = client.infer(model, inputs, outputs=[grpcclient.InferRequestedOutput("scores")], client_timeout=10)
     scores = result.as_numpy("scores")
     print(json.dumps({"shape": list(scores.shape), "dtype": str(scores.dtype), "scores": scores.tolist()}))
@@ -38,9 +38,8 @@ GRPC_CLIENT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    from hyperrec.serving.local import LocalServers
-
     from hyperrec.export.tiny import build_demo_bundle
+    from hyperrec.serving.local import LocalServers
 
     tmp = tmp_path_factory.mktemp("e2e")
     bundle = tmp / "bundle"
@@ -76,9 +75,9 @@ def test_tritonclient_http_against_the_embedded_predictor(servers):
     try:
         assert client.is_server_live() and client.is_model_ready("ranker")
         inputs = [httpclient.InferInput("history", list(history.shape), "INT64"),
-                  httpclient.InferInput("segment", list(segment.shape), "INT64")]
+                  httpclient.InferInput("segment", [len(segment), 1], "INT64")]
         inputs[0].set_data_from_numpy(history, binary_data=False)
-        inputs[1].set_data_from_numpy(segment, binary_data=False)
+        inputs[1].set_data_from_numpy(segment.reshape(-1, 1), binary_data=False)
         result = client.infer("ranker", inputs, outputs=[httpclient.InferRequestedOutput("scores", binary_data=False)],
                               headers={"Content-Type": "application/json"})
         scores = result.as_numpy("scores")

@@ -58,6 +58,12 @@ SEGMENTS_FILE = "segments.parquet"
 SEGMENT_POPULARITY_FILE = "segment_popularity.parquet"
 ITEM_COLUMNS = ("item_id", "title", "categories", "popularity", "item_idx")
 HISTORY_INPUT, SEGMENT_INPUT, SCORES_OUTPUT = "history", "segment", "scores"
+
+
+def to_wire(name: str, array: np.ndarray) -> np.ndarray:
+    """The tensor as a V2 client sends it: Triton's config declares ``segment`` with dims [1] reshaped to []
+    for the model, so on the wire it is [B, 1] while the ONNX model sees [B]."""
+    return array.reshape(-1, 1) if name == SEGMENT_INPUT else array
 _RESERVED = {MANIFEST_FILE, ITEMS_FILE, TRITON_DIR}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 

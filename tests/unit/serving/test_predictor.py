@@ -9,7 +9,7 @@ def infer_body(history, segment, shape=None, datatype="INT64"):
     return {"inputs": [
         {"name": "history", "shape": shape or [len(history), len(history[0])], "datatype": datatype,
          "data": [t for row in history for t in row]},
-        {"name": "segment", "shape": [len(segment)], "datatype": "INT64", "data": segment},
+        {"name": "segment", "shape": [len(segment), 1], "datatype": "INT64", "data": segment},
     ]}
 
 
@@ -34,7 +34,7 @@ def test_v2_infer_returns_fp32_scores_over_the_catalogue(predictor):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"inputs": [{"name": "segment", "shape": [1], "datatype": "INT64", "data": [0]}]}, "'history' is missing"),
+        ({"inputs": [{"name": "segment", "shape": [1, 1], "datatype": "INT64", "data": [0]}]}, "'history' is missing"),
         (infer_body([[0, 1]], [0], datatype="FP32"), "must be INT64"),
         (infer_body([[0, 1]], [0], shape=[2]), "must have rank 2"),
         (infer_body([[0, 61]], [0]), "must lie in 0..60"),
