@@ -125,9 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo)
     demo.set_defaults(handler=lambda args: _run_local_and_report(_config(args)))
 
+    from hyperrec.monitoring.cli import add_monitoring_commands
     from hyperrec.serving.cli import add_serving_commands
 
     add_serving_commands(commands)
+    add_monitoring_commands(commands)
     return parser
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hyperrec.errors import ConfigError
 from hyperrec.modeling.settings import ModelingConfig
+from hyperrec.monitoring.settings import MonitoringConfig
 from hyperrec.online.settings import ServingConfig
 
 ENV_PREFIX = "HYPERREC__"
@@ -164,6 +165,7 @@ class HyperrecConfig(_Section):
     cluster: ClusterConfig = ClusterConfig()
     modeling: ModelingConfig = Field(default_factory=ModelingConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     def mlflow_uri(self) -> str:
         """The tracking URI, defaulting to a sqlite file beside the outputs."""

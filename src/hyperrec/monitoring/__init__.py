@@ -1,0 +1,14 @@
+"""Drift monitoring and the retraining trigger (docs/MONITORING.md).
+
+- ``hyperrec.monitoring.settings``: ``MonitoringConfig`` (mounted as ``HyperrecConfig.monitoring``).
+- ``hyperrec.monitoring.events``: interaction files, prepared folders and the serving feedback log as one frame.
+- ``hyperrec.monitoring.drift``: ``run_drift_check`` (Evidently) -> ``DriftResult`` (HTML report + JSON summary).
+- ``hyperrec.monitoring.trigger``: ``RetrainTrigger`` with KFP / local launchers and the decision log.
+- ``hyperrec.monitoring.cli``: ``add_monitoring_commands`` (``hyperrec drift``).
+
+Submodules import Evidently, MLflow and KFP; import them where needed, not from here.
+"""
+
+from hyperrec.monitoring.settings import MonitoringConfig
+
+__all__ = ["MonitoringConfig"]

@@ -1,0 +1,173 @@
+"""``hyperrec drift``: one drift check (or ``--watch``: one every N seconds), optionally with the retraining trigger.
+
+The lead hooks it into ``hyperrec.cli.build_parser`` with ``add_monitoring_commands(commands)``. The parser
+carries the same ``--config`` / ``--set`` / ``--log-level`` options as every other subcommand
+(``hyperrec.cli_options``).
+
+Examples::
+
+    # the champion's prepared data vs new interaction files, report into outputs/monitoring
+    hyperrec drift --prepared outputs/latest/data --current new_events/
+    # MovieLens early years vs recent years, from one file
+    hyperrec drift --reference ratings.csv --reference-end 2004-01-01 --current ratings.csv --current-start 2015-01-01
+    # the serving feedback log, last 7 days, every 15 minutes, with the retraining trigger
+    hyperrec drift --prepared outputs/latest/data --current feedback.jsonl --current-days 7 --watch --trigger
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hyperrec.cli_options import add_common_options, config_from_args
+from hyperrec.monitoring.events import parse_time
+from hyperrec.monitoring.settings import MonitoringConfig
+
+logger = logging.getLogger(__name__)
+
+
+def _time(text: str) -> int:
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither Unix seconds nor an ISO date/time") from None
+
+
+def add_monitoring_commands(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``drift`` on the ``hyperrec`` subparsers; returns its parser."""
+    drift = subparsers.add_parser(
+        "drift",
+        help="compare a reference and a current window of events (Evidently); optionally trigger retraining",
+        description="Drift of interaction features, embeddings, predictions and outcomes between two windows. "
+        "Writes drift_report.html, drift_summary.json and evidently.json. See docs/MONITORING.md.",
+    )
+    add_common_options(drift)
+
+    src = drift.add_argument_group("sources")
+    ref = src.add_mutually_exclusive_group()
+    ref.add_argument("--prepared", type=Path, help="champion's prepared-data folder (reference = its interactions)")
+    ref.add_argument("--reference", type=Path, help="reference events: file or folder (.parquet/.csv/.jsonl); "
+                     "default: monitoring.sources.reference")
+    src.add_argument("--reference-table", choices=["interactions", "train"],
+                     help="table of a prepared folder used as reference (default: monitoring.sources.reference_table)")
+    src.add_argument("--current", type=Path, required=True,
+                     help="current events: interaction file/folder or the serving feedback log (JSONL)")
+    src.add_argument("--items", type=Path, help="items.parquet mapping item_id to item_idx (default: the prepared one)")
+    src.add_argument("--item-embeddings", type=Path,
+                     help=".npy catalogue embeddings, row = item_idx (default: monitoring.sources.item_embeddings)")
+    src.add_argument("--reference-profiles", type=Path, help=".npy user profile embeddings of the reference")
+    src.add_argument("--current-profiles", type=Path, help=".npy user profile embeddings of the current window")
+    src.add_argument("--reference-predictions", type=Path, help="served recommendations: item_id[, user_id, score]")
+    src.add_argument("--current-predictions", type=Path, help="served recommendations of the current window")
+
+    win = drift.add_argument_group("windows (ISO date/time or Unix seconds; [start, end))")
+    for side in ("reference", "current"):
+        win.add_argument(f"--{side}-start", type=_time, help=f"first instant of the {side} window")
+        win.add_argument(f"--{side}-end", type=_time, help=f"end (exclusive) of the {side} window")
+        win.add_argument(f"--{side}-days", type=float,
+                         help=f"last N days of the {side} source (overrides monitoring.windows.{side}_days)")
+
+    run = drift.add_argument_group("running")
+    run.add_argument("--output-dir", type=Path, help="report folder (default: monitoring.output_dir)")
+    run.add_argument("--watch", action="store_true", help="check again every --interval seconds")
+    run.add_argument("--interval", type=float, help="seconds between checks (default: monitoring.watch_interval_seconds)")
+    run.add_argument("--max-checks", type=int, help="stop --watch after this many checks (default: never)")
+    run.add_argument("--trigger", action="store_true",
+                     help="start the retraining pipeline when drift or low quality says so (KFP when "
+                     "monitoring.trigger.kfp.host is set, else embedded)")
+    run.add_argument("--pipeline-run", help="id of the retraining run to start (default: retrain-<time>-<hex>)")
+    drift.set_defaults(handler=run_drift_command)
+    return drift
+
+
+def _settings(args: argparse.Namespace) -> tuple[Any, MonitoringConfig]:
+    cfg = config_from_args(args)
+    settings = cfg.monitoring
+    updates = {}
+    if args.reference_days is not None:
+        updates["reference_days"] = args.reference_days
+    if args.current_days is not None:
+        updates["current_days"] = args.current_days
+    if updates:
+        settings = settings.model_copy(update={"windows": settings.windows.model_copy(update=updates)})
+    return cfg, settings
+
+
+def build_trigger(cfg: Any, settings: MonitoringConfig, output_dir: Path | None = None):
+    """The trigger ``--trigger`` uses: KFP when a host is configured, else the embedded training pipeline."""
+    from hyperrec.monitoring.step import local_training_runner
+    from hyperrec.monitoring.trigger import KfpLauncher, LocalLauncher, MlflowDecisionRecorder, RetrainTrigger
+
+    kfp_settings = settings.trigger.kfp
+    launcher = KfpLauncher.from_settings(kfp_settings) if kfp_settings.host else LocalLauncher(
+        local_training_runner(cfg))
+    artifact_location = None
+    if getattr(cfg.tracking, "tracking_uri", None) is None:
+        artifact_location = (cfg.output_dir.parent / "mlartifacts").resolve().as_uri()
+    recorder = MlflowDecisionRecorder(cfg.mlflow_uri(), settings.trigger.mlflow_experiment, artifact_location)
+    log = settings.trigger.decision_log or (output_dir or settings.output_dir) / "decisions.jsonl"
+    return RetrainTrigger(settings, launcher, decision_log=log, recorder=recorder, config_yaml=cfg.to_json())
+
+
+def run_drift_command(args: argparse.Namespace, trigger: Any = None, sleep=time.sleep) -> int:
+    """Handler of ``hyperrec drift``; returns the number of checks run (tests inject ``trigger``/``sleep``)."""
+    from hyperrec.errors import ConfigError, HyperrecError
+    from hyperrec.monitoring.step import Bounds, Sources, check_sources
+    from hyperrec.monitoring.trigger import FAILED, MonitoringError
+
+    cfg, settings = _settings(args)
+    reference = args.prepared or args.reference or settings.sources.reference
+    if reference is None:
+        raise ConfigError("no reference window: pass --prepared or --reference, or set monitoring.sources.reference")
+    sources = Sources(
+        reference=reference,
+        current=args.current,
+        reference_table=args.reference_table or settings.sources.reference_table,
+        items=args.items or settings.sources.items,
+        item_embeddings=args.item_embeddings or settings.sources.item_embeddings,
+        reference_profiles=args.reference_profiles,
+        current_profiles=args.current_profiles,
+        reference_predictions=args.reference_predictions,
+        current_predictions=args.current_predictions,
+    )
+    bounds = Bounds(args.reference_start, args.reference_end, args.current_start, args.current_end)
+    output_dir = args.output_dir or settings.output_dir
+    interval = args.interval if args.interval is not None else settings.watch_interval_seconds
+    if args.trigger and trigger is None:
+        trigger = build_trigger(cfg, settings, output_dir)
+    checks = 0
+    while True:
+        checks += 1
+        try:
+            result = check_sources(sources, bounds, settings, output_dir=output_dir)
+        except HyperrecError as exc:
+            if not args.watch:
+                raise
+            logger.error("drift check %d failed: %s", checks, exc)  # --watch goes on: the source may recover
+            sys.stdout.write(f"drift check failed: {exc}\n")
+            if args.max_checks is not None and checks >= args.max_checks:
+                return checks
+            sleep(interval)
+            continue
+        paths = {"report": output_dir / "drift_report.html", "summary": output_dir / "drift_summary.json"}
+        sys.stdout.write(
+            f"drift detected: {'yes' if result.drift_detected else 'no'}"
+            f"{' (' + ', '.join(result.drifted_checks) + ')' if result.drifted_checks else ''}"
+            f" | quality: {result.quality['status']}"
+            f" | {result.windows['reference']['rows']} vs {result.windows['current']['rows']} rows"
+            f" | {result.wall_seconds:.1f} s\nreport:  {paths['report']}\nsummary: {paths['summary']}\n"
+        )
+        if args.trigger:
+            decision = trigger.decide(result, pipeline_run=args.pipeline_run, summary_path=paths["summary"],
+                                      report_path=paths["report"])
+            sys.stdout.write(f"retraining: {decision.decision} - {decision.reason}\n")
+            if decision.decision == FAILED and not args.watch:
+                raise MonitoringError(f"retraining decision failed: {decision.reason}")
+        sys.stdout.flush()
+        if not args.watch or (args.max_checks is not None and checks >= args.max_checks):
+            return checks
+        sleep(interval)

@@ -1,0 +1,161 @@
+"""The drift monitor as a step: read the two sources, cut the windows, run the checks, record them.
+
+Used by ``hyperrec drift`` (``check_sources``) and by the ``drift_monitor`` KFP component
+(``drift_monitor_step``, which also records an MLflow run like every other pipeline step).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hyperrec.errors import DataError
+from hyperrec.monitoring.drift import DriftResult, run_drift_check
+from hyperrec.monitoring.events import Window, last_days_bounds, read_events, read_item_index, select_window
+from hyperrec.monitoring.settings import MonitoringConfig
+from hyperrec.monitoring.trigger import RetrainRequest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the two windows (and the optional embeddings and predictions) come from."""
+
+    reference: Path
+    current: Path
+    reference_table: str = "interactions"
+    items: Path | None = None
+    item_embeddings: Path | None = None
+    reference_profiles: Path | None = None
+    current_profiles: Path | None = None
+    reference_predictions: Path | None = None
+    current_predictions: Path | None = None
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Explicit half-open Unix-second bounds; None falls back to ``monitoring.windows`` (then: everything)."""
+
+    reference_start: int | None = None
+    reference_end: int | None = None
+    current_start: int | None = None
+    current_end: int | None = None
+
+
+def _item_index(sources: Sources) -> dict[str, int] | None:
+    if sources.items is not None:
+        return read_item_index(sources.items)
+    if sources.reference.is_dir() and (sources.reference / "items.parquet").exists():
+        return read_item_index(sources.reference / "items.parquet")
+    return None
+
+
+def _bounded(frame: pd.DataFrame, start: int | None, end: int | None, days: float | None
+             ) -> tuple[int | None, int | None]:
+    if start is not None or end is not None or days is None:
+        return start, end
+    return last_days_bounds(select_window(frame, start, end), days)
+
+
+def load_windows(sources: Sources, bounds: Bounds, settings: MonitoringConfig) -> tuple[Window, Window]:
+    """Read both sources and keep each window's rows."""
+    item_index = _item_index(sources)
+    reference = read_events(sources.reference, item_index=item_index, feedback=settings.feedback,
+                            table=sources.reference_table)
+    current = read_events(sources.current, item_index=item_index, feedback=settings.feedback)
+    ref_start, ref_end = _bounded(reference, bounds.reference_start, bounds.reference_end,
+                                  settings.windows.reference_days)
+    cur_start, cur_end = _bounded(current, bounds.current_start, bounds.current_end, settings.windows.current_days)
+    ref_window = Window.of("reference", reference, str(sources.reference), ref_start, ref_end)
+    cur_window = Window.of("current", current, str(sources.current), cur_start, cur_end)
+    for window in (ref_window, cur_window):
+        if window.frame.empty:
+            raise DataError(f"the {window.name} window is empty", file=window.source)
+    return ref_window, cur_window
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix in {".jsonl", ".json"}:
+        return pd.read_json(path, lines=suffix == ".jsonl")
+    raise DataError("unsupported table type (use .parquet, .csv, .jsonl)", file=str(path))
+
+
+def _load_optional(path: Path | None, reader: Callable[[Path], Any]) -> Any:
+    if path is None:
+        return None
+    if not path.exists():
+        raise DataError("file not found", file=str(path))
+    return reader(path)
+
+
+def check_sources(
+    sources: Sources, bounds: Bounds, settings: MonitoringConfig, output_dir: Path | None = None
+) -> DriftResult:
+    """Load the windows and extras, run every drift check, and write the outputs when ``output_dir`` is set."""
+    reference, current = load_windows(sources, bounds, settings)
+    return run_drift_check(
+        reference,
+        current,
+        settings,
+        item_embeddings=_load_optional(sources.item_embeddings, np.load),
+        reference_profiles=_load_optional(sources.reference_profiles, np.load),
+        current_profiles=_load_optional(sources.current_profiles, np.load),
+        reference_predictions=_load_optional(sources.reference_predictions, _read_table),
+        current_predictions=_load_optional(sources.current_predictions, _read_table),
+        output_dir=output_dir,
+    )
+
+
+def drift_monitor_step(
+    cfg: Any,
+    pipeline_run: str,
+    reference: Path,
+    current: Path,
+    report_path: Path,
+    summary_path: Path,
+) -> DriftResult:
+    """The KFP component's body: windows from ``cfg.monitoring``, outputs to the given paths, an MLflow run."""
+    from hyperrec import tracking
+
+    settings = cfg.monitoring
+    with tracking.step_run(cfg, "drift_monitor", pipeline_run):
+        sources = Sources(reference=reference, current=current, reference_table=settings.sources.reference_table,
+                          items=settings.sources.items, item_embeddings=settings.sources.item_embeddings)
+        result = check_sources(sources, Bounds(), settings)
+        result.save(report_path=report_path, summary_path=summary_path)
+        metrics = {f"drift.{name}.score": c.score for name, c in result.checks.items() if c.score is not None}
+        metrics["drift.detected"] = float(result.drift_detected)
+        if result.quality.get("value") is not None:
+            metrics["quality.ctr"] = result.quality["value"]
+        tracking.log_metrics(metrics)
+        tracking.log_artifacts(summary_path, artifact_path="drift")
+        tracking.log_artifacts(report_path, artifact_path="drift")
+    return result
+
+
+def local_training_runner(cfg: Any) -> Callable[[RetrainRequest], str]:
+    """An embedded launcher callable: runs the training pipeline with ``kfp.local`` and returns its run id.
+
+    The training pipeline does not take a data window yet; the window and the reason travel in the decision
+    log and MLflow until the retraining pipeline accepts them as parameters.
+    """
+
+    def run(request: RetrainRequest) -> str:
+        from hyperrec.pipelines.runner import run_local
+
+        logger.info("starting embedded retraining %s: %s", request.pipeline_run, request.reason)
+        return run_local(cfg, pipeline_run=request.pipeline_run).pipeline_run
+
+    return run
