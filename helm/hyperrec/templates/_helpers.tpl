@@ -96,3 +96,16 @@ Fails the render when a replica range is inverted. Usage: include "hyperrec.chec
 {{- fail (printf "%s.minReplicas (%d) must not exceed %s.maxReplicas (%d)" $name (int $component.minReplicas) $name (int $component.maxReplicas)) }}
 {{- end }}
 {{- end }}
+
+{{/*
+Root of the serving bundle whose Triton repository predictor.storageUri names: the URI without its last
+segment "triton", keeping the slash (".../<version>/"), so that the storage initializer's prefix match stays
+inside this version's folder. The transformer downloads it; both components then serve the same bundle.
+*/}}
+{{- define "hyperrec.bundleRootUri" -}}
+{{- $uri := trimSuffix "/" (required "predictor.storageUri is required: the Triton repository of a registered model bundle, e.g. s3://hyperrec-models/<model>/<version>/triton" .Values.predictor.storageUri) }}
+{{- if not (hasSuffix "/triton" $uri) }}
+{{- fail (printf "predictor.storageUri must name the triton/ folder of a serving bundle (<bundle root>/triton), got %q: the transformer reads the bundle root" .Values.predictor.storageUri) }}
+{{- end }}
+{{- trimSuffix "triton" $uri }}
+{{- end }}
