@@ -22,7 +22,10 @@ from hyperrec.pipelines.training.pipeline import PIPELINE_NAME, build_training_p
 
 logger = logging.getLogger(__name__)
 
-PUBLISHED = {"prepared": "data", "models": "models", "evaluation": "evaluation"}
+PUBLISHED = {
+    "prepared": "data", "models": "models/baselines", "lm_models": "models/language", "evaluation": "evaluation",
+    "bundle": "bundle",
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ def _publish(task, output_dir: Path, pipeline_run: str, pipeline_root: Path, wal
     staging.mkdir(parents=True)
     for output_name, folder in PUBLISHED.items():
         shutil.copytree(Path(task.outputs[output_name].path), staging / folder)
+    (staging / "registration.json").write_text(task.outputs["registration"], encoding="utf-8")
     (staging / "run.json").write_text(
         json.dumps(
             {"pipeline_run": pipeline_run, "pipeline_root": str(pipeline_root.resolve()), "wall_seconds": wall},

@@ -12,11 +12,13 @@ def evaluate(
     pipeline_run: str,
     prepared: Input[Dataset],
     models: Input[Model],
+    lm_models: Input[Model],
     evaluation: Output[Artifact],
     metrics: Output[Metrics],
     table: Output[Markdown],
 ):
-    """Evaluate every model folder in ``models`` on the test split; headline numbers go to KFP Metrics."""
+    """Evaluate every model folder in ``models`` and ``lm_models`` on the test split (headline numbers go to
+    KFP Metrics)."""
     from pathlib import Path
 
     from hyperrec.config import config_from_yaml
@@ -25,7 +27,8 @@ def evaluate(
 
     configure_logging()
     result = evaluate_step(
-        config_from_yaml(config_yaml), pipeline_run, Path(prepared.path), Path(models.path), Path(evaluation.path)
+        config_from_yaml(config_yaml), pipeline_run, Path(prepared.path),
+        [Path(models.path), Path(lm_models.path)], Path(evaluation.path),
     )
     for name, value in headline_metrics(result).items():
         metrics.log_metric(name, value)

@@ -1,4 +1,4 @@
-"""The training pipeline: data prep → classical baselines → evaluation under both protocols."""
+"""The training pipeline: data prep → baselines and fine-tuning → evaluation → export → gate and register."""
 
 from typing import NamedTuple
 
@@ -7,7 +7,10 @@ from kfp.dsl import Artifact, Dataset, Model
 
 from hyperrec.components.data_prep import data_prep
 from hyperrec.components.evaluate import evaluate
+from hyperrec.components.export import export
+from hyperrec.components.fine_tune import fine_tune
 from hyperrec.components.train_baselines import train_baselines
+from hyperrec.components.validate_and_register import validate_and_register
 from hyperrec.config import HyperrecConfig
 from hyperrec.pipelines.scheduling import request_gpu
 
@@ -17,36 +20,45 @@ PIPELINE_NAME = "hyperrec-training"
 class TrainingOutputs(NamedTuple):
     prepared: Dataset
     models: Model
+    lm_models: Model
     evaluation: Artifact
+    bundle: Model
+    registration: str
 
 
 def build_training_pipeline(cfg: HyperrecConfig):
     """Return the pipeline function, with the image and GPU scheduling taken from ``cfg.cluster``.
 
-    The config travels as one YAML parameter whose default is ``cfg`` itself, so the compiled pipeline
-    runs as configured and a KFP UI user can still paste a different config into the run form.
+    The config travels as one JSON parameter whose default is ``cfg`` itself, so the compiled pipeline runs
+    as configured and a KFP UI user can still paste a different config (JSON or YAML) into the run form.
     """
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="Prepare data, train recommenders and evaluate them.")
+    @dsl.pipeline(name=PIPELINE_NAME, description="Prepare data, fine-tune recommenders, evaluate, register.")
     def training(config_yaml: str = cfg.to_json(), pipeline_run: str = "manual") -> TrainingOutputs:
-        prep = data_prep(config_yaml=config_yaml, pipeline_run=pipeline_run).set_display_name("data prep")
-        train = train_baselines(
-            config_yaml=config_yaml, pipeline_run=pipeline_run, prepared=prep.outputs["prepared"]
-        ).set_display_name("train baselines")
-        request_gpu(train, cfg.cluster.gpu)
+        common = {"config_yaml": config_yaml, "pipeline_run": pipeline_run}
+        prep = data_prep(**common).set_display_name("data prep")
+        prepared = prep.outputs["prepared"]
+        baselines = train_baselines(**common, prepared=prepared).set_display_name("train baselines")
+        tuned = fine_tune(**common, prepared=prepared).set_display_name("fine-tune language models")
+        request_gpu(tuned, cfg.cluster.gpu)
         scored = evaluate(
-            config_yaml=config_yaml,
-            pipeline_run=pipeline_run,
-            prepared=prep.outputs["prepared"],
-            models=train.outputs["models"],
+            **common, prepared=prepared, models=baselines.outputs["models"], lm_models=tuned.outputs["models"]
         ).set_display_name("evaluate")
-        for task in (prep, train, scored):
+        bundle = export(**common, prepared=prepared, models=tuned.outputs["models"]).set_display_name("export")
+        gate = validate_and_register(
+            **common, evaluation=scored.outputs["evaluation"], bundle=bundle.outputs["bundle"],
+            challenger=cfg.modeling.serve,
+        ).set_display_name("validate and register")
+        for task in (prep, baselines, tuned, scored, bundle, gate):
             task.set_container_image(cfg.cluster.image)
             task.set_caching_options(False)
         return TrainingOutputs(
-            prepared=prep.outputs["prepared"],
-            models=train.outputs["models"],
+            prepared=prepared,
+            models=baselines.outputs["models"],
+            lm_models=tuned.outputs["models"],
             evaluation=scored.outputs["evaluation"],
+            bundle=bundle.outputs["bundle"],
+            registration=gate.output,
         )
 
     return training

@@ -42,6 +42,20 @@ def _cmd_train_baselines(args: argparse.Namespace) -> None:
     sys.stdout.write(f"models: {args.output}\n")
 
 
+def _cmd_fine_tune(args: argparse.Namespace) -> None:
+    from hyperrec.steps import fine_tune_step
+
+    fine_tune_step(_config(args), args.pipeline_run, args.prepared, args.output)
+    sys.stdout.write(f"models: {args.output}\n")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from hyperrec.steps import export_step
+
+    manifest = export_step(_config(args), args.pipeline_run, args.prepared, args.models, args.output)
+    sys.stdout.write(f"bundle: {args.output} (model {manifest['model_name']}, {manifest['n_items']} items)\n")
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from hyperrec.evaluation.tables import metrics_table
     from hyperrec.steps import evaluate_step
@@ -102,10 +116,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag")
     train.set_defaults(handler=_cmd_train_baselines)
 
+    tune = commands.add_parser("fine-tune", help="train the language models of modeling.train")
+    _common(tune)
+    tune.add_argument("--prepared", type=Path, required=True, help="prepared-data folder")
+    tune.add_argument("--output", type=Path, required=True, help="folder for the model folders")
+    tune.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag")
+    tune.set_defaults(handler=_cmd_fine_tune)
+
+    export = commands.add_parser("export", help="export modeling.serve to a serving bundle (ONNX + Triton)")
+    _common(export)
+    export.add_argument("--prepared", type=Path, required=True, help="prepared-data folder")
+    export.add_argument("--models", type=Path, required=True, help="folder holding the language-model folders")
+    export.add_argument("--output", type=Path, required=True, help="bundle folder to write")
+    export.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag and bundle version")
+    export.set_defaults(handler=_cmd_export)
+
     ev = commands.add_parser("evaluate", help="evaluate saved models under both protocols")
     _common(ev)
     ev.add_argument("--prepared", type=Path, required=True, help="prepared-data folder")
-    ev.add_argument("--models", type=Path, required=True, help="folder of model folders")
+    ev.add_argument("--models", type=Path, nargs="+", required=True, help="folders of model folders")
     ev.add_argument("--output", type=Path, required=True, help="folder for metrics.json and recommendations")
     ev.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag")
     ev.set_defaults(handler=_cmd_evaluate)

@@ -53,8 +53,67 @@ def train_baselines_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: P
             logger.info("fitted %s in %.1f s", name, seconds)
 
 
+def fine_tune_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, models_dir: Path) -> None:
+    """Train the language models of ``modeling.train`` (in the configured profile) into ``models_dir/<name>``."""
+    from hyperrec.modeling.build import build_language_model
+    from hyperrec.modeling.settings import apply_profile
+
+    modeling = apply_profile(cfg.modeling, cfg.modeling.runtime.profile)
+    set_threads(modeling.runtime.threads or cfg.threads)
+    data = PreparedData(prepared_dir)
+    fitted: dict[str, Any] = {}
+    with tracking.step_run(cfg, "fine_tune", pipeline_run):
+        for name in modeling.train:
+            model = build_language_model(name, modeling, fitted)
+            started = time.perf_counter()
+            model.fit(data, on_metrics=_metrics_logger(name))
+            seconds = time.perf_counter() - started
+            model.save(models_dir / name)
+            fitted[name] = model
+            tracking.log_metrics({f"{name}.fit_seconds": seconds})
+            logger.info("trained %s in %.1f s", name, seconds)
+
+
+def _metrics_logger(prefix: str):
+    def log(metrics: dict[str, float], step: int) -> None:
+        numeric = {f"{prefix}.{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+        tracking.log_metrics(numeric, step=step)
+
+    return log
+
+
+def export_step(
+    cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, lm_models_dir: Path, bundle_dir: Path
+) -> dict[str, Any]:
+    """Export the served model (``modeling.serve``) with its catalogue into a serving bundle."""
+    from hyperrec.export.next_item import export_next_item_bundle
+    from hyperrec.models.registry import load_model
+
+    data = PreparedData(prepared_dir)
+    model = load_model(lm_models_dir / cfg.modeling.serve)
+    with tracking.step_run(cfg, "export", pipeline_run) as run:
+        manifest = export_next_item_bundle(
+            model, data, bundle_dir, model_name="ranker", version=pipeline_run,
+            max_history=cfg.modeling.max_history,
+            lineage={
+                "pipeline_run": pipeline_run,
+                "training_run_id": run.info.run_id,
+                "data_report_sha256": _sha256(prepared_dir / REPORT_JSON),
+            },
+        )
+        tracking.log_metrics({"onnx_vs_torch_max_abs_diff": manifest["lineage"]["onnx_vs_torch_max_abs_diff"]})
+        tracking.log_artifacts(bundle_dir / "manifest.json", artifact_path="bundle")
+    return manifest
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def evaluate_step(
-    cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, models_dir: Path, evaluation_dir: Path
+    cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, models_dirs: list[Path], evaluation_dir: Path
 ) -> dict[str, Any]:
     """Evaluate every saved model on the test split; write metrics.json, metrics.md and recommendations."""
     from hyperrec.evaluation.harness import evaluate
@@ -63,7 +122,12 @@ def evaluate_step(
 
     set_threads(cfg.threads)
     data = PreparedData(prepared_dir)
-    models = {path.name: load_model(path) for path in sorted(models_dir.iterdir()) if path.is_dir()}
+    models = {
+        path.name: load_model(path)
+        for models_dir in models_dirs
+        for path in sorted(models_dir.iterdir())
+        if path.is_dir()
+    }
     with tracking.step_run(cfg, "evaluate", pipeline_run):
         result = evaluate(
             models, data, cfg.evaluation, evaluation_dir, split="test", seed=cfg.seed, segments=data.segments

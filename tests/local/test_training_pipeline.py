@@ -31,7 +31,11 @@ def _config(tmp_path: Path, dataset_dir: Path, *extra: str):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, fixtures_dir_module):
     tmp_path = tmp_path_factory.mktemp("pipeline")
-    cfg = _config(tmp_path, fixtures_dir_module / "movielens_tiny", "prep.segments_k_max=3")
+    cfg = _config(
+        tmp_path, fixtures_dir_module / "movielens_tiny", "prep.segments_k_max=3",
+        "modeling.next_item.training.max_epochs=3", "modeling.next_item.max_seq_len=20",
+        f"modeling.item_encoder.cache_dir={tmp_path / 'embeddings'}",
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HYPERREC_PSEUDONYM_KEY", "pipeline-test-key")
         run = run_local(cfg)
@@ -46,14 +50,31 @@ def fixtures_dir_module() -> Path:
 def test_pipeline_publishes_the_documented_layout(tiny_run):
     _, run = tiny_run
     out = run.output_dir
-    for relative in ("run.json", "data/test.parquet", "data/data_report.md", "data/quarantine.jsonl",
-                     "evaluation/metrics.json", "evaluation/metrics.md"):
+    for relative in ("run.json", "registration.json", "data/test.parquet", "data/data_report.md",
+                     "data/quarantine.jsonl", "evaluation/metrics.json", "evaluation/metrics.md",
+                     "bundle/manifest.json", "bundle/triton/ranker/config.pbtxt", "bundle/triton/ranker/1/model.onnx"):
         assert (out / relative).exists(), relative
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"popularity", "item_knn", "als", "bpr"}
+    baselines = {"popularity", "item_knn", "als", "bpr"}
+    language_models = {"next_item_lm", "zero_shot_lm"}
+    assert set(metrics["models"]) == baselines | language_models
+    for name in baselines:
+        assert (out / "models" / "baselines" / name / "model.json").exists()
+    for name in language_models:
+        assert (out / "models" / "language" / name / "model.json").exists()
     for name in metrics["models"]:
-        assert (out / "models" / name / "model.json").exists()
         assert (out / "evaluation" / name / "recommendations.jsonl").exists()
+
+
+def test_the_gate_decides_on_the_served_model_and_says_why(tiny_run):
+    _, run = tiny_run
+    registration = json.loads((run.output_dir / "registration.json").read_text())
+    decision = registration["decision"]
+    assert decision["challenger"] == "next_item_lm"
+    assert decision["metric"] == "full.ndcg@10"
+    assert set(decision["baselines"]) == {"popularity", "item_knn", "als", "bpr"}
+    assert decision["reasons"]
+    assert (registration["registered"] is not None) == decision["passed"]
 
 
 def test_metrics_json_agrees_with_an_independent_recomputation(tiny_run):
@@ -81,7 +102,7 @@ def test_every_step_is_tracked_in_mlflow_under_one_pipeline_run(tiny_run):
         experiment_names=[cfg.tracking.experiment],
         filter_string=f"tags.`hyperrec.pipeline_run` = '{run.pipeline_run}'",
     )
-    assert set(runs["tags.hyperrec.step"]) == {"data_prep", "train_baselines", "evaluate"}
+    assert {"data_prep", "train_baselines", "fine_tune", "evaluate", "export"} <= set(runs["tags.hyperrec.step"])
     evaluate_run = runs[runs["tags.hyperrec.step"] == "evaluate"].iloc[0]
     assert evaluate_run["metrics.item_knn.full.ndcg_at_10"] >= 0
 

@@ -13,18 +13,21 @@ def test_compile_writes_yaml_that_kfp_loads_back(tmp_path):
     loaded = components.load_component_from_file(str(path))
     assert loaded.name == "hyperrec-training"
     assert set(loaded.component_spec.inputs) == {"config_yaml", "pipeline_run"}
-    assert set(loaded.component_spec.outputs) == {"prepared", "models", "evaluation"}
+    assert set(loaded.component_spec.outputs) == {
+        "prepared", "models", "lm_models", "evaluation", "bundle", "registration"
+    }
 
 
-def test_training_task_requests_a_gpu_node_and_the_configured_image(tmp_path):
+def test_fine_tuning_task_requests_a_gpu_node_and_every_task_the_configured_image(tmp_path):
     image = "registry.example/hyperrec:test"
     assert main(["pipeline", "compile", "--output-dir", str(tmp_path), "--set", f"cluster.image={image}"]) == 0
     pipeline_spec, platform_spec = yaml.safe_load_all((tmp_path / "hyperrec-training.yaml").read_text())
     executors = pipeline_spec["deploymentSpec"]["executors"]
-    train = executors["exec-train-baselines"]["container"]
-    assert train["image"] == image
-    assert train["resources"]["accelerator"]["resourceCount"] == "1"
-    k8s = platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train-baselines"]
+    assert {executor["container"]["image"] for executor in executors.values()} == {image}
+    tune = executors["exec-fine-tune"]["container"]
+    assert tune["resources"]["accelerator"]["resourceCount"] == "1"
+    assert "resources" not in executors["exec-train-baselines"]["container"]
+    k8s = platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-fine-tune"]
     gpu = load_config(environ={}).cluster.gpu
     assert k8s["nodeSelector"]["labels"] == {gpu.node_selector_key: gpu.node_selector_value}
     assert k8s["tolerations"][0]["key"] == gpu.toleration_key

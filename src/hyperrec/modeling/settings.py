@@ -128,7 +128,7 @@ NEXT_ITEM_TRAINING: dict[str, Any] = {
     "warmup_ratio": 0.0,
     "linear_decay": False,
     "unfreeze_schedule": {0: 0},
-    "patience": 5,
+    "patience": 10,
     "max_train_seconds": 240.0,
     "grad_clip": 1.0,
 }
@@ -168,6 +168,12 @@ class NextItemSettings(_Section):
     )
     use_id_embedding: bool = Field(True, description="Add a learned per-item ID embedding.")
     use_segment: bool = Field(False, description="Condition the sequence on the user's segment embedding.")
+    history_penalty: Literal["auto", "learned", "exclude", "off"] = Field(
+        "auto",
+        description="Items already in the history read: learned = one trained score offset; exclude = scored "
+        "far below every other item (finite); auto = exclude when under 1% of train events repeat an earlier "
+        "item of the same user (as in MovieLens), else learned; off = nothing.",
+    )
     finetune_item_encoder: bool = Field(
         False,
         description="Train the LM item encoder end-to-end (full profile, GPU); needs loss=sampled_softmax. "
@@ -216,12 +222,20 @@ class ZeroShotSettings(_Section):
     """Untrained reference: cosine between the mean of recent history items and every item."""
 
     history_items: int = Field(20, ge=1, description="Most recent history items averaged into the user vector.")
+    history_penalty: Literal["auto", "exclude", "off"] = Field(
+        "off", description="Push history items below all others (see next_item.history_penalty); off matches "
+        "the reference zero-shot definition.",
+    )
 
 
 class BiEncoderSettings(_Section):
     """Two-tower retrieval: user profile text vs item text, InfoNCE with in-batch negatives."""
 
     share_towers: bool = Field(True, description="One language model for both towers (half the memory).")
+    history_penalty: Literal["auto", "exclude", "off"] = Field(
+        "auto", description="Push history items below all others: exclude, off, or auto (exclude when under 1% "
+        "of train events repeat an item).",
+    )
     profile_max_length: int = Field(128, ge=8, le=512, description="Token budget of the user profile text.")
     profile_max_items: int = Field(20, ge=1, description="Most recent items named in the local profile text.")
     item_max_length: int = Field(48, ge=8, le=512, description="Token budget of an item text while training.")
@@ -259,6 +273,14 @@ class CrossEncoderSettings(_Section):
     examples_per_user: int = Field(1, ge=1, description="Positives (history prefixes) per user per epoch.")
     min_prefix: int = Field(5, ge=1, description="Shortest history a training profile is built from.")
     score_batch_size: int = Field(64, ge=1, description="Pairs per forward pass at scoring time.")
+    retriever_weight: float | None = Field(
+        None, ge=0,
+        description="Candidate score = cross-encoder logit + weight * the retriever's score standardized over the "
+        "candidates; None: chosen after training from fusion_grid on the validation metric.",
+    )
+    fusion_grid: list[float] = Field(
+        [0.0, 0.5, 1.0, 2.0, 4.0, 16.0], description="Retriever weights tried when retriever_weight is None."
+    )
     training: TrainingSettings = Field(
         default_factory=lambda: TrainingSettings(**CROSS_ENCODER_TRAINING),
         description="Fine-tuning recipe of the reranker.",
@@ -274,6 +296,18 @@ class ModelingConfig(_Section):
     """Everything the language-model recommenders need."""
 
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings, description="Device, threads, seed.")
+    train: list[Literal["next_item_lm", "next_item_id", "zero_shot_lm", "bi_encoder", "cross_encoder"]] = Field(
+        ["next_item_lm", "zero_shot_lm"],
+        description="Models the fine_tune step trains, in order. The demo trains the default ranker and the "
+        "zero-shot reference; benchmarks add next_item_id (the ID-only ablation), bi_encoder, cross_encoder.",
+    )
+    serve: str = Field("next_item_lm", description="The model exported to the serving bundle (a next-item model).")
+    max_history: int = Field(
+        200, ge=1, description="History tokens a served request carries (Triton's fixed input width)."
+    )
+    cross_encoder_retriever: str = Field(
+        "next_item_lm", description="Which trained model the cross-encoder reranks."
+    )
     item_encoder: ItemEncoderSettings = Field(
         default_factory=ItemEncoderSettings, description="Item text -> vector language model."
     )

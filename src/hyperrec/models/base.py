@@ -50,5 +50,5 @@ class Recommender(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, directory: Path) -> "Recommender":
+    def load(cls, directory: Path) -> Recommender:
         """Rebuild a fitted model from ``save`` output."""

@@ -34,10 +34,24 @@ def register_model(cls: type[Recommender]) -> type[Recommender]:
 
 
 def model_class(name: str) -> type[Recommender]:
+    if name not in _MODELS:
+        _register_language_model(name)
     try:
         return _MODELS[name]
     except KeyError:
         raise ModelError(f"unknown model {name!r}; known: {sorted(_MODELS)}") from None
+
+
+def _register_language_model(name: str) -> None:
+    """Language models register on first use, so that loading a baseline never imports torch."""
+    import importlib
+
+    from hyperrec.modeling import MODEL_CLASS_PATHS
+
+    path = MODEL_CLASS_PATHS.get(name)
+    if path is not None:
+        module, _, attribute = path.partition(":")
+        register_model(getattr(importlib.import_module(f"hyperrec.modeling.{module}"), attribute))
 
 
 def build_baseline(name: str, config: BaselinesConfig, *, seed: int, threads: int = 1) -> Recommender:

@@ -1,0 +1,5 @@
+"""fine_tune component."""
+
+from hyperrec.components.fine_tune.component import fine_tune
+
+__all__ = ["fine_tune"]

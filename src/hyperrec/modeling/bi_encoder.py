@@ -1,0 +1,283 @@
+"""Two-tower retrieval: the user's profile text and each item's text, both through a (shared) MiniLM, trained
+with InfoNCE over in-batch negatives. Retrieval is an exact matrix product (faiss above a configurable
+catalogue size, only when faiss is importable)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hyperrec.data.prepared import PreparedData
+from hyperrec.errors import ModelError
+from hyperrec.modeling.finetune import (
+    MetricsCallback,
+    Trainer,
+    TrainResult,
+    Validator,
+    build_optimizer,
+    load_state,
+    param_groups,
+    prepare_runtime,
+    resolve_device,
+    save_state,
+    warmup_schedule,
+)
+from hyperrec.modeling.history import decide_exclusion, exclude_history
+from hyperrec.modeling.item_encoder import TextEncoder, embed_catalogue, item_texts
+from hyperrec.modeling.profiles import ProfileFn, profile_builder
+from hyperrec.modeling.settings import BiEncoderSettings, ItemEncoderSettings, ModelingConfig, RuntimeSettings
+from hyperrec.models.base import Recommender, ScoringBatch
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "model.json"  # the registry reads its "model" key
+ITEMS_FILE = "items.parquet"
+MATRIX_FILE = "item_matrix.safetensors"
+USER_TOWER = "user_tower"
+ITEM_TOWER = "item_tower"
+ITEM_COLUMNS = ["item_id", "title", "text", "categories", "item_idx"]
+
+
+def training_pairs(histories: dict[str, np.ndarray], *, per_user: int, min_prefix: int,
+                   rng: np.random.Generator) -> list[tuple[str, int]]:
+    """(user, position t) pairs: the profile of history[:t] should retrieve history[t]. The last position of
+    every user is always included (it is closest to what is evaluated); the rest are uniform."""
+    pairs: list[tuple[str, int]] = []
+    for user in sorted(histories):
+        n = len(histories[user])
+        lo = min(min_prefix, n - 1)
+        if n < 2 or lo < 1:
+            continue
+        positions = {n - 1}
+        extra = min(per_user - 1, n - 1 - lo)
+        if extra > 0:
+            positions.update(rng.choice(np.arange(lo, n - 1), size=extra, replace=False).tolist())
+        pairs.extend((user, int(t)) for t in sorted(positions))
+    return pairs
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k indices and scores, best first."""
+    k = min(k, scores.shape[1])
+    idx = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part = np.take_along_axis(scores, idx, axis=1)
+    order = np.argsort(-part, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(part, order, axis=1)
+
+
+class BiEncoderRecommender(Recommender):
+    """Profile tower vs item tower. ``fit(data, validate=None, on_metrics=None)``; ``score`` returns cosines."""
+
+    name = "bi_encoder"
+
+    def __init__(self, settings: BiEncoderSettings | None = None, *, item_encoder: ItemEncoderSettings | None = None,
+                 runtime: RuntimeSettings | None = None) -> None:
+        self.settings = settings or BiEncoderSettings()
+        self.item_encoder_settings = item_encoder or ItemEncoderSettings()
+        self.runtime = runtime or RuntimeSettings()
+        self.user_tower: TextEncoder | None = None
+        self.item_tower: TextEncoder | None = None
+        self.items: pd.DataFrame | None = None
+        self.texts: list[str] = []
+        self.train_result: TrainResult | None = None
+        self._item_matrix: np.ndarray | None = None
+        self._profile: ProfileFn | None = None
+        self._device = torch.device("cpu")
+        self.exclude_history = self.settings.history_penalty == "exclude"
+
+    @classmethod
+    def from_config(cls, config: ModelingConfig) -> BiEncoderRecommender:
+        return cls(config.bi_encoder, item_encoder=config.item_encoder, runtime=config.runtime)
+
+    # ------------------------------------------------------------------------------------------ setup
+    def _set_items(self, items: pd.DataFrame) -> None:
+        missing = [c for c in ITEM_COLUMNS if c not in items]
+        if missing:
+            raise ModelError(f"items table lacks columns {missing}")
+        self.items = items.sort_values("item_idx").reset_index(drop=True)[ITEM_COLUMNS].copy()
+        self.texts = item_texts(self.items, max_tags=self.item_encoder_settings.max_tags,
+                                include_categories=self.item_encoder_settings.include_categories)
+        self._profile = profile_builder(self.items, max_items=self.settings.profile_max_items,
+                                        max_tokens=self.settings.profile_max_length)
+
+    def _towers(self) -> list[TextEncoder]:
+        assert self.user_tower is not None and self.item_tower is not None
+        return [self.user_tower] if self.item_tower is self.user_tower else [self.user_tower, self.item_tower]
+
+    def profile_text(self, history: np.ndarray) -> str:
+        if self._profile is None:
+            raise ModelError("bi-encoder is not fitted; call fit() or load()")
+        return self._profile(history)
+
+    # ------------------------------------------------------------------------------------------ training
+    def fit(self, data: PreparedData, *, validate: Validator | None = None,
+            on_metrics: MetricsCallback | None = None) -> None:
+        s, t = self.settings, self.settings.training
+        self._device = device = prepare_runtime(self.runtime)
+        self._set_items(data.items)
+        path = self.item_encoder_settings.model_path
+        self.user_tower = TextEncoder(path, max_length=s.profile_max_length, dropout=t.dropout).to(device)
+        self.item_tower = self.user_tower if s.share_towers else TextEncoder(
+            path, max_length=s.item_max_length, dropout=t.dropout).to(device)
+        self._item_matrix = None
+
+        histories = data.histories(("train",))
+        self.exclude_history = decide_exclusion(s.history_penalty, histories)
+        rng = np.random.default_rng(self.runtime.seed)
+        n_pairs = len(training_pairs(histories, per_user=s.examples_per_user, min_prefix=s.min_prefix,
+                                     rng=np.random.default_rng(0)))
+        if n_pairs < 2:
+            raise ModelError("bi-encoder needs at least 2 training pairs (users with 2+ train events)")
+        steps_per_epoch = math.ceil(n_pairs / t.batch_size)
+        if t.max_steps_per_epoch:
+            steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
+
+        def epoch_batches(epoch: int):
+            pairs = training_pairs(histories, per_user=s.examples_per_user, min_prefix=s.min_prefix, rng=rng)
+            order = rng.permutation(len(pairs))
+            for start in range(0, len(order), t.batch_size):
+                chunk = [pairs[i] for i in order[start:start + t.batch_size]]
+                if len(chunk) < 2:
+                    continue
+                profiles = [self.profile_text(histories[u][:pos]) for u, pos in chunk]
+                positives = np.array([histories[u][pos] for u, pos in chunk], dtype=np.int64)
+                yield profiles, positives
+
+        def step(batch: tuple[list[str], np.ndarray]) -> tuple[torch.Tensor, int]:
+            profiles, positives = batch
+            return self._loss(profiles, positives), len(profiles)
+
+        towers = self._towers()
+        optimizer = build_optimizer(param_groups(towers, [], t), t, device)
+        scheduler = warmup_schedule(optimizer, steps_per_epoch * t.max_epochs, t)
+        if validate is None:
+            from hyperrec.modeling.validation import default_validator
+
+            validate = default_validator(data, metric=t.validation_metric, seed=self.runtime.seed)
+        trainer = Trainer(t, self.runtime, validate=validate, on_metrics=on_metrics, name=self.name)
+        self.train_result = trainer.fit(
+            nn.ModuleList(towers), optimizer, recommender=self, epoch_batches=epoch_batches, step=step,
+            device=device, steps_per_epoch=steps_per_epoch, encoders=towers, scheduler=scheduler,
+            invalidate=self._invalidate,
+        )
+
+    def _loss(self, profiles: list[str], positives: np.ndarray) -> torch.Tensor:
+        assert self.user_tower is not None and self.item_tower is not None
+        users = self.user_tower.encode_tokens(profiles, self.settings.profile_max_length)
+        unique, inverse = np.unique(positives, return_inverse=True)
+        item_vecs = self.item_tower.encode_tokens([self.texts[i] for i in unique], self.settings.item_max_length)
+        logits = users @ item_vecs.T / self.settings.temperature  # (B, unique items): duplicates share a column
+        return F.cross_entropy(logits.float(), torch.from_numpy(inverse).to(logits.device))
+
+    def _invalidate(self) -> None:
+        self._item_matrix = None
+
+    # ------------------------------------------------------------------------------------------ scoring
+    def item_vectors(self) -> np.ndarray:
+        """(n_items, dim) L2-normalized item-tower vectors of the catalogue (computed once, disk-cached while
+        the item tower equals its pretrained weights)."""
+        if self._item_matrix is None:
+            if self.item_tower is None:
+                raise ModelError("bi-encoder is not fitted; call fit() or load()")
+            settings = self.item_encoder_settings.model_copy(update={"max_length": self.settings.item_max_length})
+            self._item_matrix = embed_catalogue(self.texts, settings, self.runtime, encoder=self.item_tower)
+        return self._item_matrix
+
+    def user_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
+        if self.user_tower is None:
+            raise ModelError("bi-encoder is not fitted; call fit() or load()")
+        profiles = [self.profile_text(h) for h in histories]
+        return self.user_tower.encode(profiles, batch_size=self.settings.score_batch_size,
+                                      max_length=self.settings.profile_max_length,
+                                      autocast=self.runtime.bf16_autocast)
+
+    def score(self, batch: ScoringBatch) -> np.ndarray:
+        scores = (self.user_vectors(batch.histories) @ self.item_vectors().T).astype(np.float32)
+        return exclude_history(scores, batch.histories) if self.exclude_history else scores
+
+    def retrieve(self, batch: ScoringBatch, k: int, exclude_history: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item indices and scores per user: exact, or a faiss inner-product index for big catalogues."""
+        users = self.user_vectors(batch.histories)
+        matrix = self.item_vectors()
+        extra = max((len(h) for h in batch.histories), default=0) if exclude_history else 0
+        if len(matrix) >= self.settings.faiss_min_items:
+            try:
+                import faiss  # type: ignore[import-not-found]
+            except ImportError:
+                log.warning("catalogue of %d items >= faiss_min_items but faiss is not installed "
+                            "(pip install faiss-cpu); using the exact matrix product", len(matrix))
+            else:
+                index = faiss.IndexFlatIP(matrix.shape[1])
+                index.add(np.ascontiguousarray(matrix, dtype=np.float32))
+                scores, idx = index.search(np.ascontiguousarray(users, dtype=np.float32),
+                                           min(k + extra, len(matrix)))
+                return self._drop_history(idx, scores, batch, k, exclude_history)
+        scores = users @ matrix.T
+        idx, vals = top_k(scores, min(k + extra, len(matrix)))
+        return self._drop_history(idx, vals, batch, k, exclude_history)
+
+    @staticmethod
+    def _drop_history(idx: np.ndarray, scores: np.ndarray, batch: ScoringBatch, k: int,
+                      exclude: bool) -> tuple[np.ndarray, np.ndarray]:
+        out_idx = np.full((len(idx), k), -1, dtype=np.int64)
+        out_scores = np.full((len(idx), k), -np.inf, dtype=np.float32)
+        for row, history in enumerate(batch.histories):
+            keep = ~np.isin(idx[row], history) if exclude else np.ones(idx.shape[1], dtype=bool)
+            chosen = idx[row][keep][:k]
+            out_idx[row, :len(chosen)] = chosen
+            out_scores[row, :len(chosen)] = scores[row][keep][:k]
+        return out_idx, out_scores
+
+    # ------------------------------------------------------------------------------------------ persistence
+    def save(self, directory: Path) -> None:
+        if self.user_tower is None or self.items is None:
+            raise ModelError("bi-encoder is not fitted; nothing to save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.user_tower.save_pretrained(directory / USER_TOWER)
+        if self.item_tower is not self.user_tower:
+            assert self.item_tower is not None
+            self.item_tower.save_pretrained(directory / ITEM_TOWER)
+        save_state(directory / MATRIX_FILE, {"item_matrix": torch.from_numpy(self.item_vectors())})
+        self.items.to_parquet(directory / ITEMS_FILE, index=False)
+        config: dict[str, Any] = {
+            "class": "BiEncoderRecommender", "model": self.name,
+            "settings": self.settings.model_dump(mode="json"),
+            "item_encoder": self.item_encoder_settings.model_dump(mode="json"),
+            "runtime": self.runtime.model_dump(mode="json"),
+            "train_result": self.train_result.to_dict() if self.train_result else None,
+            "exclude_history": self.exclude_history,
+        }
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> BiEncoderRecommender:
+        directory = Path(directory)
+        if not (directory / CONFIG_FILE).exists():
+            raise ModelError(f"no saved bi-encoder in {directory}")
+        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        model = cls(BiEncoderSettings.model_validate(config["settings"]),
+                    item_encoder=ItemEncoderSettings.model_validate(config["item_encoder"]),
+                    runtime=RuntimeSettings.model_validate(config["runtime"]))
+        model._device = device = resolve_device(model.runtime.device)
+        model._set_items(pd.read_parquet(directory / ITEMS_FILE))
+        model.user_tower = TextEncoder(directory / USER_TOWER, max_length=model.settings.profile_max_length)
+        model.user_tower.to(device).eval()
+        model.item_tower = model.user_tower
+        if (directory / ITEM_TOWER).exists():
+            model.item_tower = TextEncoder(directory / ITEM_TOWER, max_length=model.settings.item_max_length)
+            model.item_tower.to(device).eval()
+        model._item_matrix = load_state(directory / MATRIX_FILE)["item_matrix"].numpy()
+        if config.get("train_result"):
+            model.train_result = TrainResult(**config["train_result"])
+        model.exclude_history = bool(config.get("exclude_history", model.exclude_history))
+        return model

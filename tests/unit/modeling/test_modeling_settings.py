@@ -1,0 +1,71 @@
+"""ModelingConfig: typed, described, strict, with a full (GPU) profile."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from hyperrec.modeling.settings import (
+    FULL_PROFILE_OVERRIDES,
+    ModelingConfig,
+    NextItemSettings,
+    TrainingSettings,
+    apply_profile,
+)
+
+
+def _models(model: type[BaseModel]):
+    yield model
+    for field in model.model_fields.values():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _models(annotation)
+
+
+def test_every_field_is_described_and_extra_is_forbidden() -> None:
+    for model in _models(ModelingConfig):
+        assert model.model_config.get("extra") == "forbid", model.__name__
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no description"
+    with pytest.raises(ValidationError):
+        ModelingConfig.model_validate({"next_item": {"d_modle": 3}})
+
+
+def test_defaults_are_the_demo_profile() -> None:
+    config = ModelingConfig()
+    assert config.runtime.profile == "demo"
+    assert config.item_encoder.model_path is None  # the packaged MiniLM
+    assert config.next_item.use_text and not config.next_item.finetune_item_encoder
+    assert config.next_item.training.max_train_seconds is not None
+
+
+def test_partial_training_override_keeps_the_model_defaults() -> None:
+    config = ModelingConfig.model_validate({"next_item": {"training": {"max_train_seconds": 60}}})
+    default = NextItemSettings().training
+    assert config.next_item.training.max_train_seconds == 60
+    assert config.next_item.training.max_epochs == default.max_epochs != TrainingSettings().max_epochs
+    assert config.next_item.training.learning_rate == default.learning_rate
+
+
+def test_full_profile_validates_and_differs() -> None:
+    full = apply_profile(ModelingConfig(), "full")
+    assert full.runtime.profile == "full"
+    assert full.next_item.finetune_item_encoder and full.next_item.loss == "sampled_softmax"
+    assert full.next_item.training.unfreeze_schedule == FULL_PROFILE_OVERRIDES["next_item"]["training"][
+        "unfreeze_schedule"]
+    assert full.bi_encoder.training.batch_size == 256
+    # untouched keys keep their demo values
+    assert full.zero_shot == ModelingConfig().zero_shot
+    assert apply_profile(ModelingConfig(), "demo") == ModelingConfig()
+    with pytest.raises(ValueError):
+        apply_profile(ModelingConfig(), "huge")  # type: ignore[arg-type]
+
+
+def test_schedule_and_yaml_shaped_values() -> None:
+    settings = TrainingSettings.model_validate({"unfreeze_schedule": {"2": -1, "0": 1}})
+    assert settings.unfreeze_schedule == {0: 1, 2: -1}
+    with pytest.raises(ValidationError):
+        TrainingSettings(unfreeze_schedule={1: 2})
+    with pytest.raises(ValidationError):
+        NextItemSettings(d_model=30, n_heads=4)
+    assert ModelingConfig.model_validate(ModelingConfig().model_dump(mode="json")) == ModelingConfig()
