@@ -20,6 +20,9 @@ from hyperrec.logs import configure_logging
 
 logger = logging.getLogger("hyperrec")
 
+#: The columns the demo prints; metrics.md holds every metric.
+DEMO_COLUMNS = ("hr@10", "ndcg@10", "recall@20", "mrr", "auc")
+
 
 def _cmd_config(args: argparse.Namespace) -> None:
     sys.stdout.write(_config(args).to_yaml())
@@ -81,18 +84,40 @@ def _cmd_pipeline_run(args: argparse.Namespace) -> None:
     _run_local_and_report(_config(args))
 
 
-def _run_local_and_report(cfg: HyperrecConfig) -> None:
+def _cmd_demo(args: argparse.Namespace) -> None:
+    """Train embedded, then serve the new bundle and show explained answers from the real endpoint."""
+    from hyperrec.data.prepared import PreparedData
+    from hyperrec.serving.cli import format_answer
+    from hyperrec.serving.demo import ask_served_model, demo_requests
+
+    cfg = _config(args)
+    output_dir = _run_local_and_report(cfg)
+    requests = demo_requests(PreparedData(output_dir / "data"))
+    answers = ask_served_model(cfg, output_dir / "bundle", requests, config_path=args.config,
+                               overrides=args.overrides)
+    for body, answer in zip(requests, answers):
+        sys.stdout.write(f"\nPOST recommend user_id={body['user_id']} history={len(body.get('history', []))} "
+                         f"items k={body['k']}\n{format_answer(answer)}\n")
+
+
+def _run_local_and_report(cfg: HyperrecConfig) -> Path:
     from hyperrec.evaluation.tables import metrics_table
     from hyperrec.pipelines.runner import run_local
 
     run = run_local(cfg)
     metrics = json.loads((run.output_dir / "evaluation" / "metrics.json").read_text(encoding="utf-8"))
+    registration = json.loads((run.output_dir / "registration.json").read_text(encoding="utf-8"))
+    decision = registration["decision"]
+    verdict = "registered as " + str(registration["registered"]) if registration["registered"] else "not registered"
     sys.stdout.write(
-        "\n" + metrics_table(metrics) + "\n\n"
+        "\n" + metrics_table(metrics, keys=DEMO_COLUMNS) + "\n\n"
+        f"gate ({decision['metric']}): {decision['challenger']} {decision['challenger_value']:.4f} vs best "
+        f"baseline {decision['best_baseline']} {decision['best_baseline_value']:.4f} -> {verdict}\n"
         f"pipeline run {run.pipeline_run} finished in {run.wall_seconds:.0f} s\n"
-        f"outputs: {run.output_dir.resolve()}\n"
+        f"outputs: {run.output_dir.resolve()} (every metric: evaluation/metrics.md)\n"
         f"MLflow:  mlflow ui --backend-store-uri {cfg.mlflow_uri()}\n"
     )
+    return run.output_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the training pipeline embedded and print the results")
     _common(demo)
-    demo.set_defaults(handler=lambda args: _run_local_and_report(_config(args)))
+    demo.set_defaults(handler=_cmd_demo)
 
     from hyperrec.monitoring.cli import add_monitoring_commands
     from hyperrec.serving.cli import add_serving_commands

@@ -122,3 +122,19 @@ def test_real_movielens_run_reproduces_the_reference_baselines(tmp_path, monkeyp
     assert models["popularity"]["sampled"]["hr@10"] == pytest.approx(0.607, abs=0.05)
     assert min(models[m]["full"]["ndcg@10"] for m in ("item_knn", "als", "bpr")) > models["popularity"][
         "full"]["ndcg@10"]
+
+
+def test_the_trained_bundle_serves_explained_answers_through_the_real_endpoint(tiny_run, monkeypatch):
+    from hyperrec.data.prepared import PreparedData
+    from hyperrec.serving.demo import ask_served_model, demo_requests
+
+    cfg, run = tiny_run
+    monkeypatch.setenv("HYPERREC_PSEUDONYM_KEY", "pipeline-test-key")
+    requests = demo_requests(PreparedData(run.output_dir / "data"))
+    answers = ask_served_model(cfg, run.output_dir / "bundle", requests)
+    known, new_user = answers[0], answers[-1]
+    assert known["source"] == "model" and not known["degraded"]
+    assert len(known["recommendations"]) == 5
+    assert all(rec["because"] for rec in known["recommendations"])
+    assert not set(requests[0]["history"]) & {rec["item_id"] for rec in known["recommendations"]}
+    assert new_user["source"] == "popular"
