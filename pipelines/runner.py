@@ -18,6 +18,8 @@ from pathlib import Path
 from kfp import compiler, local
 
 from hyperrec.config import HyperrecConfig
+from hyperrec.pipelines.retraining.pipeline import PIPELINE_NAME as RETRAINING_NAME
+from hyperrec.pipelines.retraining.pipeline import build_retraining_pipeline
 from hyperrec.pipelines.training.pipeline import PIPELINE_NAME, build_training_pipeline
 
 logger = logging.getLogger(__name__)
@@ -42,8 +44,10 @@ def compile_pipelines(cfg: HyperrecConfig, output_dir: Path) -> list[Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / f"{PIPELINE_NAME}.yaml"
     compiler.Compiler().compile(build_training_pipeline(cfg), package_path=str(path))
-    logger.info("compiled %s", path)
-    return [path]
+    retraining = output_dir / f"{RETRAINING_NAME}.yaml"
+    compiler.Compiler().compile(build_retraining_pipeline(cfg), package_path=str(retraining))
+    logger.info("compiled %s and %s", path, retraining)
+    return [path, retraining]
 
 
 def new_pipeline_run_id() -> str:
@@ -87,3 +91,32 @@ def _publish(task, output_dir: Path, pipeline_run: str, pipeline_root: Path, wal
     shutil.rmtree(output_dir, ignore_errors=True)
     staging.rename(output_dir)
     logger.info("published run %s to %s", pipeline_run, output_dir)
+
+
+def run_retraining_local(
+    cfg: HyperrecConfig,
+    *,
+    reference_uri: str,
+    current_uri: str,
+    data_window: str = "{}",
+    trigger_reason: str = "manual",
+    pipeline_run: str | None = None,
+) -> str:
+    """Run the retraining pipeline embedded; return its pipeline-run id (its steps are tagged with it in MLflow).
+
+    The retraining tasks run only when the drift check finds drift; the registry records any new challenger.
+    """
+    pipeline_run = pipeline_run or new_pipeline_run_id()
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(cfg.output_dir.parent / "kfp" / pipeline_run),
+        raise_on_error=True,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        build_retraining_pipeline(cfg)(
+            config_yaml=cfg.to_json(), pipeline_run=pipeline_run, reference_uri=reference_uri,
+            current_uri=current_uri, data_window=data_window, trigger_reason=trigger_reason,
+        )
+    return pipeline_run

@@ -7,16 +7,21 @@ from hyperrec.components import DEFAULT_IMAGE
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
-def data_prep(config_yaml: str, pipeline_run: str, prepared: Output[Dataset], report: Output[Markdown]):
-    """Write the prepared-data folder (see hyperrec.data.prepared) and its Markdown data report."""
+def data_prep(config_yaml: str, pipeline_run: str, prepared: Output[Dataset], report: Output[Markdown],
+              data_window: str = "{}"):
+    """Write the prepared-data folder (see hyperrec.data.prepared) and its Markdown data report.
+
+    ``data_window`` (JSON ``{"start_unix", "end_unix"}``) restricts the events to a time window (retraining).
+    """
     import shutil
     from pathlib import Path
 
     from hyperrec.config import config_from_yaml
     from hyperrec.data.prepared import REPORT_MD
     from hyperrec.logs import configure_logging
-    from hyperrec.steps import data_prep_step
+    from hyperrec.steps import data_prep_step, with_data_window
 
     configure_logging()
-    data_prep_step(config_from_yaml(config_yaml), pipeline_run, Path(prepared.path))
+    cfg = with_data_window(config_from_yaml(config_yaml), data_window)
+    data_prep_step(cfg, pipeline_run, Path(prepared.path))
     shutil.copyfile(Path(prepared.path) / REPORT_MD, report.path)

@@ -35,30 +35,42 @@ def build_training_pipeline(cfg: HyperrecConfig):
 
     @dsl.pipeline(name=PIPELINE_NAME, description="Prepare data, fine-tune recommenders, evaluate, register.")
     def training(config_yaml: str = cfg.to_json(), pipeline_run: str = "manual") -> TrainingOutputs:
-        common = {"config_yaml": config_yaml, "pipeline_run": pipeline_run}
-        prep = data_prep(**common).set_display_name("data prep")
-        prepared = prep.outputs["prepared"]
-        baselines = train_baselines(**common, prepared=prepared).set_display_name("train baselines")
-        tuned = fine_tune(**common, prepared=prepared).set_display_name("fine-tune language models")
-        request_gpu(tuned, cfg.cluster.gpu)
-        scored = evaluate(
-            **common, prepared=prepared, models=baselines.outputs["models"], lm_models=tuned.outputs["models"]
-        ).set_display_name("evaluate")
-        bundle = export(**common, prepared=prepared, models=tuned.outputs["models"]).set_display_name("export")
-        gate = validate_and_register(
-            **common, evaluation=scored.outputs["evaluation"], bundle=bundle.outputs["bundle"],
-            challenger=cfg.modeling.serve,
-        ).set_display_name("validate and register")
-        for task in (prep, baselines, tuned, scored, bundle, gate):
-            task.set_container_image(cfg.cluster.image)
-            task.set_caching_options(False)
+        tasks = train_and_register(cfg, config_yaml=config_yaml, pipeline_run=pipeline_run)
         return TrainingOutputs(
-            prepared=prepared,
-            models=baselines.outputs["models"],
-            lm_models=tuned.outputs["models"],
-            evaluation=scored.outputs["evaluation"],
-            bundle=bundle.outputs["bundle"],
-            registration=gate.output,
+            prepared=tasks["prep"].outputs["prepared"],
+            models=tasks["baselines"].outputs["models"],
+            lm_models=tasks["tuned"].outputs["models"],
+            evaluation=tasks["scored"].outputs["evaluation"],
+            bundle=tasks["bundle"].outputs["bundle"],
+            registration=tasks["gate"].output,
         )
 
     return training
+
+
+def train_and_register(cfg: HyperrecConfig, *, config_yaml, pipeline_run, data_window="{}") -> dict:
+    """The tasks shared by training and retraining: data prep → baselines and fine-tuning → evaluation →
+    export → gate and register. Call inside a pipeline function; returns the tasks by role."""
+    common = {"config_yaml": config_yaml, "pipeline_run": pipeline_run}
+    prep = data_prep(**common, data_window=data_window).set_display_name("data prep")
+    prepared = prep.outputs["prepared"]
+    baselines = train_baselines(**common, prepared=prepared).set_display_name("train baselines")
+    tuned = fine_tune(**common, prepared=prepared).set_display_name("fine-tune language models")
+    request_gpu(tuned, cfg.cluster.gpu)
+    scored = evaluate(
+        **common, prepared=prepared, models=baselines.outputs["models"], lm_models=tuned.outputs["models"]
+    ).set_display_name("evaluate")
+    bundle = export(**common, prepared=prepared, models=tuned.outputs["models"]).set_display_name("export")
+    gate = validate_and_register(
+        **common, evaluation=scored.outputs["evaluation"], bundle=bundle.outputs["bundle"],
+        challenger=cfg.modeling.serve,
+    ).set_display_name("validate and register")
+    tasks = {"prep": prep, "baselines": baselines, "tuned": tuned, "scored": scored, "bundle": bundle, "gate": gate}
+    for task in tasks.values():
+        on_cluster(task, cfg)
+    return tasks
+
+
+def on_cluster(task: dsl.PipelineTask, cfg: HyperrecConfig) -> dsl.PipelineTask:
+    """The hyperrec image, and no caching: every run reads fresh data and config."""
+    return task.set_container_image(cfg.cluster.image).set_caching_options(False)

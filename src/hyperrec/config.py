@@ -57,6 +57,10 @@ class DataConfig(_Section):
         },
         description="SHA-256 of each unpacked file of the 2018-09-26 release; a mismatch aborts the download.",
     )
+    window_start_unix: int | None = Field(
+        None, description="Keep only events at or after this Unix time (retraining on a new window)."
+    )
+    window_end_unix: int | None = Field(None, description="Keep only events before this Unix time.")
     cache_dir: Path = Field(Path("~/.cache/hyperrec/datasets"), description="Where downloads are unpacked (~ is expanded when used).")
 
 

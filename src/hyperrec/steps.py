@@ -22,6 +22,16 @@ logger = logging.getLogger(__name__)
 HEADLINE = ("hr@10", "ndcg@10")
 
 
+def with_data_window(cfg: HyperrecConfig, data_window: str) -> HyperrecConfig:
+    """``cfg`` restricted to a retraining window: JSON ``{"start_unix": ..., "end_unix": ...}`` ("{}": as is)."""
+    window = json.loads(data_window or "{}")
+    data = cfg.data.model_copy(update={
+        "window_start_unix": window.get("start_unix", cfg.data.window_start_unix),
+        "window_end_unix": window.get("end_unix", cfg.data.window_end_unix),
+    })
+    return cfg.model_copy(update={"data": data})
+
+
 def data_prep_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path) -> PreparedData:
     """Run data prep into ``prepared_dir`` and record the report in MLflow."""
     from hyperrec.data.prep import run_data_prep
@@ -66,7 +76,11 @@ def fine_tune_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, m
         for name in modeling.train:
             model = build_language_model(name, modeling, fitted)
             started = time.perf_counter()
-            model.fit(data, on_metrics=_metrics_logger(name))
+            warm = modeling.warm_start_dir / name if modeling.warm_start_dir else None
+            if warm is not None and (warm / "model.json").exists() and name.startswith("next_item"):
+                model.fit(data, on_metrics=_metrics_logger(name), warm_start=warm)
+            else:
+                model.fit(data, on_metrics=_metrics_logger(name))
             seconds = time.perf_counter() - started
             model.save(models_dir / name)
             fitted[name] = model

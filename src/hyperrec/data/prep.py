@@ -45,7 +45,7 @@ from hyperrec.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-STEPS = ("read", "unknown_items", "duplicates", "bot_bursts", "text", "labels", "split", "examples",
+STEPS = ("read", "window", "unknown_items", "duplicates", "bot_bursts", "text", "labels", "split", "examples",
          "profiles", "segments", "write")
 #: Column types of the written tables (the contract of hyperrec.data.prepared); explicit so that an
 #: all-null column (e.g. query in MovieLens) is still typed.
@@ -93,6 +93,7 @@ def run_data_prep(cfg: HyperrecConfig, output_dir: Path) -> PreparedData:
     run = _Run(cfg)
     try:
         loaded = _read(run)
+        loaded.interactions = _window(run, loaded.interactions)
         interactions, tags = _clean(run, loaded)
         items, interactions = _prepare_text(run, loaded.items, tags, interactions)
         interactions = _label(run, items, interactions)
@@ -132,6 +133,20 @@ def _read(run: _Run) -> LoadedData:
     run.report.sections["files"] = files
     run.report.sections["dataset"] = {"format": run.cfg.data.format, "timestamps": loaded.has_timestamps}
     return loaded
+
+
+def _window(run: _Run, interactions: pd.DataFrame) -> pd.DataFrame:
+    """Keep the configured time window; events outside it are counted in the report, not quarantined."""
+    start, end = run.cfg.data.window_start_unix, run.cfg.data.window_end_unix
+    with run.step("window", len(interactions)) as step:
+        keep = pd.Series(True, index=interactions.index)
+        if start is not None:
+            keep &= interactions["timestamp"] >= start
+        if end is not None:
+            keep &= interactions["timestamp"] < end
+        step.rows_out = int(keep.sum())
+        step.details.update(start_unix=start, end_unix=end, outside_window=int((~keep).sum()))
+    return interactions[keep].reset_index(drop=True)
 
 
 def _clean(run: _Run, loaded: LoadedData) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -180,6 +180,15 @@ def _add_repeat_bias(logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tenso
                              accumulate=True)
 
 
+def _warm_start(net: NextItemNet, directory: Path) -> None:
+    """Copy every tensor of a saved model whose name and shape match ``net``'s; log what was reused."""
+    state = load_state(directory / WEIGHTS_FILE)
+    own = net.state_dict()
+    reused = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    net.load_state_dict(reused, strict=False)
+    log.info("warm start from %s: %d of %d tensors reused", directory, len(reused), len(own))
+
+
 def _windows(sequence: np.ndarray, max_len: int, stride: int) -> list[np.ndarray]:
     """Chunks of up to max_len + 1 items covering every next-item target of the sequence."""
     out = []
@@ -256,7 +265,10 @@ class NextItemRecommender(Recommender):
         self.n_segments = (max(self.segments.values()) + 1) if self.segments else 0
 
     def fit(self, data: PreparedData, *, validate: Validator | None = None,
-            on_metrics: MetricsCallback | None = None, item_embeddings: np.ndarray | None = None) -> None:
+            on_metrics: MetricsCallback | None = None, item_embeddings: np.ndarray | None = None,
+            warm_start: Path | None = None) -> None:
+        """Train on the train split; ``warm_start`` is a saved model of the same kind (the champion) whose
+        weights initialize every tensor of matching shape (item tables only when the catalogue is unchanged)."""
         s, t = self.settings, self.settings.training
         self._device = device = prepare_runtime(self.runtime)
         items = data.items
@@ -283,6 +295,8 @@ class NextItemRecommender(Recommender):
             table = torch.from_numpy(np.ascontiguousarray(item_embeddings, dtype=np.float32))
 
         self.net = net = NextItemNet(n_items, text_dim, s, self.n_segments)
+        if warm_start is not None:
+            _warm_start(net, Path(warm_start))
         if table is not None:
             net.text_table.copy_(table)
         net.to(device)

@@ -305,6 +305,10 @@ class ModelingConfig(_Section):
     max_history: int = Field(
         200, ge=1, description="History tokens a served request carries (Triton's fixed input width)."
     )
+    warm_start_dir: Path | None = Field(
+        None, description="Folder of saved language models (the champion's); next-item models start from the "
+        "weights in <dir>/<model name> (retraining). None: train from the pretrained LM only.",
+    )
     cross_encoder_retriever: str = Field(
         "next_item_lm", description="Which trained model the cross-encoder reranks."
     )

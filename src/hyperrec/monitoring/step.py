@@ -146,16 +146,20 @@ def drift_monitor_step(
 
 
 def local_training_runner(cfg: Any) -> Callable[[RetrainRequest], str]:
-    """An embedded launcher callable: runs the training pipeline with ``kfp.local`` and returns its run id.
+    """An embedded launcher callable: the training pipeline on the request's data window, with ``kfp.local``.
 
-    The training pipeline does not take a data window yet; the window and the reason travel in the decision
-    log and MLflow until the retraining pipeline accepts them as parameters.
+    The trigger has already decided on drift, so this runs the train-and-register part directly (a cluster
+    launcher starts ``hyperrec-retraining``, whose own drift check guards runs started by schedule).
     """
 
     def run(request: RetrainRequest) -> str:
+        import json
+
         from hyperrec.pipelines.runner import run_local
+        from hyperrec.steps import with_data_window
 
         logger.info("starting embedded retraining %s: %s", request.pipeline_run, request.reason)
-        return run_local(cfg, pipeline_run=request.pipeline_run).pipeline_run
+        windowed = with_data_window(cfg, json.dumps(dict(request.data_window)))
+        return run_local(windowed, pipeline_run=request.pipeline_run).pipeline_run
 
     return run

@@ -199,3 +199,15 @@ def test_when_nothing_usable_remains_the_error_is_clear_and_the_quarantine_is_ke
         run_data_prep(_generic(tmp_path, tmp_path / "bad.csv"), tmp_path / "out")
     reasons = [json.loads(line)["reason"] for line in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()]
     assert reasons == ["unknown_event", "unknown_event"]
+
+
+def test_a_time_window_keeps_only_its_events_and_counts_the_rest(tmp_path, pseudonym_key):
+    ratings = pd.read_csv(FIXTURES / "movielens_tiny" / "ratings.csv")
+    cutoff = int(ratings["timestamp"].median())
+    cfg = _config(tmp_path, dataset_dir=FIXTURES / "movielens_tiny", window_start_unix=cutoff)
+    data = run_data_prep(cfg, tmp_path / "windowed")
+    assert data.interactions["timestamp"].min() >= cutoff
+    window = json.loads((tmp_path / "windowed" / prepared.REPORT_JSON).read_text())["steps"]["window"]
+    inside = int((ratings["timestamp"] >= cutoff).sum())
+    assert window["rows_out"] == inside
+    assert window["outside_window"] == len(ratings) - inside

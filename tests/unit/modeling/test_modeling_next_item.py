@@ -222,3 +222,16 @@ def test_history_penalty_auto_learns_when_users_repeat(tmp_path: Path, runtime) 
     assert model.train_repeat_rate > 0.3 and not model.exclude_history
     off = NextItemRecommender(small_settings(history_penalty="off"), runtime=runtime)
     assert NextItemNet(8, 16, off.settings).repeat_bias is None
+
+
+def test_warm_start_from_a_champion_starts_where_it_left_off(fitted_lm, cyclic_data, runtime, encoder_settings,
+                                                               tmp_path: Path) -> None:
+    fitted_lm.save(tmp_path / "champion")
+    no_training = small_settings(training=TrainingSettings(
+        max_epochs=1, max_steps_per_epoch=1, learning_rate=1e-9, unfreeze_schedule={0: 0}, warmup_ratio=0.0))
+    cold = NextItemRecommender(no_training, item_encoder=encoder_settings, runtime=runtime)
+    cold.fit(cyclic_data, item_embeddings=text_embeddings(N_ITEMS), validate=lambda m: 0.0)
+    warm = NextItemRecommender(no_training, item_encoder=encoder_settings, runtime=runtime)
+    warm.fit(cyclic_data, item_embeddings=text_embeddings(N_ITEMS), validate=lambda m: 0.0,
+             warm_start=tmp_path / "champion")
+    assert accuracy_at_1(warm, cyclic_data) >= 0.9 > accuracy_at_1(cold, cyclic_data)

@@ -1,0 +1,42 @@
+"""The retraining pipeline: drift check → (only if drift) data prep on the new window → fine-tuning warm-started
+from the champion → evaluation → gate against the champion and the baselines → register the challenger.
+
+The drift trigger (hyperrec.monitoring.trigger) starts it with ``pipeline_run``, ``data_window`` (JSON
+``{"start_unix", "end_unix"}``), ``trigger_reason`` and ``config_yaml``; ``modeling.warm_start_dir`` in that
+config names the champion's language-model folder.
+"""
+
+from kfp import dsl
+from kfp.dsl import Dataset
+
+from hyperrec.components.drift_monitor import drift_monitor
+from hyperrec.config import HyperrecConfig
+from hyperrec.pipelines.training.pipeline import on_cluster, train_and_register
+
+PIPELINE_NAME = "hyperrec-retraining"
+
+
+def build_retraining_pipeline(cfg: HyperrecConfig):
+    """Return the pipeline function; the drift sources default to ``monitoring.sources`` of ``cfg``."""
+    reference_default = str(cfg.monitoring.sources.reference or "")
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="Retrain on a new window when drift is detected.")
+    def retraining(
+        config_yaml: str = cfg.to_json(),
+        pipeline_run: str = "manual",
+        reference_uri: str = reference_default,
+        current_uri: str = "",
+        data_window: str = "{}",
+        trigger_reason: str = "manual",
+    ):
+        reference = dsl.importer(artifact_uri=reference_uri, artifact_class=Dataset, reimport=True)
+        current = dsl.importer(artifact_uri=current_uri, artifact_class=Dataset, reimport=True)
+        drift = on_cluster(
+            drift_monitor(config_yaml=config_yaml, pipeline_run=pipeline_run, reference=reference.output,
+                          current=current.output),
+            cfg,
+        ).set_display_name("drift check")
+        with dsl.If(drift.outputs["Output"] == True, name="drift-detected"):  # noqa: E712 - KFP syntax
+            train_and_register(cfg, config_yaml=config_yaml, pipeline_run=pipeline_run, data_window=data_window)
+
+    return retraining
