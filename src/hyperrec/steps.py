@@ -15,6 +15,7 @@ from typing import Any
 from hyperrec import tracking
 from hyperrec.config import HyperrecConfig
 from hyperrec.data.prepared import QUARANTINE_FILE, REPORT_JSON, REPORT_MD, PreparedData
+from hyperrec.hashing import sha256_file
 from hyperrec.runtime import set_threads
 
 logger = logging.getLogger(__name__)
@@ -112,18 +113,12 @@ def export_step(
             lineage={
                 "pipeline_run": pipeline_run,
                 "training_run_id": run.info.run_id,
-                "data_report_sha256": _sha256(prepared_dir / REPORT_JSON),
+                "data_report_sha256": sha256_file(prepared_dir / REPORT_JSON),
             },
         )
         tracking.log_metrics({"onnx_vs_torch_max_abs_diff": manifest["lineage"]["onnx_vs_torch_max_abs_diff"]})
         tracking.log_artifacts(bundle_dir / "manifest.json", artifact_path="bundle")
     return manifest
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def evaluate_step(

@@ -8,7 +8,6 @@ dataset behind.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from hyperrec.config import DataConfig
 from hyperrec.errors import DatasetUnavailableError
+from hyperrec.hashing import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +103,4 @@ def _mismatches(folder: Path, expected: dict[str, str]) -> list[str]:
 
 
 def _sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path) if path.is_file() else None

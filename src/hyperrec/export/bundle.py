@@ -25,7 +25,6 @@ model-config protobufs lazily.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperrec.hashing import sha256_file
 from hyperrec.online.errors import BundleError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -497,18 +497,10 @@ def _check_known_extras(extras: Mapping[str, Path], n_items: int) -> None:
             raise BundleError(f"{SEGMENT_POPULARITY_FILE} needs columns segment, item_idx, popularity")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _hash_tree(root: Path, exclude: set[str] | None = None) -> dict[str, str]:
     exclude = exclude or set()
     return {
-        path.relative_to(root).as_posix(): _sha256(path)
+        path.relative_to(root).as_posix(): sha256_file(path)
         for path in sorted(root.rglob("*"))
         if path.is_file() and path.relative_to(root).as_posix() not in exclude
     }

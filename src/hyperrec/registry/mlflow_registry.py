@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from hyperrec.config import HyperrecConfig
 from hyperrec.errors import HyperrecError
+from hyperrec.hashing import sha256_file
 from hyperrec.registry.gate import DEFAULT_METRIC, GateDecision, canonical_metric
 from hyperrec.tracking import PIPELINE_RUN_TAG, STEP_TAG
 
@@ -100,14 +101,6 @@ RegistryTarget = Union[HyperrecConfig, str, "BundleRegistry"]
 
 
 # --------------------------------------------------------------------------------------------- hashing
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sha256_json(payload: Any) -> str:
