@@ -108,13 +108,14 @@ def test_every_step_is_tracked_in_mlflow_under_one_pipeline_run(tiny_run):
 
 
 @pytest.mark.slow
-def test_real_movielens_run_reproduces_the_reference_baselines(tmp_path, monkeypatch):
+def test_real_movielens_run_reproduces_the_reference_baselines_and_fine_tuning_pays(tmp_path, monkeypatch):
     """ml-latest-small, leave-last-out: baselines land within noise of shared/datasets/README.md."""
     dataset = Path(os.environ.get("HYPERREC_DATASET_DIR", REPO.parent / "shared/datasets/ml-latest-small"))
     if not (dataset / "ratings.csv").exists():
         pytest.skip(f"MovieLens not found at {dataset} (set HYPERREC_DATASET_DIR); no download in tests")
     monkeypatch.setenv("HYPERREC_PSEUDONYM_KEY", "pipeline-test-key")
-    run = run_local(_config(tmp_path, dataset))
+    # A 60-s fine-tuning budget keeps CI short; the full-budget numbers are `make demo`'s (README).
+    run = run_local(_config(tmp_path, dataset, "modeling.next_item.training.max_train_seconds=60"))
     models = json.loads((run.output_dir / "evaluation" / "metrics.json").read_text())["models"]
     # Reference (README): popularity full NDCG@10 0.018, item-kNN 0.030; SE per user ~0.005.
     assert models["popularity"]["full"]["ndcg@10"] == pytest.approx(0.018, abs=0.01)
@@ -122,6 +123,9 @@ def test_real_movielens_run_reproduces_the_reference_baselines(tmp_path, monkeyp
     assert models["popularity"]["sampled"]["hr@10"] == pytest.approx(0.607, abs=0.05)
     assert min(models[m]["full"]["ndcg@10"] for m in ("item_knn", "als", "bpr")) > models["popularity"][
         "full"]["ndcg@10"]
+    # Even a short fine-tuning beats popularity and the untrained zero-shot reference by a wide margin.
+    assert models["next_item_lm"]["full"]["ndcg@10"] > models["popularity"]["full"]["ndcg@10"] + 0.01
+    assert models["next_item_lm"]["full"]["ndcg@10"] > models["zero_shot_lm"]["full"]["ndcg@10"] + 0.01
 
 
 def test_the_trained_bundle_serves_explained_answers_through_the_real_endpoint(tiny_run, monkeypatch):
