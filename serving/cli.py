@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 def _bundle_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--bundle", type=Path, help="serving bundle folder (default: serving.bundle_dir)")
+    group.add_argument("--registered", metavar="NAME@ALIAS",
+                       help="fetch the bundle an MLflow alias points to, e.g. hyperrec-ranker@challenger "
+                            "(sha256-verified against the registry)")
     group.add_argument("--demo", action="store_true",
                        help="build and serve the tiny untrained demo bundle (no trained model needed)")
     parser.add_argument("--demo-items", type=int, default=1000, help="catalogue size of the --demo bundle")
@@ -75,6 +78,14 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _resolve_bundle(args: argparse.Namespace, settings: Any, workdir: Path) -> Path:
+    if args.registered:
+        from hyperrec.cli_options import config_from_args
+        from hyperrec.registry import download_bundle
+
+        name, sep, alias = args.registered.partition("@")
+        if not sep or not name or not alias:
+            raise HyperrecError(f"--registered wants NAME@ALIAS, e.g. hyperrec-ranker@champion; got {args.registered!r}")
+        return download_bundle(config_from_args(args), name, alias, workdir / "registered")
     if args.demo:
         from hyperrec.export.tiny import build_demo_bundle
 

@@ -219,3 +219,26 @@ def test_register_through_a_config_uses_its_experiment_and_keeps_artifacts_besid
     registry = BundleRegistry.from_target(cfg)
     assert registry.client.get_experiment(registry.client.get_run(info.run_id).info.experiment_id).name == \
         "registry-test"
+
+
+def test_serve_resolves_a_registered_alias_to_a_verified_local_bundle(
+        tmp_path, fresh_db, bundle_dir, make_metrics, baseline_values):
+    import argparse
+
+    from hyperrec.serving.cli import _resolve_bundle
+
+    out = tmp_path / "outputs" / "latest"
+    fresh_db(tmp_path / "outputs" / "mlflow.db")
+    overrides = [f"output_dir={out}", "tracking.experiment=registry-test"]
+    from hyperrec.config import load_config
+
+    decision, _ = passing(make_metrics, baseline_values)
+    register_bundle(load_config(environ={}, overrides=overrides), bundle_dir, registered_name=NAME,
+                    decision=decision, training_run_id=None, pipeline_run="p")
+    args = argparse.Namespace(registered=f"{NAME}@challenger", demo=False, bundle=None, config=None,
+                              overrides=overrides)
+    served = _resolve_bundle(args, None, tmp_path / "work")
+    assert verify_bundle_dir(served) == json.loads((bundle_dir / "manifest.json").read_text())
+    args.registered = f"{NAME}@no-such-alias"
+    with pytest.raises(RegistryError, match="no-such-alias"):
+        _resolve_bundle(args, None, tmp_path / "work2")
