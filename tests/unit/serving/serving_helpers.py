@@ -30,6 +30,7 @@ class OnnxScorer:
 def make_server(models, **settings):
     """A ModelServer with ``models`` registered (ready or not) and its REST app, as KServe builds it."""
     from fastapi.testclient import TestClient
+
     from hyperrec.serving.server import HyperrecModelServer, create_rest_app
 
     server = HyperrecModelServer(enable_grpc=False)

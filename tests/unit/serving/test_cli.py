@@ -3,6 +3,7 @@
 import argparse
 
 import pytest
+
 from hyperrec.serving.cli import add_serving_commands, format_answer
 
 

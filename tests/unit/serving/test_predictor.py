@@ -1,8 +1,9 @@
 """The embedded V2 predictor, in-process through KServe's REST app."""
 
 import pytest
-from hyperrec.serving.predictor import OnnxRankerModel
 from serving_helpers import make_server
+
+from hyperrec.serving.predictor import OnnxRankerModel
 
 
 def infer_body(history, segment, shape=None, datatype="INT64"):

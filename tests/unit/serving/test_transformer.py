@@ -4,11 +4,11 @@ import socket
 import time
 
 import pytest
-from hyperrec.serving.server import build_models, free_port
 from serving_helpers import SEGMENT_USER, OnnxScorer, fake_pseudonymize, make_server
 
 from hyperrec.features import encode_histories, encode_segments
 from hyperrec.online.feedback import read_feedback
+from hyperrec.serving.server import build_models, free_port
 
 URL = "/v1/models/ranker:predict"
 
