@@ -35,11 +35,12 @@ def locate_dataset(data: DataConfig) -> Path:
             f"dataset folder {data.dataset_dir} does not exist and data.download is off; "
             "point data.dataset_dir at the unpacked MovieLens folder or enable data.download"
         )
-    target = data.cache_dir / _archive_stem(data.download_url)
+    cache_dir = data.cache_dir.expanduser()
+    target = cache_dir / _archive_stem(data.download_url)
     if target.is_dir() and not _mismatches(target, data.file_sha256):
         logger.info("using the cached dataset in %s", target)
         return target
-    return _download_and_unpack(data, target)
+    return _download_and_unpack(data, cache_dir, target)
 
 
 def _archive_stem(url: str) -> str:
@@ -47,9 +48,9 @@ def _archive_stem(url: str) -> str:
     return name.removesuffix(".zip") or "dataset"
 
 
-def _download_and_unpack(data: DataConfig, target: Path) -> Path:
-    data.cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=data.cache_dir, prefix=".download-") as scratch:
+def _download_and_unpack(data: DataConfig, cache_dir: Path, target: Path) -> Path:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as scratch:
         archive = Path(scratch) / "archive.zip"
         _download(data.download_url, archive)
         unpacked = _unpack(archive, Path(scratch) / "unpacked")

@@ -46,7 +46,7 @@ class Pseudonymizer:
             if not from_env.strip():
                 raise ConfigError(f"env var {privacy.pseudonym_key_env} is set but empty")
             return cls(from_env.strip().encode("utf-8"))
-        return cls(_read_or_create_key_file(privacy.pseudonym_key_file))
+        return cls(_read_or_create_key_file(privacy.pseudonym_key_file.expanduser()))
 
     def pseudonymize(self, user_id: str) -> str:
         """The pseudonym of one raw user id (exact string: callers strip whitespace themselves)."""

@@ -56,3 +56,15 @@ def test_an_empty_key_file_is_refused(tmp_path, monkeypatch):
     (tmp_path / "key").write_text("\n")
     with pytest.raises(ConfigError, match="empty"):
         Pseudonymizer.from_config(PrivacyConfig(pseudonym_key_env="MY_KEY", pseudonym_key_file=tmp_path / "key"))
+
+
+def test_a_home_relative_key_file_lands_in_the_home_folder(tmp_path, monkeypatch):
+    from hyperrec.config import PrivacyConfig
+    from hyperrec.data.pseudonymize import Pseudonymizer
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HYPERREC_PSEUDONYM_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    Pseudonymizer.from_config(PrivacyConfig(pseudonym_key_file="~/.config/hyperrec/pseudonym.key"))
+    assert (tmp_path / "home" / ".config" / "hyperrec" / "pseudonym.key").is_file()
+    assert not (tmp_path / "~").exists()
