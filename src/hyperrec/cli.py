@@ -179,10 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo)
     demo.set_defaults(handler=_cmd_demo)
 
+    from hyperrec.benchmarks.cli import add_benchmark_commands
     from hyperrec.monitoring.cli import add_monitoring_commands
     from hyperrec.serving.cli import add_serving_commands
 
-    add_serving_commands(commands)
+    add_serving_commands(commands)  # creates the `bench` group that the benchmarks join
+    add_benchmark_commands(commands)
     add_monitoring_commands(commands)
     return parser
 

@@ -238,6 +238,7 @@ class NextItemRecommender(Recommender):
         #: Whether scoring pushes history items below all others (decided at fit from history_penalty).
         self.exclude_history = self.settings.history_penalty == "exclude"
         self.train_repeat_rate: float | None = None
+        self._unseen: torch.Tensor | None = None
 
     @classmethod
     def from_config(cls, config: ModelingConfig, *, ablation: bool = False) -> NextItemRecommender:
@@ -302,6 +303,7 @@ class NextItemRecommender(Recommender):
         net.to(device)
 
         histories = data.histories(("train",))
+        self._unseen = self._unseen_items(histories, n_items, net, device)
         self.train_repeat_rate = repeat_rate(histories)
         if s.history_penalty == "auto":
             self.exclude_history = self.train_repeat_rate < AUTO_REPEAT_RATE
@@ -361,6 +363,21 @@ class NextItemRecommender(Recommender):
         log.info("%s trained in %.1fs (%.0f examples/s), best val %s", self.name, time.perf_counter() - start,
                  self.train_result.examples_per_second, self.train_result.best_metric)
 
+    def _unseen_items(self, histories: dict[str, np.ndarray], n_items: int, net: NextItemNet,
+                      device: torch.device) -> torch.Tensor | None:
+        """Items with no train event; with unseen_items_from_text their ID embedding starts (and stays) zero."""
+        if not self.settings.unseen_items_from_text:
+            return None
+        seen = np.zeros(n_items, dtype=bool)
+        for history in histories.values():
+            seen[history[(history >= 0) & (history < n_items)]] = True
+        unseen = torch.from_numpy(~seen).to(device)
+        if net.id_emb is not None:
+            with torch.no_grad():
+                net.id_emb.weight[unseen] = 0.0
+        log.info("%s: %d items have no train event; they are scored from their text", self.name, int(unseen.sum()))
+        return unseen
+
     def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, segs: torch.Tensor,
               gen: torch.Generator) -> tuple[torch.Tensor, int]:
         net, s = self.net, self.settings
@@ -377,6 +394,8 @@ class NextItemRecommender(Recommender):
             if net.repeat_bias is not None:
                 rows, positions = _history_pairs(inputs, valid_in, valid_out)
                 logits = _add_repeat_bias(logits, rows, inputs.reshape(-1)[positions], net.repeat_bias)
+            if self._unseen is not None:
+                logits = logits.masked_fill(self._unseen, float("-inf"))
             return F.cross_entropy(logits.float(), tgt), int(tgt.numel())
         # sampled softmax: candidates = batch targets + shared uniform negatives; accidental hits masked
         negatives = torch.randint(0, net.n_items, (s.n_sampled_negatives,), generator=gen).to(inputs.device)
@@ -403,6 +422,8 @@ class NextItemRecommender(Recommender):
             column_of[cand] = torch.arange(len(cand), device=inputs.device)
             rows, positions = _history_pairs(inputs, valid_in, valid_out)
             logits = _add_repeat_bias(logits, rows, column_of[seq_pos.reshape(-1)[positions]], net.repeat_bias)
+        if self._unseen is not None:
+            logits = logits.masked_fill(self._unseen[uniq[cand]], float("-inf"))
         label = torch.searchsorted(cand, tgt_pos)
         return F.cross_entropy(logits.float(), label), int(tgt.numel())
 

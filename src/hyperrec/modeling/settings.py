@@ -174,6 +174,11 @@ class NextItemSettings(_Section):
         "far below every other item (finite); auto = exclude when under 1% of train events repeat an earlier "
         "item of the same user (as in MovieLens), else learned; off = nothing.",
     )
+    unseen_items_from_text: bool = Field(
+        True,
+        description="Items without a train event are never negatives and keep a zero ID embedding and bias, so "
+        "they are scored from their text alone (cold start) instead of being learned as 'never clicked'.",
+    )
     finetune_item_encoder: bool = Field(
         False,
         description="Train the LM item encoder end-to-end (full profile, GPU); needs loss=sampled_softmax. "

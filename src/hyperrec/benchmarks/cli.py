@@ -1,0 +1,90 @@
+"""``hyperrec bench quality`` and ``hyperrec bench cold-start``.
+
+``add_benchmark_commands(commands)`` takes the ``hyperrec`` subparsers and adds both commands to the
+existing ``bench`` group (created by ``hyperrec.serving.cli.add_serving_commands`` for ``bench serve``), or
+creates the group when it is not there yet. Call it after ``add_serving_commands(commands)``: argparse
+refuses a second ``bench`` parser. Passing the ``bench`` group's own subparsers object works too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from hyperrec.cli_options import add_common_options, config_from_args
+
+DEFAULT_QUALITY_DIR = Path("outputs/bench/quality")
+DEFAULT_COLD_START_DIR = Path("outputs/bench/cold_start")
+
+
+def _bench_commands(subparsers: Any) -> Any:
+    """The subparsers object of ``hyperrec bench``, created when missing."""
+    if "serve" in subparsers.choices and "bench" not in subparsers.choices:
+        return subparsers  # already the bench group's own subparsers
+    bench = subparsers.choices.get("bench")
+    if bench is None:
+        bench = subparsers.add_parser("bench", help="benchmarks")
+        return bench.add_subparsers(dest="bench_command", required=True)
+    for action in bench._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return bench.add_subparsers(dest="bench_command", required=True)
+
+
+def _shared(parser: argparse.ArgumentParser, default_dir: Path) -> None:
+    add_common_options(parser)
+    parser.add_argument("--output-dir", type=Path, default=default_dir,
+                        help=f"folder for data, models, metrics and the report (default: {default_dir})")
+    parser.add_argument("--prepared", type=Path, default=None,
+                        help="reuse this prepared-data folder instead of running data prep")
+    parser.add_argument("--pipeline-run", default=None, help="MLflow grouping tag (default: bench-<kind>-<time>)")
+
+
+def add_benchmark_commands(subparsers: Any) -> None:
+    """Register ``bench quality`` and ``bench cold-start`` (see the module docstring)."""
+    commands = _bench_commands(subparsers)
+
+    quality = commands.add_parser(
+        "quality", help="train and evaluate every baseline and language model in one run (HTML report)")
+    _shared(quality, DEFAULT_QUALITY_DIR)
+    quality.add_argument("--with-encoders", action="store_true",
+                         help="also train bi_encoder and cross_encoder (long on CPU)")
+    quality.set_defaults(handler=_cmd_quality)
+
+    cold = commands.add_parser(
+        "cold-start", help="hold out items' training events; evaluate the users whose test target is one")
+    _shared(cold, DEFAULT_COLD_START_DIR)
+    cold.add_argument("--fraction", type=float, default=0.1,
+                      help="share of the items with a positive event held out (default: 0.1)")
+    cold.add_argument("--seed", type=int, default=None, help="seed of the draw (default: the config's seed)")
+    cold.set_defaults(handler=_cmd_cold_start)
+
+
+def _cmd_quality(args: argparse.Namespace) -> None:
+    from hyperrec.benchmarks.quality import REPORT_FILE, TABLE_FILE, run_quality
+
+    summary = run_quality(config_from_args(args), args.output_dir, with_encoders=args.with_encoders,
+                          prepared=args.prepared, pipeline_run=args.pipeline_run)
+    out = args.output_dir
+    sys.stdout.write((out / TABLE_FILE).read_text(encoding="utf-8")
+                     + f"\nwall {summary['benchmark']['wall_seconds']:.0f} s\n"
+                     f"table: {out / TABLE_FILE}\nreport: {out / REPORT_FILE}\nsummary: {out / 'summary.json'}\n")
+
+
+def _cmd_cold_start(args: argparse.Namespace) -> None:
+    from hyperrec.benchmarks.cold_start import ColdStartSettings, run_cold_start
+    from hyperrec.benchmarks.quality import REPORT_FILE, TABLE_FILE
+    from hyperrec.errors import ConfigError
+
+    try:
+        settings = ColdStartSettings(fraction=args.fraction, seed=args.seed)
+    except ValueError as exc:
+        raise ConfigError(f"invalid cold-start settings: {exc}") from None
+    metrics = run_cold_start(config_from_args(args), args.output_dir, settings=settings, prepared=args.prepared,
+                             pipeline_run=args.pipeline_run)
+    out = args.output_dir
+    sys.stdout.write((out / TABLE_FILE).read_text(encoding="utf-8")
+                     + f"\nwall {metrics['cold_start']['wall_seconds']:.0f} s\n"
+                     f"table: {out / TABLE_FILE}\nreport: {out / REPORT_FILE}\n")
