@@ -452,11 +452,10 @@ class NextItemRecommender(Recommender):
 
     def _sequences(self, histories: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         net = self._require()
-        rows = []
-        for h in histories:
-            h = np.asarray(h, dtype=np.int64)
-            rows.append(h[(h >= 0) & (h < net.n_items)])
-        seq = torch.from_numpy(_left_pad(rows, net.max_len, net.pad)).to(self._device)
+        rows = [np.asarray(h, dtype=np.int64) for h in histories]
+        tokens = encode_histories([h[(h >= 0) & (h < net.n_items)] for h in rows], net.max_len)
+        # The shared serving tokens (item_idx + 1, 0 = pad) in the model's own index space (pad = n_items).
+        seq = torch.from_numpy(np.where(tokens > 0, tokens - 1, net.pad)).to(self._device)
         return seq, seq != net.pad
 
     def scoring_graph(self) -> NextItemGraph:
