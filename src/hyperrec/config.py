@@ -150,7 +150,14 @@ class GpuConfig(_Section):
 class ClusterConfig(_Section):
     """How components run on a Kubernetes cluster."""
 
-    image: str = Field("ghcr.io/hyperrec/hyperrec:0.1.0", description="Image with hyperrec installed.")
+    image: str = Field(
+        "ghcr.io/hyperrec/hyperrec:0.1.0",
+        description="Components image (hyperrec with torch): every KFP component and the drift CronJob run in it.",
+    )
+    serving_image: str = Field(
+        "ghcr.io/hyperrec/hyperrec-serving:0.1.0",
+        description="Slim serving image (no torch): the KServe transformer runs in it.",
+    )
     gpu: GpuConfig = GpuConfig()
 
 
