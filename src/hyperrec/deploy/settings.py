@@ -57,15 +57,28 @@ class ComponentScaling(_Section):
         return self
 
 
-def _predictor_defaults() -> ComponentScaling:
-    return ComponentScaling(
-        min_replicas=1, max_replicas=3, scale_metric="concurrency", scale_target=16,
-        resources=ComputeResources(cpu_request="2", cpu_limit="4", memory_request="8Gi", memory_limit="8Gi"),
-    )
+class PredictorResources(ComputeResources):
+    """Triton's container: the whole catalogue's scores per request (GPUs are added per node pool)."""
+
+    cpu_request: str = "2"
+    cpu_limit: str = "4"
+    memory_request: str = "8Gi"
+    memory_limit: str = "8Gi"
 
 
-def _transformer_defaults() -> ComponentScaling:
-    return ComponentScaling(min_replicas=1, max_replicas=4, scale_metric="concurrency", scale_target=32)
+class PredictorScaling(ComponentScaling):
+    """The Triton predictor. Own defaults, so overriding one key keeps the others (YAML sections replace)."""
+
+    max_replicas: int = Field(3, ge=1)
+    scale_target: int = Field(16, ge=1, description="Target per replica: in-flight requests, requests/s or %.")
+    resources: PredictorResources = Field(default_factory=PredictorResources)
+
+
+class TransformerScaling(ComponentScaling):
+    """The hyperrec transformer."""
+
+    max_replicas: int = Field(4, ge=1)
+    scale_target: int = Field(32, ge=1, description="Target per replica: in-flight requests, requests/s or %.")
 
 
 class DeployConfig(_Section):
@@ -108,8 +121,8 @@ class DeployConfig(_Section):
         description="Prefix rewrites of the registry's artifact URI into one the cluster reads, e.g. "
         "{'/mnt/mlflow/': 'pvc://mlflow-artifacts/'}; the longest matching prefix wins.",
     )
-    predictor: ComponentScaling = Field(default_factory=_predictor_defaults)
-    transformer: ComponentScaling = Field(default_factory=_transformer_defaults)
+    predictor: PredictorScaling = Field(default_factory=PredictorScaling)
+    transformer: TransformerScaling = Field(default_factory=TransformerScaling)
 
     @model_validator(mode="after")
     def _metrics_fit_the_mode(self) -> DeployConfig:
