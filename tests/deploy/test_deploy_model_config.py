@@ -136,3 +136,16 @@ def test_bad_references_are_one_line_and_exit_2(deploy_registry, reference, mess
     code = main(["deploy", reference, "--dry-run", "--set", f"tracking.tracking_uri={registry.tracking_uri}"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_without_kubernetes_credentials_deploy_says_so_in_one_line(deploy_registry, tmp_path, monkeypatch, capsys):
+    registry, artifact_root = deploy_registry
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    storage_map = json.dumps({f"{artifact_root}/": "s3://hyperrec-models/"})
+    code = main(["deploy", f"{NAME}@champion", "--set", f"tracking.tracking_uri={registry.tracking_uri}",
+                 "--set", f"deploy.storage_map={storage_map}"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
+    assert code == 2 and len(errors) == 1
+    assert errors[0].endswith("ERROR hyperrec: no Kubernetes credentials (in-cluster or kubeconfig): "
+                              "Invalid kube-config file. No configuration found.")
