@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed-stamp
 # checkov pins packages that conflict with requirements.lock, so it gets a venv of its own.
 CHECKOV_VENV ?= .cache/checkov-venv
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
+# KServe's storage code (what its storage-initializer image runs) pins google-cloud-storage<3: a venv of its own.
+KSERVE_STORAGE_VENV ?= .cache/kserve-storage-venv
+KSERVE_STORAGE := $(KSERVE_STORAGE_VENV)/.installed-kserve-storage
 PYTEST_ARGS ?=
 ARGS ?=
 
@@ -19,6 +22,11 @@ $(CHECKOV):
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
 
+$(KSERVE_STORAGE):
+	test -x $(KSERVE_STORAGE_VENV)/bin/python || $(PYTHON) -m venv $(KSERVE_STORAGE_VENV)
+	$(KSERVE_STORAGE_VENV)/bin/python -m pip install --quiet kserve-storage==0.21.0
+	touch $@
+
 # torch is pinned to the CPU build that pip finds on these machines; requirements.lock pins the rest.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +37,9 @@ $(STAMP): pyproject.toml requirements.lock
 demo: install
 	$(BIN)/hyperrec demo $(ARGS)
 
-test: install $(CHECKOV)
-	HYPERREC_CHECKOV=$(CHECKOV) $(BIN)/python -m pytest $(PYTEST_ARGS)
+test: install $(CHECKOV) $(KSERVE_STORAGE)
+	HYPERREC_CHECKOV=$(CHECKOV) HYPERREC_KSERVE_STORAGE_PYTHON=$(KSERVE_STORAGE_VENV)/bin/python \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -1,5 +1,7 @@
 """Gate the challenger on the evaluation results; register its serving bundle in MLflow only if it passes."""
 
+from typing import NamedTuple
+
 from kfp import dsl
 from kfp.dsl import Artifact, Input
 
@@ -15,15 +17,17 @@ def validate_and_register(
     challenger: str = "",
     registered_name: str = "hyperrec-ranker",
     min_improvement: float = 0.0,
-) -> str:
+) -> NamedTuple("GateOutputs", [("registration", str), ("registered", bool)]):
     """Compare ``challenger`` with every baseline and the champion on ``evaluation.gate_metric``.
 
     Passes: the bundle becomes a new version of ``registered_name`` with alias ``challenger``. Fails:
-    nothing is registered and the task still succeeds. Returns the step result as JSON (decision, registered
-    version or null); see components/validate_and_register/README.md. ``challenger`` "" means: the bundle's
+    nothing is registered and the task still succeeds. Outputs ``registration``, the step result as JSON
+    (decision, registered version or null), and ``registered``, whether a version was registered (what a
+    pipeline's ``dsl.If`` can test); see components/validate_and_register/README.md. ``challenger`` "" means: the bundle's
     model name if metrics.json has it, else the best learned model.
     """
     import json
+    from collections import namedtuple
     from pathlib import Path
 
     from hyperrec.config import config_from_yaml
@@ -40,4 +44,5 @@ def validate_and_register(
         registered_name=registered_name,
         min_improvement=min_improvement,
     )
-    return json.dumps(result, sort_keys=True)
+    outputs = namedtuple("GateOutputs", ["registration", "registered"])
+    return outputs(json.dumps(result, sort_keys=True), result["registered"] is not None)

@@ -1,4 +1,5 @@
-"""The training pipeline: data prep → baselines and fine-tuning → evaluation → export → gate and register."""
+"""The training pipeline: data prep → baselines and fine-tuning → evaluation → export → gate and register, then
+(with ``deploy.enabled``, only when the gate registered a version) deploy it to KServe."""
 
 from typing import NamedTuple
 
@@ -6,6 +7,7 @@ from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Model
 
 from hyperrec.components.data_prep import data_prep
+from hyperrec.components.deploy import deploy
 from hyperrec.components.evaluate import evaluate
 from hyperrec.components.export import export
 from hyperrec.components.fine_tune import fine_tune
@@ -36,13 +38,15 @@ def build_training_pipeline(cfg: HyperrecConfig):
     @dsl.pipeline(name=PIPELINE_NAME, description="Prepare data, fine-tune recommenders, evaluate, register.")
     def training(config_yaml: str = cfg.to_json(), pipeline_run: str = "manual") -> TrainingOutputs:
         tasks = train_and_register(cfg, config_yaml=config_yaml, pipeline_run=pipeline_run)
+        if cfg.deploy.enabled:
+            deploy_if_registered(cfg, tasks["gate"], config_yaml=config_yaml)
         return TrainingOutputs(
             prepared=tasks["prep"].outputs["prepared"],
             models=tasks["baselines"].outputs["models"],
             lm_models=tasks["tuned"].outputs["models"],
             evaluation=tasks["scored"].outputs["evaluation"],
             bundle=tasks["bundle"].outputs["bundle"],
-            registration=tasks["gate"].output,
+            registration=tasks["gate"].outputs["registration"],
         )
 
     return training
@@ -69,6 +73,18 @@ def train_and_register(cfg: HyperrecConfig, *, config_yaml, pipeline_run, data_w
     for task in tasks.values():
         on_cluster(task, cfg)
     return tasks
+
+
+def deploy_if_registered(cfg: HyperrecConfig, gate: dsl.PipelineTask, *, config_yaml) -> None:
+    """The deploy step, behind the gate: it runs only when ``gate`` registered a version.
+
+    Whether the step exists at all is decided when compiling (``deploy.enabled``), so embedded runs and
+    clusters without KServe compile without it; the step also re-reads ``deploy.enabled`` from the run's config.
+    """
+    with dsl.If(gate.outputs["registered"] == True, name="gate-registered"):  # noqa: E712 - KFP syntax
+        on_cluster(
+            deploy(config_yaml=config_yaml, registration=gate.outputs["registration"]), cfg,
+        ).set_display_name("deploy to KServe")
 
 
 def on_cluster(task: dsl.PipelineTask, cfg: HyperrecConfig) -> dsl.PipelineTask:

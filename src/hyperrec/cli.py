@@ -180,12 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
 
     from hyperrec.benchmarks.cli import add_benchmark_commands
+    from hyperrec.deploy.cli import add_deploy_commands
     from hyperrec.monitoring.cli import add_monitoring_commands
     from hyperrec.serving.cli import add_serving_commands
 
     add_serving_commands(commands)  # creates the `bench` group that the benchmarks join
     add_benchmark_commands(commands)
     add_monitoring_commands(commands)
+    add_deploy_commands(commands)
     return parser
 
 

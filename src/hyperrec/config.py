@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hyperrec.deploy.settings import DeployConfig
 from hyperrec.errors import ConfigError
 from hyperrec.modeling.settings import ModelingConfig
 from hyperrec.monitoring.settings import MonitoringConfig
@@ -177,6 +178,7 @@ class HyperrecConfig(_Section):
     modeling: ModelingConfig = Field(default_factory=ModelingConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
 
     def mlflow_uri(self) -> str:
         """The tracking URI, defaulting to a sqlite file beside the outputs."""

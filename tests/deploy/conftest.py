@@ -91,3 +91,35 @@ def crd_validators():
     from deploy_crd_schema import load_crd_validators
 
     return load_crd_validators(directory)
+
+
+@pytest.fixture(scope="session")
+def inference_service_validator(crd_validators):
+    return crd_validators[("serving.kserve.io/v1beta1", "InferenceService")]
+
+
+@pytest.fixture
+def fake_kubernetes(crd_validators):
+    """A FakeKubernetesApi that validates InferenceServices against the published KServe CRD."""
+    from fake_kubernetes import FakeKubernetesApi
+
+    return FakeKubernetesApi(crd_validators, {"inferenceservices": "InferenceService"})
+
+
+@pytest.fixture(scope="session")
+def deploy_registry(tmp_path_factory: pytest.TempPathFactory):
+    """A real MLflow registry (sqlite, local artifact store) holding two versions of a tiny bundle.
+
+    Returns ``(registry, artifact_root_uri)``; v1 has the alias ``champion``, v2 ``challenger``.
+    """
+    from deploy_registry import NAME, build_tiny_bundle, register
+
+    from hyperrec.registry import BundleRegistry
+
+    tmp = tmp_path_factory.mktemp("deploy-registry")
+    artifacts = (tmp / "mlartifacts").resolve()
+    registry = BundleRegistry(f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=artifacts.as_uri())
+    first = register(registry, build_tiny_bundle(tmp / "bundle-1", "1"), "run-1")
+    registry.promote(NAME, first.version)
+    register(registry, build_tiny_bundle(tmp / "bundle-2", "2"), "run-2")
+    return registry, artifacts.as_uri()

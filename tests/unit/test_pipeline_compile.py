@@ -38,3 +38,21 @@ def test_default_config_travels_as_the_pipeline_parameter_default(tmp_path):
     pipeline_spec, _ = yaml.safe_load_all((tmp_path / "hyperrec-training.yaml").read_text())
     default = pipeline_spec["root"]["inputDefinitions"]["parameters"]["config_yaml"]["defaultValue"]
     assert yaml.safe_load(default)["seed"] == 123
+
+
+def test_the_deploy_step_exists_only_with_deploy_enabled_and_runs_only_when_the_gate_registered(tmp_path):
+    main(["pipeline", "compile", "--output-dir", str(tmp_path / "off")])
+    off, _ = yaml.safe_load_all((tmp_path / "off" / "hyperrec-training.yaml").read_text())
+    assert "exec-deploy" not in off["deploymentSpec"]["executors"]
+
+    main(["pipeline", "compile", "--output-dir", str(tmp_path / "on"), "--set", "deploy.enabled=true"])
+    spec, _ = yaml.safe_load_all((tmp_path / "on" / "hyperrec-training.yaml").read_text())
+    condition = spec["root"]["dag"]["tasks"]["condition-1"]
+    assert condition["dependentTasks"] == ["validate-and-register"]
+    assert condition["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--validate-and-register-registered'] == true")
+    inner = spec["components"]["comp-condition-1"]["dag"]["tasks"]["deploy"]
+    assert inner["inputs"]["parameters"]["registration"] == {
+        "componentInputParameter": "pipelinechannel--validate-and-register-registration"}
+    gate_outputs = spec["components"]["comp-validate-and-register"]["outputDefinitions"]["parameters"]
+    assert gate_outputs["registered"]["parameterType"] == "BOOLEAN"

@@ -133,9 +133,10 @@ def test_the_component_body_returns_the_step_result_as_json(cfg, tmp_path, bundl
         evaluation=Artifact(uri=str(evaluation)), bundle=Artifact(uri=str(bundle_dir)),
         challenger="lm", registered_name="component-test", min_improvement=0.0,
     )
-    result = json.loads(out)
+    result = json.loads(out.registration)
+    assert out.registered is True
     assert result["registered"]["name"] == "component-test" and result["registered"]["version"] == "1"
     assert result["decision"]["passed"] and result["challenger_source"] == "argument"
     spec = validate_and_register.component_spec
     assert set(spec.inputs) >= {"config_yaml", "pipeline_run", "evaluation", "bundle"}
-    assert spec.outputs["Output"].type == "String"
+    assert spec.outputs["registration"].type == "String" and spec.outputs["registered"].type == "Boolean"

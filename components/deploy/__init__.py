@@ -1,0 +1,5 @@
+"""deploy component."""
+
+from hyperrec.components.deploy.component import deploy
+
+__all__ = ["deploy"]
