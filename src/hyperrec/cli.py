@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     run.add_argument("--local", action="store_true", help="run embedded with kfp.local.SubprocessRunner")
     run.set_defaults(handler=_cmd_pipeline_run)
+    from hyperrec.pipelines.publish import add_publish_command
+
+    add_publish_command(pipeline_commands)
 
     demo = commands.add_parser("demo", help="run the training pipeline embedded and print the results")
     _common(demo)

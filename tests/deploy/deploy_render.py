@@ -35,6 +35,7 @@ HELM_SCENARIOS: dict[str, tuple[tuple[str, ...], str]] = {
     "gpu": (("gpu-values.yaml",), "hyperrec-staging"),
     "prod": (("prod-values.yaml",), "hyperrec"),
     "prod-canary": (("prod-values.yaml", "canary-values.yaml"), "hyperrec"),
+    "prod-raw-deployment": (("prod-values.yaml", "raw-deployment-values.yaml"), "hyperrec"),
 }
 
 # The overlay (plus extra components) each Helm scenario mirrors; tests/deploy/test_parity.py.
@@ -43,6 +44,7 @@ PARITY: dict[str, tuple[str, tuple[str, ...]]] = {
     "gpu": ("overlays/gpu", ()),
     "prod": ("overlays/prod", ()),
     "prod-canary": ("overlays/prod", ("components/canary",)),
+    "prod-raw-deployment": ("overlays/prod", ("components/raw-deployment",)),
 }
 
 

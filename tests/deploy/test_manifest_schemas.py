@@ -1,10 +1,14 @@
 """Every rendered object is valid for its kind: custom resources against the published CRD schemas,
-built-in kinds against Kubernetes' own OpenAPI schemas (kubernetes-validate, strict: unknown fields fail)."""
+built-in kinds against Kubernetes' own OpenAPI schemas (kubernetes-validate, strict: unknown fields fail),
+and the Prometheus Operator's PodMonitor and PrometheusRule, whose CRDs are not published in ../shared/crds,
+against the minimal structural schema of deploy_operator_schema.py."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
+from deploy_operator_schema import GROUP as OPERATOR_GROUP
+from deploy_operator_schema import operator_errors
 from deploy_render import (
     HELM_SCENARIOS,
     MANIFESTS,
@@ -34,6 +38,10 @@ def _is_custom(obj: dict) -> bool:
     return obj["apiVersion"].split("/")[0] in CUSTOM_GROUPS
 
 
+def _is_operator(obj: dict) -> bool:
+    return obj["apiVersion"].split("/")[0] == OPERATOR_GROUP
+
+
 @pytest.fixture(scope="module")
 def kubernetes_validate():
     return pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
@@ -60,7 +68,7 @@ def test_builtin_kinds_match_kubernetes_schemas(
     """Each built-in object must have a Kubernetes schema, and pass it in strict mode."""
     problems = []
     for obj in _build(source, name, kustomize_builds, helm_renders).objects:
-        if _is_custom(obj):
+        if _is_custom(obj) or _is_operator(obj):
             continue
         for version in KUBERNETES_VERSIONS:
             try:
@@ -73,6 +81,24 @@ def test_builtin_kinds_match_kubernetes_schemas(
                 path = ".".join(str(p) for p in exc.path)
                 problems.append(f"{object_id(obj)} (Kubernetes {version}): {path}: {exc.message}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(("source", "name"), BUILDS, ids=[f"{s}:{n}" for s, n in BUILDS])
+def test_prometheus_operator_objects_match_the_minimal_schema(source, name, kustomize_builds, helm_renders):
+    problems = [
+        f"{object_id(obj)}: {p}"
+        for obj in _build(source, name, kustomize_builds, helm_renders).objects
+        if _is_operator(obj)
+        for p in operator_errors(obj)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_minimal_operator_schema_catches_a_misspelt_field(kustomize_builds):
+    monitor = next(o for o in kustomize_builds["overlays/prod"].objects if o["kind"] == "PodMonitor")
+    broken = yaml.safe_load(yaml.safe_dump(monitor))
+    broken["spec"]["podMetricsEndpoints"][0]["relabelings"][0]["source_labels"] = ["x"]
+    assert any("source_labels" in e for e in operator_errors(broken))
 
 
 def test_crd_validation_catches_a_misspelt_field_and_a_wrong_type(kustomize_builds, crd_validators):

@@ -109,3 +109,33 @@ inside this version's folder. The transformer downloads it; both components then
 {{- end }}
 {{- trimSuffix "triton" $uri }}
 {{- end }}
+
+{{/*
+Fails the render when a component's scaleMetric does not fit the deployment mode: Knative's Pod Autoscaler
+(Serverless) scales on concurrency or rps, KServe's HPA (RawDeployment) on cpu or memory.
+Usage: include "hyperrec.checkScaleMetric" (list "predictor" .Values.predictor .Values.inferenceService.deploymentMode)
+*/}}
+{{- define "hyperrec.checkScaleMetric" -}}
+{{- $name := index . 0 }}
+{{- $component := index . 1 }}
+{{- $mode := index . 2 }}
+{{- $allowed := list "cpu" "memory" }}
+{{- if eq $mode "Serverless" }}
+{{- $allowed = list "concurrency" "rps" }}
+{{- end }}
+{{- if not (has $component.scaleMetric $allowed) }}
+{{- fail (printf "%s.scaleMetric %q does not work in %s mode: use one of %s" $name $component.scaleMetric $mode (join ", " $allowed)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Knative Pod Autoscaler annotations of a component in Serverless mode: what KServe's minReplicas, maxReplicas,
+scaleMetric and scaleTarget fields cannot say (KServe writes those four into min-scale, max-scale, metric and
+target itself). Usage: include "hyperrec.kpaAnnotations" .Values.predictor.kpa
+*/}}
+{{- define "hyperrec.kpaAnnotations" -}}
+autoscaling.knative.dev/class: kpa.autoscaling.knative.dev
+autoscaling.knative.dev/target-utilization-percentage: {{ .targetUtilizationPercentage | quote }}
+autoscaling.knative.dev/window: {{ .window | quote }}
+autoscaling.knative.dev/scale-down-delay: {{ .scaleDownDelay | quote }}
+{{- end }}

@@ -161,6 +161,8 @@ def run_drift_command(args: argparse.Namespace, trigger: Any = None, sleep=time.
             f" | {result.windows['reference']['rows']} vs {result.windows['current']['rows']} rows"
             f" | {result.wall_seconds:.1f} s\nreport:  {paths['report']}\nsummary: {paths['summary']}\n"
         )
+        if settings.pushgateway_url:
+            _push_metrics(result, settings.pushgateway_url)
         if args.trigger:
             decision = trigger.decide(result, pipeline_run=args.pipeline_run, summary_path=paths["summary"],
                                       report_path=paths["report"])
@@ -171,3 +173,14 @@ def run_drift_command(args: argparse.Namespace, trigger: Any = None, sleep=time.
         if not args.watch or (args.max_checks is not None and checks >= args.max_checks):
             return checks
         sleep(interval)
+
+
+def _push_metrics(result: Any, gateway: str) -> None:
+    """Push the drift gauges; a Pushgateway outage must not stop the check or the retraining decision (the
+    HyperrecDriftCheckStale alert notices missing pushes)."""
+    from hyperrec.monitoring.metrics import push_drift_metrics
+
+    try:
+        push_drift_metrics(result, gateway)
+    except OSError as exc:  # urllib's URLError and HTTPError are OSErrors
+        logger.error("could not push drift gauges to %s: %s", gateway, exc)

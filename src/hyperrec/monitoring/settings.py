@@ -243,4 +243,10 @@ class MonitoringConfig(_Section):
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings, description="Feedback-log adapter.")
     quality: QualitySettings = Field(default_factory=QualitySettings, description="Online quality floor.")
     trigger: TriggerSettings = Field(default_factory=TriggerSettings, description="Retraining trigger.")
+    pushgateway_url: str | None = Field(
+        None,
+        description="Prometheus Pushgateway (host:port or URL) that `hyperrec drift` pushes its result gauges to "
+        "after each check (hyperrec.monitoring.metrics; job hyperrec-drift): the drift CronJob lives too briefly "
+        "to be scraped. None pushes nothing.",
+    )
 
