@@ -44,6 +44,7 @@ EXPECTED_GPU_SERVERLESS = {
         "annotations": {
             "serving.kserve.io/deploymentMode": "Serverless",
             "serving.kserve.io/enable-prometheus-scraping": "true",
+            "serving.kserve.io/enable-metric-aggregation": "true",
             "hyperrec.io/registered-model": "hyperrec-ranker",
             "hyperrec.io/model-version": "3",
             "hyperrec.io/model-reference": "hyperrec-ranker@champion",
@@ -55,9 +56,12 @@ EXPECTED_GPU_SERVERLESS = {
             "serviceAccountName": "hyperrec-serving",
             "minReplicas": 1,
             "maxReplicas": 3,
+            "scaleMetric": "concurrency",
+            "scaleTarget": 16,
             "annotations": {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
-                            "autoscaling.knative.dev/metric": "concurrency",
-                            "autoscaling.knative.dev/target": "16"},
+                            "autoscaling.knative.dev/target-utilization-percentage": "70",
+                            "autoscaling.knative.dev/window": "120s",
+                            "autoscaling.knative.dev/scale-down-delay": "5m"},
             "nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
             "volumes": [{"name": "tmp", "emptyDir": {}}],
@@ -77,9 +81,12 @@ EXPECTED_GPU_SERVERLESS = {
             "serviceAccountName": "hyperrec-serving",
             "minReplicas": 1,
             "maxReplicas": 4,
+            "scaleMetric": "concurrency",
+            "scaleTarget": 32,
             "annotations": {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
-                            "autoscaling.knative.dev/metric": "concurrency",
-                            "autoscaling.knative.dev/target": "32"},
+                            "autoscaling.knative.dev/target-utilization-percentage": "70",
+                            "autoscaling.knative.dev/window": "60s",
+                            "autoscaling.knative.dev/scale-down-delay": "1m"},
             "storageUris": [{"uri": f"{ROOT}/", "mountPath": "/mnt/models"}],
             "volumes": [{"name": "config", "configMap": {"name": "hyperrec-config"}},
                         {"name": "feedback", "persistentVolumeClaim": {"claimName": "hyperrec-feedback"}},
@@ -142,8 +149,7 @@ def test_autoscaling_and_resources_come_from_the_config():
                     "deploy.transformer.max_replicas=12", "cluster.gpu.node_selector_value=nvidia-h100-80gb")
     predictor, transformer = body["spec"]["predictor"], body["spec"]["transformer"]
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (0, 9)
-    assert predictor["annotations"]["autoscaling.knative.dev/metric"] == "rps"
-    assert predictor["annotations"]["autoscaling.knative.dev/target"] == "200"
+    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("rps", 200)
     assert predictor["model"]["resources"]["limits"] == {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "2"}
     assert predictor["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}
     assert transformer["maxReplicas"] == 12
@@ -186,10 +192,6 @@ def test_the_default_body_serves_like_the_hand_written_base_manifest():
     body = body_for()
     for role in ("predictor", "transformer"):
         ours, theirs = copy.deepcopy(body["spec"][role]), copy.deepcopy(manifest["spec"][role])
-        ours.pop("annotations")  # KPA annotations here, scaleMetric/scaleTarget fields there: same autoscaler
-        assert (theirs.pop("scaleMetric"), theirs.pop("scaleTarget")) == (
-            body["spec"][role]["annotations"]["autoscaling.knative.dev/metric"],
-            int(body["spec"][role]["annotations"]["autoscaling.knative.dev/target"]))
         if role == "predictor":
             ours["model"].pop("storageUri"), theirs["model"].pop("storageUri")
         else:

@@ -7,9 +7,10 @@ with what the hand-written manifest cannot know filled in from the registry and 
   = ``<root>/triton``, both from the registered version's artifact URI;
 - the node pool: ``gpu`` adds ``nvidia.com/gpu`` requests and limits, ``cluster.gpu``'s node selector and
   toleration; ``cpu`` adds ``--model-config-name=cpu`` to Triton's args (the bundle's KIND_CPU config);
-- autoscaling: Serverless mode puts Knative KPA annotations (``autoscaling.knative.dev/class|metric|target``)
-  on each component, beside ``minReplicas``/``maxReplicas`` (which KServe turns into min-/max-scale);
-  RawDeployment mode sets ``serving.kserve.io/autoscalerClass: hpa`` and ``scaleMetric``/``scaleTarget``,
+- autoscaling, as in the manifests: ``minReplicas``/``maxReplicas``/``scaleMetric``/``scaleTarget`` on each
+  component. In Serverless mode KServe turns them into the revision's Knative KPA annotations (the fields win
+  over annotations of those names), so the body adds only the KPA settings that have no field (class, target
+  utilization, window, scale-down delay). RawDeployment mode sets ``serving.kserve.io/autoscalerClass: hpa``,
   from which KServe creates a HorizontalPodAutoscaler per component.
 """
 
@@ -45,17 +46,16 @@ def security_context(uid: int) -> dict[str, Any]:
 
 
 def autoscaling(scaling: ComponentScaling, mode: str) -> dict[str, Any]:
-    """Replica bounds plus the autoscaler's target: KPA annotations (Serverless) or KServe's HPA fields."""
-    fields: dict[str, Any] = {"minReplicas": scaling.min_replicas, "maxReplicas": scaling.max_replicas}
+    """Replica bounds and the autoscaler's target (KServe's fields), plus the KPA-only settings in Serverless."""
+    fields: dict[str, Any] = {"minReplicas": scaling.min_replicas, "maxReplicas": scaling.max_replicas,
+                              "scaleMetric": scaling.scale_metric, "scaleTarget": scaling.scale_target}
     if mode == "Serverless":
         fields["annotations"] = {
             "autoscaling.knative.dev/class": KPA_CLASS,
-            "autoscaling.knative.dev/metric": scaling.scale_metric,
-            "autoscaling.knative.dev/target": str(scaling.scale_target),
+            "autoscaling.knative.dev/target-utilization-percentage": str(scaling.kpa.target_utilization_percentage),
+            "autoscaling.knative.dev/window": scaling.kpa.window,
+            "autoscaling.knative.dev/scale-down-delay": scaling.kpa.scale_down_delay,
         }
-    else:
-        fields["scaleMetric"] = scaling.scale_metric
-        fields["scaleTarget"] = scaling.scale_target
     return fields
 
 
@@ -144,6 +144,8 @@ def inference_service(deploy: DeployConfig, cluster: Any, bundle: RegisteredBund
     annotations = {
         "serving.kserve.io/deploymentMode": deploy.mode,
         "serving.kserve.io/enable-prometheus-scraping": "true",
+        # One scrape target per pod: KServe's queue-proxy merges its own and the container's metrics.
+        "serving.kserve.io/enable-metric-aggregation": "true",
     }
     if deploy.mode == "RawDeployment":
         annotations["serving.kserve.io/autoscalerClass"] = "hpa"

@@ -38,6 +38,23 @@ class ComputeResources(_Section):
         }
 
 
+class KpaSettings(_Section):
+    """Knative Pod Autoscaler settings that have no InferenceService field (Serverless mode only)."""
+
+    target_utilization_percentage: int = Field(
+        70, ge=1, le=100, description="Scale up when replicas average this share of scaleTarget: burst headroom.",
+    )
+    window: str = Field("60s", pattern=r"^\d+[sm]$", description="Averaging window of the autoscaler.")
+    scale_down_delay: str = Field("1m", pattern=r"^\d+[sm]$", description="Keep a replica this long after load drops.")
+
+
+class PredictorKpa(KpaSettings):
+    """Triton loads the model for a while: average over longer and keep replicas longer."""
+
+    window: str = Field("120s", pattern=r"^\d+[sm]$", description="Averaging window of the autoscaler.")
+    scale_down_delay: str = Field("5m", pattern=r"^\d+[sm]$", description="Keep a replica this long after load drops.")
+
+
 class ComponentScaling(_Section):
     """Replica bounds and the autoscaling target of one component (predictor or transformer)."""
 
@@ -49,6 +66,7 @@ class ComponentScaling(_Section):
     )
     scale_target: int = Field(16, ge=1, description="Target per replica: in-flight requests, requests/s or %.")
     resources: ComputeResources = Field(default_factory=ComputeResources)
+    kpa: KpaSettings = Field(default_factory=KpaSettings)
 
     @model_validator(mode="after")
     def _bounds(self) -> ComponentScaling:
@@ -72,6 +90,7 @@ class PredictorScaling(ComponentScaling):
     max_replicas: int = Field(3, ge=1)
     scale_target: int = Field(16, ge=1, description="Target per replica: in-flight requests, requests/s or %.")
     resources: PredictorResources = Field(default_factory=PredictorResources)
+    kpa: PredictorKpa = Field(default_factory=PredictorKpa)
 
 
 class TransformerScaling(ComponentScaling):
