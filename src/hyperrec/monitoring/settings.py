@@ -195,12 +195,14 @@ class KfpSettings(_Section):
     )
     namespace: str | None = Field(None, description="Kubeflow profile namespace; None for single-user installs.")
     experiment: str = Field("hyperrec-retraining", description="KFP experiment the retraining runs belong to.")
-    pipeline_id: str | None = Field(None, description="ID of the uploaded retraining pipeline.")
+    pipeline_id: str | None = Field(
+        None, description="ID of the uploaded retraining pipeline (kfp.Client needs pipeline_version_id with it)."
+    )
     pipeline_version_id: str | None = Field(
-        None, description="ID of the pipeline version to run; wins over pipeline_id's default version."
+        None, description="ID of the uploaded pipeline version to run; wins over pipeline_package."
     )
     pipeline_package: Path | None = Field(
-        None, description="Compiled retraining pipeline YAML, used when no pipeline_id is set."
+        None, description="Compiled retraining pipeline YAML, used when no pipeline version is set."
     )
     run_name_prefix: str = Field("hyperrec-retrain", description="Run names are '<prefix>-<UTC time>'.")
     service_account: str | None = Field(None, description="Kubernetes service account of the run's pods.")

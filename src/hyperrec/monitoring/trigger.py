@@ -64,12 +64,15 @@ class RetrainRequest:
     pipeline_run: str
     config_yaml: str | None = None
 
-    def parameters(self) -> dict[str, str]:
-        """Pipeline parameters: pipeline_run, data_window (JSON), trigger_reason, and config_yaml when given."""
-        params = {
+    def parameters(self) -> dict[str, Any]:
+        """Pipeline parameters of the decision: pipeline_run, data_window (JSON), trigger_reason,
+        force_retrain (the trigger has decided, so the pipeline's own drift check must not veto it: a run
+        started for low quality has no drift), and config_yaml when given."""
+        params: dict[str, Any] = {
             "pipeline_run": self.pipeline_run,
             "data_window": json.dumps(dict(self.data_window), sort_keys=True, separators=(",", ":")),
             "trigger_reason": self.reason,
+            "force_retrain": True,
         }
         if self.config_yaml is not None:
             params["config_yaml"] = self.config_yaml
@@ -101,16 +104,35 @@ class KfpClientLike(Protocol):
     def get_run(self, run_id: str) -> Any: ...
 
 
+def _check_kfp_settings(settings: KfpSettings) -> None:
+    """Refuse settings that could only start runs the KFP API rejects or the pipeline's importers cannot read."""
+    if (settings.pipeline_id is None) != (settings.pipeline_version_id is None):
+        raise ConfigError("monitoring.trigger.kfp: kfp.Client.run_pipeline needs both pipeline_id and "
+                          "pipeline_version_id (or neither, with pipeline_package)")
+    if settings.pipeline_version_id is None and settings.pipeline_package is None:
+        raise ConfigError(
+            "monitoring.trigger.kfp needs pipeline_id and pipeline_version_id (an uploaded pipeline) or "
+            "pipeline_package (compiled YAML) to start runs"
+        )
+    missing = [f"monitoring.trigger.kfp.{key}" for key in ("reference_uri", "current_uri")
+               if getattr(settings, key) is None]
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)} must name the object-store location (gs://, s3://, minio://) that the "
+            "retraining pipeline's importers download: its pods cannot read a path of the pod that starts the run"
+        )
+
+
 class KfpLauncher:
-    """Creates runs of the compiled (or uploaded) retraining pipeline through the KFP API."""
+    """Creates runs of the compiled (or uploaded) retraining pipeline through the KFP API.
+
+    Every run carries the request's parameters plus ``reference_uri`` and ``current_uri`` from the settings.
+    """
 
     name = "kfp"
 
     def __init__(self, client: KfpClientLike, settings: KfpSettings) -> None:
-        if not (settings.pipeline_id or settings.pipeline_version_id or settings.pipeline_package):
-            raise ConfigError(
-                "monitoring.trigger.kfp needs pipeline_id, pipeline_version_id or pipeline_package to start runs"
-            )
+        _check_kfp_settings(settings)
         self.client, self.settings = client, settings
         self._experiment_id: str | None = None
 
@@ -127,13 +149,15 @@ class KfpLauncher:
                                                        namespace=self.settings.namespace)
             self._experiment_id = experiment.experiment_id
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        uploaded = self.settings.pipeline_version_id is not None
         run = self.client.run_pipeline(
             experiment_id=self._experiment_id,
             job_name=f"{self.settings.run_name_prefix}-{stamp}",
-            pipeline_package_path=str(self.settings.pipeline_package) if self.settings.pipeline_package else None,
-            params=request.parameters(),
-            pipeline_id=self.settings.pipeline_id,
-            version_id=self.settings.pipeline_version_id,
+            pipeline_package_path=None if uploaded else str(self.settings.pipeline_package),
+            params={**request.parameters(), "reference_uri": self.settings.reference_uri,
+                    "current_uri": self.settings.current_uri},
+            pipeline_id=self.settings.pipeline_id if uploaded else None,
+            version_id=self.settings.pipeline_version_id if uploaded else None,
             enable_caching=False,
             service_account=self.settings.service_account,
         )
