@@ -18,8 +18,8 @@ import pandas as pd
 from hyperrec.errors import DataError
 from hyperrec.monitoring.drift import DriftResult, run_drift_check
 from hyperrec.monitoring.events import Window, last_days_bounds, read_events, read_item_index, select_window
+from hyperrec.monitoring.launchers import RetrainRequest
 from hyperrec.monitoring.settings import MonitoringConfig
-from hyperrec.monitoring.trigger import RetrainRequest
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ from monitoring_helpers import KFP_UPLOADED, START, synthetic_events
 
 from hyperrec.errors import ConfigError, DataError
 from hyperrec.monitoring.cli import add_monitoring_commands, run_drift_command
+from hyperrec.monitoring.launchers import KfpLauncher
 from hyperrec.monitoring.settings import MonitoringConfig
-from hyperrec.monitoring.trigger import KfpLauncher, MonitoringError, RetrainTrigger
+from hyperrec.monitoring.trigger import MonitoringError, RetrainTrigger
 
 DAY = 86400
 

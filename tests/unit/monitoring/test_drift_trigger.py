@@ -7,14 +7,13 @@ from monitoring_helpers import KFP_UPLOADED as KFP
 from monitoring_helpers import drift_summary as summary
 
 from hyperrec.errors import ConfigError
+from hyperrec.monitoring.launchers import KfpLauncher, LocalLauncher
 from hyperrec.monitoring.settings import KfpSettings, MonitoringConfig
 from hyperrec.monitoring.trigger import (
     FAILED,
     SKIPPED,
     TRIGGERED,
     DecisionLog,
-    KfpLauncher,
-    LocalLauncher,
     MlflowDecisionRecorder,
     RetrainTrigger,
 )

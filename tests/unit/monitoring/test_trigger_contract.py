@@ -9,8 +9,9 @@ import pytest
 from monitoring_helpers import KFP_UPLOADED, FakeKfpClient, drift_summary
 
 from hyperrec.config import HyperrecConfig
+from hyperrec.monitoring.launchers import KfpLauncher
 from hyperrec.monitoring.settings import MonitoringConfig
-from hyperrec.monitoring.trigger import TRIGGERED, KfpLauncher, RetrainTrigger
+from hyperrec.monitoring.trigger import TRIGGERED, RetrainTrigger
 from hyperrec.pipelines.contract import PipelineContract
 
 URIS = {key: KFP_UPLOADED[key] for key in ("reference_uri", "current_uri")}
