@@ -129,7 +129,8 @@ class PipelineContract:
         if importer.input_name is None:
             uri, source = importer.constant or "", "its compiled constant"
         elif importer.input_name in parameters:
-            uri, source = str(parameters[importer.input_name]), f"parameter {importer.input_name!r}"
+            value = parameters[importer.input_name]
+            uri, source = ("" if value is None else str(value)), f"parameter {importer.input_name!r}"
         else:
             spec = self.inputs.get(importer.input_name)
             uri = str(spec.default or "") if spec else ""
