@@ -101,10 +101,12 @@ def run_retraining_local(
     data_window: str = "{}",
     trigger_reason: str = "manual",
     pipeline_run: str | None = None,
+    force_retrain: bool = False,
 ) -> str:
     """Run the retraining pipeline embedded; return its pipeline-run id (its steps are tagged with it in MLflow).
 
-    The retraining tasks run only when the drift check finds drift; the registry records any new challenger.
+    The retraining tasks run only when the drift check finds drift or ``force_retrain`` is set; the registry
+    records any new challenger.
     """
     pipeline_run = pipeline_run or new_pipeline_run_id()
     local.init(
@@ -118,5 +120,6 @@ def run_retraining_local(
         build_retraining_pipeline(cfg)(
             config_yaml=cfg.to_json(), pipeline_run=pipeline_run, reference_uri=reference_uri,
             current_uri=current_uri, data_window=data_window, trigger_reason=trigger_reason,
+            force_retrain=force_retrain,
         )
     return pipeline_run

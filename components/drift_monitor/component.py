@@ -1,4 +1,4 @@
-"""Compare the champion's training interactions with recent events; report drift for dsl.If."""
+"""Compare the champion's training interactions with recent events; tell dsl.If whether to retrain."""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Output
@@ -14,8 +14,13 @@ def drift_monitor(
     current: Input[Dataset],
     report: Output[HTML],
     summary: Output[Artifact],
+    force_retrain: bool = False,
 ) -> bool:
-    """Write the Evidently drift report (HTML) and the JSON summary; return drift_detected."""
+    """Write the Evidently drift report (HTML) and the JSON summary; return whether to retrain.
+
+    The return value is the single ``Output`` (kfp.local resolves only that name in a ``dsl.If``): drift
+    detected, or ``force_retrain``. The summary keeps ``drift_detected`` itself.
+    """
     from pathlib import Path
 
     from hyperrec.config import config_from_yaml
@@ -25,6 +30,6 @@ def drift_monitor(
     configure_logging()
     result = drift_monitor_step(
         config_from_yaml(config_yaml), pipeline_run, Path(reference.path), Path(current.path),
-        Path(report.path), Path(summary.path),
+        Path(report.path), Path(summary.path), force_retrain=force_retrain,
     )
-    return result.drift_detected
+    return result.drift_detected or force_retrain

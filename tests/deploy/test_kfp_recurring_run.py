@@ -1,8 +1,9 @@
 """manifests/components/monitoring/kfp-recurring-run.yaml is a valid KFP v2 RecurringRun API body.
 
 The field names and enums are checked against kfp-server-api's generated V2beta1 models (the client of
-the KFP version the project pins), after substituting the three server-assigned IDs as the apply step in
-docs/DEPLOY.md does.
+the KFP version the project pins), after substituting the three server-assigned IDs and the deployment's two
+object-store URIs as the apply step in docs/DEPLOY.md does. Its parameters are checked against the compiled
+pipeline in tests/unit/monitoring/test_schedule_contract.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from deploy_render import MANIFESTS, REPO_ROOT
 
 BODY = MANIFESTS / "components" / "monitoring" / "kfp-recurring-run.yaml"
 SERVER_ASSIGNED = {"PIPELINE_ID", "PIPELINE_VERSION_ID", "EXPERIMENT_ID"}
+DEPLOYMENT_URIS = {"REFERENCE_URI", "CURRENT_URI"}
 # Nested messages of the body and their generated model classes.
 MODELS = {
     (): "V2beta1RecurringRun",
@@ -37,13 +39,15 @@ def kfp_server_api():
 
 
 def _body() -> dict[str, Any]:
-    text = Template(BODY.read_text()).substitute({key: f"test-{key.lower()}" for key in SERVER_ASSIGNED})
+    substitutes = {key: f"test-{key.lower()}" for key in SERVER_ASSIGNED}
+    substitutes.update({key: f"s3://test-bucket/{key.lower()}/" for key in DEPLOYMENT_URIS})
+    text = Template(BODY.read_text()).substitute(substitutes)
     return yaml.safe_load(text)
 
 
-def test_only_the_server_assigned_ids_are_left_to_substitute():
+def test_only_the_server_assigned_ids_and_the_deployment_uris_are_left_to_substitute():
     found = {m.group(1) for m in re.finditer(r"\$\{(\w+)\}", BODY.read_text())}
-    assert found == SERVER_ASSIGNED
+    assert found == SERVER_ASSIGNED | DEPLOYMENT_URIS
 
 
 @pytest.mark.parametrize("path", list(MODELS), ids=lambda p: ".".join(p) or "RecurringRun")
@@ -91,5 +95,4 @@ def test_deploy_doc_applies_this_body():
     doc = (REPO_ROOT / "docs" / "DEPLOY.md").read_text()
     assert "manifests/components/monitoring/kfp-recurring-run.yaml" in doc
     assert "/apis/v2beta1/recurringruns" in doc
-    assert re.search(r"kfp [^\n]*recurring-run create", doc)
-    assert f'--cron-expression "{_body()["trigger"]["cron_schedule"]["cron"]}"' in doc
+    assert all(f"export {name}=" in doc or f" {name}=" in doc for name in SERVER_ASSIGNED | DEPLOYMENT_URIS)

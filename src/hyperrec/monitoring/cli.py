@@ -99,8 +99,9 @@ def _settings(args: argparse.Namespace) -> tuple[Any, MonitoringConfig]:
 
 def build_trigger(cfg: Any, settings: MonitoringConfig, output_dir: Path | None = None):
     """The trigger ``--trigger`` uses: KFP when a host is configured, else the embedded training pipeline."""
+    from hyperrec.monitoring.launchers import KfpLauncher, LocalLauncher
     from hyperrec.monitoring.step import local_training_runner
-    from hyperrec.monitoring.trigger import KfpLauncher, LocalLauncher, MlflowDecisionRecorder, RetrainTrigger
+    from hyperrec.monitoring.trigger import MlflowDecisionRecorder, RetrainTrigger
 
     kfp_settings = settings.trigger.kfp
     launcher = KfpLauncher.from_settings(kfp_settings) if kfp_settings.host else LocalLauncher(

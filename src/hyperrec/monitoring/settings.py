@@ -9,10 +9,20 @@ This module must not import ``hyperrec.config`` (the dependency goes the other w
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# The URIs a KFP v2 launcher downloads input artifacts from (kubeflow/pipelines backend, objectstore
+# ParseBucketConfigForArtifactURI): an importer in a cluster run gets nothing else, a pod-local path included.
+KFP_IMPORTABLE_URI = re.compile(r"^(gs|s3|minio)://[^/?]+(/[^?]*)?(\?.+)?$")
+
+
+def is_kfp_importable(uri: str) -> bool:
+    """Whether a pipeline pod's KFP launcher can download an input artifact from ``uri``."""
+    return bool(KFP_IMPORTABLE_URI.match(uri))
 
 
 class _Section(BaseModel):
@@ -185,19 +195,40 @@ class KfpSettings(_Section):
     )
     namespace: str | None = Field(None, description="Kubeflow profile namespace; None for single-user installs.")
     experiment: str = Field("hyperrec-retraining", description="KFP experiment the retraining runs belong to.")
-    pipeline_id: str | None = Field(None, description="ID of the uploaded retraining pipeline.")
+    pipeline_id: str | None = Field(
+        None, description="ID of the uploaded retraining pipeline (kfp.Client needs pipeline_version_id with it)."
+    )
     pipeline_version_id: str | None = Field(
-        None, description="ID of the pipeline version to run; wins over pipeline_id's default version."
+        None, description="ID of the uploaded pipeline version to run; wins over pipeline_package."
     )
     pipeline_package: Path | None = Field(
-        None, description="Compiled retraining pipeline YAML, used when no pipeline_id is set."
+        None, description="Compiled retraining pipeline YAML, used when no pipeline version is set."
     )
     run_name_prefix: str = Field("hyperrec-retrain", description="Run names are '<prefix>-<UTC time>'.")
     service_account: str | None = Field(None, description="Kubernetes service account of the run's pods.")
+    reference_uri: str | None = Field(
+        None,
+        description="Object-store URI (gs://, s3://, minio://) of the reference data (the champion's prepared "
+        "data or interactions) that the retraining pipeline's importer reads; sent as its reference_uri. "
+        "Required for KFP runs: the pipeline's pods cannot read a path of the pod that starts the run.",
+    )
+    current_uri: str | None = Field(
+        None,
+        description="Object-store URI (gs://, s3://, minio://) of the current events (the feedback log as "
+        "mirrored to the object store) that the retraining pipeline's importer reads; sent as its current_uri. "
+        "Required for KFP runs, for the same reason.",
+    )
     active_states: list[str] = Field(
         ["PENDING", "RUNNING", "CANCELING", "PAUSED", "RUNTIME_STATE_UNSPECIFIED"],
         description="KFP run states that count as 'still running' for the debounce.",
     )
+
+    @field_validator("reference_uri", "current_uri")
+    @classmethod
+    def _importable(cls, uri: str | None) -> str | None:
+        if uri is not None and not is_kfp_importable(uri):
+            raise ValueError(f"{uri!r} is not a URI the KFP launcher can download (gs://, s3:// or minio://)")
+        return uri
 
 
 class TriggerSettings(_Section):

@@ -18,8 +18,8 @@ import pandas as pd
 from hyperrec.errors import DataError
 from hyperrec.monitoring.drift import DriftResult, run_drift_check
 from hyperrec.monitoring.events import Window, last_days_bounds, read_events, read_item_index, select_window
+from hyperrec.monitoring.launchers import RetrainRequest
 from hyperrec.monitoring.settings import MonitoringConfig
-from hyperrec.monitoring.trigger import RetrainRequest
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +125,13 @@ def drift_monitor_step(
     current: Path,
     report_path: Path,
     summary_path: Path,
+    force_retrain: bool = False,
 ) -> DriftResult:
-    """The KFP component's body: windows from ``cfg.monitoring``, outputs to the given paths, an MLflow run."""
+    """The KFP component's body: windows from ``cfg.monitoring``, outputs to the given paths, an MLflow run.
+
+    ``force_retrain`` (a run whose retraining was decided before it started: the trigger's, the weekly
+    schedule's) is recorded beside the scores, so the run says why it retrained without drift.
+    """
     from hyperrec import tracking
 
     settings = cfg.monitoring
@@ -137,6 +142,7 @@ def drift_monitor_step(
         result.save(report_path=report_path, summary_path=summary_path)
         metrics = {f"drift.{name}.score": c.score for name, c in result.checks.items() if c.score is not None}
         metrics["drift.detected"] = float(result.drift_detected)
+        metrics["retrain.forced"] = float(force_retrain)
         if result.quality.get("value") is not None:
             metrics["quality.ctr"] = result.quality["value"]
         tracking.log_metrics(metrics)

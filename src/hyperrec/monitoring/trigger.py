@@ -15,9 +15,8 @@ of the local JSONL decision log; the log line is written even when MLflow is unr
 MLflow error). The last ``triggered`` decision in the log (or, when the log is empty, in MLflow) is the memory
 behind the cool-down and the debounce.
 
-Launchers: ``KfpLauncher`` wraps a ``kfp.Client`` (or anything with its ``create_experiment``, ``run_pipeline``
-and ``get_run`` methods - unit tests inject a fake because no KFP API server runs there); ``LocalLauncher``
-wraps an injected callable that runs the pipeline embedded (e.g. through ``kfp.local``).
+Launchers (``KfpLauncher`` through the KFP API, ``LocalLauncher`` embedded) live in
+``hyperrec.monitoring.launchers``.
 """
 
 from __future__ import annotations
@@ -30,10 +29,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from hyperrec.errors import ConfigError, HyperrecError
-from hyperrec.monitoring.settings import KfpSettings, MonitoringConfig
+from hyperrec.errors import HyperrecError
+from hyperrec.monitoring.launchers import RetrainLauncher, RetrainRequest
+from hyperrec.monitoring.settings import MonitoringConfig
 
 logger = logging.getLogger(__name__)
 
@@ -53,119 +53,6 @@ class RetryError(Exception):
     def __init__(self, what: str, errors: list[str]) -> None:
         self.what, self.errors = what, errors
         super().__init__(f"{what} failed {len(errors)} time(s); last error: {errors[-1] if errors else '?'}")
-
-
-@dataclass(frozen=True)
-class RetrainRequest:
-    """What a retraining run is started with: the new data window and why."""
-
-    reason: str
-    data_window: Mapping[str, Any]
-    pipeline_run: str
-    config_yaml: str | None = None
-
-    def parameters(self) -> dict[str, str]:
-        """Pipeline parameters: pipeline_run, data_window (JSON), trigger_reason, and config_yaml when given."""
-        params = {
-            "pipeline_run": self.pipeline_run,
-            "data_window": json.dumps(dict(self.data_window), sort_keys=True, separators=(",", ":")),
-            "trigger_reason": self.reason,
-        }
-        if self.config_yaml is not None:
-            params["config_yaml"] = self.config_yaml
-        return params
-
-
-class RetrainLauncher(Protocol):
-    """Starts retraining runs and reports their state."""
-
-    name: str
-
-    def launch(self, request: RetrainRequest) -> str:
-        """Start a run; return its id."""
-
-    def run_state(self, run_id: str) -> str:
-        """State of a run started earlier (KFP state names)."""
-
-    def is_active(self, state: str) -> bool:
-        """Whether a run in this state is still going (blocks a new trigger)."""
-
-
-class KfpClientLike(Protocol):
-    """The part of ``kfp.Client`` the launcher uses."""
-
-    def create_experiment(self, name: str, description: str | None = None, namespace: str | None = None) -> Any: ...
-
-    def run_pipeline(self, experiment_id: str, job_name: str, **kwargs: Any) -> Any: ...
-
-    def get_run(self, run_id: str) -> Any: ...
-
-
-class KfpLauncher:
-    """Creates runs of the compiled (or uploaded) retraining pipeline through the KFP API."""
-
-    name = "kfp"
-
-    def __init__(self, client: KfpClientLike, settings: KfpSettings) -> None:
-        if not (settings.pipeline_id or settings.pipeline_version_id or settings.pipeline_package):
-            raise ConfigError(
-                "monitoring.trigger.kfp needs pipeline_id, pipeline_version_id or pipeline_package to start runs"
-            )
-        self.client, self.settings = client, settings
-        self._experiment_id: str | None = None
-
-    @classmethod
-    def from_settings(cls, settings: KfpSettings) -> KfpLauncher:
-        """A launcher over a real ``kfp.Client`` for ``settings.host``."""
-        import kfp
-
-        return cls(kfp.Client(host=settings.host, namespace=settings.namespace), settings)
-
-    def launch(self, request: RetrainRequest) -> str:
-        if self._experiment_id is None:
-            experiment = self.client.create_experiment(name=self.settings.experiment,
-                                                       namespace=self.settings.namespace)
-            self._experiment_id = experiment.experiment_id
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        run = self.client.run_pipeline(
-            experiment_id=self._experiment_id,
-            job_name=f"{self.settings.run_name_prefix}-{stamp}",
-            pipeline_package_path=str(self.settings.pipeline_package) if self.settings.pipeline_package else None,
-            params=request.parameters(),
-            pipeline_id=self.settings.pipeline_id,
-            version_id=self.settings.pipeline_version_id,
-            enable_caching=False,
-            service_account=self.settings.service_account,
-        )
-        return str(run.run_id)
-
-    def run_state(self, run_id: str) -> str:
-        return str(self.client.get_run(run_id).state)
-
-    def is_active(self, state: str) -> bool:
-        return state in self.settings.active_states
-
-
-class LocalLauncher:
-    """Runs the retraining pipeline embedded through an injected callable (returns the run id when done).
-
-    ``state`` (optional) reports the state of an asynchronous runner's run; without it a returned run is over.
-    """
-
-    name = "local"
-    ACTIVE = ("PENDING", "RUNNING")
-
-    def __init__(self, runner: Callable[[RetrainRequest], str], state: Callable[[str], str] | None = None) -> None:
-        self.runner, self.state = runner, state
-
-    def launch(self, request: RetrainRequest) -> str:
-        return str(self.runner(request))
-
-    def run_state(self, run_id: str) -> str:
-        return self.state(run_id) if self.state is not None else "SUCCEEDED"
-
-    def is_active(self, state: str) -> bool:
-        return state in self.ACTIVE
 
 
 @dataclass

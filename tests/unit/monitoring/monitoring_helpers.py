@@ -1,15 +1,35 @@
-"""Synthetic event windows and a fake KFP client for the monitoring unit tests."""
+"""Synthetic event windows, the compiled retraining pipeline and a fake KFP client for the monitoring tests."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from kfp import compiler
+from kfp.client import Client
+from kfp_server_api.exceptions import ApiException
+
+from hyperrec.config import HyperrecConfig
+from hyperrec.pipelines.contract import PipelineContract
+from hyperrec.pipelines.retraining.pipeline import build_retraining_pipeline
+
+# Trigger settings of an uploaded retraining pipeline with object-store sources, as a cluster config sets them.
+KFP_UPLOADED = {"host": "http://kfp.example", "pipeline_id": "retraining-id", "pipeline_version_id": "retraining-v1",
+                "reference_uri": "s3://hyperrec-data/reference/prepared/", "current_uri": "s3://hyperrec-data/feedback/"}
+_JOB_CONFIG_ARGS = ("params", "pipeline_package_path", "pipeline_id", "version_id", "enable_caching", "cache_key",
+                    "pipeline_root")
 
 DAY = 86400
 START = 1_700_000_000  # 2023-11-14
+
+
+def compile_retraining(path: Path, cfg: HyperrecConfig | None = None) -> Path:
+    """The real retraining pipeline compiled to ``path`` (what is uploaded to KFP), for the fake's server half."""
+    compiler.Compiler().compile(build_retraining_pipeline(cfg or HyperrecConfig()), package_path=str(path))
+    return path
 
 
 def synthetic_events(
@@ -96,15 +116,39 @@ def feedback_records(
     return records
 
 
-class FakeKfpClient:
-    """Stands in for ``kfp.Client`` in unit tests (no KFP API server can run here).
+def drift_summary(drift: bool = True, ctr: float | None = None, floor: float = 0.01) -> dict[str, Any]:
+    """A drift summary as ``DriftResult.summary()`` writes it: item_popularity drifted (or not), CTR optional."""
+    checks = {"item_popularity": {"method": "wasserstein", "score": 1.38 if drift else 0.05, "threshold": 0.2,
+                                  "p_value": 0.0017 if drift else None}}
+    quality = {"metric": "ctr", "status": "not_applicable", "value": None, "floor": floor, "below_floor": False}
+    if ctr is not None:
+        quality.update(value=ctr, impressions=5000, status="below_floor" if ctr < floor else "ok",
+                       below_floor=ctr < floor)
+    return {
+        "drift_detected": drift,
+        "drifted_checks": ["item_popularity"] if drift else [],
+        "checks": checks,
+        "quality": quality,
+        "windows": {"current": {"source": "feedback.jsonl", "start_unix": 100, "end_unix": 200,
+                                "first_event": "1970-01-01T00:01:40Z", "last_event": "1970-01-01T00:03:19Z",
+                                "rows": 1234}},
+    }
 
-    Implements the three calls ``KfpLauncher`` makes. ``fail_runs`` / ``fail_gets``: how many of the next
-    ``run_pipeline`` / ``get_run`` calls raise a ConnectionError (like an unreachable API server).
-    ``states``: run id -> state reported by ``get_run`` (default RUNNING).
+
+class FakeKfpClient:
+    """Stands in for ``kfp.Client`` (no KFP API server can run here) and rejects what the real one would.
+
+    The client half is kfp's own: ``kfp.Client._create_job_config`` builds the run body (it raises the real
+    ValueError unless exactly a package path or both pipeline_id and version_id are given, and reads the
+    package). The server half checks the body's parameters against the compiled pipeline IR with
+    ``PipelineContract``, and answers a bad body with kfp_server_api's ``ApiException`` (400), an unknown
+    pipeline version with 404. ``uploaded``: version id -> compiled pipeline YAML, as uploaded.
+    ``fail_runs`` / ``fail_gets``: how many of the next ``run_pipeline`` / ``get_run`` calls raise a
+    ConnectionError (an unreachable API server). ``states``: run id -> state (default RUNNING).
     """
 
-    def __init__(self, fail_runs: int = 0, fail_gets: int = 0) -> None:
+    def __init__(self, uploaded: dict[str, Path] | None = None, fail_runs: int = 0, fail_gets: int = 0) -> None:
+        self.uploaded = dict(uploaded or {})
         self.fail_runs, self.fail_gets = fail_runs, fail_gets
         self.states: dict[str, str] = {}
         self.runs: list[dict[str, Any]] = []
@@ -117,10 +161,25 @@ class FakeKfpClient:
         if self.fail_runs > 0:
             self.fail_runs -= 1
             raise ConnectionError("KFP API server unreachable")
+        config = Client._create_job_config(None, **{k: kwargs.get(k) for k in _JOB_CONFIG_ARGS})
+        contract = self._contract(config)
+        params = dict(config.runtime_config.parameters or {})
+        problems = contract.violations(params)
+        if problems:
+            raise ApiException(status=400, reason="Bad Request: " + "; ".join(problems))
         run_id = f"run-{len(self.runs) + 1}"
-        self.runs.append({"run_id": run_id, "experiment_id": experiment_id, "job_name": job_name, **kwargs})
+        self.runs.append({"run_id": run_id, "experiment_id": experiment_id, "job_name": job_name, **kwargs,
+                          "params": params, "pipeline": contract.name})
         self.states.setdefault(run_id, "RUNNING")
         return SimpleNamespace(run_id=run_id, state="PENDING")
+
+    def _contract(self, config: Any) -> PipelineContract:
+        if config.pipeline_spec is not None:  # the package, wrapped with its platform spec when it has one
+            return PipelineContract.from_ir(config.pipeline_spec.get("pipeline_spec", config.pipeline_spec))
+        version = config.pipeline_version_reference.pipeline_version_id
+        if version not in self.uploaded:
+            raise ApiException(status=404, reason=f"Not Found: pipeline version {version!r}")
+        return PipelineContract.from_file(self.uploaded[version])
 
     def get_run(self, run_id: str):
         self.get_calls += 1

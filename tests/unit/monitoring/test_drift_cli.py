@@ -7,12 +7,13 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import yaml
-from monitoring_helpers import START, FakeKfpClient, synthetic_events
+from monitoring_helpers import KFP_UPLOADED, START, synthetic_events
 
 from hyperrec.errors import ConfigError, DataError
 from hyperrec.monitoring.cli import add_monitoring_commands, run_drift_command
+from hyperrec.monitoring.launchers import KfpLauncher
 from hyperrec.monitoring.settings import MonitoringConfig
-from hyperrec.monitoring.trigger import KfpLauncher, MonitoringError, RetrainTrigger
+from hyperrec.monitoring.trigger import MonitoringError, RetrainTrigger
 
 DAY = 86400
 
@@ -55,10 +56,11 @@ def test_current_days_keeps_the_newest_events(events_file, tmp_path):
     assert current["end_unix"] - current["start_unix"] <= 10 * DAY
 
 
-def test_watch_with_trigger_checks_max_checks_times_and_logs_every_decision(events_file, tmp_path, capsys):
+def test_watch_with_trigger_checks_max_checks_times_and_logs_every_decision(events_file, tmp_path, capsys,
+                                                                           kfp_client):
     cfg = MonitoringConfig.model_validate(
-        {"trigger": {"kfp": {"host": "http://kfp", "pipeline_id": "p"}, "decision_log": str(tmp_path / "d.jsonl")}})
-    client = FakeKfpClient()
+        {"trigger": {"kfp": KFP_UPLOADED, "decision_log": str(tmp_path / "d.jsonl")}})
+    client = kfp_client()
     trigger = RetrainTrigger(cfg, KfpLauncher(client, cfg.trigger.kfp))
     sleeps = []
     args = parse("--reference", str(events_file), "--reference-end", str(START + 50 * DAY),
@@ -72,11 +74,10 @@ def test_watch_with_trigger_checks_max_checks_times_and_logs_every_decision(even
     assert capsys.readouterr().out.count("retraining: ") == 3
 
 
-def test_one_shot_trigger_failure_is_an_error(events_file, tmp_path):
+def test_one_shot_trigger_failure_is_an_error(events_file, tmp_path, kfp_client):
     cfg = MonitoringConfig.model_validate(
-        {"trigger": {"kfp": {"host": "http://kfp", "pipeline_id": "p"}, "decision_log": str(tmp_path / "d.jsonl"),
-                     "max_attempts": 2}})
-    trigger = RetrainTrigger(cfg, KfpLauncher(FakeKfpClient(fail_runs=5), cfg.trigger.kfp), sleep=lambda s: None)
+        {"trigger": {"kfp": KFP_UPLOADED, "decision_log": str(tmp_path / "d.jsonl"), "max_attempts": 2}})
+    trigger = RetrainTrigger(cfg, KfpLauncher(kfp_client(fail_runs=5), cfg.trigger.kfp), sleep=lambda s: None)
     args = parse("--reference", str(events_file), "--reference-end", str(START + 50 * DAY),
                  "--current", str(events_file), "--current-start", str(START + 90 * DAY),
                  "--output-dir", str(tmp_path), "--trigger")
