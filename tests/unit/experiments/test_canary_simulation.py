@@ -72,3 +72,14 @@ def test_simulate_cli_reports_rates_and_a_timeline(capsys):
     assert main(["canary", "simulate", "--scenario", "slow", "--runs", "5", "--timeline"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["rolled_back"] == 5 and printed["timeline"][0]["action"] == "rollback"
+
+
+def test_kfp_component_compiles_with_the_config_as_its_only_input(tmp_path):
+    from kfp import compiler
+
+    from hyperrec.components.canary import canary_step
+
+    out = tmp_path / "canary.yaml"
+    compiler.Compiler().compile(canary_step, str(out))
+    assert canary_step.python_func.__name__ == "canary_step"
+    assert "config_yaml" in out.read_text()
