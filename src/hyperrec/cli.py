@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from hyperrec.benchmarks.cli import add_benchmark_commands
     from hyperrec.deploy.cli import add_deploy_commands
+    from hyperrec.experiments.cli import add_experiment_commands
     from hyperrec.monitoring.cli import add_monitoring_commands
     from hyperrec.serving.cli import add_serving_commands
 
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_benchmark_commands(commands)
     add_monitoring_commands(commands)
     add_deploy_commands(commands)
+    add_experiment_commands(commands)
     return parser
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hyperrec.deploy.settings import DeployConfig
 from hyperrec.errors import ConfigError
+from hyperrec.experiments.settings import CanaryConfig
 from hyperrec.modeling.settings import ModelingConfig
 from hyperrec.monitoring.settings import MonitoringConfig
 from hyperrec.online.settings import ServingConfig
@@ -179,6 +180,7 @@ class HyperrecConfig(_Section):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
 
     def mlflow_uri(self) -> str:
         """The tracking URI, defaulting to a sqlite file beside the outputs."""
