@@ -21,6 +21,7 @@ from hyperrec.deploy.settings import DeployConfig
 from hyperrec.errors import ConfigError
 from hyperrec.modeling.settings import ModelingConfig
 from hyperrec.monitoring.settings import MonitoringConfig
+from hyperrec.online.bandits.settings import BanditConfig
 from hyperrec.online.settings import ServingConfig
 
 ENV_PREFIX = "HYPERREC__"
@@ -179,6 +180,7 @@ class HyperrecConfig(_Section):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    bandit: BanditConfig = Field(default_factory=BanditConfig)
 
     def mlflow_uri(self) -> str:
         """The tracking URI, defaulting to a sqlite file beside the outputs."""
