@@ -144,7 +144,7 @@ def test_linucb_state_of_another_layout_degrades_instead_of_failing() -> None:
 
 
 def test_dwell_reward_scales_a_click_by_its_dwell_time() -> None:
-    served = ServedItem("r", "ucb1", "m1", 0, 1, 1.0, None, 3, (1.0, 0.5, 0.6))
+    served = ServedItem("r", "ucb1", "m1", 0, 1, 1.0, None, 3, (1.0, 0.5, 0.6, 0.0, 0.0))
     assert reward_of(Impression.from_served(served, clicked=True, dwell_seconds=30.0), "dwell", 60.0) == 0.5
     assert reward_of(Impression.from_served(served, clicked=True, dwell_seconds=300.0), "dwell", 60.0) == 1.0
     assert reward_of(Impression.from_served(served, clicked=True, dwell_seconds=30.0), "click", 60.0) == 1.0

@@ -11,18 +11,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Per-candidate features (each in [0, 1]) crossed with the user context. Both non-constant ones fall with the
-#: ranker's rank, so before any feedback LinUCB's widest bound is the ranker's first item and it shows the
-#: plain ranking (a popularity feature would break that: it reorders the cold start by popularity).
-CANDIDATE_FEATURES = ("bias", "score", "rank")
+#: Per-candidate features (each in [0, 1]) crossed with the user context. Score and rank fall with the ranker's
+#: rank and the user's own counts (shown without a click, clicked) are 0 before any feedback, so with no
+#: feedback LinUCB's widest bound is the ranker's first item and it shows the plain ranking (a popularity
+#: feature would break that: it reorders the cold start by popularity).
+CANDIDATE_FEATURES = ("bias", "score", "rank", "user_skipped", "user_clicked")
+#: Count at which the user_skipped / user_clicked features saturate at 1.
+USER_COUNT_CAP = 5.0
 
 
 @dataclass(frozen=True)
 class BanditContext:
-    """The user side of a request: segment id (None: unknown) and how many known history items it sent."""
+    """The user side of a request: segment id (None: unknown), how many known history items it sent, and the
+    user's pseudonym (None: anonymous; per-user state is then not read or written)."""
 
     segment: int | None
     history_length: int
+    user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,17 +58,24 @@ def _minmax(values: np.ndarray) -> np.ndarray:
     return (values - low) / (high - low) if high > low else np.full(values.shape, 0.5)
 
 
-def candidate_features(candidates: Candidates) -> np.ndarray:
-    """[N, 3]: bias, min-max ranker score among the candidates, 1/log2(rank+2).
+def candidate_features(
+    candidates: Candidates, user_shown: np.ndarray | None = None, user_rewards: np.ndarray | None = None
+) -> np.ndarray:
+    """[N, 5]: bias, min-max ranker score among the candidates, 1/log2(rank+2), and how often this user was
+    already shown the item without a click and with one (each min(count, 5) / 5; None: unknown, 0).
 
-    Both are scale-free (the LM's logits or a kNN sum map to [0, 1]), so the same state serves a retrained
-    ranker whose scores live on another scale.
+    Score and rank are scale-free (the LM's logits or a kNN sum map to [0, 1]), so the same state serves a
+    retrained ranker whose scores live on another scale.
     """
     n = len(candidates)
     scores = np.asarray(candidates.scores, dtype=np.float64)
     finite = np.isfinite(scores)
     scores = np.where(finite, scores, scores[finite].min() if finite.any() else 0.0)
-    return np.column_stack([np.ones(n), _minmax(scores), 1.0 / np.log2(np.arange(n) + 2.0)])
+    shown = np.zeros(n) if user_shown is None else np.asarray(user_shown, dtype=np.float64)
+    rewards = np.zeros(n) if user_rewards is None else np.asarray(user_rewards, dtype=np.float64)
+    skipped = np.minimum(np.maximum(shown - rewards, 0.0), USER_COUNT_CAP) / USER_COUNT_CAP
+    clicked = np.minimum(rewards, USER_COUNT_CAP) / USER_COUNT_CAP
+    return np.column_stack([np.ones(n), _minmax(scores), 1.0 / np.log2(np.arange(n) + 2.0), skipped, clicked])
 
 
 def context_features(context: BanditContext, segments: int, max_history: int) -> np.ndarray:

@@ -28,8 +28,10 @@ class ServedItem:
     propensity: float
     segment: int | None
     history_length: int
-    #: context.candidate_features row (bias, score, rank) at serving time.
+    #: context.candidate_features row (bias, score, rank, user_skipped, user_clicked) at serving time.
     item_features: tuple[float, ...]
+    #: The user's pseudonym (None: anonymous): keys the user's own counts.
+    user: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
@@ -101,4 +103,5 @@ def _served_fields(record: Mapping[str, Any], where: str) -> dict[str, Any]:
         "segment": need("segment", lambda v: v is None or counter(v), "an integer >= 0 or null"),
         "history_length": need("history_length", counter, "an integer >= 0"),
         "item_features": tuple(float(x) for x in features),
+        "user": need("user", lambda v: v is None or (isinstance(v, str) and v != ""), "a non-empty string or null"),
     }

@@ -2,7 +2,8 @@
 
 Item value for epsilon-greedy, UCB1 and Thompson is a Beta posterior per item whose prior comes from the
 ranker: an item at ranker rank j starts with ``prior_strength`` pseudo-impressions at the click rate learned
-for rank j (itself shrunk to the global click rate). With no feedback all items tie and ties keep the
+for rank j (itself shrunk to the global click rate); a user's own posterior starts from the item's
+(``beta_posterior``). With no feedback all items tie and ties keep the
 ranker's order, so every policy starts as the plain ranking and departs from it only on evidence.
 
 Propensities (P(item shown at its position)) are exact for greedy, UCB1 and LinUCB (deterministic: 1), exact
@@ -32,7 +33,7 @@ from hyperrec.online.bandits.slates import (
     sample_uniform_capped,
     uniform_capped_matrix,
 )
-from hyperrec.online.bandits.state import StateSnapshot, StoreUnavailable
+from hyperrec.online.bandits.state import Stat, StateSnapshot, StoreUnavailable
 
 TOTAL_KEY = "total"
 LINUCB_A, LINUCB_B = "linucb_A", "linucb_b"
@@ -44,6 +45,10 @@ def item_key(item_id: str) -> str:
 
 def rank_key(rank: int) -> str:
     return f"rank:{rank}"
+
+
+def user_item_key(user: str, item_id: str) -> str:
+    return f"user:{user}:{item_id}"
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,10 @@ class Policy(ABC):
     name: str
     arrays: tuple[str, ...] = ()
 
-    def keys(self, candidates: Candidates) -> list[str]:
+    def keys(self, candidates: Candidates, context: BanditContext) -> list[str]:
         """State keys the decision reads."""
-        return [TOTAL_KEY, *(rank_key(j) for j in range(len(candidates))), *map(item_key, candidates.item_ids)]
+        return [TOTAL_KEY, *(rank_key(j) for j in range(len(candidates))), *map(item_key, candidates.item_ids),
+                *user_keys(candidates, context)]
 
     @abstractmethod
     def choose(self, request: SlateRequest, snapshot: StateSnapshot, rng: np.random.Generator) -> Choice:
@@ -93,10 +99,48 @@ def _deterministic(order: np.ndarray, request: SlateRequest) -> Choice:
     return Choice(slate, np.ones(request.k), "deterministic")
 
 
+def user_keys(candidates: Candidates, context: BanditContext) -> list[str]:
+    """Keys of this user's own counts of the candidates (none for an anonymous request)."""
+    if context.user is None:
+        return []
+    return [user_item_key(context.user, item) for item in candidates.item_ids]
+
+
+def user_counts(candidates: Candidates, context: BanditContext, snapshot: StateSnapshot) -> tuple[np.ndarray, ...]:
+    """(impressions, rewards) of each candidate for this user; zeros when anonymous."""
+    stats = [snapshot.stat(key) for key in user_keys(candidates, context)] or [Stat()] * len(candidates)
+    return np.array([s.n for s in stats]), np.array([s.r for s in stats])
+
+
+def request_features(request: SlateRequest, snapshot: StateSnapshot) -> np.ndarray:
+    """candidate_features of the request, with this user's own counts of each candidate."""
+    shown, rewards = user_counts(request.candidates, request.context, snapshot)
+    return candidate_features(request.candidates, shown, rewards)
+
+
 def beta_posterior(
+    request: SlateRequest, snapshot: StateSnapshot, prior_strength: float, user_strength: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Beta(alpha, beta) per candidate, in two levels.
+
+    Item level: the rank prior (``prior_strength`` pseudo-impressions at rank j's click rate) plus the item's
+    counts over all users. User level (when the request names a user): ``user_strength`` pseudo-impressions
+    at the item-level mean plus this user's own counts, so that an item a user was shown twice without a
+    click gives way to the next candidates for that user only.
+    """
+    alpha, beta = _item_posterior(request.candidates, snapshot, prior_strength)
+    if request.context.user is None:
+        return alpha, beta
+    mean = alpha / (alpha + beta)
+    shown, rewarded = user_counts(request.candidates, request.context, snapshot)
+    alpha = user_strength * mean + rewarded
+    beta = user_strength * (1.0 - mean) + np.maximum(shown - rewarded, 0.0)
+    return np.maximum(alpha, 1e-6), np.maximum(beta, 1e-6)
+
+
+def _item_posterior(
     candidates: Candidates, snapshot: StateSnapshot, prior_strength: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Beta(alpha, beta) per candidate: the rank prior (prior_strength pseudo-impressions) plus its own counts."""
     total = snapshot.stat(TOTAL_KEY)
     overall = (total.r + 1.0) / (total.n + 2.0)
     ranks = [snapshot.stat(rank_key(j)) for j in range(len(candidates))]
@@ -114,7 +158,7 @@ class GreedyPolicy(Policy):
 
     name = "greedy"
 
-    def keys(self, candidates: Candidates) -> list[str]:
+    def keys(self, candidates: Candidates, context: BanditContext) -> list[str]:
         return []
 
     def choose(self, request: SlateRequest, snapshot: StateSnapshot, rng: np.random.Generator) -> Choice:
@@ -126,7 +170,7 @@ class RandomPolicy(Policy):
 
     name = "random"
 
-    def keys(self, candidates: Candidates) -> list[str]:
+    def keys(self, candidates: Candidates, context: BanditContext) -> list[str]:
         return []
 
     def choose(self, request: SlateRequest, snapshot: StateSnapshot, rng: np.random.Generator) -> Choice:
@@ -140,11 +184,11 @@ class EpsilonGreedyPolicy(Policy):
 
     name = "epsilon_greedy"
 
-    def __init__(self, epsilon: float, prior_strength: float) -> None:
-        self.epsilon, self.prior_strength = epsilon, prior_strength
+    def __init__(self, epsilon: float, prior_strength: float, user_strength: float) -> None:
+        self.epsilon, self.prior_strength, self.user_strength = epsilon, prior_strength, user_strength
 
     def choose(self, request: SlateRequest, snapshot: StateSnapshot, rng: np.random.Generator) -> Choice:
-        alpha, beta = beta_posterior(request.candidates, snapshot, self.prior_strength)
+        alpha, beta = beta_posterior(request, snapshot, self.prior_strength, self.user_strength)
         exploit = capped_slates(_ordered(alpha / (alpha + beta)), request.k, request.cap)[0]
         explore = request.cap > 0 and rng.random() < self.epsilon
         slate = sample_uniform_capped(request.n, request.k, request.cap, rng) if explore else exploit
@@ -154,17 +198,22 @@ class EpsilonGreedyPolicy(Policy):
 
 
 class UCB1Policy(Policy):
-    """Posterior mean + c * sqrt(2 ln(T + 1) / (n_i + 1)), T all impressions, n_i the item's."""
+    """Posterior mean + c * sqrt(2 ln(T + 1) / (n_i + 1)): n_i the item's impressions to this user and T the
+    user's impressions of these candidates (for an anonymous request: the item's and all impressions)."""
 
     name = "ucb1"
 
-    def __init__(self, c: float, prior_strength: float) -> None:
-        self.c, self.prior_strength = c, prior_strength
+    def __init__(self, c: float, prior_strength: float, user_strength: float) -> None:
+        self.c, self.prior_strength, self.user_strength = c, prior_strength, user_strength
 
     def choose(self, request: SlateRequest, snapshot: StateSnapshot, rng: np.random.Generator) -> Choice:
-        alpha, beta = beta_posterior(request.candidates, snapshot, self.prior_strength)
-        shown = np.array([snapshot.stat(item_key(i)).n for i in request.candidates.item_ids])
-        total = snapshot.stat(TOTAL_KEY).n
+        alpha, beta = beta_posterior(request, snapshot, self.prior_strength, self.user_strength)
+        if request.context.user is None:
+            shown = np.array([snapshot.stat(item_key(i)).n for i in request.candidates.item_ids])
+            total = snapshot.stat(TOTAL_KEY).n
+        else:
+            shown = user_counts(request.candidates, request.context, snapshot)[0]
+            total = float(shown.sum())
         bonus = self.c * np.sqrt(2.0 * np.log(total + 1.0) / (shown + 1.0))
         return _deterministic(_ordered(alpha / (alpha + beta) + bonus), request)
 
@@ -174,11 +223,11 @@ class ThompsonPolicy(Policy):
 
     name = "thompson"
 
-    def __init__(self, prior_strength: float, samples: int) -> None:
-        self.prior_strength, self.samples = prior_strength, samples
+    def __init__(self, prior_strength: float, user_strength: float, samples: int) -> None:
+        self.prior_strength, self.user_strength, self.samples = prior_strength, user_strength, samples
 
     def choose(self, request: SlateRequest, snapshot: StateSnapshot, rng: np.random.Generator) -> Choice:
-        alpha, beta = beta_posterior(request.candidates, snapshot, self.prior_strength)
+        alpha, beta = beta_posterior(request, snapshot, self.prior_strength, self.user_strength)
         draws = rng.beta(alpha, beta, size=(self.samples, request.n))
         slates = capped_slates(_ordered(draws), request.k, request.cap)
         matrix = frequency_matrix(slates, request.n)
@@ -197,12 +246,12 @@ class LinUCBPolicy(Policy):
         self.segments, self.max_history = segments, max_history
         self.dim = feature_dim(segments)
 
-    def keys(self, candidates: Candidates) -> list[str]:
-        return []
+    def keys(self, candidates: Candidates, context: BanditContext) -> list[str]:
+        return user_keys(candidates, context)
 
     def choose(self, request: SlateRequest, snapshot: StateSnapshot, rng: np.random.Generator) -> Choice:
         design, target = self.model(snapshot)
-        x = linucb_features(request.context, candidate_features(request.candidates),
+        x = linucb_features(request.context, request_features(request, snapshot),
                             segments=self.segments, max_history=self.max_history)
         theta = np.linalg.solve(design, target)
         width = np.sqrt(np.maximum(np.einsum("ij,ji->i", x, np.linalg.solve(design, x.T)), 0.0))
@@ -224,9 +273,11 @@ def make_policy(name: str, settings: BanditConfig) -> Policy:
     builders = {
         "greedy": GreedyPolicy,
         "random": RandomPolicy,
-        "epsilon_greedy": lambda: EpsilonGreedyPolicy(settings.epsilon, settings.prior_strength),
-        "ucb1": lambda: UCB1Policy(settings.ucb_c, settings.prior_strength),
-        "thompson": lambda: ThompsonPolicy(settings.prior_strength, settings.propensity_samples),
+        "epsilon_greedy": lambda: EpsilonGreedyPolicy(settings.epsilon, settings.prior_strength,
+                                                      settings.user_prior_strength),
+        "ucb1": lambda: UCB1Policy(settings.ucb_c, settings.prior_strength, settings.user_prior_strength),
+        "thompson": lambda: ThompsonPolicy(settings.prior_strength, settings.user_prior_strength,
+                                           settings.propensity_samples),
         "linucb": lambda: LinUCBPolicy(settings.linucb_alpha, settings.linucb_ridge, settings.segments,
                                        settings.max_history),
     }

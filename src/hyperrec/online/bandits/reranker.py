@@ -39,6 +39,8 @@ from hyperrec.online.bandits.policies import (
     item_key,
     make_policy,
     rank_key,
+    request_features,
+    user_item_key,
 )
 from hyperrec.online.bandits.settings import BanditConfig
 from hyperrec.online.bandits.slates import outsider_cap
@@ -70,7 +72,8 @@ class Slate:
         return [
             ServedItem(request_id=request_id, policy=self.policy, item_id=item, position=position,
                        ranker_rank=rank, propensity=propensity, segment=self.context.segment,
-                       history_length=self.context.history_length, item_features=features)
+                       history_length=self.context.history_length, item_features=features,
+                       user=self.context.user)
             for position, (item, propensity, rank, features) in enumerate(
                 zip(self.items, self.propensities, self.ranker_ranks, self.item_features))
         ]
@@ -103,20 +106,21 @@ class BanditReranker:
         """The slate of ``k`` items for one request (at most k; fewer when fewer candidates)."""
         candidates = candidates.head(self.settings.top_n)
         k = min(k, len(candidates))
-        features = candidate_features(candidates) if len(candidates) else np.zeros((0, len(CANDIDATE_FEATURES)))
         if self.policy.name == "greedy" or k == 0 or k == len(candidates):
-            return self._plain(candidates, context, k, features, reason=None)
+            return self._plain(candidates, context, k, reason=None)
         if self._clock() < self._retry_at:
-            return self._plain(candidates, context, k, features, reason="state_unavailable")
+            return self._plain(candidates, context, k, reason="state_unavailable")
         try:
-            snapshot = self.store.read(self.settings.namespace, self.policy.keys(candidates), self.policy.arrays)
+            keys = self.policy.keys(candidates, context)
+            snapshot = self.store.read(self.settings.namespace, keys, self.policy.arrays)
             if self._stale(snapshot.updated_at):
-                return self._plain(candidates, context, k, features, reason="stale_state")
+                return self._plain(candidates, context, k, reason="stale_state")
             request = SlateRequest(candidates, context, k, outsider_cap(k, self.settings.budget, len(candidates)))
             choice = self.policy.choose(request, snapshot, self._rng)
         except StoreUnavailable as exc:
             self._store_failed(exc)
-            return self._plain(candidates, context, k, features, reason="state_unavailable")
+            return self._plain(candidates, context, k, reason="state_unavailable")
+        features = request_features(request, snapshot)
         slate = [int(j) for j in choice.slate]
         return Slate(
             items=tuple(candidates.item_ids[j] for j in slate),
@@ -141,7 +145,7 @@ class BanditReranker:
         return True
 
     def delta(self, impressions: Sequence[Impression]) -> StateDelta:
-        """Counts per item, per ranker rank and in total, and the LinUCB sums x xᵀ and r x."""
+        """Counts per item, per ranker rank, per (user, item) and in total, and the LinUCB sums x xᵀ and r x."""
         settings = self.settings
         delta = StateDelta(updated_at=self._clock())
         rewards = np.array([reward_of(imp, settings.reward, settings.dwell_full_s) for imp in impressions])
@@ -149,7 +153,9 @@ class BanditReranker:
         for imp, reward in zip(impressions, rewards):
             delta.add_stat(item_key(imp.item_id), 1.0, float(reward))
             delta.add_stat(rank_key(imp.ranker_rank), 1.0, float(reward))
-            context = BanditContext(imp.segment, imp.history_length)
+            if imp.user is not None:
+                delta.add_stat(user_item_key(imp.user, imp.item_id), 1.0, float(reward))
+            context = BanditContext(imp.segment, imp.history_length, imp.user)
             rows.append(linucb_features(context, np.array([imp.item_features]), segments=settings.segments,
                                         max_history=settings.max_history)[0])
         delta.add_stat(TOTAL_KEY, float(len(impressions)), float(rewards.sum()))
@@ -166,9 +172,9 @@ class BanditReranker:
         logger.warning("bandit state unavailable, serving the plain ranking: %s", exc)
         self._retry_at = self._clock() + self.settings.unavailable_backoff_s
 
-    def _plain(
-        self, candidates: Candidates, context: BanditContext, k: int, features: np.ndarray, *, reason: str | None
-    ) -> Slate:
+    def _plain(self, candidates: Candidates, context: BanditContext, k: int, *, reason: str | None) -> Slate:
+        """The ranker's top k; the user-count features are 0 here (the state was not read)."""
+        features = candidate_features(candidates) if len(candidates) else np.zeros((0, len(CANDIDATE_FEATURES)))
         return Slate(
             items=tuple(candidates.item_ids[:k]), propensities=(1.0,) * k, policy=self.policy.name,
             degraded=reason is not None, reason=reason, propensity_method="deterministic",

@@ -63,6 +63,9 @@ class BanditConfig(_Section):
     prior_strength: float = Field(
         20.0, gt=0, description="Pseudo-impressions of the rank prior each item's Beta posterior starts from."
     )
+    user_prior_strength: float = Field(
+        2.0, gt=0, description="Pseudo-impressions of the item's value that each user's own posterior starts from."
+    )
     budget: float = Field(
         0.4, ge=0, le=1, description="Most share of the k slots that may hold items outside the plain top-k."
     )
