@@ -22,6 +22,7 @@ from hyperrec.errors import ConfigError
 from hyperrec.experiments.settings import CanaryConfig
 from hyperrec.modeling.settings import ModelingConfig
 from hyperrec.monitoring.settings import MonitoringConfig
+from hyperrec.online.bandits.settings import BanditConfig
 from hyperrec.online.settings import ServingConfig
 
 ENV_PREFIX = "HYPERREC__"
@@ -181,6 +182,7 @@ class HyperrecConfig(_Section):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    bandit: BanditConfig = Field(default_factory=BanditConfig)
 
     def mlflow_uri(self) -> str:
         """The tracking URI, defaulting to a sqlite file beside the outputs."""

@@ -1,6 +1,6 @@
-"""``hyperrec bench quality`` and ``hyperrec bench cold-start``.
+"""``hyperrec bench quality``, ``hyperrec bench cold-start`` and ``hyperrec bench bandits``.
 
-``add_benchmark_commands(commands)`` takes the ``hyperrec`` subparsers and adds both commands to the
+``add_benchmark_commands(commands)`` takes the ``hyperrec`` subparsers and adds the commands to the
 existing ``bench`` group (created by ``hyperrec.serving.cli.add_serving_commands`` for ``bench serve``), or
 creates the group when it is not there yet. Call it after ``add_serving_commands(commands)``: argparse
 refuses a second ``bench`` parser. Passing the ``bench`` group's own subparsers object works too.
@@ -17,6 +17,7 @@ from hyperrec.cli_options import add_common_options, config_from_args
 
 DEFAULT_QUALITY_DIR = Path("outputs/bench/quality")
 DEFAULT_COLD_START_DIR = Path("outputs/bench/cold_start")
+DEFAULT_BANDITS_DIR = Path("outputs/bench/bandits")
 
 
 def _bench_commands(subparsers: Any) -> Any:
@@ -43,7 +44,7 @@ def _shared(parser: argparse.ArgumentParser, default_dir: Path) -> None:
 
 
 def add_benchmark_commands(subparsers: Any) -> None:
-    """Register ``bench quality`` and ``bench cold-start`` (see the module docstring)."""
+    """Register ``bench quality``, ``bench cold-start`` and ``bench bandits`` (see the module docstring)."""
     commands = _bench_commands(subparsers)
 
     quality = commands.add_parser(
@@ -60,6 +61,15 @@ def add_benchmark_commands(subparsers: Any) -> None:
                       help="share of the items with a positive event held out (default: 0.1)")
     cold.add_argument("--seed", type=int, default=None, help="seed of the draw (default: the config's seed)")
     cold.set_defaults(handler=_cmd_cold_start)
+
+    bandits = commands.add_parser(
+        "bandits", help="compare bandit policies on the ml-latest-small simulator; check IPS/SNIPS against it")
+    add_common_options(bandits)
+    bandits.add_argument("--output-dir", type=Path, default=DEFAULT_BANDITS_DIR,
+                         help=f"folder for the tables, log and report (default: {DEFAULT_BANDITS_DIR})")
+    bandits.add_argument("--policies", nargs="+", default=None, metavar="POLICY",
+                         help="policies besides greedy and random (default: all)")
+    bandits.set_defaults(handler=_cmd_bandits)
 
 
 def _cmd_quality(args: argparse.Namespace) -> None:
@@ -88,3 +98,18 @@ def _cmd_cold_start(args: argparse.Namespace) -> None:
     sys.stdout.write((out / TABLE_FILE).read_text(encoding="utf-8")
                      + f"\nwall {metrics['cold_start']['wall_seconds']:.0f} s\n"
                      f"table: {out / TABLE_FILE}\nreport: {out / REPORT_FILE}\n")
+
+
+def _cmd_bandits(args: argparse.Namespace) -> None:
+    from hyperrec.benchmarks.bandits import OPE_FILE, POLICIES, REPORT_FILE, TABLE_FILE, run_bandit_bench
+    from hyperrec.errors import ConfigError
+
+    unknown = sorted(set(args.policies or ()) - set(POLICIES))
+    if unknown:
+        raise ConfigError(f"unknown policy {unknown}; known: {list(POLICIES)}")
+    summary = run_bandit_bench(config_from_args(args), args.output_dir, args.policies or POLICIES)
+    out = args.output_dir
+    sys.stdout.write((out / TABLE_FILE).read_text(encoding="utf-8") + "\n"
+                     + (out / OPE_FILE).read_text(encoding="utf-8")
+                     + f"\nwall {summary['wall_seconds']:.0f} s\ntable: {out / TABLE_FILE}\n"
+                     f"report: {out / REPORT_FILE}\n")
