@@ -6,6 +6,7 @@ same code runs as a kfp.local subprocess, as a pod on a cluster, or straight fro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -66,6 +67,7 @@ def train_baselines_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: P
 
 def fine_tune_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, models_dir: Path) -> None:
     """Train the language models of ``modeling.train`` (in the configured profile) into ``models_dir/<name>``."""
+    from hyperrec.modeling import distributed
     from hyperrec.modeling.build import build_language_model
     from hyperrec.modeling.settings import apply_profile
 
@@ -73,20 +75,25 @@ def fine_tune_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, m
     set_threads(modeling.runtime.threads or cfg.threads)
     data = PreparedData(prepared_dir)
     fitted: dict[str, Any] = {}
-    with tracking.step_run(cfg, "fine_tune", pipeline_run):
-        for name in modeling.train:
-            model = build_language_model(name, modeling, fitted)
-            started = time.perf_counter()
-            warm = modeling.warm_start_dir / name if modeling.warm_start_dir else None
-            if warm is not None and (warm / "model.json").exists() and name.startswith("next_item"):
-                model.fit(data, on_metrics=_metrics_logger(name), warm_start=warm)
-            else:
-                model.fit(data, on_metrics=_metrics_logger(name))
-            seconds = time.perf_counter() - started
-            model.save(models_dir / name)
-            fitted[name] = model
-            tracking.log_metrics({f"{name}.fit_seconds": seconds})
-            logger.info("trained %s in %.1f s", name, seconds)
+    # Under torchrun every process trains (DDP); only the main one tracks and writes the models.
+    with distributed.session():
+        main = distributed.is_main()
+        with (tracking.step_run(cfg, "fine_tune", pipeline_run) if main else contextlib.nullcontext()):
+            for name in modeling.train:
+                model = build_language_model(name, modeling, fitted)
+                started = time.perf_counter()
+                on_metrics = _metrics_logger(name) if main else None
+                warm = modeling.warm_start_dir / name if modeling.warm_start_dir else None
+                if warm is not None and (warm / "model.json").exists() and name.startswith("next_item"):
+                    model.fit(data, on_metrics=on_metrics, warm_start=warm)
+                else:
+                    model.fit(data, on_metrics=on_metrics)
+                seconds = time.perf_counter() - started
+                fitted[name] = model
+                if main:
+                    model.save(models_dir / name)
+                    tracking.log_metrics({f"{name}.fit_seconds": seconds})
+                logger.info("trained %s in %.1f s", name, seconds)
 
 
 def _metrics_logger(prefix: str):

@@ -18,6 +18,7 @@ from hyperrec.cli_options import add_common_options, config_from_args
 DEFAULT_QUALITY_DIR = Path("outputs/bench/quality")
 DEFAULT_COLD_START_DIR = Path("outputs/bench/cold_start")
 DEFAULT_BANDITS_DIR = Path("outputs/bench/bandits")
+DEFAULT_SCALE_DIR = Path("outputs/bench/scale")
 
 
 def _bench_commands(subparsers: Any) -> Any:
@@ -71,6 +72,22 @@ def add_benchmark_commands(subparsers: Any) -> None:
                          help="policies besides greedy and random (default: all)")
     bandits.set_defaults(handler=_cmd_bandits)
 
+    scale = commands.add_parser(
+        "scale", help="the quality run on SYNTHETIC data of 50k items / 1M interactions: time and peak RSS")
+    _shared(scale, DEFAULT_SCALE_DIR)
+    scale.add_argument("--items", type=int, default=50_000, help="catalogue size (default: 50000)")
+    scale.add_argument("--interactions", type=int, default=1_000_000, help="events (default: 1000000)")
+    scale.add_argument("--users", type=int, default=20_000, help="users (default: 20000)")
+    scale.set_defaults(handler=_cmd_scale)
+
+    debian = commands.add_parser(
+        "debian-dataset", help="build the Debian package-relations dataset (generic format) from apt's index")
+    debian.add_argument("--packages", type=Path, default=None,
+                        help="a Debian Packages index (default: bookworm main amd64 in /var/lib/apt/lists)")
+    debian.add_argument("--output-dir", type=Path, required=True, help="folder for interactions.csv, items.csv")
+    debian.add_argument("--log-level", default="INFO")
+    debian.set_defaults(handler=_cmd_debian_dataset)
+
 
 def _cmd_quality(args: argparse.Namespace) -> None:
     from hyperrec.benchmarks.quality import REPORT_FILE, TABLE_FILE, run_quality
@@ -113,3 +130,26 @@ def _cmd_bandits(args: argparse.Namespace) -> None:
                      + (out / OPE_FILE).read_text(encoding="utf-8")
                      + f"\nwall {summary['wall_seconds']:.0f} s\ntable: {out / TABLE_FILE}\n"
                      f"report: {out / REPORT_FILE}\n")
+
+
+def _cmd_scale(args: argparse.Namespace) -> None:
+    import json
+
+    from hyperrec.benchmarks.scale import ScaleSettings, run_scale
+    from hyperrec.errors import ConfigError
+
+    try:
+        settings = ScaleSettings(n_items=args.items, n_interactions=args.interactions, n_users=args.users)
+    except ValueError as exc:
+        raise ConfigError(f"invalid scale settings: {exc}") from None
+    result = run_scale(config_from_args(args), args.output_dir, settings)
+    sys.stdout.write(json.dumps(result, indent=1) + "\n")
+
+
+def _cmd_debian_dataset(args: argparse.Namespace) -> None:
+    import json
+
+    from hyperrec.data.debian_packages import build_debian_dataset, default_packages_file
+
+    summary = build_debian_dataset(args.packages or default_packages_file(), args.output_dir)
+    sys.stdout.write(json.dumps(summary.to_dict(), indent=1) + "\n")

@@ -369,6 +369,24 @@ class Trainer:
         return result
 
 
+def data_parallel(module: nn.Module, loss: Callable[..., tuple[torch.Tensor, int]],
+                  epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, ...]]], device: torch.device,
+                  ) -> tuple[Callable[[Any], tuple[torch.Tensor, int]], Callable[[int], Iterable[Any]]]:
+    """``(step, epoch_batches)`` for ``Trainer.fit``. Under ``torchrun`` (an initialized process group of more
+    than one process, see ``hyperrec.modeling.distributed``) ``module`` is wrapped in DistributedDataParallel,
+    so gradients are averaged across processes, and each process trains on its slice of every global batch;
+    otherwise ``loss`` runs as it is."""
+    from hyperrec.modeling import distributed
+
+    def to_device(batch: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        return [x.to(device, non_blocking=True) for x in batch]
+
+    if not distributed.is_distributed():
+        return (lambda batch: loss(*to_device(batch))), epoch_batches
+    ddp = distributed.wrap(module, loss, device)
+    return (lambda batch: distributed.globally_weighted(*ddp(*to_device(batch)))), distributed.sharded(epoch_batches)
+
+
 def batched(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     for start in range(0, len(indices), batch_size):
         yield indices[start:start + batch_size]

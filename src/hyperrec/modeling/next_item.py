@@ -34,6 +34,7 @@ from hyperrec.modeling.finetune import (
     TrainResult,
     Validator,
     build_optimizer,
+    data_parallel,
     load_state,
     param_groups,
     prepare_runtime,
@@ -44,6 +45,7 @@ from hyperrec.modeling.finetune import (
 from hyperrec.modeling.history import AUTO_REPEAT_RATE, repeat_rate
 from hyperrec.modeling.item_encoder import TextEncoder, embed_catalogue, item_texts
 from hyperrec.modeling.next_item_graph import NextItemGraph
+from hyperrec.modeling.recipe import DataShape, resolve_next_item
 from hyperrec.modeling.settings import ItemEncoderSettings, ModelingConfig, NextItemSettings, RuntimeSettings
 from hyperrec.models.base import Recommender, ScoringBatch
 
@@ -199,6 +201,25 @@ def _windows(sequence: np.ndarray, max_len: int, stride: int) -> list[np.ndarray
     return out
 
 
+def _training_windows(histories: dict[str, np.ndarray], users: list[str], n_items: int, s: NextItemSettings,
+                      rng: np.random.Generator | None = None) -> tuple[np.ndarray, list[str]]:
+    """Left-padded (n_windows, max_seq_len + 1) training windows and each window's user; with ``rng``, every
+    user's items are first put in a random order (the count of windows per user does not change)."""
+    stride = s.window_stride or s.max_seq_len
+    windows, window_users = [], []
+    for user in users:
+        seq = histories[user]
+        seq = seq[(seq >= 0) & (seq < n_items)]
+        if rng is not None:
+            seq = rng.permutation(seq)
+        for w in _windows(seq, s.max_seq_len, stride):
+            windows.append(w)
+            window_users.append(user)
+    if not windows:
+        raise ModelError("no training sequences: every user needs at least 2 train interactions")
+    return _left_pad(windows, s.max_seq_len + 1, n_items), window_users
+
+
 def _left_pad(rows: list[np.ndarray], length: int, pad: int) -> np.ndarray:
     out = np.full((len(rows), length), pad, dtype=np.int64)
     for i, row in enumerate(rows):
@@ -270,6 +291,7 @@ class NextItemRecommender(Recommender):
             warm_start: Path | None = None) -> None:
         """Train on the train split; ``warm_start`` is a saved model of the same kind (the champion) whose
         weights initialize every tensor of matching shape (item tables only when the catalogue is unchanged)."""
+        self.settings, _ = resolve_next_item(self.settings, DataShape.of(data))
         s, t = self.settings, self.settings.training
         self._device = device = prepare_runtime(self.runtime)
         items = data.items
@@ -310,39 +332,34 @@ class NextItemRecommender(Recommender):
             log.info("%s: %.2f%% of train events repeat an item; history items %s", self.name,
                      100 * self.train_repeat_rate, "excluded" if self.exclude_history else "get a learned offset")
         users = sorted(histories)
-        stride = s.window_stride or s.max_seq_len
-        windows, window_users = [], []
-        for user in users:
-            seq = histories[user]
-            seq = seq[(seq >= 0) & (seq < n_items)]
-            for w in _windows(seq, s.max_seq_len, stride):
-                windows.append(w)
-                window_users.append(user)
-        if not windows:
-            raise ModelError("no training sequences: every user needs at least 2 train interactions")
-        padded = _left_pad(windows, s.max_seq_len + 1, n_items)
+        gen = np.random.default_rng(self.runtime.seed)
+        padded, window_users = _training_windows(histories, users, n_items, s)
         inputs_all = torch.from_numpy(padded[:, :-1])
         targets_all = torch.from_numpy(padded[:, 1:])
         segments_all = torch.from_numpy(self._segment_index(window_users))
-        n_windows = len(windows)
+        n_windows = len(window_users)
         steps_per_epoch = math.ceil(n_windows / t.batch_size)
         if t.max_steps_per_epoch:
             steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
         log.info("%s: %d users, %d windows, %d target events, %d items", self.name, len(users), n_windows,
                  int((targets_all != n_items).sum()), n_items)
 
-        gen = np.random.default_rng(self.runtime.seed)
         sample_gen = torch.Generator().manual_seed(self.runtime.seed)
 
         def epoch_batches(epoch: int):
+            inputs, targets = inputs_all, targets_all
+            if s.sequence_order == "shuffled":  # order-free: a fresh order of every user's items each epoch
+                shuffled, _ = _training_windows(histories, users, n_items, s, gen)
+                inputs, targets = torch.from_numpy(shuffled[:, :-1]), torch.from_numpy(shuffled[:, 1:])
             order = gen.permutation(n_windows)
             for start in range(0, n_windows, t.batch_size):
                 idx = torch.from_numpy(order[start:start + t.batch_size])
-                yield inputs_all[idx], targets_all[idx], segments_all[idx]
+                yield inputs[idx], targets[idx], segments_all[idx]
 
-        def step(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
-            inputs, targets, segs = (x.to(device, non_blocking=True) for x in batch)
+        def loss(inputs: torch.Tensor, targets: torch.Tensor, segs: torch.Tensor) -> tuple[torch.Tensor, int]:
             return self._loss(inputs, targets, segs, sample_gen)
+
+        step, epoch_batches = data_parallel(net, loss, epoch_batches, device)
 
         lm_modules = [self.encoder] if self.encoder is not None else []
         groups = param_groups(lm_modules, [net], t)

@@ -181,8 +181,8 @@ class NextItemSettings(_Section):
     )
     finetune_item_encoder: bool = Field(
         False,
-        description="Train the LM item encoder end-to-end (full profile, GPU); needs loss=sampled_softmax. "
-        "False: frozen, cached text embeddings.",
+        description="Train the LM item encoder end-to-end (full profile, GPU); needs loss=sampled_softmax or "
+        "auto. False: frozen, cached text embeddings.",
     )
     d_model: int = Field(64, ge=8, description="Width of the transformer.")
     n_layers: int = Field(2, ge=1, description="Transformer blocks.")
@@ -190,14 +190,29 @@ class NextItemSettings(_Section):
     ffn_multiplier: int = Field(2, ge=1, description="Feed-forward width = ffn_multiplier * d_model.")
     max_seq_len: int = Field(100, ge=2, description="Most recent items the model reads.")
     dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on embeddings, attention and feed-forward.")
-    loss: Literal["full_softmax", "sampled_softmax"] = Field(
-        "full_softmax", description="Cross-entropy over the whole catalogue, or over sampled negatives."
+    loss: Literal["auto", "full_softmax", "sampled_softmax"] = Field(
+        "auto",
+        description="Cross-entropy over the whole catalogue, or over the batch's targets (in-batch negatives) plus "
+        "shared uniform negatives; auto: full_softmax up to full_softmax_max_items items, else sampled_softmax "
+        "(see hyperrec.modeling.recipe).",
+    )
+    full_softmax_max_items: int = Field(
+        20_000, ge=1,
+        description="loss=auto: largest catalogue trained with a full softmax, which scores every item for every "
+        "predicted position (on a held-out 36k-item book set only 2 epochs fit in 240 s).",
     )
     n_sampled_negatives: int = Field(
         512, ge=1, description="sampled_softmax: uniform negatives shared by the batch."
     )
     window_stride: int | None = Field(
         None, ge=1, description="Training windows over long histories start every N items; None: max_seq_len."
+    )
+    sequence_order: Literal["auto", "as_given", "shuffled"] = Field(
+        "auto",
+        description="as_given: train on each user's items in time order; shuffled: every epoch puts each user's "
+        "train items in a fresh random order before windowing, an order-free objective for data without "
+        "timestamps (where the stored order is only item_idx); auto: shuffled exactly when the split was a "
+        "random leave-one-out.",
     )
     training: TrainingSettings = Field(
         default_factory=lambda: TrainingSettings(**NEXT_ITEM_TRAINING),
@@ -218,8 +233,8 @@ class NextItemSettings(_Section):
             raise ValueError("next_item.d_model must be a multiple of next_item.n_heads")
         if self.finetune_item_encoder and not self.use_text:
             raise ValueError("next_item.finetune_item_encoder needs use_text")
-        if self.finetune_item_encoder and self.loss != "sampled_softmax":
-            raise ValueError("next_item.finetune_item_encoder needs loss=sampled_softmax")
+        if self.finetune_item_encoder and self.loss == "full_softmax":
+            raise ValueError("next_item.finetune_item_encoder needs loss=sampled_softmax (or auto)")
         return self
 
 
