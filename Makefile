@@ -61,8 +61,14 @@ TORCH_INDEX_URL ?= https://download.pytorch.org/whl/$(TORCH_VARIANT)
 IMAGE_TAG := $(VERSION)$(if $(filter cpu,$(TORCH_VARIANT)),,-$(TORCH_VARIANT))
 IMAGE_CACHE ?= $(HOME)/.cache/hyperrec/images
 DEBIAN_SUITE ?= bookworm
-BASE_PACKAGES := python3,python3-venv,ca-certificates
-BASE_KEY := $(shell echo '$(DEBIAN_SUITE) $(BASE_PACKAGES)' | sha256sum | cut -c1-12)
+# minbase + python3, slimmed as Debian's own slim images are: no docs (copyrights kept), man pages or locales,
+# and merged /usr by mmdebstrap's hook (usr-is-merged) rather than the usrmerge package, which drags in perl.
+BASE_OPTS := --variant=minbase --format=tar --include=python3,python3-venv,ca-certificates \
+	--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+	--dpkgopt='path-exclude=/usr/share/locale/*'
+BASE_KEY := $(shell echo "$(DEBIAN_SUITE) $(BASE_OPTS)" | sha256sum | cut -c1-12)
 LOCAL_BASE := localhost/hyperrec/base:$(DEBIAN_SUITE)-$(BASE_KEY)
 BASE_IMAGE ?= $(LOCAL_BASE)
 # Build-system wheels for hyperrec itself (pyproject's build-system), pinned here: requirements.lock has none.
@@ -84,13 +90,13 @@ image-tools:
 	  [ "$$(id -u)" = 0 ] || { echo "make image needs podman and mmdebstrap: apt-get install podman mmdebstrap" >&2; exit 1; }; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y podman mmdebstrap; }
 
-# A python:3.11-slim equivalent from Debian's own packages (bookworm's python3 is 3.11): minbase + python3.
+# A python:3.11-slim equivalent from Debian's own packages (bookworm's python3 is 3.11).
 BASE_TAR := $(IMAGE_CACHE)/base-$(DEBIAN_SUITE)-$(BASE_KEY).tar
 
 base-image: image-tools
 	@podman image exists $(LOCAL_BASE) || { \
 	  mkdir -p $(IMAGE_CACHE) && { test -f $(BASE_TAR) || { \
-	    mmdebstrap --variant=minbase --format=tar --include=$(BASE_PACKAGES) $(DEBIAN_SUITE) $(BASE_TAR).part \
+	    mmdebstrap $(BASE_OPTS) $(DEBIAN_SUITE) $(BASE_TAR).part \
 	    && mv $(BASE_TAR).part $(BASE_TAR); }; } \
 	  && podman import --change 'CMD ["/bin/bash"]' $(BASE_TAR) $(LOCAL_BASE); }
 

@@ -27,7 +27,8 @@ from image_helpers import (
 )
 from kfp_launch import data_prep_launch
 
-pytestmark = [pytest.mark.slow, pytest.mark.image]
+# A cold first build (base, wheelhouse, both images) takes about 10 minutes here; cached ones under a minute.
+pytestmark = [pytest.mark.slow, pytest.mark.image, pytest.mark.timeout(1800)]
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "movielens_tiny"
 #: Distributions a venv brings or the build needs, which requirements.lock does not list.
