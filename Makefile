@@ -25,7 +25,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: install demo test test-fast lint compile clean observability debian-tools
+.PHONY: install demo test test-fast lint compile clean observability debian-tools image image-tools base-image wheelhouse
 
 install: $(STAMP)
 
@@ -80,3 +80,78 @@ compile: install
 
 clean:
 	rm -rf outputs .pytest_cache
+
+# --- Container images (podman; see components/Containerfile and serving/Containerfile) ---------------------
+# `make image` builds ghcr.io/hyperrec/hyperrec:<version> (components, torch CPU) and
+# ghcr.io/hyperrec/hyperrec-serving:<version> (KServe transformer, no torch); <version> is pyproject's.
+# Nothing is pulled: the base is built from Debian packages (base-image) unless BASE_IMAGE names another, and
+# pip installs from a host-built wheelhouse with --no-index. Both are cached outside the repository, keyed by
+# their inputs, so a fresh clone on the same machine reuses them.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_REPO ?= ghcr.io/hyperrec/hyperrec
+SERVING_IMAGE_REPO ?= ghcr.io/hyperrec/hyperrec-serving
+# cpu, or a PyTorch CUDA build tag (e.g. cu128) for the GPU node pool: tagged <version>-<variant>.
+TORCH_VARIANT ?= cpu
+TORCH_VERSION := $(shell sed -n 's/^ *"torch==\(.*\)",$$/\1/p' pyproject.toml)
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/$(TORCH_VARIANT)
+# The tag both images get: pyproject's version, or what CI passes (make image IMAGE_TAG=<commit>).
+IMAGE_TAG ?= $(VERSION)
+COMPONENTS_TAG := $(IMAGE_TAG)$(if $(filter cpu,$(TORCH_VARIANT)),,-$(TORCH_VARIANT))
+IMAGE_CACHE ?= $(HOME)/.cache/hyperrec/images
+DEBIAN_SUITE ?= bookworm
+# minbase + python3, slimmed as Debian's own slim images are: no docs (copyrights kept), man pages or locales,
+# and merged /usr by mmdebstrap's hook (usr-is-merged) rather than the usrmerge package, which drags in perl.
+BASE_OPTS := --variant=minbase --format=tar --include=python3,python3-venv,ca-certificates \
+	--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+	--dpkgopt='path-exclude=/usr/share/locale/*'
+BASE_KEY := $(shell echo "$(DEBIAN_SUITE) $(BASE_OPTS)" | sha256sum | cut -c1-12)
+LOCAL_BASE := localhost/hyperrec/base:$(DEBIAN_SUITE)-$(BASE_KEY)
+BASE_IMAGE ?= $(LOCAL_BASE)
+# Build-system wheels for hyperrec itself (pyproject's build-system), pinned here: requirements.lock has none.
+BUILD_REQUIREMENTS := setuptools==84.2.1 wheel==0.48.0
+WHEEL_KEY := $(shell { cat requirements.lock serving/requirements.txt; sed -n '/^dependencies = \[/,/^\]/p' pyproject.toml; \
+	echo '$(BUILD_REQUIREMENTS) $(TORCH_VARIANT)'; } | sha256sum | cut -c1-12)
+WHEELHOUSE := $(IMAGE_CACHE)/wheelhouse-$(TORCH_VARIANT)-$(WHEEL_KEY)
+PODMAN_BUILD := podman build --isolation chroot --network host --build-context wheelhouse=$(WHEELHOUSE) \
+	--build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg WHEELHOUSE_KEY=$(WHEEL_KEY) \
+	--build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION)
+
+image: image-tools wheelhouse $(if $(filter $(LOCAL_BASE),$(BASE_IMAGE)),base-image)
+	$(PODMAN_BUILD) --build-arg TORCH_VARIANT=$(TORCH_VARIANT) -f components/Containerfile -t $(IMAGE_REPO):$(COMPONENTS_TAG) .
+	$(PODMAN_BUILD) -f serving/Containerfile -t $(SERVING_IMAGE_REPO):$(IMAGE_TAG) .
+
+# podman and mmdebstrap are Debian packages; installed here when missing (as root), else a clear error.
+image-tools:
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "make image needs podman and mmdebstrap: apt-get install podman mmdebstrap" >&2; exit 1; }; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y podman mmdebstrap; }
+
+# A python:3.11-slim equivalent from Debian's own packages (bookworm's python3 is 3.11).
+BASE_TAR := $(IMAGE_CACHE)/base-$(DEBIAN_SUITE)-$(BASE_KEY).tar
+
+base-image: image-tools
+	@podman image exists $(LOCAL_BASE) || { \
+	  mkdir -p $(IMAGE_CACHE) && { test -f $(BASE_TAR) || { \
+	    mmdebstrap $(BASE_OPTS) $(DEBIAN_SUITE) $(BASE_TAR).part \
+	    && mv $(BASE_TAR).part $(BASE_TAR); }; } \
+	  && podman import --change 'CMD ["/bin/bash"]' $(BASE_TAR) $(LOCAL_BASE); }
+
+# Every wheel both images install, built on the host (sdists become wheels here, so the images need no
+# compiler): torch of the variant first (local wheels, else the PyTorch index), then pyproject's dependencies
+# under requirements.lock. components.txt / serving.txt beside the wheels say what each image installs.
+wheelhouse: $(WHEELHOUSE)/.complete
+
+$(WHEELHOUSE)/.complete: | install
+	rm -rf $(WHEELHOUSE).tmp && mkdir -p $(WHEELHOUSE).tmp
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' \
+	  > $(WHEELHOUSE).tmp/components.txt
+	cp serving/requirements.txt $(WHEELHOUSE).tmp/serving.txt
+	$(BIN)/python -m pip download --quiet --no-deps --no-index -d $(WHEELHOUSE).tmp "torch==$(TORCH_VERSION)+$(TORCH_VARIANT)" \
+	  || $(BIN)/python -m pip download --quiet --no-deps -d $(WHEELHOUSE).tmp --index-url $(TORCH_INDEX_URL) \
+	     "torch==$(TORCH_VERSION)+$(TORCH_VARIANT)"
+	$(BIN)/python -m pip wheel --quiet --find-links $(WHEELHOUSE).tmp -c requirements.lock -w $(WHEELHOUSE).tmp \
+	  -r $(WHEELHOUSE).tmp/components.txt -r $(WHEELHOUSE).tmp/serving.txt $(BUILD_REQUIREMENTS)
+	rm -rf $(WHEELHOUSE) && mv $(WHEELHOUSE).tmp $(WHEELHOUSE) && touch $@

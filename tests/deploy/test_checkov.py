@@ -58,7 +58,8 @@ def findings(all_builds, helm, tmp_path_factory) -> list[dict[str, Any]]:
         )
     pinned = deep_merge(
         yaml.safe_load((REPO_ROOT / "helm/hyperrec/ci/prod-values.yaml").read_text()),
-        {"image": {"digest": "sha256:" + "0" * 64, "pullPolicy": "Always"}},
+        {"image": {"digest": "sha256:" + "0" * 64, "pullPolicy": "Always"},
+         "servingImage": {"digest": "sha256:" + "1" * 64}},
     )
     (directory / DIGEST_FILE).write_text(
         yaml.safe_dump_all(manifests_of(render_chart(helm, pinned, "hyperrec")))

@@ -3,6 +3,8 @@ the GPU pool all agree with hyperrec's code and with each other."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 import tomllib
 
 import pytest
@@ -76,20 +78,75 @@ def test_serving_uses_the_gpu_pool_that_training_uses(kustomize_builds):
     assert gpu.accelerator_type in predictor["model"]["resources"]["limits"]
 
 
-def test_base_image_tag_is_the_package_version(kustomize_builds):
-    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
-    images = {
-        c["image"]
-        for name in ("base", "components/monitoring")
-        for obj in kustomize_builds[name].objects
-        for _, containers in pod_specs(obj)
-        for c in containers
-        if "image" in c
-    }
-    assert images == {f"ghcr.io/hyperrec/hyperrec:{version}"}
+# --- image tags: pyproject's version is the one source; `make image` tags <repository>:<version>.
+
+COMPONENTS_IMAGE = "ghcr.io/hyperrec/hyperrec"
+SERVING_IMAGE = "ghcr.io/hyperrec/hyperrec-serving"
 
 
-def test_overlays_pin_the_image_explicitly():
+def _version() -> str:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def _hyperrec_images(build: Build) -> dict[str, set[str]]:
+    """Image of every hyperrec container, by "<kind>/<component>" (InferenceService components by name)."""
+    found: dict[str, set[str]] = {}
+    for obj in build.objects:
+        if obj["kind"] == "InferenceService":
+            for role in ("predictor", "transformer"):
+                containers = obj["spec"][role].get("containers", [])
+                found.setdefault(f"InferenceService/{role}", set()).update(c["image"] for c in containers)
+        else:
+            for _, containers in pod_specs(obj):
+                found.setdefault(obj["kind"], set()).update(c["image"] for c in containers if "image" in c)
+    return {where: images for where, images in found.items() if images}
+
+
+def test_config_and_components_default_to_the_images_make_image_tags():
+    config = pytest.importorskip("hyperrec.config")
+    components = pytest.importorskip("hyperrec.components")
+    cluster = config.HyperrecConfig().cluster
+    assert cluster.image == components.DEFAULT_IMAGE == f"{COMPONENTS_IMAGE}:{_version()}"
+    assert cluster.serving_image == f"{SERVING_IMAGE}:{_version()}"
+    dry_run = subprocess.run(["make", "-n", "image"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    tags = re.findall(r"podman build .* -t (\S+) \.$", dry_run.stdout, flags=re.MULTILINE)
+    assert tags == [cluster.image, cluster.serving_image], dry_run.stdout
+
+
+def test_compiled_pipelines_run_every_task_in_the_components_image(tmp_path):
+    cli = pytest.importorskip("hyperrec.cli")
+    assert cli.main(["pipeline", "compile", "--output-dir", str(tmp_path)]) == 0
+    compiled = sorted(tmp_path.glob("*.yaml"))
+    assert compiled
+    for path in compiled:
+        spec = next(yaml.safe_load_all(path.read_text()))
+        executors = spec["deploymentSpec"]["executors"].values()
+        images = {e["container"]["image"] for e in executors if "container" in e}  # importers have none
+        assert images == {f"{COMPONENTS_IMAGE}:{_version()}"}, path.name
+
+
+def test_chart_and_overlays_tag_both_images_with_the_package_version():
+    chart = yaml.safe_load((REPO_ROOT / "helm" / "hyperrec" / "Chart.yaml").read_text())
+    assert chart["appVersion"] == _version()
+    values = yaml.safe_load((REPO_ROOT / "helm" / "hyperrec" / "values.yaml").read_text())
+    assert (values["image"]["repository"], values["servingImage"]["repository"]) == (COMPONENTS_IMAGE, SERVING_IMAGE)
     for overlay in ("local", "gpu", "prod"):
         spec = yaml.safe_load((MANIFESTS / "overlays" / overlay / "kustomization.yaml").read_text())
-        assert [i["name"] for i in spec["images"]] == ["ghcr.io/hyperrec/hyperrec"], overlay
+        assert spec["images"] == [
+            {"name": COMPONENTS_IMAGE, "newTag": _version()},
+            {"name": SERVING_IMAGE, "newTag": _version()},
+        ], overlay
+
+
+def test_transformer_runs_the_serving_image_and_the_drift_monitor_the_components_image(all_builds):
+    """Kustomize builds and Helm renders alike; Triton (the predictor) is KServe's runtime, not ours."""
+    for build in all_builds:
+        images = _hyperrec_images(build)
+        expected = {
+            "InferenceService/transformer": {f"{SERVING_IMAGE}:{_version()}"},
+            "CronJob": {f"{COMPONENTS_IMAGE}:{_version()}"},
+            "Pod": {f"{SERVING_IMAGE}:{_version()}"},  # the chart's transformer-ready test hook
+        }
+        assert images, build.name
+        for where, found in images.items():
+            assert found == expected[where], (build.name, where, found)

@@ -167,11 +167,16 @@ def test_optional_parts_can_be_switched_off(helm):
     ]
 
 
-def test_image_digest_pins_every_hyperrec_container(helm):
-    digest = "sha256:" + "0" * 64
-    objects = manifests_of(_render(helm, deep_merge(STORAGE, {"image": {"digest": digest}})))
-    images = re.findall(r"image: (\S+)", yaml.safe_dump_all(objects))
-    assert images and all(image == f"ghcr.io/hyperrec/hyperrec:0.1.0@{digest}" for image in images), images
+def test_image_digests_pin_every_hyperrec_container(helm):
+    """Each hyperrec container runs its own image (the transformer and its test pod the serving image, the
+    drift monitor the components image), and each image's digest pins it."""
+    components, serving = "sha256:" + "0" * 64, "sha256:" + "1" * 64
+    values = deep_merge(STORAGE, {"image": {"digest": components}, "servingImage": {"digest": serving}})
+    images = re.findall(r"image: (\S+)", yaml.safe_dump_all(manifests_of(_render(helm, values))))
+    assert sorted(set(images)) == [
+        f"ghcr.io/hyperrec/hyperrec-serving:0.1.0@{serving}",
+        f"ghcr.io/hyperrec/hyperrec:0.1.0@{components}",
+    ], images
 
 
 @pytest.mark.parametrize("release", ["hyperrec", "r" * 53])

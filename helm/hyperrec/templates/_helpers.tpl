@@ -61,9 +61,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 The hyperrec image reference.
 */}}
 {{- define "hyperrec.image" -}}
-{{- $image := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
-{{- if .Values.image.digest }}
-{{- $image = printf "%s@%s" $image .Values.image.digest }}
+{{- include "hyperrec.imageRef" (list . .Values.image) }}
+{{- end }}
+
+{{/*
+The slim serving image reference (no torch): the transformer runs it.
+*/}}
+{{- define "hyperrec.servingImage" -}}
+{{- include "hyperrec.imageRef" (list . .Values.servingImage) }}
+{{- end }}
+
+{{/*
+"repository:tag[@digest]" of an image value (list $ .Values.<image>); the tag defaults to the appVersion.
+*/}}
+{{- define "hyperrec.imageRef" -}}
+{{- $root := index . 0 }}
+{{- $values := index . 1 }}
+{{- $image := printf "%s:%s" $values.repository (default $root.Chart.AppVersion $values.tag) }}
+{{- if $values.digest }}
+{{- $image = printf "%s@%s" $image $values.digest }}
 {{- end }}
 {{- $image }}
 {{- end }}
