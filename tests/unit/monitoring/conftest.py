@@ -1,7 +1,8 @@
 """Fixtures of the monitoring tests: the compiled retraining pipeline and a fake KFP client that checks runs on it."""
 
 import pytest
-from monitoring_helpers import KFP_UPLOADED, FakeKfpClient, compile_retraining
+from fake_kfp import FakeKfpClient
+from monitoring_helpers import KFP_UPLOADED, compile_retraining
 
 
 @pytest.fixture(scope="session")
@@ -12,6 +13,11 @@ def retraining_package(tmp_path_factory):
 
 @pytest.fixture
 def kfp_client(retraining_package):
-    """``kfp_client(**options)``: a FakeKfpClient with that pipeline uploaded as KFP_UPLOADED's version."""
-    return lambda **options: FakeKfpClient(uploaded={KFP_UPLOADED["pipeline_version_id"]: retraining_package},
-                                           **options)
+    """``kfp_client(**options)``: a FakeKfpClient on which that pipeline is uploaded with KFP_UPLOADED's ids."""
+
+    def make(**options) -> FakeKfpClient:
+        client = FakeKfpClient(**options)
+        client.add_uploaded(retraining_package, KFP_UPLOADED["pipeline_id"], KFP_UPLOADED["pipeline_version_id"])
+        return client
+
+    return make
