@@ -1,8 +1,10 @@
-"""Fixtures of the monitoring tests: the compiled retraining pipeline and a fake KFP client that checks runs on it."""
+"""Fixtures of the monitoring tests: the compiled retraining pipeline, a fake KFP client that checks runs on it,
+and a real S3 API (moto) holding the bucket of KFP_UPLOADED's URIs."""
 
 import pytest
 from fake_kfp import FakeKfpClient
-from monitoring_helpers import KFP_UPLOADED, compile_retraining
+from monitoring_helpers import DATA_BUCKET, KFP_UPLOADED, compile_retraining
+from moto_s3 import moto_s3
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +23,10 @@ def kfp_client(retraining_package):
         return client
 
     return make
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A moto S3 server on 127.0.0.1 with the bucket of KFP_UPLOADED's URIs; yields the AWS variables it set."""
+    with moto_s3([DATA_BUCKET]) as env:
+        yield env

@@ -14,8 +14,10 @@ from hyperrec.config import HyperrecConfig
 from hyperrec.pipelines.retraining.pipeline import build_retraining_pipeline
 
 # Trigger settings of an uploaded retraining pipeline with object-store sources, as a cluster config sets them.
+DATA_BUCKET = "hyperrec-data"
 KFP_UPLOADED = {"host": "http://kfp.example", "pipeline_id": "retraining-id", "pipeline_version_id": "retraining-v1",
-                "reference_uri": "s3://hyperrec-data/reference/prepared/", "current_uri": "s3://hyperrec-data/feedback/"}
+                "reference_uri": f"s3://{DATA_BUCKET}/reference/prepared/",
+                "current_uri": f"s3://{DATA_BUCKET}/feedback/"}
 
 DAY = 86400
 START = 1_700_000_000  # 2023-11-14

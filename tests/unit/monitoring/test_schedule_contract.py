@@ -11,11 +11,13 @@ import re
 from pathlib import Path
 from string import Template
 
+import pandas as pd
 import pytest
 import yaml
 from monitoring_helpers import KFP_UPLOADED, START, feedback_records, synthetic_events
 
 from hyperrec.cli import main
+from hyperrec.monitoring.events import read_events, select_window
 from hyperrec.monitoring.settings import is_kfp_importable
 from hyperrec.pipelines.contract import PipelineContract
 
@@ -56,14 +58,16 @@ def test_the_docs_say_what_the_schedules_do():
 # -- the hourly CronJob ------------------------------------------------------------------------------------------
 
 
-def cluster_settings(tmp_path: Path, **kfp) -> dict:
-    """What docs/MONITORING.md ("Schedules") tells the platform engineer to add to the mounted config."""
-    reference = tmp_path / "reference.parquet"
-    synthetic_events(200, seed=1).to_parquet(reference)
+def cluster_settings(tmp_path: Path, reference: str | None = None, **kfp) -> dict:
+    """What docs/MONITORING.md ("Schedules") tells the platform engineer to set in the mounted config; the
+    reference is a local file unless ``reference`` names a URI."""
+    if reference is None:
+        reference = str(tmp_path / "reference.parquet")
+        synthetic_events(200, seed=1).to_parquet(reference)
     return {
         "output_dir": str(tmp_path / "outputs"),
         "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
-        "monitoring": {"sources": {"reference": str(reference)}, "windows": {"current_days": 7},
+        "monitoring": {"sources": {"reference": reference}, "windows": {"current_days": 7},
                        "trigger": {"kfp": kfp}},
     }
 
@@ -85,6 +89,7 @@ def run_cronjob_command(tmp_path: Path, settings: dict, monkeypatch, client) -> 
     for var in container.get("env", []):
         monkeypatch.setenv(var["name"], _mapped(var["value"], mounts))
     monkeypatch.setattr("kfp.Client", lambda host, namespace=None: client)
+    monkeypatch.chdir(tmp_path / "pod")  # MLflow's default artifact root (./mlruns) of a sqlite tracking URI
     return main(argv), command
 
 
@@ -95,15 +100,51 @@ def _mapped(path: str, mounts: dict[str, Path]) -> str:
     return path
 
 
-def test_the_cronjob_starts_a_run_whose_importers_can_download_their_inputs(tmp_path, monkeypatch, kfp_client):
+def s3_objects(uri: str) -> dict[str, bytes]:
+    """Every object under an s3:// prefix of the moto server, by key relative to the prefix."""
+    import boto3
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    client = boto3.client("s3")
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    return {key[len(prefix):]: client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
+def test_the_cronjob_starts_a_run_that_imports_the_window_it_checked(tmp_path, monkeypatch, kfp_client, s3):
     client = kfp_client()
     rc, command = run_cronjob_command(tmp_path, cluster_settings(tmp_path, **KFP_UPLOADED), monkeypatch, client)
     assert rc == 0 and command[:2] == ["hyperrec", "drift"] and "--trigger" in command
     (run,) = client.runs  # FakeKfpClient accepted it: it fits the compiled pipeline
-    pod_path = command[command.index("--current") + 1]
-    assert run["params"]["current_uri"] == KFP_UPLOADED["current_uri"] != pod_path
-    assert all(is_kfp_importable(run["params"][key]) for key in ("reference_uri", "current_uri"))
-    assert run["params"]["force_retrain"] is True and "quality: ctr" in run["params"]["trigger_reason"]
+    params = run["params"]
+    assert params["force_retrain"] is True and "quality: ctr" in params["trigger_reason"]
+    assert params["reference_uri"] == KFP_UPLOADED["reference_uri"]
+    # The feedback log on the pod's PVC was uploaded as a snapshot of the checked window, under this run's name.
+    assert params["current_uri"] == f"{KFP_UPLOADED['current_uri']}{params['pipeline_run']}/"
+    assert is_kfp_importable(params["current_uri"])
+    objects = s3_objects(params["current_uri"])
+    assert list(objects) == ["current.parquet"]
+    (tmp_path / "import").mkdir()
+    (tmp_path / "import" / "current.parquet").write_bytes(objects["current.parquet"])
+    imported = read_events(tmp_path / "import")  # what the pipeline's drift step reads from the imported folder
+    window = json.loads(params["data_window"])
+    checked = select_window(read_events(tmp_path / "pod" / "feedback"), window["start_unix"], window["end_unix"])
+    assert len(imported) == window["rows"] > 0
+    pd.testing.assert_frame_equal(imported, checked.reset_index(drop=True))
+
+
+def test_the_cronjob_reads_its_reference_from_the_object_store(tmp_path, monkeypatch, kfp_client, s3):
+    import boto3
+
+    reference = synthetic_events(200, seed=1)
+    bucket, _, prefix = KFP_UPLOADED["reference_uri"].removeprefix("s3://").partition("/")
+    reference.to_parquet(tmp_path / "interactions.parquet")
+    boto3.client("s3").upload_file(str(tmp_path / "interactions.parquet"), bucket, f"{prefix}interactions.parquet")
+    client = kfp_client()
+    settings = cluster_settings(tmp_path, reference=KFP_UPLOADED["reference_uri"], **KFP_UPLOADED)
+    rc, _ = run_cronjob_command(tmp_path, settings, monkeypatch, client)
+    summary = json.loads((tmp_path / "pod" / "tmp" / "hyperrec" / "monitoring" / "drift_summary.json").read_text())
+    assert rc == 0 and summary["windows"]["reference"]["rows"] == len(reference)
+    assert client.runs[0]["params"]["reference_uri"] == settings["monitoring"]["sources"]["reference"]
 
 
 def test_without_object_store_uris_the_cronjob_fails_instead_of_starting_a_broken_run(tmp_path, monkeypatch,
