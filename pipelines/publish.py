@@ -2,8 +2,8 @@
 
 CI runs this on every push to main (``hyperrec pipeline publish``, .github/workflows/release.yml), so the
 cluster always has a version per commit. It is a thin layer over ``kfp.Client``; what it adds is a check of
-the run's parameters against the compiled IR's root inputs before anything is sent (the API server would
-accept a run that a typo in a parameter name turns into a run with defaults).
+the run's parameters against the compiled IR before anything is sent (``hyperrec.pipelines.contract``, the
+checker every run hyperrec starts goes through), so a typo in a parameter name fails here, not in the cluster.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import yaml
 
 from hyperrec.cli_options import add_common_options
 from hyperrec.errors import ConfigError, HyperrecError
+from hyperrec.pipelines.contract import ContractError, PipelineContract
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,8 @@ class Published:
     run_id: str
 
 
-def read_ir(package: Path) -> dict[str, Any]:
-    """The pipeline spec (first YAML document) of a compiled pipeline package."""
+def read_contract(package: Path) -> PipelineContract:
+    """The parameter contract of a compiled pipeline package (its first YAML document, the PipelineSpec)."""
     try:
         with Path(package).open(encoding="utf-8") as handle:
             spec = next(yaml.safe_load_all(handle))
@@ -39,23 +40,29 @@ def read_ir(package: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read the compiled pipeline {package}: {exc}") from None
     if not isinstance(spec, dict) or "pipelineInfo" not in spec or "root" not in spec:
         raise ConfigError(f"{package} is not a compiled KFP pipeline (no pipelineInfo/root)")
-    return spec
+    return PipelineContract.from_ir(spec)
 
 
-def check_parameters(spec: dict[str, Any], params: dict[str, Any]) -> None:
-    """Refuse parameters the pipeline does not declare, and leave none of its required ones out."""
-    declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise ConfigError(f"pipeline {spec['pipelineInfo']['name']} has no parameter {unknown}; "
-                          f"it takes {sorted(declared)}")
-    required = {
-        name for name, definition in declared.items()
-        if not definition.get("isOptional") and "defaultValue" not in definition
-    }
-    missing = sorted(required - set(params))
-    if missing:
-        raise ConfigError(f"pipeline {spec['pipelineInfo']['name']} needs {missing}")
+def check_parameters(contract: PipelineContract, params: dict[str, Any]) -> None:
+    """Refuse a run the compiled pipeline would not accept or could not run (``PipelineContract``): a parameter
+    it does not declare, a required one left out, a wrong type, an importer without a downloadable URI."""
+    try:
+        contract.check(params, what="the run's parameters")
+    except ContractError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def typed_parameters(contract: PipelineContract, texts: dict[str, str]) -> dict[str, Any]:
+    """``--param`` values as the pipeline's input types want them: strings stay strings, the others are parsed
+    as YAML (``force_retrain=true``, ``top_k=10``), so the run body carries a bool or a number, not its text."""
+    typed: dict[str, Any] = {}
+    for name, text in texts.items():
+        spec = contract.inputs.get(name)
+        try:
+            typed[name] = text if spec is None or spec.type == "STRING" else yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--param {name}: {text!r} is not a {spec.type} value") from None
+    return typed
 
 
 def publish(
@@ -64,12 +71,12 @@ def publish(
 ) -> Published:
     """Upload ``package`` as version ``version`` of its pipeline (created on first use) and run that version."""
     params = dict(params or {})
-    spec = read_ir(package)
-    check_parameters(spec, params)
-    name = spec["pipelineInfo"]["name"]
-    pipeline_id = client.get_pipeline_id(name)
+    contract = read_contract(package)
+    check_parameters(contract, params)
+    pipeline_id = client.get_pipeline_id(contract.name)
     if pipeline_id is None:
-        pipeline_id = client.upload_pipeline(str(package), pipeline_name=name, namespace=namespace).pipeline_id
+        pipeline_id = client.upload_pipeline(str(package), pipeline_name=contract.name,
+                                             namespace=namespace).pipeline_id
     uploaded = client.upload_pipeline_version(str(package), version, pipeline_id=pipeline_id)
     experiment_id = client.create_experiment(experiment, namespace=namespace).experiment_id
     run = client.run_pipeline(experiment_id=experiment_id, job_name=run_name, params=params,
@@ -112,14 +119,14 @@ def run_publish_command(args: argparse.Namespace) -> None:
 
     if not args.host:
         raise ConfigError("no KFP host: pass --host or set KFP_HOST")
-    spec = read_ir(args.package)
-    check_parameters(spec, dict(args.param))  # bad input fails before any call
-    name = spec["pipelineInfo"]["name"]
+    contract = read_contract(args.package)
+    params = typed_parameters(contract, dict(args.param))
+    check_parameters(contract, params)  # bad input fails before any call
     try:
         client = kfp.Client(host=args.host, namespace=args.namespace,
                             existing_token=os.environ.get("KFP_TOKEN") or None)
         published = publish(client, args.package, version=args.version, experiment=args.experiment,
-                            run_name=args.run_name or f"{name}-{args.version}", params=dict(args.param),
+                            run_name=args.run_name or f"{contract.name}-{args.version}", params=params,
                             namespace=args.namespace)
     except (ApiException, HTTPError) as exc:
         raise HyperrecError(f"KFP API at {args.host} failed: {str(exc).splitlines()[0]}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 import tomllib
 
 import pytest
@@ -29,6 +30,79 @@ def test_every_rendered_config_loads_with_hyperrec(kustomize_builds, helm_render
         (config_map,) = _config_maps(build)
         tree = yaml.safe_load(config_map["data"]["config.yaml"])
         config.config_from_dict(tree, source=f"{build.name} ConfigMap")  # raises ConfigError on unknown keys
+
+
+# What the drift CronJob's `hyperrec drift --trigger` needs from its config (docs/MONITORING.md, "Schedules").
+CRONJOB_NEEDS = (
+    "monitoring.sources.reference", "monitoring.windows.current_days", "monitoring.trigger.kfp.host",
+    "monitoring.trigger.kfp.pipeline_id", "monitoring.trigger.kfp.pipeline_version_id",
+    "monitoring.trigger.kfp.reference_uri", "monitoring.trigger.kfp.current_uri", "tracking.tracking_uri",
+)
+
+
+def _drift_pod_config(build: Build, drop: str | None = None):
+    """The config the drift CronJob's pod loads: the ConfigMap's YAML, then the container's HYPERREC__ env (a
+    value taken from a ConfigMap or Secret at run time stands as a placeholder); ``drop`` removes one setting
+    from whichever of the two gives it."""
+    from hyperrec.config import ENV_PREFIX, config_from_dict, load_config
+
+    (config_map,) = _config_maps(build)
+    tree = yaml.safe_load(config_map["data"]["config.yaml"])
+    cronjob = next(o for o in build.objects if o["kind"] == "CronJob")
+    ((_, (container,)),) = pod_specs(cronjob)
+    env = {var["name"]: var.get("value", f"from-{build.name}") for var in container.get("env", [])
+           if var["name"].startswith(ENV_PREFIX)}
+    if drop is not None:
+        env.pop(ENV_PREFIX + drop.upper().replace(".", "__"), None)
+        *sections, key = drop.split(".")
+        node = tree
+        for section in sections:
+            node = node.get(section, {})
+        node.pop(key, None)
+    config_path = f"{build.name} ConfigMap"
+    config_from_dict(tree, source=config_path)  # clear error on unknown keys first
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as handle:
+        yaml.safe_dump(tree, handle)
+        handle.flush()
+        return load_config(handle.name, environ=env)
+
+
+def cronjob_config_problems(cfg) -> list[str]:
+    """What keeps the drift CronJob from checking and starting a retraining run that can import its inputs."""
+    from hyperrec.monitoring.settings import is_kfp_importable
+
+    problems = []
+    for dotted in CRONJOB_NEEDS:
+        node = cfg
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        if node is None:
+            problems.append(f"{dotted} is not set")
+    reference = cfg.monitoring.sources.reference
+    if reference is not None and not is_kfp_importable(str(reference)):
+        problems.append(f"monitoring.sources.reference {reference!r}: the pod mounts no reference data")
+    tracking = cfg.tracking.tracking_uri or ""
+    if tracking and not tracking.startswith(("http://", "https://")):
+        problems.append(f"tracking.tracking_uri {tracking!r}: the pod's files do not outlive it")
+    return problems
+
+
+def _builds_with_the_cronjob(kustomize_builds, helm_renders) -> list[Build]:
+    builds = [*kustomize_builds.values(), *helm_renders.values()]
+    return [b for b in builds if any(o["kind"] == "CronJob" for o in b.objects) and _config_maps(b)]
+
+
+def test_every_drift_cronjob_gets_a_config_it_can_retrain_with(kustomize_builds, helm_renders):
+    builds = _builds_with_the_cronjob(kustomize_builds, helm_renders)
+    assert {b.source for b in builds} == {"kustomize", "helm"}
+    for build in builds:
+        assert cronjob_config_problems(_drift_pod_config(build)) == [], build.name
+
+
+@pytest.mark.parametrize("setting", CRONJOB_NEEDS)
+def test_a_config_without_what_the_cronjob_needs_fails(kustomize_builds, setting):
+    build = kustomize_builds["overlays/prod"]
+    assert f"{setting} is not set" in cronjob_config_problems(_drift_pod_config(build, drop=setting))
 
 
 def test_transformer_gets_the_pseudonym_key_under_the_configured_env_var(kustomize_builds, helm_renders):

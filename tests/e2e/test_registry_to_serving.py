@@ -15,14 +15,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import httpx
 import pytest
+from moto_s3 import moto_s3
 
 from hyperrec.cli import main
 from hyperrec.deploy.model_config import instance_kinds
@@ -50,38 +47,8 @@ def kserve_storage_python() -> Path:
 @pytest.fixture(scope="module")
 def s3_env():
     """A moto S3 server on 127.0.0.1 and the AWS variables MLflow, boto3 and kserve-storage read."""
-    from hyperrec.serving.server import free_port
-
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL": endpoint, "S3_VERIFY_SSL": "0"}
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        for _ in range(100):  # bounded: about 20 s on a loaded 2-core machine
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None, "moto server exited at start-up"
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"moto server did not answer on {endpoint}")
-        import boto3
-
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+    with moto_s3([BUCKET]) as env:
         yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_a_bundle_registered_in_s3_is_served_from_the_uris_hyperrec_deploy_wrote(s3_env, tmp_path, capsys):

@@ -38,9 +38,14 @@ def windows(tmp_path_factory):
 
 
 def _config(tmp_path: Path):
+    # These tests check which steps run and what window data prep keeps, nothing about model quality: one
+    # short epoch of a fixed number of steps is enough, and no wall-clock budget (max_train_seconds=null), so
+    # the work done does not depend on the machine's load.
     return load_config(overrides=[
         f"data.dataset_dir={DATASET}", "data.download=false", f"output_dir={tmp_path / 'out' / 'latest'}",
-        "modeling.next_item.training.max_epochs=2", "modeling.train=[next_item_lm]",
+        "modeling.train=[next_item_lm]", "modeling.next_item.training.max_epochs=1",
+        "modeling.next_item.training.max_steps_per_epoch=20", "modeling.next_item.training.max_train_seconds=null",
+        f"modeling.item_encoder.cache_dir={tmp_path / 'embeddings'}",
         "monitoring.drift.disabled_checks=[item_embeddings, profile_embeddings]",
     ], environ={})
 
@@ -54,6 +59,7 @@ def _steps(cfg, pipeline_run: str) -> set[str]:
     return set(runs["tags.hyperrec.step"])
 
 
+@pytest.mark.timeout(900)  # the drift check alone, on 2 busy cores
 def test_no_drift_between_two_halves_of_one_period_starts_no_training(windows, tmp_path, monkeypatch):
     monkeypatch.setenv("HYPERREC_PSEUDONYM_KEY", "retraining-test-key")
     cfg = _config(tmp_path)
@@ -62,6 +68,8 @@ def test_no_drift_between_two_halves_of_one_period_starts_no_training(windows, t
     assert _steps(cfg, run) == {"drift_monitor"}
 
 
+# Every step of the pipeline, the catalogue embedded once (about 9,700 items) and 20 training steps, on 2 busy cores.
+@pytest.mark.timeout(1800)
 def test_drift_retrains_on_the_new_window_and_gates_the_challenger(windows, tmp_path, monkeypatch):
     monkeypatch.setenv("HYPERREC_PSEUDONYM_KEY", "retraining-test-key")
     cfg = _config(tmp_path)

@@ -1,74 +1,23 @@
 """`hyperrec pipeline publish`: a new pipeline version per commit and a run of it, as CI does on main.
 
-No KFP API server runs here, so FakeKfpClient stands in for kfp.Client. It keeps the real server's state
-(pipelines, versions, experiments) and rejects what the server rejects: a package that is not a compiled
-pipeline, a version of an unknown pipeline, a run of an unknown version, and run parameters the compiled IR
-does not declare or a required one left out (the pipeline spec the run would use is the uploaded IR).
+No KFP API server runs here, so FakeKfpClient (tests/fake_kfp.py) stands in for kfp.Client: kfp's own client
+code builds each body, and the fake keeps the server's state and rejects what the server rejects (a package that
+is not a compiled pipeline, a version of an unknown pipeline, a run whose parameters do not fit the uploaded IR).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-import yaml
+from fake_kfp import FakeKfpClient
+from kfp_server_api.exceptions import ApiException
 
+from hyperrec.cli import main
 from hyperrec.config import HyperrecConfig
 from hyperrec.errors import ConfigError
-from hyperrec.pipelines.publish import publish, read_ir
+from hyperrec.pipelines.publish import publish, read_contract
 from hyperrec.pipelines.runner import compile_pipelines
-
-
-class FakeKfpClient:
-    """The parts of kfp.Client that publish uses, with the API server's checks."""
-
-    def __init__(self) -> None:
-        self.pipelines: dict[str, str] = {}  # name -> id
-        self.versions: dict[str, tuple[str, dict]] = {}  # version id -> (pipeline id, IR)
-        self.experiments: dict[str, str] = {}
-        self.runs: list[dict] = []
-
-    def get_pipeline_id(self, name: str) -> str | None:
-        return self.pipelines.get(name)
-
-    def upload_pipeline(self, path: str, pipeline_name: str, namespace: str | None = None):
-        if pipeline_name in self.pipelines:
-            raise ValueError(f"pipeline {pipeline_name} already exists")
-        self.pipelines[pipeline_name] = f"p-{len(self.pipelines) + 1}"
-        self._add_version(path, self.pipelines[pipeline_name])
-        return SimpleNamespace(pipeline_id=self.pipelines[pipeline_name])
-
-    def upload_pipeline_version(self, path: str, version_name: str, pipeline_id: str):
-        if pipeline_id not in self.pipelines.values():
-            raise ValueError(f"no pipeline {pipeline_id}")
-        return SimpleNamespace(pipeline_version_id=self._add_version(path, pipeline_id))
-
-    def create_experiment(self, name: str, namespace: str | None = None):
-        return SimpleNamespace(experiment_id=self.experiments.setdefault(name, f"e-{len(self.experiments) + 1}"))
-
-    def run_pipeline(self, experiment_id, job_name, params, pipeline_id, version_id):
-        if experiment_id not in self.experiments.values():
-            raise ValueError(f"no experiment {experiment_id}")
-        owner, ir = self.versions[version_id]
-        if owner != pipeline_id:
-            raise ValueError(f"version {version_id} is not a version of {pipeline_id}")
-        declared = ir["root"]["inputDefinitions"]["parameters"]
-        if set(params) - set(declared):
-            raise ValueError(f"unknown parameters {set(params) - set(declared)}")
-        required = {n for n, d in declared.items() if not d.get("isOptional") and "defaultValue" not in d}
-        if required - set(params):
-            raise ValueError(f"missing parameters {required - set(params)}")
-        self.runs.append({"name": job_name, "version_id": version_id, "params": params})
-        return SimpleNamespace(run_id=f"r-{len(self.runs)}")
-
-    def _add_version(self, path: str, pipeline_id: str) -> str:
-        ir = next(yaml.safe_load_all(Path(path).read_text()))
-        if "pipelineInfo" not in ir or "root" not in ir:
-            raise ValueError("not a compiled pipeline")
-        version_id = f"v-{len(self.versions) + 1}"
-        self.versions[version_id] = (pipeline_id, ir)
-        return version_id
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +41,29 @@ def test_each_commit_becomes_a_version_and_a_run_of_it(packages):
 
 def test_a_parameter_the_pipeline_does_not_declare_is_refused_before_any_call(packages):
     client = FakeKfpClient()
-    with pytest.raises(ConfigError, match=r"has no parameter \['current_url'\]"):
+    with pytest.raises(ConfigError, match=r"unknown parameter 'current_url'"):
         publish(client, packages["hyperrec-retraining"], version="v", experiment="e", run_name="r",
                 params={"current_url": "s3://bucket/window/"})
     assert not client.pipelines and not client.runs
+
+
+def test_a_retraining_run_without_downloadable_inputs_is_refused_before_any_call(packages):
+    client = FakeKfpClient()
+    with pytest.raises(ConfigError, match=r"importer .* gets an empty artifact_uri"):
+        publish(client, packages["hyperrec-retraining"], version="v", experiment="e", run_name="r")
+    assert not client.pipelines
+
+
+def test_cli_params_are_typed_as_the_pipeline_declares_them(packages, monkeypatch, capsys):
+    client = FakeKfpClient()
+    monkeypatch.setattr("kfp.Client", lambda host, namespace=None, existing_token=None: client)
+    argv = ["pipeline", "publish", str(packages["hyperrec-retraining"]), "--version", "v1", "--experiment", "e",
+            "--host", "http://kfp.example", "--param", "force_retrain=true", "--param", "pipeline_run=42",
+            "--param", "reference_uri=s3://data/reference/", "--param", "current_uri=s3://data/current/"]
+    assert main(argv) == 0
+    (run,) = client.runs
+    assert run["params"]["force_retrain"] is True and run["params"]["pipeline_run"] == "42"
+    assert f"run {run['run_id']}" in capsys.readouterr().out
 
 
 def test_the_fake_rejects_what_the_api_server_rejects(packages, tmp_path):
@@ -103,18 +71,27 @@ def test_the_fake_rejects_what_the_api_server_rejects(packages, tmp_path):
     experiment = client.create_experiment("e").experiment_id
     pipeline = client.upload_pipeline(str(packages["hyperrec-training"]), "hyperrec-training").pipeline_id
     (version,) = client.versions
-    with pytest.raises(ValueError, match="unknown parameters"):
-        client.run_pipeline(experiment, "r", {"current_uri": "s3://x/"}, pipeline, version)
-    with pytest.raises(ValueError, match="no pipeline"):
-        client.upload_pipeline_version(str(packages["hyperrec-training"]), "v2", "p-404")
+    with pytest.raises(ApiException, match="unknown parameter 'current_uri'"):
+        client.run_pipeline(experiment, "r", params={"current_uri": "s3://x/"}, pipeline_id=pipeline,
+                            version_id=version)
+    with pytest.raises(ApiException, match="already exists"):
+        client.upload_pipeline(str(packages["hyperrec-training"]), "hyperrec-training")
+    with pytest.raises(ApiException, match="Not Found: pipeline"):
+        client.upload_pipeline_version(str(packages["hyperrec-training"]), "v2", pipeline_id="p-404")
     manifest = tmp_path / "deployment.yaml"
     manifest.write_text("kind: Deployment\n")
-    with pytest.raises(ValueError, match="not a compiled pipeline"):
-        client.upload_pipeline_version(str(manifest), "v3", pipeline)
+    with pytest.raises(ApiException, match="not a compiled pipeline"):
+        client.upload_pipeline_version(str(manifest), "v3", pipeline_id=pipeline)
+    with pytest.raises(ApiException, match="Not Found: experiment"):
+        client.run_pipeline("experiment-404", "r", pipeline_id=pipeline, version_id=version)
+    with pytest.raises(TypeError):  # kfp.Client.run_pipeline takes no namespace
+        client.run_pipeline(experiment, "r", pipeline_id=pipeline, version_id=version, namespace="team")
+    with pytest.raises(ValueError, match="version_id"):  # kfp's own client-side check
+        client.run_pipeline(experiment, "r", pipeline_id=pipeline)
 
 
 def test_a_file_that_is_not_a_compiled_pipeline_is_a_clear_error(tmp_path):
     path = tmp_path / "not-a-pipeline.yaml"
     path.write_text("kind: Deployment\n")
     with pytest.raises(ConfigError, match="not a compiled KFP pipeline"):
-        read_ir(path)
+        read_contract(path)

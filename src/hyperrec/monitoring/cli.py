@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from hyperrec.cli_options import add_common_options, config_from_args
 from hyperrec.monitoring.events import parse_time
-from hyperrec.monitoring.settings import MonitoringConfig
+from hyperrec.monitoring.settings import MonitoringConfig, source_path_or_uri
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ def add_monitoring_commands(subparsers: Any) -> argparse.ArgumentParser:
     src = drift.add_argument_group("sources")
     ref = src.add_mutually_exclusive_group()
     ref.add_argument("--prepared", type=Path, help="champion's prepared-data folder (reference = its interactions)")
-    ref.add_argument("--reference", type=Path, help="reference events: file or folder (.parquet/.csv/.jsonl); "
-                     "default: monitoring.sources.reference")
+    ref.add_argument("--reference", type=source_path_or_uri,
+                     help="reference events: file or folder (.parquet/.csv/.jsonl), a local path or an s3:// / "
+                     "gs:// URI; default: monitoring.sources.reference")
     src.add_argument("--reference-table", choices=["interactions", "train"],
                      help="table of a prepared folder used as reference (default: monitoring.sources.reference_table)")
     src.add_argument("--current", type=Path, required=True,
@@ -114,18 +116,22 @@ def build_trigger(cfg: Any, settings: MonitoringConfig, output_dir: Path | None 
     return RetrainTrigger(settings, launcher, decision_log=log, recorder=recorder, config_yaml=cfg.to_json())
 
 
-def run_drift_command(args: argparse.Namespace, trigger: Any = None, sleep=time.sleep) -> int:
-    """Handler of ``hyperrec drift``; returns the number of checks run (tests inject ``trigger``/``sleep``)."""
-    from hyperrec.errors import ConfigError, HyperrecError
-    from hyperrec.monitoring.step import Bounds, Sources, check_sources
-    from hyperrec.monitoring.trigger import FAILED, MonitoringError
+def _local_reference(reference: Path | str, workdir: Path) -> Path:
+    """The reference as a local path: an object-store URI is downloaded under ``workdir`` (once per command)."""
+    from hyperrec.monitoring.object_store import download, is_remote_uri
 
-    cfg, settings = _settings(args)
+    return download(str(reference), workdir) if is_remote_uri(reference) else Path(reference)
+
+
+def _sources(args: argparse.Namespace, settings: MonitoringConfig, workdir: Path) -> Any:
+    from hyperrec.errors import ConfigError
+    from hyperrec.monitoring.step import Sources
+
     reference = args.prepared or args.reference or settings.sources.reference
     if reference is None:
         raise ConfigError("no reference window: pass --prepared or --reference, or set monitoring.sources.reference")
-    sources = Sources(
-        reference=reference,
+    return Sources(
+        reference=_local_reference(reference, workdir),
         current=args.current,
         reference_table=args.reference_table or settings.sources.reference_table,
         items=args.items or settings.sources.items,
@@ -135,16 +141,32 @@ def run_drift_command(args: argparse.Namespace, trigger: Any = None, sleep=time.
         reference_predictions=args.reference_predictions,
         current_predictions=args.current_predictions,
     )
+
+
+def run_drift_command(args: argparse.Namespace, trigger: Any = None, sleep=time.sleep) -> int:
+    """Handler of ``hyperrec drift``; returns the number of checks run (tests inject ``trigger``/``sleep``)."""
+    cfg, settings = _settings(args)
+    if args.trigger and trigger is None:
+        trigger = build_trigger(cfg, settings, args.output_dir or settings.output_dir)
+    with tempfile.TemporaryDirectory(prefix="hyperrec-drift-") as workdir:
+        return _check_loop(args, settings, _sources(args, settings, Path(workdir)), trigger, sleep)
+
+
+def _check_loop(args: argparse.Namespace, settings: MonitoringConfig, sources: Any, trigger: Any, sleep) -> int:
+    """One check, or with --watch one every interval; each may end in a retraining decision."""
+    from hyperrec.errors import HyperrecError
+    from hyperrec.monitoring.step import Bounds, check_windows, load_windows
+    from hyperrec.monitoring.trigger import FAILED, MonitoringError
+
     bounds = Bounds(args.reference_start, args.reference_end, args.current_start, args.current_end)
     output_dir = args.output_dir or settings.output_dir
     interval = args.interval if args.interval is not None else settings.watch_interval_seconds
-    if args.trigger and trigger is None:
-        trigger = build_trigger(cfg, settings, output_dir)
     checks = 0
     while True:
         checks += 1
         try:
-            result = check_sources(sources, bounds, settings, output_dir=output_dir)
+            reference, current = load_windows(sources, bounds, settings)
+            result = check_windows(reference, current, sources, settings, output_dir=output_dir)
         except HyperrecError as exc:
             if not args.watch:
                 raise
@@ -166,7 +188,7 @@ def run_drift_command(args: argparse.Namespace, trigger: Any = None, sleep=time.
             _push_metrics(result, settings.pushgateway_url)
         if args.trigger:
             decision = trigger.decide(result, pipeline_run=args.pipeline_run, summary_path=paths["summary"],
-                                      report_path=paths["report"])
+                                      report_path=paths["report"], current_window=current.frame)
             sys.stdout.write(f"retraining: {decision.decision} - {decision.reason}\n")
             if decision.decision == FAILED and not args.watch:
                 raise MonitoringError(f"retraining decision failed: {decision.reason}")

@@ -3,8 +3,10 @@
 ``KfpLauncher`` wraps a ``kfp.Client`` (or anything with its ``create_experiment``, ``run_pipeline`` and
 ``get_run`` methods - unit tests inject ``FakeKfpClient``, which checks every run against the compiled pipeline,
 because no KFP API server runs there). Every KFP run carries the request's parameters plus the object-store URIs
-``reference_uri`` / ``current_uri`` that the retraining pipeline's importers download; settings that could
-only start runs the KFP API rejects, or runs whose importers get nothing, are refused up front.
+``reference_uri`` / ``current_uri`` that the retraining pipeline's importers download; when the request carries
+the checked window itself (read from a local path such as the CronJob's feedback PVC), it is uploaded first as
+``<current_uri>/<pipeline_run>/current.parquet`` and the run imports that folder. Settings that could only start
+runs the KFP API rejects, or runs whose importers get nothing, are refused up front.
 ``LocalLauncher`` wraps an injected callable that runs the pipeline embedded (e.g. through ``kfp.local``).
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -28,6 +30,9 @@ class RetrainRequest:
     data_window: Mapping[str, Any]
     pipeline_run: str
     config_yaml: str | None = None
+    #: The current window's rows as checked (a DataFrame), when they come from a local source that the run's
+    #: pods cannot read: a KFP launcher uploads them and the run imports that snapshot.
+    current_window: Any = field(default=None, compare=False, repr=False)
 
     def parameters(self) -> dict[str, Any]:
         """Pipeline parameters of the decision: pipeline_run, data_window (JSON), trigger_reason,
@@ -120,13 +125,22 @@ class KfpLauncher:
             job_name=f"{self.settings.run_name_prefix}-{stamp}",
             pipeline_package_path=None if uploaded else str(self.settings.pipeline_package),
             params={**request.parameters(), "reference_uri": self.settings.reference_uri,
-                    "current_uri": self.settings.current_uri},
+                    "current_uri": self._current_uri(request)},
             pipeline_id=self.settings.pipeline_id if uploaded else None,
             version_id=self.settings.pipeline_version_id if uploaded else None,
             enable_caching=False,
             service_account=self.settings.service_account,
         )
         return str(run.run_id)
+
+    def _current_uri(self, request: RetrainRequest) -> str | None:
+        """The snapshot of the checked window under ``current_uri`` when the request carries one (the same
+        object key on a retried launch), else ``current_uri`` itself."""
+        if request.current_window is None:
+            return self.settings.current_uri
+        from hyperrec.monitoring.object_store import upload_snapshot
+
+        return upload_snapshot(request.current_window, str(self.settings.current_uri), request.pipeline_run)
 
     def run_state(self, run_id: str) -> str:
         return str(self.client.get_run(run_id).state)

@@ -20,9 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 KFP_IMPORTABLE_URI = re.compile(r"^(gs|s3|minio)://[^/?]+(/[^?]*)?(\?.+)?$")
 
 
+URI_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
 def is_kfp_importable(uri: str) -> bool:
     """Whether a pipeline pod's KFP launcher can download an input artifact from ``uri``."""
     return bool(KFP_IMPORTABLE_URI.match(uri))
+
+
+def source_path_or_uri(text: str) -> Path | str:
+    """A source as given: an object-store URI (``scheme://...``) stays a string, anything else is a local path
+    (``Path`` would fold the ``//`` of a URI)."""
+    return text if URI_SCHEME.match(text) else Path(text)
 
 
 class _Section(BaseModel):
@@ -150,10 +159,11 @@ class WindowSettings(_Section):
 class SourceSettings(_Section):
     """Default sources when the command line names none (the CronJob passes only --current)."""
 
-    reference: Path | None = Field(
+    reference: Path | str | None = Field(
         None,
         description="The champion's training interactions: a prepared-data folder (its interactions table) or "
-        "an interaction file/folder. --prepared / --reference win.",
+        "an interaction file/folder, as a local path or an s3:// / gs:// URI (downloaded once per command; the "
+        "drift CronJob uses the URI that monitoring.trigger.kfp.reference_uri names). --prepared / --reference win.",
     )
     reference_table: Literal["interactions", "train"] = Field(
         "interactions", description="Table of a prepared-data reference folder to compare with."
@@ -164,6 +174,11 @@ class SourceSettings(_Section):
     item_embeddings: Path | None = Field(
         None, description=".npy catalogue embeddings (row = item_idx) for the embedding checks; None: skipped."
     )
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _path_or_uri(cls, value: object) -> object:
+        return source_path_or_uri(value) if isinstance(value, str) else value
 
 
 class FeedbackSettings(_Section):

@@ -104,7 +104,14 @@ def check_sources(
     sources: Sources, bounds: Bounds, settings: MonitoringConfig, output_dir: Path | None = None
 ) -> DriftResult:
     """Load the windows and extras, run every drift check, and write the outputs when ``output_dir`` is set."""
-    reference, current = load_windows(sources, bounds, settings)
+    return check_windows(*load_windows(sources, bounds, settings), sources, settings, output_dir)
+
+
+def check_windows(
+    reference: Window, current: Window, sources: Sources, settings: MonitoringConfig,
+    output_dir: Path | None = None,
+) -> DriftResult:
+    """Run every drift check on windows already loaded (the caller keeps them, e.g. to upload the current one)."""
     return run_drift_check(
         reference,
         current,

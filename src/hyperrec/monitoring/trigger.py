@@ -276,8 +276,12 @@ class RetrainTrigger:
         pipeline_run: str | None = None,
         summary_path: str | Path | None = None,
         report_path: str | Path | None = None,
+        current_window: Any = None,
     ) -> Decision:
-        """Decide on one drift result (a ``DriftResult`` or its summary dict); log and return the decision."""
+        """Decide on one drift result (a ``DriftResult`` or its summary dict); log and return the decision.
+
+        ``current_window``: the checked window's rows, for a launcher whose runs cannot read the local source.
+        """
         summary = result.summary() if hasattr(result, "summary") else dict(result)
         now = self.clock()
         quality = dict(summary.get("quality") or {})
@@ -343,7 +347,7 @@ class RetrainTrigger:
                     return self._record(decision)
 
         request = RetrainRequest(reason=why, data_window=data_window, pipeline_run=decision.pipeline_run,
-                                 config_yaml=self.config_yaml)
+                                 config_yaml=self.config_yaml, current_window=current_window)
         try:
             run_id, attempts, errors = self._retry("create run", lambda: self.launcher.launch(request))
         except RetryError as exc:

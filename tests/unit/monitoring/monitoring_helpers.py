@@ -1,26 +1,23 @@
-"""Synthetic event windows, the compiled retraining pipeline and a fake KFP client for the monitoring tests."""
+"""Synthetic event windows and the compiled retraining pipeline for the monitoring tests (the fake KFP client
+is tests/fake_kfp.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from kfp import compiler
-from kfp.client import Client
-from kfp_server_api.exceptions import ApiException
 
 from hyperrec.config import HyperrecConfig
-from hyperrec.pipelines.contract import PipelineContract
 from hyperrec.pipelines.retraining.pipeline import build_retraining_pipeline
 
 # Trigger settings of an uploaded retraining pipeline with object-store sources, as a cluster config sets them.
+DATA_BUCKET = "hyperrec-data"
 KFP_UPLOADED = {"host": "http://kfp.example", "pipeline_id": "retraining-id", "pipeline_version_id": "retraining-v1",
-                "reference_uri": "s3://hyperrec-data/reference/prepared/", "current_uri": "s3://hyperrec-data/feedback/"}
-_JOB_CONFIG_ARGS = ("params", "pipeline_package_path", "pipeline_id", "version_id", "enable_caching", "cache_key",
-                    "pipeline_root")
+                "reference_uri": f"s3://{DATA_BUCKET}/reference/prepared/",
+                "current_uri": f"s3://{DATA_BUCKET}/feedback/"}
 
 DAY = 86400
 START = 1_700_000_000  # 2023-11-14
@@ -133,57 +130,3 @@ def drift_summary(drift: bool = True, ctr: float | None = None, floor: float = 0
                                 "first_event": "1970-01-01T00:01:40Z", "last_event": "1970-01-01T00:03:19Z",
                                 "rows": 1234}},
     }
-
-
-class FakeKfpClient:
-    """Stands in for ``kfp.Client`` (no KFP API server can run here) and rejects what the real one would.
-
-    The client half is kfp's own: ``kfp.Client._create_job_config`` builds the run body (it raises the real
-    ValueError unless exactly a package path or both pipeline_id and version_id are given, and reads the
-    package). The server half checks the body's parameters against the compiled pipeline IR with
-    ``PipelineContract``, and answers a bad body with kfp_server_api's ``ApiException`` (400), an unknown
-    pipeline version with 404. ``uploaded``: version id -> compiled pipeline YAML, as uploaded.
-    ``fail_runs`` / ``fail_gets``: how many of the next ``run_pipeline`` / ``get_run`` calls raise a
-    ConnectionError (an unreachable API server). ``states``: run id -> state (default RUNNING).
-    """
-
-    def __init__(self, uploaded: dict[str, Path] | None = None, fail_runs: int = 0, fail_gets: int = 0) -> None:
-        self.uploaded = dict(uploaded or {})
-        self.fail_runs, self.fail_gets = fail_runs, fail_gets
-        self.states: dict[str, str] = {}
-        self.runs: list[dict[str, Any]] = []
-        self.get_calls = 0
-
-    def create_experiment(self, name: str, description: str | None = None, namespace: str | None = None):
-        return SimpleNamespace(experiment_id=f"exp-{name}", display_name=name)
-
-    def run_pipeline(self, experiment_id: str, job_name: str, **kwargs: Any):
-        if self.fail_runs > 0:
-            self.fail_runs -= 1
-            raise ConnectionError("KFP API server unreachable")
-        config = Client._create_job_config(None, **{k: kwargs.get(k) for k in _JOB_CONFIG_ARGS})
-        contract = self._contract(config)
-        params = dict(config.runtime_config.parameters or {})
-        problems = contract.violations(params)
-        if problems:
-            raise ApiException(status=400, reason="Bad Request: " + "; ".join(problems))
-        run_id = f"run-{len(self.runs) + 1}"
-        self.runs.append({"run_id": run_id, "experiment_id": experiment_id, "job_name": job_name, **kwargs,
-                          "params": params, "pipeline": contract.name})
-        self.states.setdefault(run_id, "RUNNING")
-        return SimpleNamespace(run_id=run_id, state="PENDING")
-
-    def _contract(self, config: Any) -> PipelineContract:
-        if config.pipeline_spec is not None:  # the package, wrapped with its platform spec when it has one
-            return PipelineContract.from_ir(config.pipeline_spec.get("pipeline_spec", config.pipeline_spec))
-        version = config.pipeline_version_reference.pipeline_version_id
-        if version not in self.uploaded:
-            raise ApiException(status=404, reason=f"Not Found: pipeline version {version!r}")
-        return PipelineContract.from_file(self.uploaded[version])
-
-    def get_run(self, run_id: str):
-        self.get_calls += 1
-        if self.fail_gets > 0:
-            self.fail_gets -= 1
-            raise ConnectionError("KFP API server unreachable")
-        return SimpleNamespace(run_id=run_id, state=self.states.get(run_id, "RUNNING"))

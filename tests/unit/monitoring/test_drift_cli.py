@@ -57,7 +57,7 @@ def test_current_days_keeps_the_newest_events(events_file, tmp_path):
 
 
 def test_watch_with_trigger_checks_max_checks_times_and_logs_every_decision(events_file, tmp_path, capsys,
-                                                                           kfp_client):
+                                                                           kfp_client, s3):
     cfg = MonitoringConfig.model_validate(
         {"trigger": {"kfp": KFP_UPLOADED, "decision_log": str(tmp_path / "d.jsonl")}})
     client = kfp_client()
@@ -74,7 +74,7 @@ def test_watch_with_trigger_checks_max_checks_times_and_logs_every_decision(even
     assert capsys.readouterr().out.count("retraining: ") == 3
 
 
-def test_one_shot_trigger_failure_is_an_error(events_file, tmp_path, kfp_client):
+def test_one_shot_trigger_failure_is_an_error(events_file, tmp_path, kfp_client, s3):
     cfg = MonitoringConfig.model_validate(
         {"trigger": {"kfp": KFP_UPLOADED, "decision_log": str(tmp_path / "d.jsonl"), "max_attempts": 2}})
     trigger = RetrainTrigger(cfg, KfpLauncher(kfp_client(fail_runs=5), cfg.trigger.kfp), sleep=lambda s: None)
@@ -83,7 +83,8 @@ def test_one_shot_trigger_failure_is_an_error(events_file, tmp_path, kfp_client)
                  "--output-dir", str(tmp_path), "--trigger")
     with pytest.raises(MonitoringError, match="failed"):
         run_drift_command(args, trigger=trigger)
-    assert json.loads((tmp_path / "d.jsonl").read_text())["decision"] == "failed"
+    decision = json.loads((tmp_path / "d.jsonl").read_text())
+    assert decision["decision"] == "failed" and "KFP API server unreachable" in decision["errors"][-1]
 
 
 def test_reference_comes_from_the_command_line_or_the_config(events_file, tmp_path, monkeypatch):

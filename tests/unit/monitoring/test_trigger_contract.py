@@ -6,7 +6,8 @@ kfp's own job-config code and whose server half rejects any body that does not f
 """
 
 import pytest
-from monitoring_helpers import KFP_UPLOADED, FakeKfpClient, drift_summary
+from fake_kfp import FakeKfpClient
+from monitoring_helpers import KFP_UPLOADED, drift_summary
 
 from hyperrec.config import HyperrecConfig
 from hyperrec.monitoring.launchers import KfpLauncher
