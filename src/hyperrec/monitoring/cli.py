@@ -187,6 +187,7 @@ def _check_loop(args: argparse.Namespace, settings: MonitoringConfig, sources: A
         if settings.pushgateway_url:
             _push_metrics(result, settings.pushgateway_url)
         if args.trigger:
+            _publish_latest_window(current.frame, settings)
             decision = trigger.decide(result, pipeline_run=args.pipeline_run, summary_path=paths["summary"],
                                       report_path=paths["report"], current_window=current.frame)
             sys.stdout.write(f"retraining: {decision.decision} - {decision.reason}\n")
@@ -196,6 +197,16 @@ def _check_loop(args: argparse.Namespace, settings: MonitoringConfig, sources: A
         if not args.watch or (args.max_checks is not None and checks >= args.max_checks):
             return checks
         sleep(interval)
+
+
+def _publish_latest_window(frame: Any, settings: MonitoringConfig) -> None:
+    """Keep ``<current_uri>/latest/`` equal to the window just checked, for runs that import the newest events
+    without a drift decision of their own (the weekly recurring run)."""
+    from hyperrec.monitoring.object_store import LATEST, is_remote_uri, upload_snapshot
+
+    kfp = settings.trigger.kfp
+    if kfp.host and kfp.current_uri and is_remote_uri(str(kfp.current_uri)):
+        upload_snapshot(frame, str(kfp.current_uri), LATEST)
 
 
 def _push_metrics(result: Any, gateway: str) -> None:

@@ -23,7 +23,7 @@ from hyperrec.pipelines.contract import PipelineContract
 
 REPO = Path(__file__).resolve().parents[3]
 MONITORING = REPO / "manifests" / "components" / "monitoring"
-URIS = {"REFERENCE_URI": KFP_UPLOADED["reference_uri"], "CURRENT_URI": KFP_UPLOADED["current_uri"]}
+URIS = {"REFERENCE_URI": KFP_UPLOADED["reference_uri"], "CURRENT_URI": f"{KFP_UPLOADED['current_uri']}latest/"}
 IDS = {"PIPELINE_ID": "p", "PIPELINE_VERSION_ID": "v", "EXPERIMENT_ID": "e"}
 
 
@@ -153,6 +153,8 @@ def test_the_shipped_cronjob_starts_a_run_that_imports_the_window_it_checked(tmp
     assert is_kfp_importable(params["current_uri"])
     objects = s3_objects(params["current_uri"])
     assert list(objects) == ["current.parquet"]
+    # ... and the rolling copy that the weekly recurring run imports holds the same rows.
+    assert s3_objects(f"{kfp['current_uri']}latest/") == objects
     (tmp_path / "import").mkdir()
     (tmp_path / "import" / "current.parquet").write_bytes(objects["current.parquet"])
     imported = read_events(tmp_path / "import")  # what the pipeline's drift step reads from the imported folder
