@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import yaml
-from deploy_render import MANIFESTS
+from deploy_render import MANIFESTS, manifests_of, render_chart
 
 from hyperrec.config import load_config
 from hyperrec.deploy.body import inference_service, with_canary
@@ -201,3 +201,18 @@ def test_the_default_body_serves_like_the_hand_written_base_manifest():
         assert ours == theirs, role
     assert {k: v for k, v in manifest["metadata"]["annotations"].items()} == {
         k: v for k, v in body["metadata"]["annotations"].items() if k.startswith("serving.kserve.io/")}
+
+
+def test_a_chart_installed_without_its_inference_service_holds_everything_the_deploy_body_refers_to(helm):
+    """`helm install --set inferenceService.create=false` leaves the InferenceService to `hyperrec deploy`:
+    the chart renders none, asks for no storageUri, and names what the body mounts and runs as."""
+    objects = manifests_of(render_chart(helm, {"inferenceService": {"create": False}}, "hyperrec"))
+    assert not [o for o in objects if o["kind"] == "InferenceService"]
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    body = body_for()
+    volumes = body["spec"]["transformer"]["volumes"]
+    assert ("ConfigMap", next(v["configMap"]["name"] for v in volumes if "configMap" in v)) in names
+    assert ("PersistentVolumeClaim",
+            next(v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v)) in names
+    for role in ("predictor", "transformer"):
+        assert ("ServiceAccount", body["spec"][role]["serviceAccountName"]) in names
