@@ -121,10 +121,20 @@ class RecommendTransformer(Model):
             if self.ready:
                 return True
             self._revisions = [load_revision(spec, self.settings, self._pseudonymize) for spec in self.specs]
+            for revision in self._revisions:
+                self._declare_series(revision.name)
             self.ready = True
             return True
         finally:
             self._load_lock.release()
+
+    def _declare_series(self, revision: str) -> None:
+        """Export the request and error series at 0 before the first request, so that PromQL's increase() over
+        a window counts a revision's first requests too (a series born mid-window has no earlier sample)."""
+        for stage in ("preprocess", "predictor", "postprocess"):
+            STAGE_SECONDS.labels(model=self.name, stage=stage, revision=revision)
+        for kind in ("predictor", "internal", "not_ready"):
+            ERRORS.labels(model=self.name, kind=kind, revision=revision)
 
     def start_loading(self, on_error: Callable[[BaseException], None] | None = None) -> threading.Thread:
         """Load in a background thread; requests get 503 until it is done."""
