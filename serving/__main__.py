@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from .server import (
         HyperrecModelServer,
+        bandit_config,
         build_models,
         predictor_config_for,
         pseudonymizer_from_config,
@@ -144,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     models = build_models(
         args.role, bundle, settings, model_name=None if args.model_name == "model" else args.model_name,
         pseudonymize=pseudonymizer_from_config(args.config, args.overrides) if transformer else None,
+        bandit=bandit_config(args.config, args.overrides) if transformer else None,
     )
     for model in models:
         if settings.load_in_background and hasattr(model, "start_loading"):

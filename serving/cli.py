@@ -41,6 +41,15 @@ def add_serving_commands(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, default=None, help="transformer HTTP port (default: serving setting)")
     serve.add_argument("--predictor-protocol", choices=["grpc", "http"], default=None)
     serve.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    canary = serve.add_argument_group("embedded canary: a challenger revision beside the champion")
+    challenger = canary.add_mutually_exclusive_group()
+    challenger.add_argument("--challenger-bundle", type=Path, default=None, help="the challenger's bundle folder")
+    challenger.add_argument("--challenger-registered", metavar="NAME@ALIAS", default=None,
+                            help="the challenger from the registry, e.g. hyperrec-ranker@challenger")
+    canary.add_argument("--challenger-percent", type=int, default=None,
+                        help="share of requests for the challenger (default: serving.split.challenger_percent)")
+    canary.add_argument("--sticky", action="store_true", default=None,
+                        help="split per user instead of per request (KServe splits per request)")
     serve.set_defaults(handler=_cmd_serve)
 
     rec = subparsers.add_parser("recommend", help="ask the running transformer for explained recommendations")
@@ -77,15 +86,25 @@ def _settings(args: argparse.Namespace) -> Any:
     return serving_config(args.config, args.overrides)
 
 
+def _fetch_registered(args: argparse.Namespace, spec: str, flag: str, dst: Path) -> tuple[Path, str]:
+    """Download the bundle of ``NAME@ALIAS``; return it with the registry version the alias points to."""
+    from hyperrec.cli_options import config_from_args
+    from hyperrec.registry import BundleRegistry
+
+    name, sep, alias = spec.partition("@")
+    if not sep or not name or not alias:
+        raise HyperrecError(f"{flag} wants NAME@ALIAS, e.g. hyperrec-ranker@champion; got {spec!r}")
+    registry = BundleRegistry.from_target(config_from_args(args))
+    info = registry.alias_version(name, alias)
+    if info is None:
+        raise HyperrecError(f"{flag}: registered model {name!r} has no alias {alias!r}")
+    return registry.download_bundle(name, alias, dst), str(info.version)
+
+
 def _resolve_bundle(args: argparse.Namespace, settings: Any, workdir: Path) -> Path:
     if args.registered:
-        from hyperrec.cli_options import config_from_args
-        from hyperrec.registry import download_bundle
-
-        name, sep, alias = args.registered.partition("@")
-        if not sep or not name or not alias:
-            raise HyperrecError(f"--registered wants NAME@ALIAS, e.g. hyperrec-ranker@champion; got {args.registered!r}")
-        return download_bundle(config_from_args(args), name, alias, workdir / "registered")
+        bundle, _ = _fetch_registered(args, args.registered, "--registered", workdir / "registered")
+        return bundle
     if args.demo:
         from hyperrec.export.tiny import build_demo_bundle
 
@@ -98,18 +117,42 @@ def _resolve_bundle(args: argparse.Namespace, settings: Any, workdir: Path) -> P
     return Path(bundle)
 
 
-def _cmd_serve(args: argparse.Namespace) -> None:
-    from hyperrec.serving.local import LocalServers
-
+def _serve_settings(args: argparse.Namespace, workdir: Path) -> tuple[Any, Path, Path | None]:
+    """Settings, champion bundle and challenger bundle (None) of ``hyperrec serve``, registry versions included."""
     settings = _settings(args)
     updates = {k: v for k, v in {"host": args.host, "transformer_http_port": args.port,
                                  "predictor_protocol": args.predictor_protocol}.items() if v is not None}
-    settings = settings.model_copy(update=updates)
+    if args.registered:
+        bundle, version = _fetch_registered(args, args.registered, "--registered", workdir / "registered")
+        updates["registered_version"] = version
+    else:
+        bundle = _resolve_bundle(args, settings, workdir)
+    split: dict[str, Any] = {k: v for k, v in {"challenger_percent": args.challenger_percent,
+                                               "sticky": args.sticky}.items() if v is not None}
+    challenger = args.challenger_bundle
+    if args.challenger_registered:
+        challenger, version = _fetch_registered(args, args.challenger_registered, "--challenger-registered",
+                                                workdir / "challenger")
+        split["challenger_registered_version"] = version
+    try:
+        updates["split"] = type(settings.split).model_validate({**settings.split.model_dump(), **split})
+    except ValueError as exc:
+        raise HyperrecError(f"hyperrec serve: {exc}") from None
+    return settings.model_copy(update=updates), bundle, challenger
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from hyperrec.serving.local import LocalServers
+
     with tempfile.TemporaryDirectory(prefix="hyperrec-serve-") as tmp:
-        bundle = _resolve_bundle(args, settings, Path(tmp))
+        settings, bundle, challenger = _serve_settings(args, Path(tmp))
         servers = LocalServers(bundle, settings, config_path=args.config, overrides=args.overrides,
-                               log_dir=Path(tmp) / "logs")
+                               log_dir=Path(tmp) / "logs", challenger=challenger)
         with servers as endpoints:
+            split = settings.split
+            if challenger is not None:
+                sys.stdout.write(f"split:       {split.challenger_percent}% to the challenger "
+                                 f"({'per user' if split.sticky else 'per request'}); {endpoints.split_url}\n")
             sys.stdout.write(
                 f"transformer: {endpoints.recommend_url}\n"
                 f"feedback:    {endpoints.feedback_url}\n"

@@ -1,7 +1,9 @@
-"""Run the embedded predictor and the transformer as two local processes (``hyperrec serve``, benches, tests).
+"""Run the embedded predictor and the transformer as local processes (``hyperrec serve``, benches, tests).
 
 Each role is ``python -m hyperrec.serving <role>`` bound to 127.0.0.1 by default; the transformer calls the
-predictor over gRPC (or HTTP) exactly as it would call Triton in a cluster.
+predictor over gRPC (or HTTP) exactly as it would call Triton in a cluster. With a ``challenger`` bundle a
+second predictor serves it and the transformer splits requests between the two revisions
+(``serving.split``; ``PUT /hyperrec/split`` moves the share).
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ class Endpoints:
     predictor_http: str
     predictor_grpc: str
     model_name: str
+    challenger_predictor_http: str | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        return f"{self.transformer_http}/metrics"
+
+    @property
+    def split_url(self) -> str:
+        return f"{self.transformer_http}/hyperrec/split"
 
     @property
     def recommend_url(self) -> str:
@@ -54,6 +65,7 @@ class LocalServers:
         env: dict[str, str] | None = None,
         log_dir: Path | None = None,
         startup_timeout_s: float = 60.0,
+        challenger: Path | None = None,
     ) -> None:
         from hyperrec.export.bundle import read_manifest
 
@@ -69,6 +81,13 @@ class LocalServers:
         predictor_port = ports["predictor_grpc_port"] if settings.predictor_protocol == "grpc" else ports[
             "predictor_http_port"]
         self.settings = settings.model_copy(update={**ports, "predictor_url": f"{host}:{predictor_port}"})
+        self.challenger = Path(challenger) if challenger is not None else None
+        self._challenger_ports = {"http": free_port(host), "grpc": free_port(host)} if challenger else {}
+        if challenger is not None:
+            link = self._challenger_ports["grpc" if settings.predictor_protocol == "grpc" else "http"]
+            split = self.settings.split.model_copy(update={"challenger_bundle_dir": self.challenger,
+                                                          "challenger_predictor_url": f"{host}:{link}"})
+            self.settings = self.settings.model_copy(update={"split": split})
         self.config_args = (["--config", str(config_path)] if config_path else []) + [
             arg for item in overrides or [] for arg in ("--set", item)
         ]
@@ -84,6 +103,7 @@ class LocalServers:
             predictor_http=f"http://{host}:{s.predictor_http_port}",
             predictor_grpc=f"{host}:{s.predictor_grpc_port}",
             model_name=self.model_name,
+            challenger_predictor_http=f"http://{host}:{self._challenger_ports['http']}" if challenger else None,
         )
 
     def __enter__(self) -> Endpoints:
@@ -103,6 +123,8 @@ class LocalServers:
             self._spawn("predictor", [*common, "--http_port", str(s.predictor_http_port),
                                       "--grpc_port", str(s.predictor_grpc_port)])
             self._wait_ready("predictor", f"{self.endpoints.predictor_http}/v2/models/{self.model_name}/ready")
+            if self.challenger is not None:
+                self._start_challenger_predictor()
             self._spawn("transformer", [*common, "--http_port", str(s.transformer_http_port),
                                         "--predictor_url", s.predictor_url])
             self._wait_ready("transformer", f"{self.endpoints.transformer_http}/v1/models/{self.model_name}")
@@ -110,6 +132,15 @@ class LocalServers:
             self.stop()
             raise
         return self.endpoints
+
+    def _start_challenger_predictor(self) -> None:
+        assert self.challenger is not None
+        ports, s = self._challenger_ports, self.settings
+        self._spawn("challenger-predictor", [
+            "--bundle", str(self.challenger), "--bind_host", s.host, *self.config_args,
+            "--http_port", str(ports["http"]), "--grpc_port", str(ports["grpc"])], role="predictor")
+        self._wait_ready("challenger-predictor",
+                         f"{self.endpoints.challenger_predictor_http}/v2/models/{self.model_name}/ready")
 
     def stop(self) -> None:
         for proc in self._procs.values():
@@ -131,11 +162,11 @@ class LocalServers:
         path = self.log_dir / f"{role}.log"
         return path.read_text(encoding="utf-8", errors="replace")[-chars:] if path.exists() else ""
 
-    def _spawn(self, role: str, args: list[str]) -> None:
-        log = (self.log_dir / f"{role}.log").open("ab")
+    def _spawn(self, name: str, args: list[str], *, role: str | None = None) -> None:
+        log = (self.log_dir / f"{name}.log").open("ab")
         self._logs = [*getattr(self, "_logs", []), log]
-        self._procs[role] = subprocess.Popen(
-            [sys.executable, "-m", "hyperrec.serving", role, *args],
+        self._procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "hyperrec.serving", role or name, *args],
             stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
         )
 

@@ -1,4 +1,9 @@
-"""Prometheus metrics of the serving runtime, in the default registry that KServe's ``/metrics`` exposes."""
+"""Prometheus metrics of the serving runtime, in the default registry that KServe's ``/metrics`` exposes.
+
+``revision`` names the revision that answered (``serving.revision``, or the challenger's label in an embedded
+split): the canary controller selects series by it. On a cluster the scrape adds its own ``revision`` target
+label, which wins (Prometheus keeps the exporter's as ``exported_revision``).
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,31 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 STAGE_SECONDS = Histogram(
     "hyperrec_stage_seconds",
     "Time spent per serving stage (preprocess, predictor, postprocess, feedback).",
-    ["model", "stage"],
+    ["model", "stage", "revision"],
     buckets=_BUCKETS,
 )
 ERRORS = Counter(
     "hyperrec_errors_total",
     "Requests or predictor calls that failed, by kind (invalid_request, not_ready, predictor, internal).",
-    ["model", "kind"],
+    ["model", "kind", "revision"],
 )
 DEGRADED = Counter(
-    "hyperrec_degraded_total", "Answers served from the popularity fallback because of a failure.", ["model", "reason"]
+    "hyperrec_degraded_total", "Answers served from the popularity fallback because of a failure.",
+    ["model", "reason", "revision"],
 )
 FALLBACKS = Counter(
-    "hyperrec_fallback_total", "Answers served from popularity by design (no known history).", ["model", "source"]
+    "hyperrec_fallback_total", "Answers served from popularity by design (no known history).",
+    ["model", "source", "revision"],
 )
 CANDIDATES_SCORED = Counter(
-    "hyperrec_candidates_scored_total", "Items scored by the model for answers.", ["model"]
+    "hyperrec_candidates_scored_total", "Items scored by the model for answers.", ["model", "revision"]
 )
 PREDICTOR_RETRIES = Counter(
     "hyperrec_predictor_retries_total", "Predictor attempts after the first one.", ["model"]
 )
 FEEDBACK_EVENTS = Counter("hyperrec_feedback_events_total", "Feedback events appended to the log.", ["type"])
+BANDIT_PLAIN = Counter(
+    "hyperrec_bandit_plain_total",
+    "Answers whose bandit fell back to the plain ranking (state unavailable or stale); never an error.",
+    ["model", "reason", "revision"],
+)

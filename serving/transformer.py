@@ -7,7 +7,12 @@
   slow or wrong does not fail the request: the call ends within ``request_timeout_s`` and the answer is the
   popularity fallback flagged ``"degraded": true``.
 - postprocess: rank the scores under the business rules, fall back to (segment-)popular items for users
-  without known history, explain, attach model version and request id.
+  without known history, let the bandit (``bandit.enabled``) choose the slate among the top N, explain,
+  attach request id, model name and version, revision, policy and per-item propensity; hand the answer to
+  the ``ServedJournal`` (impression records in the feedback log, written off the request path).
+
+Revisions: the champion (``serving.revision``) always; with ``serving.split.challenger_bundle_dir`` a
+challenger beside it, each request going to one of them (``serving/revisions.py``, ``hyperrec.online.split``).
 
 One deviation from the plain transformer pattern: ``predict`` is an identity step, because the predictor was
 already called inside preprocess. KServe's default ``predict`` would call ``predictor_host`` with its own
@@ -15,7 +20,9 @@ client and turn a predictor failure into an error for the client; the degraded f
 where its failure can still be handled.
 
 ``FeedbackModel`` (served as ``feedback``) appends impressions, clicks, dwell and ratings to the
-crash-safe feedback log: ``POST /v1/models/feedback:predict``.
+crash-safe feedback log: ``POST /v1/models/feedback:predict``. Each event is stamped with the revision, model
+and policy of the answer it is about (found by request id among the recent answers), and the first click on
+a shown item of a bandit answer rewards the bandit.
 """
 
 from __future__ import annotations
@@ -34,19 +41,29 @@ from kserve import Model
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferRequest
 
-from hyperrec.export.bundle import verify_bundle
-from hyperrec.online.catalogue import Catalogue
+from hyperrec.online.bandits.feedback import Impression
+from hyperrec.online.bandits.reranker import BanditReranker
 from hyperrec.online.errors import InvalidRequest, PredictorUnavailable
 from hyperrec.online.feedback import FeedbackLog, parse_feedback
-from hyperrec.online.service import Plan, RecommendationService
+from hyperrec.online.served import ServedJournal, served_answer
+from hyperrec.online.service import RANKER_POLICY, Answered, Plan
 from hyperrec.online.settings import ServingConfig
+from hyperrec.online.split import TrafficSplit
 
-from .metrics import CANDIDATES_SCORED, DEGRADED, ERRORS, FALLBACKS, FEEDBACK_EVENTS, STAGE_SECONDS
-from .v2_client import ScoresClient, TritonV2Client
+from .metrics import (
+    BANDIT_PLAIN,
+    CANDIDATES_SCORED,
+    DEGRADED,
+    ERRORS,
+    FALLBACKS,
+    FEEDBACK_EVENTS,
+    STAGE_SECONDS,
+)
+from .revisions import Revision, RevisionSpec, ScorerFactory, load_revision
 
 logger = logging.getLogger(__name__)
 
-ScorerFactory = Callable[[dict[str, Any]], ScoresClient]
+__all__ = ["FeedbackModel", "RecommendTransformer", "ScorerFactory", "open_journal"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,7 @@ class Scored:
     plan: Plan
     scores: np.ndarray | None
     degraded_reason: str | None
+    revision: Revision
 
     def __contains__(self, key: object) -> bool:
         # kserve.Model.validate probes payloads with `"inputs" in payload`; this is not a V2 payload.
@@ -73,47 +91,50 @@ class RecommendTransformer(Model):
         *,
         pseudonymize: Callable[[str], str],
         scorer_factory: ScorerFactory | None = None,
+        challenger: RevisionSpec | None = None,
+        journal: ServedJournal | None = None,
+        bandit: BanditReranker | None = None,
+        registered_version: str | None = None,
     ) -> None:
         super().__init__(name, return_response_headers=True)
         self.bundle_dir = Path(bundle_dir)
         self.settings = settings
+        self.specs = [RevisionSpec(settings.revision, self.bundle_dir, scorer_factory, settings, registered_version)]
+        if challenger is not None:
+            self.specs.append(challenger)
+        self.split = TrafficSplit(settings.split.challenger_percent if challenger else 0,
+                                  sticky=settings.split.sticky)
+        self.journal = journal
+        self.bandit = bandit
         self._pseudonymize = pseudonymize
-        self._scorer_factory = scorer_factory
-        self._service: RecommendationService | None = None
-        self._scorer: ScoresClient | None = None
+        self._revisions: list[Revision] = []
         self._load_lock = threading.Lock()
         self.load_error: str | None = None
 
     # -------------------------------------------------------------------------------------- lifecycle
 
     def load(self) -> bool:
-        """Verify and load the bundle (idempotent; returns at once while another thread loads)."""
+        """Verify and load every revision's bundle (idempotent; returns at once while another thread loads)."""
         if not self._load_lock.acquire(blocking=False):
             return self.ready
         try:
             if self.ready:
                 return True
-            manifest = verify_bundle(self.bundle_dir)
-            catalogue = Catalogue.from_bundle(self.bundle_dir)
-            self._service = RecommendationService(
-                catalogue,
-                model_name=str(manifest["model_name"]),
-                model_version=str(manifest["version"]),
-                max_history=int(manifest["max_history"]),
-                settings=self.settings,
-                pseudonymize=self._pseudonymize,
-            )
-            if self._scorer_factory is not None:
-                self._scorer = self._scorer_factory(manifest)
-            else:
-                self._scorer = TritonV2Client(self.settings, str(manifest["model_name"]), int(manifest["n_items"]))
+            self._revisions = [load_revision(spec, self.settings, self._pseudonymize) for spec in self.specs]
+            for revision in self._revisions:
+                self._declare_series(revision.name)
             self.ready = True
-            logger.info("transformer %s ready: bundle %s version %s, %d items, predictor %s via %s",
-                        self.name, manifest["model_name"], manifest["version"], catalogue.n_items,
-                        self.settings.predictor_url, self.settings.predictor_protocol)
             return True
         finally:
             self._load_lock.release()
+
+    def _declare_series(self, revision: str) -> None:
+        """Export the request and error series at 0 before the first request, so that PromQL's increase() over
+        a window counts a revision's first requests too (a series born mid-window has no earlier sample)."""
+        for stage in ("preprocess", "predictor", "postprocess"):
+            STAGE_SECONDS.labels(model=self.name, stage=stage, revision=revision)
+        for kind in ("predictor", "internal", "not_ready"):
+            ERRORS.labels(model=self.name, kind=kind, revision=revision)
 
     def start_loading(self, on_error: Callable[[BaseException], None] | None = None) -> threading.Thread:
         """Load in a background thread; requests get 503 until it is done."""
@@ -134,37 +155,46 @@ class RecommendTransformer(Model):
     # -------------------------------------------------------------------------------------- stages
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Scored:
-        service = self._require_service()
+        champion = self._require_ready()
         started = time.perf_counter()
+        revision = None if self.split.sticky else self._pick(None)
         try:
             if isinstance(payload, InferRequest):
                 raise InvalidRequest(
                     f"{self.name} takes a JSON recommend request on POST /v1/models/{self.name}:predict"
                 )
-            plan = service.prepare(payload, (headers or {}).get("x-request-id"))
+            request = champion.service.parse(payload, (headers or {}).get("x-request-id"))
+            revision = revision or self._pick(request.user)
+            plan = revision.service.plan(request)
         except InvalidRequest as exc:
-            ERRORS.labels(model=self.name, kind="invalid_request").inc()
+            ERRORS.labels(model=self.name, kind="invalid_request", revision=(revision or champion).name).inc()
             raise InvalidInput(str(exc)) from None
         finally:
-            STAGE_SECONDS.labels(model=self.name, stage="preprocess").observe(time.perf_counter() - started)
+            STAGE_SECONDS.labels(model=self.name, stage="preprocess", revision=(revision or champion).name
+                                 ).observe(time.perf_counter() - started)
         if not plan.needs_model:
-            return Scored(plan, None, None)
+            return Scored(plan, None, None, revision)
+        return await self._score(plan, revision)
+
+    async def _score(self, plan: Plan, revision: Revision) -> Scored:
+        """Call the revision's predictor; any failure becomes a degraded answer, never an error."""
         started = time.perf_counter()
         scores, reason = None, None
+        request_id = plan.request.request_id
         try:
-            assert self._scorer is not None
-            scores = (await self._scorer.score(plan.model_inputs, plan.request.request_id))[0]
+            scores = (await revision.scorer.score(plan.model_inputs, request_id))[0]
         except PredictorUnavailable as exc:
             reason = "predictor_unavailable"
-            ERRORS.labels(model=self.name, kind="predictor").inc()
-            logger.warning("request %s: predictor unavailable, answering degraded: %s", plan.request.request_id, exc)
+            ERRORS.labels(model=self.name, kind="predictor", revision=revision.name).inc()
+            logger.warning("request %s: predictor unavailable, answering degraded: %s", request_id, exc)
         except Exception:  # never let a predictor-side surprise become a 500
             reason = "predictor_error"
-            ERRORS.labels(model=self.name, kind="predictor").inc()
-            logger.exception("request %s: unexpected predictor error, answering degraded", plan.request.request_id)
+            ERRORS.labels(model=self.name, kind="predictor", revision=revision.name).inc()
+            logger.exception("request %s: unexpected predictor error, answering degraded", request_id)
         finally:
-            STAGE_SECONDS.labels(model=self.name, stage="predictor").observe(time.perf_counter() - started)
-        return Scored(plan, scores, reason)
+            STAGE_SECONDS.labels(model=self.name, stage="predictor", revision=revision.name).observe(
+                time.perf_counter() - started)
+        return Scored(plan, scores, reason, revision)
 
     async def predict(
         self, payload: Scored, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
@@ -175,80 +205,190 @@ class RecommendTransformer(Model):
     def postprocess(
         self, result: Scored, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        service = self._require_service()
+        self._require_ready()
         started = time.perf_counter()
-        plan, reason = result.plan, result.degraded_reason
+        plan, reason, revision = result.plan, result.degraded_reason, result.revision
+        service = revision.service
         try:
-            response = service.answer(plan, result.scores, degraded_reason=reason)
+            answered = service.respond(plan, result.scores, degraded_reason=reason, bandit=self.bandit)
         except Exception:  # a bug in ranking must still not become a 500: answer from popularity
             logger.exception("request %s: ranking failed, answering degraded", plan.request.request_id)
-            ERRORS.labels(model=self.name, kind="internal").inc()
+            ERRORS.labels(model=self.name, kind="internal", revision=revision.name).inc()
             reason = "internal_error"
-            response = service.answer(plan, None, degraded_reason=reason)
+            answered = service.respond(plan, None, degraded_reason=reason)
         finally:
-            STAGE_SECONDS.labels(model=self.name, stage="postprocess").observe(time.perf_counter() - started)
-        if reason is not None:
-            DEGRADED.labels(model=self.name, reason=reason).inc()
-        elif result.scores is None:
-            FALLBACKS.labels(model=self.name, source=response["source"]).inc()
-        if result.scores is not None:
-            n = service.catalogue.n_items if plan.candidate_idx is None else int(plan.candidate_idx.size)
-            CANDIDATES_SCORED.labels(model=self.name).inc(n)
+            STAGE_SECONDS.labels(model=self.name, stage="postprocess", revision=revision.name).observe(
+                time.perf_counter() - started)
+        self._count(result, answered, reason)
+        if self.journal is not None:
+            self.journal.record(served_answer(answered.response, answered.slate.served(plan.request.request_id),
+                                              answered.candidates, plan.request.user))
         if response_headers is not None:
             response_headers["x-request-id"] = plan.request.request_id
-        return response
+        return answered.response
 
-    def _require_service(self) -> RecommendationService:
-        if not self.ready or self._service is None:
-            ERRORS.labels(model=self.name, kind="not_ready").inc()
+    def _count(self, result: Scored, answered: Answered, reason: str | None) -> None:
+        labels = {"model": self.name, "revision": result.revision.name}
+        if reason is not None:
+            DEGRADED.labels(reason=reason, **labels).inc()
+        elif result.scores is None:
+            FALLBACKS.labels(source=answered.response["source"], **labels).inc()
+        if result.scores is not None:
+            service, plan = result.revision.service, result.plan
+            n = service.catalogue.n_items if plan.candidate_idx is None else int(plan.candidate_idx.size)
+            CANDIDATES_SCORED.labels(**labels).inc(n)
+        if answered.slate.degraded:
+            BANDIT_PLAIN.labels(reason=answered.slate.reason or "unknown", **labels).inc()
+
+    # -------------------------------------------------------------------------------------- split
+
+    def _pick(self, user: str | None) -> Revision:
+        revisions = self._revisions
+        if len(revisions) > 1 and self.split.to_challenger(user):
+            return revisions[1]
+        return revisions[0]
+
+    def split_state(self) -> dict[str, Any]:
+        """The revisions and the challenger's share (``GET /hyperrec/split``)."""
+        revisions = {r.name: {"bundle_version": r.service.model_version, "registered_version": r.registered_version}
+                     for r in self._revisions}
+        return {"revisions": revisions, "challenger_percent": self.split.percent, "sticky": self.split.sticky,
+                "ready": self.ready}
+
+    def add_routes(self, app: Any) -> None:
+        """``GET``/``PUT /hyperrec/split`` when serving a challenger (the local canary controller moves it)."""
+        if len(self.specs) < 2 or not self.settings.split.control:
+            return
+        from fastapi import Body, HTTPException
+
+        @app.get("/hyperrec/split")
+        async def get_split() -> dict[str, Any]:
+            return self.split_state()
+
+        @app.put("/hyperrec/split")
+        async def put_split(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008 - FastAPI idiom
+            try:
+                self.split.set_percent(body.get("challenger_percent"))
+            except ValueError as exc:
+                raise HTTPException(status_code=400, detail=str(exc)) from None
+            logger.info("transformer %s: challenger share set to %d%%", self.name, self.split.percent)
+            return self.split_state()
+
+    def _require_ready(self) -> Revision:
+        if not self.ready or not self._revisions:
+            ERRORS.labels(model=self.name, kind="not_ready", revision=self.settings.revision).inc()
             raise ModelNotReady(self.name, "the serving bundle is still loading")
-        return self._service
+        return self._revisions[0]
 
     async def close(self) -> None:
-        if self._scorer is not None:
-            await self._scorer.close()
+        for revision in self._revisions:
+            await revision.scorer.close()
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.close)
+            self.journal = None
 
 
 class FeedbackModel(Model):
-    """Appends feedback events: ``POST /v1/models/feedback:predict`` with ``{"request_id", "user_id", "events"}``."""
+    """Appends feedback events: ``POST /v1/models/feedback:predict`` with ``{"request_id", "user_id", "events"}``.
 
-    def __init__(self, settings: ServingConfig, *, pseudonymize: Callable[[str], str], name: str = "feedback") -> None:
+    ``journal``: the transformer's recent answers (shared log); without one the model opens its own log and
+    stamps only ``serving.revision``.
+    """
+
+    def __init__(self, settings: ServingConfig, *, pseudonymize: Callable[[str], str], name: str = "feedback",
+                 journal: ServedJournal | None = None, bandit: BanditReranker | None = None) -> None:
         super().__init__(name)
         self.settings = settings
         self._pseudonymize = pseudonymize
-        self._log: FeedbackLog | None = None
+        self._journal = journal
+        self._owns_journal = False
+        self.bandit = bandit
 
     def load(self) -> bool:
-        if self._log is None:
-            self._log = FeedbackLog(self.settings.feedback_dir, rotate_bytes=self.settings.feedback_rotate_bytes)
+        if self._journal is None:
+            self._journal = open_journal(self.settings, log_served=False)
+            self._owns_journal = True
         self.ready = True
         return True
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        if not self.ready or self._log is None:
+        if not self.ready or self._journal is None:
             raise ModelNotReady(self.name, "the feedback log is not open")
         try:
             if isinstance(payload, InferRequest):
                 raise InvalidRequest(f"feedback takes JSON on POST /v1/models/{self.name}:predict")
-            return parse_feedback(
+            records = parse_feedback(
                 payload, pseudonymize=self._pseudonymize, max_events=self.settings.feedback_max_events,
                 max_user_id_chars=self.settings.max_user_id_chars,
             )
         except InvalidRequest as exc:
-            ERRORS.labels(model=self.name, kind="invalid_request").inc()
+            ERRORS.labels(model=self.name, kind="invalid_request", revision=self.settings.revision).inc()
             raise InvalidInput(str(exc)) from None
+        return self._stamp(records)
+
+    def _stamp(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add the revision, model and policy of the answer the events are about (when known)."""
+        assert self._journal is not None
+        answer = self._journal.lookup(records[0]["request_id"])
+        if answer is not None:
+            fields = {"revision": answer.revision, "model_name": answer.model_name,
+                      "bundle_version": answer.bundle_version, "policy": answer.policy}
+            if answer.model_version is not None:
+                fields["model_version"] = answer.model_version
+        elif self.settings.split.challenger_bundle_dir is None:
+            fields = {"revision": self.settings.revision}  # one revision: it answered, whatever the cache says
+        else:
+            fields = {}  # split, answer no longer in memory: left unlabelled rather than guessed
+        return [{**record, **fields} for record in records]
 
     async def predict(self, records: list[dict[str, Any]], headers: dict[str, str] | None = None) -> dict[str, Any]:
-        assert self._log is not None
+        assert self._journal is not None
         started = time.perf_counter()
-        accepted = await asyncio.to_thread(self._log.append, records)  # write + fsync off the event loop
-        STAGE_SECONDS.labels(model=self.name, stage="feedback").observe(time.perf_counter() - started)
+        accepted = await asyncio.to_thread(self._journal.log.append, records)  # write + fsync off the event loop
+        STAGE_SECONDS.labels(model=self.name, stage="feedback", revision=self.settings.revision).observe(
+            time.perf_counter() - started)
         for record in records:
             FEEDBACK_EVENTS.labels(type=record["type"]).inc()
-        return {"request_id": records[0]["request_id"], "accepted": accepted}
+        if self.bandit is not None:
+            rewards = self._rewards(records)
+            if rewards:
+                await asyncio.to_thread(self.bandit.reward, rewards)
+        answer: dict[str, Any] = {"request_id": records[0]["request_id"], "accepted": accepted}
+        if "revision" in records[0]:
+            answer["revision"] = records[0]["revision"]
+        return answer
+
+    def _rewards(self, records: list[dict[str, Any]]) -> list[Impression]:
+        """The first click on each shown item of a bandit answer, as a clicked impression (dwell when sent)."""
+        assert self._journal is not None
+        dwell: dict[str, float] = {}
+        for record in records:
+            if record["type"] == "dwell":
+                dwell[record["item_id"]] = dwell.get(record["item_id"], 0.0) + float(record["value"])
+        rewards = []
+        for record in records:
+            if record["type"] != "click" or record.get("policy") in (None, RANKER_POLICY):
+                continue
+            served = self._journal.claim_click(record["request_id"], record["item_id"])
+            if served is not None:
+                rewards.append(Impression.from_served(served, clicked=True, dwell_seconds=dwell.get(served.item_id)))
+        return rewards
 
     def stop(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        if self._journal is not None and self._owns_journal:
+            self._journal.close()
+        self._journal = None
         self.ready = False
+
+
+def open_journal(settings: ServingConfig, *, log_served: bool | None = None,
+                 bandit: BanditReranker | None = None) -> ServedJournal:
+    """The served journal on ``serving.feedback_dir``; with a bandit, served slates count as its impressions."""
+    log = FeedbackLog(settings.feedback_dir, rotate_bytes=settings.feedback_rotate_bytes)
+    on_served = None
+    if bandit is not None:
+        def on_served(answers: Any) -> None:
+            bandit.update([Impression.from_served(item, clicked=False) for answer in answers
+                           if answer.policy != RANKER_POLICY for item in answer.items])
+    return ServedJournal(log, cache_size=settings.served_cache_size,
+                         log_served=settings.log_served if log_served is None else log_served, on_served=on_served)

@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hyperrec.deploy.cli import add_deploy_commands
     from hyperrec.experiments.cli import add_experiment_commands
     from hyperrec.monitoring.cli import add_monitoring_commands
+    from hyperrec.online.cli import add_feedback_commands
     from hyperrec.serving.cli import add_serving_commands
 
     add_serving_commands(commands)  # creates the `bench` group that the benchmarks join
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_monitoring_commands(commands)
     add_deploy_commands(commands)
     add_experiment_commands(commands)
+    add_feedback_commands(commands)
     return parser
 
 

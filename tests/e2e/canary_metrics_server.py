@@ -19,17 +19,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from hyperrec.serving.metrics import DEGRADED, ERRORS, STAGE_SECONDS
 
 MODEL = "hyperrec"
+#: The revision comes from the scrape's target label, as on a cluster; an empty exporter label is no label.
+REVISION = ""
 LOCK = threading.Lock()
 
 
 def observe(requests: int, errors: int, degraded: int, latency_seconds: float) -> None:
-    stages = {stage: STAGE_SECONDS.labels(model=MODEL, stage=stage) for stage in ("preprocess", "predictor")}
+    stages = {stage: STAGE_SECONDS.labels(model=MODEL, stage=stage, revision=REVISION) for stage in ("preprocess", "predictor")}
     with LOCK:
         for _ in range(requests):
             stages["preprocess"].observe(0.001)
             stages["predictor"].observe(latency_seconds)
-        ERRORS.labels(model=MODEL, kind="predictor").inc(errors)
-        DEGRADED.labels(model=MODEL, reason="predictor_error").inc(degraded)
+        ERRORS.labels(model=MODEL, kind="predictor", revision=REVISION).inc(errors)
+        DEGRADED.labels(model=MODEL, reason="predictor_error", revision=REVISION).inc(degraded)
 
 
 class Handler(BaseHTTPRequestHandler):

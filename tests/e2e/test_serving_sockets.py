@@ -140,7 +140,7 @@ def test_http_request_to_the_transformer_and_feedback(servers):
         })
         assert feedback.status_code == 200 and feedback.json()["accepted"] == 1
         metrics = client.get(f"{endpoints.transformer_http}/metrics").text
-        assert 'hyperrec_stage_seconds_count{model="ranker",stage="predictor"}' in metrics
+        assert 'hyperrec_stage_seconds_count{model="ranker",revision="champion",stage="predictor"}' in metrics
 
 
 def test_hyperrec_recommend_prints_explained_recommendations(servers, capsys):

@@ -59,7 +59,8 @@ def canary_step(cfg: HyperrecConfig, *, api: Any = None, registry: Any = None,
     actions = _actions(cfg, api, registry, versions[CHALLENGER])
     actions.apply(decision)
     log.append(decision, registered_model=name, champion_version=versions[CHAMPION],
-               challenger_version=versions[CHALLENGER], mode=cfg.deploy.mode,
+               challenger_version=versions[CHALLENGER],
+               mode="embedded" if cfg.canary.embedded_url else cfg.deploy.mode,
                sent=[{"verb": verb, "object": obj, "body": body} for verb, obj, body in actions.sent])
     log_to_mlflow(cfg.mlflow_uri(), cfg.tracking.experiment, f"canary-{name}-v{versions[CHALLENGER]}", decision)
     logger.info("canary %s v%s step %d: %s (%d%% -> %d%%): %s", name, versions[CHALLENGER], decision.step,
@@ -75,12 +76,21 @@ def start_raw_canary(cfg: HyperrecConfig, *, api: Any = None, registry: Any = No
 
 
 def _actions(cfg: HyperrecConfig, api: Any, registry: Any, challenger_version: str | None) -> CanaryActions:
-    from hyperrec.deploy.apply import kubernetes_api
-    from hyperrec.deploy.service import plan_deployment
     from hyperrec.registry import BundleRegistry
 
     registry = registry or BundleRegistry.from_target(cfg)
     name = cfg.canary.registered_model
+    if cfg.canary.embedded_url is not None:
+        from hyperrec.experiments.embedded import EmbeddedCanaryActions
+
+        if challenger_version is None:
+            raise CanaryError("an embedded canary is started by `hyperrec serve --challenger-registered "
+                              f"{name}@challenger`")
+        target = CanaryTarget(name, challenger_version, cfg.deploy.namespace, cfg.deploy.service_name)
+        return EmbeddedCanaryActions(cfg.canary.embedded_url, registry, cfg.deploy, cfg.canary, target)
+    from hyperrec.deploy.apply import kubernetes_api
+    from hyperrec.deploy.service import plan_deployment
+
     body = None
     if cfg.deploy.mode == "RawDeployment":
         body = plan_deployment(cfg, f"{name}@challenger", registry).body

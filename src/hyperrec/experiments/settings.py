@@ -65,6 +65,11 @@ class CanaryConfig(_Section):
         "-challenger",
         description="RawDeployment: the challenger's InferenceService is deploy.service_name + this suffix.",
     )
+    embedded_url: str | None = Field(
+        None,
+        description="Base URL of an embedded `hyperrec serve` transformer (e.g. http://127.0.0.1:8080): the "
+        "controller moves its split (PUT /hyperrec/split) instead of a Kubernetes object; None: the cluster.",
+    )
     route_suffix: str = Field(
         "-route",
         description="RawDeployment: the InferenceGraph that splits traffic is deploy.service_name + this suffix.",

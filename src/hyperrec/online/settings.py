@@ -11,10 +11,50 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+class SplitConfig(BaseModel):
+    """The embedded canary of ``hyperrec serve``: a challenger revision beside the champion in one transformer.
+
+    Each request goes to the challenger with chance ``challenger_percent`` / 100, drawn per request as
+    KServe's ``canaryTrafficPercent`` does (``sticky``: per user instead, by a hash of the pseudonym). On a
+    cluster KServe splits between revisions and this stays off (``challenger_bundle_dir`` None).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    challenger_bundle_dir: Path | None = Field(
+        None, description="Bundle of the challenger revision; None: one revision, no split."
+    )
+    challenger_predictor_url: str | None = Field(
+        None, description="host:port of the challenger's V2 predictor (hyperrec serve sets it)."
+    )
+    challenger_percent: int = Field(0, ge=0, le=100, description="Share of requests sent to the challenger.")
+    challenger_registered_version: str | None = Field(
+        None, description="Registry version of the challenger's bundle (hyperrec serve --challenger-registered)."
+    )
+    challenger_revision: str = Field(
+        "challenger", min_length=1, description="revision label of the challenger's answers, metrics and feedback."
+    )
+    sticky: bool = Field(False, description="Split per user (hash of the pseudonym) instead of per request.")
+    control: bool = Field(
+        True, description="Serve GET/PUT /hyperrec/split so a local canary controller can move the share."
+    )
+
+
 class ServingConfig(BaseModel):
     """How the KServe transformer and the embedded V2 predictor serve a bundle."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    revision: str = Field(
+        "champion", min_length=1,
+        description="revision label of this transformer's answers, metrics and feedback records (the canary "
+        "controller's canary.prometheus.champion / .challenger values).",
+    )
+    registered_version: str | None = Field(
+        None, description="Registry version of the served bundle, logged with feedback (hyperrec serve --registered "
+        "sets it); None: unknown (records carry only the bundle manifest's version)."
+    )
+    split: SplitConfig = Field(default_factory=SplitConfig)
 
     bundle_dir: Path | None = Field(
         None, description="Serving bundle folder (manifest.json, items.parquet, triton/); None: pass --bundle."
@@ -65,6 +105,13 @@ class ServingConfig(BaseModel):
         64 * 1024 * 1024, ge=1024, description="Start a new feedback segment file past this size."
     )
     feedback_max_events: int = Field(1000, ge=1, description="Most events one feedback call may append.")
+    log_served: bool = Field(
+        True, description="Append an impression record per shown item to the feedback log (off the request path)."
+    )
+    served_cache_size: int = Field(
+        50_000, ge=1,
+        description="Recent answers kept in memory to stamp feedback with their revision and to reward the bandit.",
+    )
 
     load_in_background: bool = Field(
         True, description="Servers answer 503 while the bundle loads instead of delaying start-up."
@@ -82,6 +129,8 @@ class ServingConfig(BaseModel):
             raise ValueError("serving.default_k must be <= serving.max_k")
         if self.attempt_timeout_s > self.request_timeout_s:
             raise ValueError("serving.attempt_timeout_s must be <= serving.request_timeout_s")
+        if self.split.challenger_bundle_dir is not None and self.split.challenger_revision == self.revision:
+            raise ValueError("serving.split.challenger_revision must differ from serving.revision")
         if not self.bench_concurrency or min(self.bench_concurrency) < 1:
             raise ValueError("serving.bench_concurrency must hold positive integers")
         return self

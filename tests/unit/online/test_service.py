@@ -18,12 +18,15 @@ def test_answer_ranks_model_scores_excluding_seen_items_and_reports_unknown_ids(
     answer = service.answer(plan, np.array([10.0, 1.0, 5.0, 4.0, 3.0, 2.0], dtype=np.float32))
     assert [r["item_id"] for r in answer["recommendations"]] == ["c", "d", "e"]
     assert answer["recommendations"][0] == {
-        "rank": 1, "item_id": "c", "title": "C", "categories": ["x", "y"], "score": 5.0,
+        "rank": 1, "item_id": "c", "title": "C", "categories": ["x", "y"], "score": 5.0, "propensity": 1.0,
     }
     assert answer["unknown_items"] == ["nope"]
     assert answer["source"] == "model" and answer["degraded"] is False
     assert answer["model"] == {"name": "ranker", "version": "v1"}
     assert answer["request_id"] == "r1"
+    # Traceable: which revision answered and which policy chose the slate (the plain ranking: propensity 1).
+    assert answer["revision"] == "champion"
+    assert answer["policy"] == {"name": "ranker", "propensity_method": "deterministic", "plain_ranking_because": None}
 
 
 def test_candidates_restrict_the_ranking(service):

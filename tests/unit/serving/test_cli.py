@@ -33,3 +33,20 @@ def test_answers_print_with_explanations_and_degraded_flag():
     })
     assert "DEGRADED (predictor_unavailable)" in text and "ignored unknown items: zz" in text
     assert "1. A [a] (x) score 0.5000" in text and "because of: B (0.90)" in text
+
+
+def test_serve_with_a_challenger_sets_the_split_and_refuses_a_bad_share(tmp_path):
+    from hyperrec.errors import HyperrecError
+    from hyperrec.serving.cli import _serve_settings
+
+    bundle, challenger = tmp_path / "champion", tmp_path / "challenger"
+    args = parser().parse_args(["serve", "--bundle", str(bundle), "--challenger-bundle", str(challenger),
+                                "--challenger-percent", "25", "--sticky"])
+    settings, served, other = _serve_settings(args, tmp_path)
+    assert (served, other) == (bundle, challenger)
+    assert (settings.split.challenger_percent, settings.split.sticky) == (25, True)
+    args = parser().parse_args(["serve", "--bundle", str(bundle), "--challenger-percent", "150"])
+    with pytest.raises(HyperrecError, match="challenger_percent"):
+        _serve_settings(args, tmp_path)
+    with pytest.raises(SystemExit):  # one challenger source only
+        parser().parse_args(["serve", "--bundle", "b", "--challenger-bundle", "c", "--challenger-registered", "n@a"])

@@ -192,9 +192,10 @@ class Clock:
 
 
 def metric(name: str, **labels) -> float:
+    """A sample of the default registry; these scorers are built without a revision (label "")."""
     from prometheus_client import REGISTRY
 
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+    return REGISTRY.get_sample_value(name, {"revision": "", **labels}) or 0.0
 
 
 INPUTS = {"history": np.zeros((1, 8), dtype=np.int64), "segment": np.zeros(1, dtype=np.int64)}
@@ -297,8 +298,8 @@ def test_the_transformer_answers_degraded_rather_than_ranking_another_catalogue(
     assert answer["degraded"] is True and answer["degraded_reason"] == "predictor_unavailable"
     assert answer["source"] == "popular" and len(answer["recommendations"]) == 4
     text = client.get("/metrics").text
-    assert 'hyperrec_errors_total{kind="predictor_mismatch",model="t-e2e"} 1.0' in text
-    assert 'hyperrec_predictor_mismatch{model="t-e2e"} 1.0' in text
+    assert 'hyperrec_errors_total{kind="predictor_mismatch",model="t-e2e",revision=""} 1.0' in text
+    assert 'hyperrec_predictor_mismatch{model="t-e2e",revision=""} 1.0' in text
 
 
 def test_the_transformer_uses_a_paired_predictors_scores(demo_bundle, serving_settings):

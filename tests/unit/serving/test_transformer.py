@@ -150,9 +150,9 @@ def test_metrics_per_stage_errors_degraded_and_candidates_show_on_metrics(demo_b
     client.post(URL, json={"user_id": "u", "k": 0})
     text = client.get("/metrics").text
     for stage in ("preprocess", "predictor", "postprocess"):
-        assert f'hyperrec_stage_seconds_count{{model="ranker",stage="{stage}"}}' in text
-    assert 'hyperrec_errors_total{kind="invalid_request",model="ranker"}' in text
-    assert 'hyperrec_candidates_scored_total{model="ranker"}' in text
+        assert f'hyperrec_stage_seconds_count{{model="ranker",revision="champion",stage="{stage}"}}' in text
+    assert 'hyperrec_errors_total{kind="invalid_request",model="ranker",revision="champion"}' in text
+    assert 'hyperrec_candidates_scored_total{model="ranker",revision="champion"}' in text
     assert "hyperrec_degraded_total" in text
 
 
@@ -165,11 +165,12 @@ def test_feedback_is_appended_to_the_log(demo_bundle, serving_settings, scorer, 
     ]}
     response = client.post("/v1/models/feedback:predict", json=body)
     assert response.status_code == 200, response.text
-    assert response.json() == {"request_id": "r-1", "accepted": 4}
+    assert response.json() == {"request_id": "r-1", "accepted": 4, "revision": "champion"}
     bad = client.post("/v1/models/feedback:predict", json={**body, "events": [{"type": "like", "item_id": "a"}]})
     assert bad.status_code == 400 and "type must be one of" in bad.json()["error"]
     records = read_feedback(settings.feedback_dir).records
     assert [r["type"] for r in records] == ["impression", "click", "dwell", "rating"]
     assert {r["user"] for r in records} == {fake_pseudonymize("u1")}  # never the raw id
+    assert {r["revision"] for r in records} == {"champion"}  # one revision: every event is its
 
 

@@ -132,11 +132,19 @@ class BanditReranker:
 
     def update(self, impressions: Sequence[Impression]) -> bool:
         """Add the impressions' rewards to the shared state in one atomic step; False when the store failed."""
+        return self._apply(impressions, shown=True)
+
+    def reward(self, impressions: Sequence[Impression]) -> bool:
+        """Add only the rewards of impressions already counted by ``update`` (a click that arrives after the
+        transformer recorded the shown slate with ``clicked=False``); False when the store failed."""
+        return self._apply(impressions, shown=False)
+
+    def _apply(self, impressions: Sequence[Impression], *, shown: bool) -> bool:
         if not impressions:
             return True
         if self._clock() < self._retry_at:
             return False
-        delta = self.delta(impressions)
+        delta = self.delta(impressions, shown=shown)
         try:
             self.store.add(self.settings.namespace, delta)
         except StoreUnavailable as exc:
@@ -144,23 +152,28 @@ class BanditReranker:
             return False
         return True
 
-    def delta(self, impressions: Sequence[Impression]) -> StateDelta:
-        """Counts per item, per ranker rank, per (user, item) and in total, and the LinUCB sums x xᵀ and r x."""
+    def delta(self, impressions: Sequence[Impression], *, shown: bool = True) -> StateDelta:
+        """Counts per item, per ranker rank, per (user, item) and in total, and the LinUCB sums x xᵀ and r x.
+
+        ``shown=False``: rewards only (impression counts and x xᵀ were added when the slate was served).
+        """
         settings = self.settings
         delta = StateDelta(updated_at=self._clock())
         rewards = np.array([reward_of(imp, settings.reward, settings.dwell_full_s) for imp in impressions])
+        n = 1.0 if shown else 0.0
         rows = []
         for imp, reward in zip(impressions, rewards):
-            delta.add_stat(item_key(imp.item_id), 1.0, float(reward))
-            delta.add_stat(rank_key(imp.ranker_rank), 1.0, float(reward))
+            delta.add_stat(item_key(imp.item_id), n, float(reward))
+            delta.add_stat(rank_key(imp.ranker_rank), n, float(reward))
             if imp.user is not None:
-                delta.add_stat(user_item_key(imp.user, imp.item_id), 1.0, float(reward))
+                delta.add_stat(user_item_key(imp.user, imp.item_id), n, float(reward))
             context = BanditContext(imp.segment, imp.history_length, imp.user)
             rows.append(linucb_features(context, np.array([imp.item_features]), segments=settings.segments,
                                         max_history=settings.max_history)[0])
-        delta.add_stat(TOTAL_KEY, float(len(impressions)), float(rewards.sum()))
+        delta.add_stat(TOTAL_KEY, n * len(impressions), float(rewards.sum()))
         x = np.array(rows)
-        delta.add_array(LINUCB_A, x.T @ x)
+        if shown:
+            delta.add_array(LINUCB_A, x.T @ x)
         delta.add_array(LINUCB_B, x.T @ rewards)
         return delta
 
