@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -24,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 #: Hex characters kept from the HMAC-SHA256 digest (16 bytes): collisions stay negligible below 10^15 users.
 PSEUDONYM_HEX_CHARS = 32
+#: How a data file marks a user id that is already a pseudonym (e.g. ``hyperrec feedback export``): the id is
+#: ``pseudonym:<32 hex>`` and data prep keeps the pseudonym instead of hashing it a second time.
+PSEUDONYM_PREFIX = "pseudonym:"
+_MARKED = re.compile(rf"^{PSEUDONYM_PREFIX}([0-9a-f]{{{PSEUDONYM_HEX_CHARS}}})$")
 _KEY_FILE_BYTES = 32
 
 
@@ -58,6 +63,18 @@ class Pseudonymizer:
         present = user_ids.dropna()
         mapping = {raw: self.pseudonymize(str(raw)) for raw in present.unique()}
         return user_ids.map(mapping).astype(object).where(user_ids.notna(), None)
+
+    def pseudonymize_or_keep(self, user_ids: pd.Series) -> pd.Series:
+        """Like ``pseudonymize_series``, but ids marked ``pseudonym:<hex>`` keep their pseudonym. Data files
+        that mix raw ids with exported feedback (already pseudonymous) then name each user once."""
+        marked = user_ids.astype(object).where(user_ids.notna(), None).map(
+            lambda raw: (m.group(1) if (m := _MARKED.match(raw)) else None) if isinstance(raw, str) else None)
+        return self.pseudonymize_series(user_ids.where(marked.isna(), None)).where(marked.isna(), marked)
+
+
+def mark_pseudonym(pseudonym: str) -> str:
+    """The id under which a pseudonym is written to a data file that data prep reads again."""
+    return f"{PSEUDONYM_PREFIX}{pseudonym}"
 
 
 def _read_or_create_key_file(path: Path) -> bytes:

@@ -261,7 +261,7 @@ def parse_interactions(table: RawTable, pseudonymizer: Pseudonymizer,
     for name in INTERACTION_COLUMNS:
         if name not in raw.columns:
             raw[name] = None
-    raw["user_id"] = pseudonymizer.pseudonymize_series(raw["user_id"])
+    raw["user_id"] = pseudonymizer.pseudonymize_or_keep(raw["user_id"])
     raw["event"] = raw["event"].str.lower()
     has_timestamps = bool(table.frame.get("timestamp", pd.Series(dtype=object)).notna().any())
     timestamps = parse_timestamps(raw["timestamp"])

@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from hyperrec.data.pseudonymize import mark_pseudonym
 from hyperrec.data.readers import INTERACTION_COLUMNS
 from hyperrec.online.bandits.feedback import Impression
 from hyperrec.online.bandits.ope import LoggedItem, LoggedRequest
@@ -145,6 +146,6 @@ def training_interactions(joined: JoinedFeedback) -> pd.DataFrame:
 
 def _row(record: Mapping[str, Any], event: str, ts: float | None, *, dwell: float | None = None,
          value: Any = None) -> dict[str, Any]:
-    return {"user_id": str(record["user"]), "item_id": str(record["item_id"]), "event": event,
+    return {"user_id": mark_pseudonym(str(record["user"])), "item_id": str(record["item_id"]), "event": event,
             "timestamp": int(ts if ts is not None else record["ts"]), "value": value, "dwell_seconds": dwell,
             "query": None}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hyperrec.config import PrivacyConfig
-from hyperrec.data.pseudonymize import Pseudonymizer
+from hyperrec.data.pseudonymize import Pseudonymizer, mark_pseudonym
 from hyperrec.errors import ConfigError
 
 
@@ -68,3 +68,13 @@ def test_a_home_relative_key_file_lands_in_the_home_folder(tmp_path, monkeypatch
     Pseudonymizer.from_config(PrivacyConfig(pseudonym_key_file="~/.config/hyperrec/pseudonym.key"))
     assert (tmp_path / "home" / ".config" / "hyperrec" / "pseudonym.key").is_file()
     assert not (tmp_path / "~").exists()
+
+
+def test_ids_marked_as_pseudonyms_are_kept_and_every_other_id_is_hashed():
+    pseudonymizer = Pseudonymizer(b"k")
+    known = pseudonymizer.pseudonymize("bob")
+    ids = pd.Series([mark_pseudonym(known), "bob", "pseudonym:not-hex", None], dtype=object)
+    result = pseudonymizer.pseudonymize_or_keep(ids).tolist()
+    assert result[:2] == [known, known]
+    assert result[2] == pseudonymizer.pseudonymize("pseudonym:not-hex")  # a malformed mark is just an id
+    assert result[3] is None

@@ -91,3 +91,25 @@ def test_cli_export_prints_the_counts_and_bad_input_is_one_line_with_exit_2(feed
     assert main(["feedback", "export", "--feedback", str(feedback_dir), "--output", str(tmp_path / "i.txt")]) == 2
     (feedback_dir / "feedback-000001.jsonl").open("a").write("{broken\n")
     assert main(["feedback", "export", "--feedback", str(feedback_dir), "--output", str(out)]) == 2
+
+
+def test_exported_users_keep_their_pseudonyms_so_they_meet_their_own_past_ratings(tmp_path):
+    """The log holds pseudonyms; data prep must not hash them again, or a retraining window that mixes raw
+    ratings with exported feedback would split every user in two."""
+    pseudonymizer = Pseudonymizer(b"k")
+    alice = pseudonymizer.pseudonymize("alice")
+    folder, output = tmp_path / "feedback", tmp_path / "feedback.csv"
+    with FeedbackLog(folder) as log:
+        log.append(served("r1", alice, ["i1", "i2"]).records())
+        log.append([click("r1", alice, "i2", T0 + 5)])
+    export_feedback(folder, output)
+    ratings = pd.DataFrame({"user_id": ["alice"], "item_id": ["i3"], "event": ["rating"], "value": [5],
+                            "timestamp": [int(T0) - 100]})
+    window = tmp_path / "window.csv"
+    pd.concat([ratings, pd.read_csv(output)]).to_csv(window, index=False)
+    items = tmp_path / "items.csv"
+    pd.DataFrame({"item_id": ["i1", "i2", "i3"], "title": ["One", "Two", "Three"]}).to_csv(items, index=False)
+    data = DataConfig(format="generic", interactions_path=window, items_path=items)
+    loaded = load_generic(data, pseudonymizer, Quarantine())
+    assert set(loaded.interactions["user_id"]) == {alice}
+    assert "alice" not in output.read_text()
