@@ -13,11 +13,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from polling import poll
 
 from hyperrec.experiments.controller import CanaryController
 from hyperrec.experiments.ctr import tally_feedback
@@ -26,7 +26,6 @@ from hyperrec.experiments.settings import CanaryConfig
 from hyperrec.online.feedback import FeedbackLog, read_feedback
 
 SERVER = Path(__file__).with_name("canary_metrics_server.py")
-POLLS, POLL_SECONDS = 120, 0.25
 HISTORY_REQUESTS = 10_000  #: what canary_metrics_server.py served before the first scrape
 
 
@@ -35,14 +34,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
-
-def poll(condition, what: str):
-    for _ in range(POLLS):
-        value = condition()
-        if value:
-            return value
-        time.sleep(POLL_SECONDS)
-    raise AssertionError(f"Prometheus never showed {what} in {POLLS} polls")
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ import json
 import random
 import shutil
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from polling import poll
 
 from hyperrec.config import load_config
 from hyperrec.experiments.decisions import DecisionLog
@@ -39,16 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "movielens_tiny"
 NAME = "hyperrec-ranker"
 K, REQUESTS_PER_STEP, MAX_STEPS = 5, 40, 4
-POLLS, POLL_SECONDS = 120, 0.25
 
-
-def poll(condition, what: str):
-    for _ in range(POLLS):
-        value = condition()
-        if value:
-            return value
-        time.sleep(POLL_SECONDS)
-    raise AssertionError(f"never saw {what} in {POLLS} polls")
 
 
 def config(tmp: Path, *extra: str):
