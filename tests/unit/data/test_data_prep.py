@@ -211,3 +211,23 @@ def test_a_time_window_keeps_only_its_events_and_counts_the_rest(tmp_path, pseud
     inside = int((ratings["timestamp"] >= cutoff).sum())
     assert window["rows_out"] == inside
     assert window["outside_window"] == len(ratings) - inside
+
+
+def test_a_user_who_touched_every_item_is_quarantined_not_fatal(tmp_path, pseudonym_key, caplog):
+    items = pd.read_csv(FIXTURES / "generic" / "items.csv", dtype=str)
+    raw_id = "bulk.buyer@example.org"
+    every_item = "".join(f"{raw_id},{item},click,{1_700_100_000 + 90 * n},,,\n"
+                         for n, item in enumerate(items["item_id"]))
+    interactions = tmp_path / "interactions.csv"
+    interactions.write_text((FIXTURES / "generic" / "interactions.csv").read_text() + every_item)
+    caplog.set_level(logging.DEBUG)
+    data = run_data_prep(_generic(tmp_path, interactions), tmp_path / "out")
+    pseudonym = Pseudonymizer(pseudonym_key.encode()).pseudonymize(raw_id)
+    records = [json.loads(line) for line in (data.root / prepared.QUARANTINE_FILE).read_text().splitlines()]
+    saturated = [r for r in records if r["reason"] == "touched_every_item"]
+    assert len(saturated) == len(items)
+    assert {(r["field"], r["values"]["user_id"]) for r in saturated} == {("user_id", pseudonym)}
+    assert pseudonym not in set(data.interactions["user_id"])
+    report = json.loads((data.root / prepared.REPORT_JSON).read_text())
+    assert report["steps"]["saturated_users"]["users_dropped"] == 1
+    assert raw_id not in _everything_written(data.root) and raw_id not in caplog.text
