@@ -231,3 +231,37 @@ def test_a_user_who_touched_every_item_is_quarantined_not_fatal(tmp_path, pseudo
     report = json.loads((data.root / prepared.REPORT_JSON).read_text())
     assert report["steps"]["saturated_users"]["users_dropped"] == 1
     assert raw_id not in _everything_written(data.root) and raw_id not in caplog.text
+
+
+SCHEMELESS_URL = "example.net/profile/jdoe"
+
+
+def test_scheme_less_urls_in_queries_and_item_text_become_the_url_placeholder(tmp_path, pseudonym_key):
+    generic = FIXTURES / "generic"
+    (tmp_path / "interactions.csv").write_text(
+        (generic / "interactions.csv").read_text() + f"u1,,search,1700009999,,,teapots {SCHEMELESS_URL}\n")
+    items = pd.read_csv(generic / "items.csv", dtype=str, keep_default_na=False)
+    items.loc[0, "text"] = f"Find us at {SCHEMELESS_URL}."
+    items.to_csv(tmp_path / "items.csv", index=False)
+    cfg = _config(tmp_path, format="generic", items_path=tmp_path / "items.csv",
+                  interactions_path=tmp_path / "interactions.csv")
+    data = run_data_prep(cfg, tmp_path / "out")
+    assert "teapots {{URL}}" in set(data.interactions["query"].dropna())
+    assert data.items.loc[0, "text"] == "Find us at {{URL}}."
+    written = _everything_written(data.root)
+    assert "example.net" not in written and "jdoe" not in written
+
+
+def test_scheme_less_urls_in_tags_become_the_url_placeholder(tmp_path, pseudonym_key):
+    folder = tmp_path / "movielens"
+    folder.mkdir()
+    for name in ("movies.csv", "ratings.csv", "tags.csv"):
+        (folder / name).write_text((FIXTURES / "movielens_tiny" / name).read_text())
+    movie = pd.read_csv(folder / "movies.csv")["movieId"].iloc[0]
+    with (folder / "tags.csv").open("a") as tags:
+        tags.write(f"1,{movie},fan page {SCHEMELESS_URL},1481376176\n")
+    data = run_data_prep(_config(tmp_path, dataset_dir=folder), tmp_path / "out")
+    item_text = data.items.set_index("item_id").loc[str(movie), "text"]
+    assert "fan page {{URL}}" in item_text
+    written = _everything_written(data.root)
+    assert "example.net" not in written and "jdoe" not in written
