@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.handler(args)
     except HyperrecError as exc:
-        logger.error("%s", exc)
+        logger.error("%s", " ".join(str(exc).split()))  # one line, whatever the message quotes
         return 2
     return 0
 

@@ -57,3 +57,15 @@ def drop_bot_bursts(interactions: pd.DataFrame, max_events: int, window_seconds:
     burst = burst_mask(interactions["user_id"], interactions["timestamp"], max_events, window_seconds)
     quarantine.add_rows(interactions[burst], reason="bot_burst", field_name=None)
     return interactions[~burst].reset_index(drop=True)
+
+
+def drop_saturated_users(interactions: pd.DataFrame, catalogue_size: int, quarantine: Quarantine) -> pd.DataFrame:
+    """Quarantine every event of users who touched every item of the catalogue (``touched_every_item``).
+
+    Training needs negatives a user never touched; such a user has none, so one of them would otherwise stop
+    the whole run. The quarantine records carry the user's pseudonym (never the raw id).
+    """
+    items_per_user = interactions.dropna(subset=["item_id"]).groupby("user_id")["item_id"].nunique()
+    saturated = interactions["user_id"].isin(items_per_user.index[items_per_user >= catalogue_size])
+    quarantine.add_rows(interactions[saturated], reason="touched_every_item", field_name="user_id")
+    return interactions[~saturated].reset_index(drop=True)

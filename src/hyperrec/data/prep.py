@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from hyperrec.config import HyperrecConfig
 from hyperrec.data import prepared
-from hyperrec.data.cleaning import drop_bot_bursts, drop_duplicates
+from hyperrec.data.cleaning import drop_bot_bursts, drop_duplicates, drop_saturated_users
 from hyperrec.data.examples import build_examples
 from hyperrec.data.fetch import locate_dataset
 from hyperrec.data.labels import label_events
@@ -45,8 +45,8 @@ from hyperrec.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-STEPS = ("read", "window", "unknown_items", "duplicates", "bot_bursts", "text", "labels", "split", "examples",
-         "profiles", "segments", "write")
+STEPS = ("read", "window", "unknown_items", "duplicates", "bot_bursts", "saturated_users", "text", "labels",
+         "split", "examples", "profiles", "segments", "write")
 #: Column types of the written tables (the contract of hyperrec.data.prepared); explicit so that an
 #: all-null column (e.g. query in MovieLens) is still typed.
 ITEMS_SCHEMA = pa.schema([("item_id", pa.string()), ("title", pa.string()), ("text", pa.string()),
@@ -150,7 +150,8 @@ def _window(run: _Run, interactions: pd.DataFrame) -> pd.DataFrame:
 
 
 def _clean(run: _Run, loaded: LoadedData) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Unknown items (interactions and tags), duplicates, bursts; each a step of its own in the report."""
+    """Unknown items (interactions and tags), duplicates, bursts, users without any possible negative; each a
+    step of its own in the report."""
     interactions = loaded.interactions
     with run.step("unknown_items", len(interactions)) as step:
         interactions = drop_unknown_items(interactions, loaded.items["item_id"], run.quarantine)
@@ -168,6 +169,11 @@ def _clean(run: _Run, loaded: LoadedData) -> tuple[pd.DataFrame, pd.DataFrame]:
         else:
             logger.warning("no timestamps: bot-burst detection skipped")
             step.details["skipped_no_timestamps"] = 1
+        step.rows_out = len(interactions)
+    with run.step("saturated_users", len(interactions)) as step:
+        before = interactions["user_id"].nunique()
+        interactions = drop_saturated_users(interactions, len(loaded.items), run.quarantine)
+        step.details["users_dropped"] = before - interactions["user_id"].nunique()
         step.rows_out = len(interactions)
     if interactions.empty:
         raise DataError("no usable interactions are left after validation and cleaning; see quarantine.jsonl")

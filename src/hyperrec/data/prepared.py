@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hyperrec.data.files import read_frame
 from hyperrec.errors import DataError
 
 SPLITS = ("train", "validation", "test")
@@ -50,7 +51,7 @@ class PreparedData:
         path = self.root / name
         if not path.exists():
             raise DataError("prepared data is incomplete; run data prep first", file=str(path))
-        return pd.read_parquet(path)
+        return read_frame(path, "a table written by data prep (run hyperrec data-prep again)")
 
     @cached_property
     def items(self) -> pd.DataFrame:

@@ -40,10 +40,10 @@ class Quarantine:
         for file_name, row, raw in zip(rows[FILE_COLUMN], rows[ROW_COLUMN], values):
             self.records.append(_record(str(file_name), int(row), field_name, reason, raw))
 
-    def add_lines(self, file_name: str, rows: Iterable[int], *, reason: str) -> None:
+    def add_lines(self, file_name: str, rows: Iterable[int], *, reason: str, field_name: str | None = None) -> None:
         """Quarantine rows that could not be parsed at all, so no values are kept."""
         for row in rows:
-            self.records.append(_record(file_name, int(row), None, reason, {}))
+            self.records.append(_record(file_name, int(row), field_name, reason, {}))
 
     def counts_by_reason(self) -> dict[str, int]:
         """Number of quarantined rows per reason, largest first."""

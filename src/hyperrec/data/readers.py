@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hyperrec.config import EVENT_TYPES, DataConfig
+from hyperrec.data.csv_records import Records, parse_records
 from hyperrec.data.pseudonymize import Pseudonymizer
 from hyperrec.data.quarantine import FILE_COLUMN, ROW_COLUMN, Quarantine
 from hyperrec.errors import ConfigError, DataError
@@ -118,54 +119,64 @@ def _require_columns(path: Path, columns: Sequence[str], required: Sequence[str]
             raise DataError(f"required column {name!r} is missing", file=str(path), field=name)
 
 
-def _decoded_lines(raw: bytes, bad_lines: list[int], line_numbers: list[int]) -> Iterator[str]:
-    """Yield each line decoded as UTF-8, recording its number; undecodable lines are skipped and noted."""
+def _decoded_lines(raw: bytes) -> tuple[list[int], list[str], list[int]]:
+    """Line numbers and text of the lines that decode as UTF-8 (line ends kept), and the numbers of those
+    that do not: one undecodable line is quarantined alone."""
+    numbers: list[int] = []
+    texts: list[str] = []
+    bad_lines: list[int] = []
     for number, line in enumerate(raw.splitlines(keepends=True), start=1):
         try:
-            text = line.decode("utf-8")
+            texts.append(line.decode("utf-8"))
         except UnicodeDecodeError:
             bad_lines.append(number)
             continue
-        line_numbers.append(number)
-        yield text
+        numbers.append(number)
+    return numbers, texts, bad_lines
 
 
 def _read_csv(path: Path, raw: bytes, quarantine: Quarantine) -> tuple[pd.DataFrame, list[int], int]:
-    bad_lines: list[int] = []
-    line_numbers: list[int] = []
-    reader = csv.reader(_decoded_lines(raw, bad_lines, line_numbers))
-    header = _csv_header(path, reader, bad_lines, line_numbers)
-    rows: list[list[str]] = []
-    numbers: list[int] = []
-    malformed: list[int] = []
-    consumed = len(line_numbers)
-    try:
-        for record in reader:
-            start, consumed = line_numbers[consumed], len(line_numbers)
-            if not record:
-                continue
-            if len(record) != len(header):
-                malformed.append(start)
-                continue
-            rows.append(record)
-            numbers.append(start)
-    except csv.Error as exc:
-        raise DataError(f"CSV cannot be parsed: {exc}", file=str(path), row=line_numbers[-1]) from None
+    """Rows of a CSV file; malformed quoting and wrong field counts quarantine one line each (csv_records)."""
+    numbers, texts, bad_lines = _decoded_lines(raw)
+    header_index, header = _csv_header(path, numbers, texts, bad_lines)
+    records = parse_records(texts, header_index + 1, len(header))
+    for rejected in records.rejected:
+        column = header[rejected.column] if rejected.column is not None and rejected.column < len(header) else None
+        quarantine.add_lines(path.name, [numbers[rejected.index]], reason=rejected.reason, field_name=column)
     quarantine.add_lines(path.name, bad_lines, reason="not_utf8")
-    quarantine.add_lines(path.name, malformed, reason="wrong_field_count")
-    return pd.DataFrame(rows, columns=header), numbers, len(bad_lines) + len(malformed)
+    skipped = len(records.rejected) + len(bad_lines)
+    missing = _unaccounted(raw, numbers[header_index], records, numbers, bad_lines)
+    if missing:  # a guard on the parser: no line may vanish between the file and the tables
+        logger.error("%s: %d lines matched no row and no quarantine record; quarantined", path.name, len(missing))
+        quarantine.add_lines(path.name, missing, reason="unaccounted_line")
+        skipped += len(missing)
+    rows = [fields for _, _, fields in records.kept]
+    return pd.DataFrame(rows, columns=header), [numbers[first] for first, _, _ in records.kept], skipped
 
 
-def _csv_header(path: Path, reader: Iterator[list[str]], bad_lines: list[int],
-                line_numbers: list[int]) -> list[str]:
-    """The first non-empty record, which must be a clean UTF-8 line."""
-    for record in reader:
-        if bad_lines and bad_lines[0] < line_numbers[-1]:
+def _unaccounted(raw: bytes, header_line: int, records: Records, numbers: list[int],
+                 bad_lines: list[int]) -> list[int]:
+    """Non-blank physical lines after the header, counted without the CSV parser, that no kept record spans
+    and no quarantine record names."""
+    physical = raw.splitlines()
+    accounted = np.zeros(len(physical) + 1, dtype=bool)
+    accounted[: header_line + 1] = True
+    accounted[bad_lines] = True
+    accounted[[numbers[r.index] for r in records.rejected]] = True
+    for first, last, _ in records.kept:
+        accounted[numbers[first]: numbers[last] + 1] = True
+    return [n for n in np.nonzero(~accounted)[0].tolist() if physical[n - 1].strip()]
+
+
+def _csv_header(path: Path, numbers: list[int], texts: list[str], bad_lines: list[int]) -> tuple[int, list[str]]:
+    """The first non-blank line (index into ``texts``, names), which must be a clean UTF-8 line."""
+    for index, text in enumerate(texts):
+        if bad_lines and bad_lines[0] < numbers[index]:
             break
-        if record:
-            names = [name.strip() for name in record]
+        if text.strip():
+            names = [name.strip() for name in next(csv.reader([text]))]
             names[0] = names[0].lstrip("\ufeff")
-            return names
+            return index, names
     raise DataError("the header line is missing or not valid UTF-8", file=str(path))
 
 

@@ -2,11 +2,14 @@
 
 Tags and search queries are written by users, so they may hold an email address or a phone number; they are
 scrubbed before they are stored, logged or turned into item text. scrubadub's stock detectors miss a few
-cases, so four regex detectors are added: a strict ``x@y.z`` email (the stock one can stop at
+cases, so five regex detectors are added: a strict ``x@y.z`` email (the stock one can stop at
 ``me at john.doe`` and leave ``@example.com`` behind), any ``http(s)://``/``www.`` link (the stock one misses
-short domains), card-like 13-19 digit numbers with spaces or dashes (the stock one needs whitespace before
-and no separators), and 10-15 digit phone numbers in any national format (the stock one only knows the US
-format unless a number starts with ``+``).
+short domains), a scheme-less link such as ``example.net/profile/jdoe`` (a domain, a lowercase TLD and a
+path: the path is what tells a link from ``notes.txt`` or ``Mr.Smith``), card-like 13-19 digit numbers with
+spaces or dashes (the stock one needs whitespace before and no separators), and 10-15 digit phone numbers in
+any national format (the stock one only knows the US format unless a number starts with ``+``). The stock
+email detector also reads ``us at example.net`` as a spelled-out address; when a path follows, that is a
+link, so the match is left to the link detector.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pandas as pd
 import scrubadub
 from langdetect import DetectorFactory, detect
 from langdetect.lang_detect_exception import LangDetectException
-from scrubadub.detectors import RegexDetector
+from scrubadub.detectors import EmailDetector, RegexDetector
 from scrubadub.filth import CreditCardFilth, EmailFilth, Filth, PhoneFilth, UrlFilth
 from tqdm.auto import tqdm
 
@@ -71,11 +74,40 @@ class StrictUrlDetector(RegexDetector):
     regex = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 
 
+class SchemelessUrlDetector(RegexDetector):
+    """``example.net/profile/jdoe``: dotted domain labels, a TLD (two lowercase letters, or a common generic one
+    in any case), an optional port, then a path. Trailing punctuation (``.``, ``,``, ``)``) ends the link.
+    Requiring the path and a TLD-like ending keeps ``notes.txt``, ``Mr.Smith``, ``Dr.No/...`` and ``3.14/2``."""
+
+    name = "url_schemeless"
+    filth_cls = UrlFilth
+    regex = re.compile(
+        r"(?<![\w.\-/:])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+        r"(?:[a-z]{2}|(?i:com|net|org|edu|gov|mil|int|info|biz|name|pro|app|dev|blog|shop|site|online|store|tech"
+        r"|xyz|club|live|news|page|link|wiki|cloud|social|media|email|tv|io|ai|co))"
+        r"(?::\d{1,5})?/(?:[^\s<>\"']*[^\s<>\"'.,;:!?)\]])?"
+    )
+
+
+class LinkAwareEmailDetector(EmailDetector):
+    """scrubadub's email detector, except a spelled-out ``name at domain.tld`` followed by ``/``: a link."""
+
+    name = "email"
+
+    def iter_filth(self, text: str, document_name: str | None = None) -> Iterator[Filth]:
+        """The stock matches, minus ``... at example.net`` directly followed by a path."""
+        for filth in super().iter_filth(text, document_name=document_name):
+            if "@" in filth.text or not text.startswith("/", filth.end):
+                yield filth
+
+
 @lru_cache(maxsize=1)
 def _scrubber() -> scrubadub.Scrubber:
     """scrubadub's default detectors (email, phone, url, credit card, credentials...) plus ours."""
     scrubber = scrubadub.Scrubber()
-    for detector in (StrictEmailDetector(), CardNumberDetector(), DigitPhoneDetector(), StrictUrlDetector()):
+    scrubber.remove_detector("email")
+    for detector in (LinkAwareEmailDetector(), StrictEmailDetector(), CardNumberDetector(), DigitPhoneDetector(),
+                     StrictUrlDetector(), SchemelessUrlDetector()):
         scrubber.add_detector(detector)
     return scrubber
 

@@ -121,10 +121,14 @@ def _cmd_plan(args: argparse.Namespace) -> None:
 def _cmd_analyze(args: argparse.Namespace) -> None:
     from hyperrec.experiments.ab import AnalysisSpec, analyze
     from hyperrec.experiments.ctr import tally_feedback
+    from hyperrec.monitoring.events import FEEDBACK_SEGMENT_GLOB
     from hyperrec.online.feedback import read_feedback
 
     if not args.feedback_dir.is_dir():
         raise HyperrecError(f"ab analyze: no feedback folder at {args.feedback_dir}")
+    if next(args.feedback_dir.glob(FEEDBACK_SEGMENT_GLOB), None) is None:
+        raise HyperrecError(f"ab analyze: no feedback-NNNNNN.jsonl segments in {args.feedback_dir}; expected the "
+                            "folder the transformer writes its feedback log to (serving.feedback_dir)")
     read = read_feedback(args.feedback_dir)
     if read.corrupt:
         bad = read.corrupt[0]

@@ -58,7 +58,9 @@ def add_monitoring_commands(subparsers: Any) -> argparse.ArgumentParser:
                      help="table of a prepared folder used as reference (default: monitoring.sources.reference_table)")
     src.add_argument("--current", type=Path, required=True,
                      help="current events: interaction file/folder or the serving feedback log (JSONL)")
-    src.add_argument("--items", type=Path, help="items.parquet mapping item_id to item_idx (default: the prepared one)")
+    src.add_argument("--items", type=Path,
+                     help="item_id -> item_idx: a prepared items.parquet, or the raw items file data prep read "
+                     "(items.csv, movies.csv), numbered as data prep numbers it (default: the prepared one)")
     src.add_argument("--item-embeddings", type=Path,
                      help=".npy catalogue embeddings, row = item_idx (default: monitoring.sources.item_embeddings)")
     src.add_argument("--reference-profiles", type=Path, help=".npy user profile embeddings of the reference")

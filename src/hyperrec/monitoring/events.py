@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hyperrec.data.catalogue import catalogue_index
+from hyperrec.data.files import read_frame, require_file
 from hyperrec.errors import DataError
 from hyperrec.monitoring.settings import FeedbackSettings
 
@@ -49,6 +51,8 @@ FEEDBACK_ALIASES = {"user_id": ("user_id", "user"), "event": ("event", "type"), 
 FEEDBACK_SEGMENT_GLOB = "feedback-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"
 IMPRESSION = "impression"
 PREPARED_TABLES = {"interactions": "interactions.parquet", "train": "train.parquet"}
+EXPECTED_EVENTS = ("an interaction table (.parquet, .csv, .jsonl) with user_id, event, timestamp, a MovieLens "
+                   "ratings.csv, the feedback log (.jsonl) or a prepared-data folder")
 _MS_THRESHOLD = 100_000_000_000  # Unix seconds reach this in the year 5138; larger values are milliseconds.
 
 
@@ -212,14 +216,14 @@ def _feedback_row(
 
 
 def _jsonl_records(path: Path) -> Iterable[Mapping[str, Any] | None]:
-    """Yield parsed lines; None for a line that is not a JSON object (e.g. the half-written last line)."""
-    with path.open(encoding="utf-8") as handle:
+    """Yield parsed lines; None for a line that is not a JSON object (the half-written last line, not UTF-8)."""
+    with path.open("rb") as handle:
         for line in handle:
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 yield None
                 continue
             yield record if isinstance(record, dict) else None
@@ -266,9 +270,9 @@ def read_feedback_segments(
 
 
 def read_item_index(path: Path) -> dict[str, int]:
-    """item_id -> item_idx of an items.parquet (the catalogue order of the embedding matrix rows)."""
-    items = pd.read_parquet(path, columns=["item_id", "item_idx"])
-    return dict(zip(items["item_id"].astype(str), items["item_idx"].astype(int)))
+    """item_id -> item_idx (the catalogue order of the embedding matrix rows): a prepared items.parquet or the
+    raw items file it came from (hyperrec.data.catalogue)."""
+    return catalogue_index(path)
 
 
 def _with_item_index(frame: pd.DataFrame, item_index: Mapping[str, int] | None) -> pd.DataFrame:
@@ -311,16 +315,15 @@ def read_events(
         frames = [read_events(p, item_index=item_index, feedback=feedback) for p in files]
         return pd.concat(frames, ignore_index=True)
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        frame = normalize_events(pd.read_parquet(path), source=str(path))
-    elif suffix == ".csv":
-        frame = normalize_events(pd.read_csv(path), source=str(path))
+    if suffix in {".parquet", ".csv"}:
+        frame = normalize_events(read_frame(path, EXPECTED_EVENTS), source=str(path))
     elif suffix in {".jsonl", ".json"}:
+        require_file(path, EXPECTED_EVENTS)
         if _is_feedback(path):
             return read_feedback_log(path, item_index=item_index, settings=feedback)
         frame = normalize_events(pd.DataFrame([r for r in _jsonl_records(path) if r]), source=str(path))
     else:
-        raise DataError("unsupported event file type (use .parquet, .csv, .jsonl)", file=str(path))
+        raise DataError(f"unsupported event file type {suffix!r}; expected {EXPECTED_EVENTS}", file=str(path))
     return _with_item_index(frame, item_index)
 
 

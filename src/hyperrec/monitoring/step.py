@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hyperrec.data.files import load_array, read_frame
 from hyperrec.errors import DataError
 from hyperrec.monitoring.drift import DriftResult, run_drift_check
 from hyperrec.monitoring.events import Window, last_days_bounds, read_events, read_item_index, select_window
@@ -81,23 +82,20 @@ def load_windows(sources: Sources, bounds: Bounds, settings: MonitoringConfig) -
     return ref_window, cur_window
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix in {".jsonl", ".json"}:
-        return pd.read_json(path, lines=suffix == ".jsonl")
-    raise DataError("unsupported table type (use .parquet, .csv, .jsonl)", file=str(path))
+EXPECTED_PREDICTIONS = "served recommendations (.parquet, .csv, .jsonl) with item_id[, user_id, score]"
+EXPECTED_EMBEDDINGS = "a NumPy .npy array with one row per item_idx (or per user, for profiles)"
+
+
+def _read_predictions(path: Path) -> pd.DataFrame:
+    return read_frame(path, EXPECTED_PREDICTIONS)
+
+
+def _read_embeddings(path: Path) -> np.ndarray:
+    return load_array(path, EXPECTED_EMBEDDINGS)
 
 
 def _load_optional(path: Path | None, reader: Callable[[Path], Any]) -> Any:
-    if path is None:
-        return None
-    if not path.exists():
-        raise DataError("file not found", file=str(path))
-    return reader(path)
+    return None if path is None else reader(path)
 
 
 def check_sources(
@@ -116,11 +114,11 @@ def check_windows(
         reference,
         current,
         settings,
-        item_embeddings=_load_optional(sources.item_embeddings, np.load),
-        reference_profiles=_load_optional(sources.reference_profiles, np.load),
-        current_profiles=_load_optional(sources.current_profiles, np.load),
-        reference_predictions=_load_optional(sources.reference_predictions, _read_table),
-        current_predictions=_load_optional(sources.current_predictions, _read_table),
+        item_embeddings=_load_optional(sources.item_embeddings, _read_embeddings),
+        reference_profiles=_load_optional(sources.reference_profiles, _read_embeddings),
+        current_profiles=_load_optional(sources.current_profiles, _read_embeddings),
+        reference_predictions=_load_optional(sources.reference_predictions, _read_predictions),
+        current_predictions=_load_optional(sources.current_predictions, _read_predictions),
         output_dir=output_dir,
     )
 

@@ -211,3 +211,57 @@ def test_a_time_window_keeps_only_its_events_and_counts_the_rest(tmp_path, pseud
     inside = int((ratings["timestamp"] >= cutoff).sum())
     assert window["rows_out"] == inside
     assert window["outside_window"] == len(ratings) - inside
+
+
+def test_a_user_who_touched_every_item_is_quarantined_not_fatal(tmp_path, pseudonym_key, caplog):
+    items = pd.read_csv(FIXTURES / "generic" / "items.csv", dtype=str)
+    raw_id = "bulk.buyer@example.org"
+    every_item = "".join(f"{raw_id},{item},click,{1_700_100_000 + 90 * n},,,\n"
+                         for n, item in enumerate(items["item_id"]))
+    interactions = tmp_path / "interactions.csv"
+    interactions.write_text((FIXTURES / "generic" / "interactions.csv").read_text() + every_item)
+    caplog.set_level(logging.DEBUG)
+    data = run_data_prep(_generic(tmp_path, interactions), tmp_path / "out")
+    pseudonym = Pseudonymizer(pseudonym_key.encode()).pseudonymize(raw_id)
+    records = [json.loads(line) for line in (data.root / prepared.QUARANTINE_FILE).read_text().splitlines()]
+    saturated = [r for r in records if r["reason"] == "touched_every_item"]
+    assert len(saturated) == len(items)
+    assert {(r["field"], r["values"]["user_id"]) for r in saturated} == {("user_id", pseudonym)}
+    assert pseudonym not in set(data.interactions["user_id"])
+    report = json.loads((data.root / prepared.REPORT_JSON).read_text())
+    assert report["steps"]["saturated_users"]["users_dropped"] == 1
+    assert raw_id not in _everything_written(data.root) and raw_id not in caplog.text
+
+
+SCHEMELESS_URL = "example.net/profile/jdoe"
+
+
+def test_scheme_less_urls_in_queries_and_item_text_become_the_url_placeholder(tmp_path, pseudonym_key):
+    generic = FIXTURES / "generic"
+    (tmp_path / "interactions.csv").write_text(
+        (generic / "interactions.csv").read_text() + f"u1,,search,1700009999,,,teapots {SCHEMELESS_URL}\n")
+    items = pd.read_csv(generic / "items.csv", dtype=str, keep_default_na=False)
+    items.loc[0, "text"] = f"Find us at {SCHEMELESS_URL}."
+    items.to_csv(tmp_path / "items.csv", index=False)
+    cfg = _config(tmp_path, format="generic", items_path=tmp_path / "items.csv",
+                  interactions_path=tmp_path / "interactions.csv")
+    data = run_data_prep(cfg, tmp_path / "out")
+    assert "teapots {{URL}}" in set(data.interactions["query"].dropna())
+    assert data.items.loc[0, "text"] == "Find us at {{URL}}."
+    written = _everything_written(data.root)
+    assert "example.net" not in written and "jdoe" not in written
+
+
+def test_scheme_less_urls_in_tags_become_the_url_placeholder(tmp_path, pseudonym_key):
+    folder = tmp_path / "movielens"
+    folder.mkdir()
+    for name in ("movies.csv", "ratings.csv", "tags.csv"):
+        (folder / name).write_text((FIXTURES / "movielens_tiny" / name).read_text())
+    movie = pd.read_csv(folder / "movies.csv")["movieId"].iloc[0]
+    with (folder / "tags.csv").open("a") as tags:
+        tags.write(f"1,{movie},fan page {SCHEMELESS_URL},1481376176\n")
+    data = run_data_prep(_config(tmp_path, dataset_dir=folder), tmp_path / "out")
+    item_text = data.items.set_index("item_id").loc[str(movie), "text"]
+    assert "fan page {{URL}}" in item_text
+    written = _everything_written(data.root)
+    assert "example.net" not in written and "jdoe" not in written

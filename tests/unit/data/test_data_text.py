@@ -32,6 +32,29 @@ def test_ordinary_tags_are_left_alone(text):
     assert scrub_text(text) == text
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("example.net/profile/jdoe", "{{URL}}"),
+    ("see example.net/profile/jdoe now", "see {{URL}} now"),
+    ("Find us at example.net/profile/jdoe.", "Find us at {{URL}}."),  # not {{EMAIL}}/profile/jdoe
+    ("jdoe at example.net/profile/jdoe", "jdoe at {{URL}}"),
+    ("(blog.example.co.uk/posts/1), great", "({{URL}}), great"),
+    ("short link bit.ly/3xYz", "short link {{URL}}"),
+    ("Shop.Example.COM/p?id=3&u=jdoe", "{{URL}}"),
+    ("host example.org:8080/admin", "host {{URL}}"),
+])
+def test_scheme_less_links_become_the_url_placeholder(text, expected):
+    assert scrub_text(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "Dr. No", "Dr.No/Goldfinger", "Mr.Smith", "Mr.Smith/Jones", "notes.txt", "read notes.txt first",
+    "archive.tar.gz", "pi is 3.14/2 here", "v2.5/3.0", "and/or", "AC/DC", "24/7", "U.S./Canada", "Ph.D/MBA",
+    "e.g. i.e./x", "Amazon.com (2004)", "St. Louis/Chicago",
+])
+def test_text_that_only_looks_dotted_or_slashed_is_left_alone(text):
+    assert scrub_text(text) == text
+
+
 def test_a_column_is_scrubbed_per_distinct_value_and_counts_changes():
     column = pd.Series(["call 020 7946 0958", None, "fine", "call 020 7946 0958"])
     cleaned, changed = scrub_series(column)
