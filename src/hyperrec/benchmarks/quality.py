@@ -184,7 +184,6 @@ def training_info(models_dirs: Sequence[Path], fit_seconds: Mapping[str, float])
                 "epochs_run": result.get("epochs_run"),
                 "best_epoch": result.get("best_epoch"),
                 "best_validation": result.get("best_metric"),
-                "stopped_by_time": result.get("stopped_by_time"),
                 "stopped_early": result.get("stopped_early"),
             }
             info[path.name] = {key: value for key, value in values.items() if value is not None}
