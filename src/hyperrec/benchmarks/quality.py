@@ -308,7 +308,7 @@ def quality_summary(metrics: Mapping[str, Any], evaluation_dir: Path, split_path
 
 
 def load_average() -> list[float] | None:
-    """1, 5 and 15-minute load averages (other work on the machine slows the time-budgeted trainings)."""
+    """1, 5 and 15-minute load averages (other work on the machine changes the wall time, not the metrics)."""
     try:
         return [round(value, 2) for value in os.getloadavg()]
     except OSError:
