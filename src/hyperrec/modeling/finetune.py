@@ -56,10 +56,12 @@ _NO_DECAY = ("bias", "LayerNorm.weight", "layernorm.weight", "norm.weight", "ln"
 
 # --------------------------------------------------------------------------------------------- environment
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (CPU and CUDA)."""
+    """Seed Python, numpy and torch (CPU and CUDA), and prefer torch's deterministic kernels (a warning, not an
+    error, where an op has none) so that a seed fixes the weights, not just the metrics."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def configure_threads(threads: int | None) -> None:
