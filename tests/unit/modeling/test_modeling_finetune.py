@@ -14,6 +14,7 @@ from hyperrec.modeling.finetune import (
     EarlyStopping,
     Trainer,
     TrainingTimeout,
+    TrainResult,
     apply_freezing,
     build_optimizer,
     layers_for_epoch,
@@ -169,3 +170,10 @@ def test_trainer_applies_the_unfreeze_schedule(tiny_bert_path: Path) -> None:
     assert torch.equal(low0, before[0]) and not torch.equal(up0, before[1])
     assert not torch.equal(low1, low0)
     assert np.isfinite(low1.numpy()).all()
+
+
+def test_train_results_of_older_versions_still_read() -> None:
+    """model.json files written while wall-clock budgets existed carry stopped_by_time; it is ignored."""
+    result = TrainResult.from_dict({"epochs_run": 3, "best_metric": 0.05, "stopped_by_time": True})
+    assert result.epochs_run == 3 and result.best_metric == 0.05
+    assert TrainResult.from_dict(result.to_dict()) == result
