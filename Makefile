@@ -112,8 +112,11 @@ LOCAL_BASE := localhost/hyperrec/base:$(DEBIAN_SUITE)-$(BASE_KEY)
 BASE_IMAGE ?= $(LOCAL_BASE)
 # Build-system wheels for hyperrec itself (pyproject's build-system), pinned here: requirements.lock has none.
 BUILD_REQUIREMENTS := setuptools==84.2.1 wheel==0.48.0
+# Wheels the images' Python (Debian bookworm's 3.11.2) needs but the host's newer 3.11 does not, so the host's
+# resolver leaves them out: redis needs async-timeout below Python 3.11.3. Pinned in requirements.lock.
+IMAGE_PYTHON_EXTRAS := async-timeout
 WHEEL_KEY := $(shell { cat requirements.lock serving/requirements.txt; sed -n '/^dependencies = \[/,/^\]/p' pyproject.toml; \
-	echo '$(BUILD_REQUIREMENTS) $(TORCH_VARIANT)'; } | sha256sum | cut -c1-12)
+	echo '$(BUILD_REQUIREMENTS) $(IMAGE_PYTHON_EXTRAS) $(TORCH_VARIANT)'; } | sha256sum | cut -c1-12)
 WHEELHOUSE := $(IMAGE_CACHE)/wheelhouse-$(TORCH_VARIANT)-$(WHEEL_KEY)
 PODMAN_BUILD := podman build --isolation chroot --network host --build-context wheelhouse=$(WHEELHOUSE) \
 	--build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg WHEELHOUSE_KEY=$(WHEEL_KEY) \
@@ -153,5 +156,5 @@ $(WHEELHOUSE)/.complete: | install
 	  || $(BIN)/python -m pip download --quiet --no-deps -d $(WHEELHOUSE).tmp --index-url $(TORCH_INDEX_URL) \
 	     "torch==$(TORCH_VERSION)+$(TORCH_VARIANT)"
 	$(BIN)/python -m pip wheel --quiet --find-links $(WHEELHOUSE).tmp -c requirements.lock -w $(WHEELHOUSE).tmp \
-	  -r $(WHEELHOUSE).tmp/components.txt -r $(WHEELHOUSE).tmp/serving.txt $(BUILD_REQUIREMENTS)
+	  -r $(WHEELHOUSE).tmp/components.txt -r $(WHEELHOUSE).tmp/serving.txt $(BUILD_REQUIREMENTS) $(IMAGE_PYTHON_EXTRAS)
 	rm -rf $(WHEELHOUSE) && mv $(WHEELHOUSE).tmp $(WHEELHOUSE) && touch $@

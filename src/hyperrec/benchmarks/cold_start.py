@@ -16,9 +16,10 @@ Protocol (``derive_cold_start``, then ``run_cold_start``):
    on the derived folder and evaluate them on its test split under both protocols. Histories at test time
    are train + validation, which hold no held-out item.
 
-Caveat: the catalogue is unchanged, so a model that scores the whole catalogue while it trains (the
-full-softmax next-item models) still meets the held-out items as negatives of every step; a truly new item
-would instead arrive after training with an untrained ID embedding. Baselines that learn only from events
+The catalogue is unchanged, so the next-item models know the held-out items' texts while they train; they
+treat items without a train event as text-only (never softmax classes, no ID embedding, the shared cold
+bias), which is how a truly new item arrives at serving time. ``next_item.id_dropout`` trains that text-only
+path on warm items too, so that it is on the scale of learned-ID scores. Baselines that learn only from events
 (popularity, item-kNN, ALS, BPR) have nothing to score a held-out item with and land near zero on the full
 protocol: that is the expected result, not a bug.
 

@@ -184,7 +184,6 @@ def training_info(models_dirs: Sequence[Path], fit_seconds: Mapping[str, float])
                 "epochs_run": result.get("epochs_run"),
                 "best_epoch": result.get("best_epoch"),
                 "best_validation": result.get("best_metric"),
-                "stopped_by_time": result.get("stopped_by_time"),
                 "stopped_early": result.get("stopped_early"),
             }
             info[path.name] = {key: value for key, value in values.items() if value is not None}
@@ -309,7 +308,7 @@ def quality_summary(metrics: Mapping[str, Any], evaluation_dir: Path, split_path
 
 
 def load_average() -> list[float] | None:
-    """1, 5 and 15-minute load averages (other work on the machine slows the time-budgeted trainings)."""
+    """1, 5 and 15-minute load averages (other work on the machine changes the wall time, not the metrics)."""
     try:
         return [round(value, 2) for value in os.getloadavg()]
     except OSError:

@@ -278,6 +278,6 @@ class BiEncoderRecommender(Recommender):
             model.item_tower.to(device).eval()
         model._item_matrix = load_state(directory / MATRIX_FILE)["item_matrix"].numpy()
         if config.get("train_result"):
-            model.train_result = TrainResult(**config["train_result"])
+            model.train_result = TrainResult.from_dict(config["train_result"])
         model.exclude_history = bool(config.get("exclude_history", model.exclude_history))
         return model

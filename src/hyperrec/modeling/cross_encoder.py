@@ -304,7 +304,7 @@ class CrossEncoderReranker(Recommender):
         model.net.head.load_state_dict({k.removeprefix("head."): v for k, v in head.items()})
         model.net.to(model._device).eval()
         if config.get("train_result"):
-            model.train_result = TrainResult(**config["train_result"])
+            model.train_result = TrainResult.from_dict(config["train_result"])
         model.fusion_weight = float(config.get("fusion_weight", model.fusion_weight))
         model.fusion_results = dict(config.get("fusion_results") or {})
         return model

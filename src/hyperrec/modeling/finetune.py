@@ -7,6 +7,9 @@
 - early stopping on a validation metric computed by an *injected* ``validate(recommender) -> float`` callable
   (the evaluation harness in production, a small local metric in tests), best state restored at the end and
   written to ``checkpoint_dir/best.safetensors`` on every improvement;
+- budgets in epochs and steps only, so that the same seed and thread count give the same model whatever the
+  machine's load; ``max_train_seconds`` is a safety net that *fails* the run (``TrainingTimeout``), never a
+  budget that quietly shortens it;
 - seeded, CUDA + bf16 autocast when available, torch threads from the config on CPU, tqdm bars, and an optional
   ``on_metrics(dict, step)`` callback (the pipeline layer forwards it to MLflow).
 """
@@ -21,7 +24,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hyperrec.errors import ModelError
 from hyperrec.modeling.settings import RuntimeSettings, TrainingSettings
 
 if TYPE_CHECKING:
@@ -40,15 +44,24 @@ log = logging.getLogger(__name__)
 Validator = Callable[["Recommender"], float]
 MetricsCallback = Callable[[dict[str, float], int], None]
 
+
+
+class TrainingTimeout(ModelError):
+    """Training ran past ``max_train_seconds``: a safety net tripped, not a budget (results would depend on
+    the machine's load), so the run fails instead of keeping a partly trained model."""
+
+
 _NO_DECAY = ("bias", "LayerNorm.weight", "layernorm.weight", "norm.weight", "ln", "position", "segment")
 
 
 # --------------------------------------------------------------------------------------------- environment
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (CPU and CUDA)."""
+    """Seed Python, numpy and torch (CPU and CUDA), and prefer torch's deterministic kernels (a warning, not an
+    error, where an op has none) so that a seed fixes the weights, not just the metrics."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def configure_threads(threads: int | None) -> None:
@@ -62,8 +75,6 @@ def resolve_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if setting == "cuda" and not torch.cuda.is_available():
-        from hyperrec.errors import ModelError
-
         raise ModelError("modeling.runtime.device is 'cuda' but no CUDA device is available")
     return torch.device(setting)
 
@@ -221,7 +232,6 @@ class TrainResult:
     steps: int = 0
     examples: int = 0
     stopped_early: bool = False
-    stopped_by_time: bool = False
     train_seconds: float = 0.0
     validation_seconds: float = 0.0
     examples_per_second: float = 0.0
@@ -229,6 +239,12 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainResult:
+        """Read a saved result; keys of older versions (e.g. ``stopped_by_time``) are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 class Trainer:
@@ -344,15 +360,16 @@ class Trainer:
                     stop = True
                     result.stopped_early = True
                 if deadline is not None and time.perf_counter() > deadline:
-                    stop = True
-                    result.stopped_by_time = True
+                    raise TrainingTimeout(
+                        f"{self.name}: training passed the max_train_seconds safety net ({s.max_train_seconds:g} s) "
+                        f"at epoch {epoch}, step {result.steps}; budgets are max_epochs/max_steps_per_epoch, so "
+                        f"raise the net or lower those")
                 if stop or (s.max_steps_per_epoch and steps_this_epoch >= s.max_steps_per_epoch):
                     break
             bar.close()
             result.epochs_run = epoch + 1
             log.debug("%s epoch %d took %.1fs", self.name, epoch, time.perf_counter() - epoch_start)
-            needs_eval = not s.eval_every_steps or (result.stopped_by_time and result.steps % s.eval_every_steps)
-            if needs_eval and evaluate(epoch) and not result.stopped_by_time:
+            if not s.eval_every_steps and evaluate(epoch):
                 result.stopped_early = True
                 stop = True
             if stop:

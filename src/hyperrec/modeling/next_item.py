@@ -103,6 +103,10 @@ class NextItemNet(nn.Module):
             self.text_proj = nn.Linear(self.text_dim, s.d_model)
         self.id_emb = nn.Embedding(n_items, s.d_model) if s.use_id_embedding else None
         self.item_bias = nn.Parameter(torch.zeros(n_items))
+        #: Items scored from their text alone (no train event): no ID embedding, the shared cold_bias.
+        self.register_buffer("text_only", torch.zeros(n_items, dtype=torch.bool), persistent=True)
+        self.cold_bias = nn.Parameter(torch.zeros(()))
+        self.id_dropout = s.id_dropout if self.text_dim and self.id_emb is not None else 0.0
         #: Learned score offset of items already in the history read (re-consumption); None when disabled.
         self.repeat_bias = nn.Parameter(torch.zeros(())) if s.history_penalty in ("auto", "learned") else None
         self.pos_emb = nn.Embedding(s.max_seq_len, s.d_model)
@@ -124,8 +128,20 @@ class NextItemNet(nn.Module):
         if self.segment_emb is not None:
             nn.init.zeros_(self.segment_emb.weight)
 
-    def item_vectors(self, idx: torch.Tensor | None = None, text: torch.Tensor | None = None) -> torch.Tensor:
-        """Vectors of items ``idx`` (all items when None); ``text`` overrides the cached text embeddings."""
+    def text_only_mask(self, idx: torch.Tensor | None = None, generator: torch.Generator | None = None
+                       ) -> torch.Tensor:
+        """Which of items ``idx`` (all when None) are scored from text alone: those without a train event,
+        plus, when ``generator`` is given (a training step), a random ``id_dropout`` share of the others."""
+        mask = self.text_only if idx is None else self.text_only[idx]
+        if generator is not None and self.id_dropout > 0:
+            drawn = torch.rand(mask.shape, generator=generator).to(mask.device) < self.id_dropout
+            mask = mask | drawn
+        return mask
+
+    def item_vectors(self, idx: torch.Tensor | None = None, text: torch.Tensor | None = None,
+                     text_only: torch.Tensor | None = None) -> torch.Tensor:
+        """Vectors of items ``idx`` (all items when None); ``text`` overrides the cached text embeddings;
+        ``text_only`` (default: ``text_only_mask(idx)``) marks items whose ID embedding is left out."""
         out: torch.Tensor | None = None
         if self.text_dim:
             if text is None:
@@ -133,12 +149,17 @@ class NextItemNet(nn.Module):
             out = self.text_proj(text)
         if self.id_emb is not None:
             ids = self.id_emb.weight if idx is None else self.id_emb(idx)
+            keep = ~(self.text_only_mask(idx) if text_only is None else text_only)
+            ids = ids * keep.unsqueeze(-1).to(ids.dtype)
             out = ids if out is None else out + ids
         assert out is not None
         return out
 
-    def biases(self, idx: torch.Tensor | None = None) -> torch.Tensor:
-        return self.item_bias if idx is None else self.item_bias[idx]
+    def biases(self, idx: torch.Tensor | None = None, text_only: torch.Tensor | None = None) -> torch.Tensor:
+        """Item score offsets: the learned item bias, or the shared cold_bias for text-only items."""
+        bias = self.item_bias if idx is None else self.item_bias[idx]
+        mask = self.text_only_mask(idx) if text_only is None else text_only
+        return torch.where(mask, self.cold_bias, bias)
 
     def hidden(self, seq_vectors: torch.Tensor, valid: torch.Tensor, segments: torch.Tensor | None = None,
                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -382,16 +403,14 @@ class NextItemRecommender(Recommender):
 
     def _unseen_items(self, histories: dict[str, np.ndarray], n_items: int, net: NextItemNet,
                       device: torch.device) -> torch.Tensor | None:
-        """Items with no train event; with unseen_items_from_text their ID embedding starts (and stays) zero."""
+        """Items with no train event; with unseen_items_from_text they are the net's text-only items."""
         if not self.settings.unseen_items_from_text:
             return None
         seen = np.zeros(n_items, dtype=bool)
         for history in histories.values():
             seen[history[(history >= 0) & (history < n_items)]] = True
         unseen = torch.from_numpy(~seen).to(device)
-        if net.id_emb is not None:
-            with torch.no_grad():
-                net.id_emb.weight[unseen] = 0.0
+        net.text_only.copy_(unseen)
         log.info("%s: %d items have no train event; they are scored from their text", self.name, int(unseen.sum()))
         return unseen
 
@@ -404,10 +423,11 @@ class NextItemRecommender(Recommender):
         valid_out = targets != pad
         tgt = targets[valid_out]
         if s.loss == "full_softmax":
-            all_vecs = net.item_vectors()
+            text_only = net.text_only_mask(generator=gen)
+            all_vecs = net.item_vectors(text_only=text_only)
             padded_vecs = torch.cat([all_vecs, all_vecs.new_zeros(1, all_vecs.shape[1])])
             hidden, _ = net.hidden(padded_vecs[inputs], valid_in, segs if net.segment_emb is not None else None)
-            logits = hidden[valid_out] @ all_vecs.T + net.biases()
+            logits = hidden[valid_out] @ all_vecs.T + net.biases(text_only=text_only)
             if net.repeat_bias is not None:
                 rows, positions = _history_pairs(inputs, valid_in, valid_out)
                 logits = _add_repeat_bias(logits, rows, inputs.reshape(-1)[positions], net.repeat_bias)
@@ -425,7 +445,8 @@ class NextItemRecommender(Recommender):
             tok = {k: v[uniq.cpu()].to(inputs.device) for k, v in self._tokens.items()}
             width = int(tok["attention_mask"].sum(1).max())
             text = self.encoder(**{k: v[:, :width] for k, v in tok.items()})
-        vecs = net.item_vectors(uniq, text)
+        text_only = net.text_only_mask(uniq, generator=gen)
+        vecs = net.item_vectors(uniq, text, text_only=text_only)
         n_in = int(valid_in.sum())
         seq_pos = torch.full_like(inputs, len(uniq))
         seq_pos[valid_in] = inverse[:n_in]
@@ -433,7 +454,7 @@ class NextItemRecommender(Recommender):
         hidden, _ = net.hidden(seq_vecs, valid_in, segs if net.segment_emb is not None else None)
         tgt_pos = inverse[n_in:n_in + tgt.numel()]
         cand = torch.unique(torch.cat([tgt_pos, inverse[n_in + tgt.numel():]]))
-        logits = hidden[valid_out] @ vecs[cand].T + net.biases(uniq[cand])
+        logits = hidden[valid_out] @ vecs[cand].T + net.biases(uniq[cand], text_only=text_only[cand])
         if net.repeat_bias is not None:
             column_of = torch.full((len(uniq) + 1,), -1, dtype=torch.long, device=inputs.device)
             column_of[cand] = torch.arange(len(cand), device=inputs.device)
@@ -570,10 +591,15 @@ class NextItemRecommender(Recommender):
         model.segments = {str(k): int(v) for k, v in
                           json.loads((directory / SEGMENTS_JSON).read_text(encoding="utf-8")).items()}
         if config.get("train_result"):
-            model.train_result = TrainResult(**config["train_result"])
+            model.train_result = TrainResult.from_dict(config["train_result"])
         model._device = resolve_device(runtime.device)
         net = NextItemNet(int(config["n_items"]), config["text_dim"], settings, model.n_segments)
-        net.load_state_dict(load_state(directory / WEIGHTS_FILE))
+        state = load_state(directory / WEIGHTS_FILE)
+        # Models saved before text-only scoring existed lack these two (all-False / zero is what they did).
+        missing = {"text_only", "cold_bias"} - set(state)
+        incompatible = net.load_state_dict(state, strict=not missing)
+        if set(incompatible.missing_keys) - missing or incompatible.unexpected_keys:
+            raise ModelError(f"{directory / WEIGHTS_FILE} does not fit the saved settings: {incompatible}")
         model.net = net.to(model._device).eval()
         if (directory / ENCODER_DIR).exists():
             model.encoder = TextEncoder(directory / ENCODER_DIR, max_length=model.item_encoder_settings.max_length

@@ -36,7 +36,14 @@ def test_defaults_are_the_demo_profile() -> None:
     assert config.runtime.profile == "demo"
     assert config.item_encoder.model_path is None  # the packaged MiniLM
     assert config.next_item.use_text and not config.next_item.finetune_item_encoder
-    assert config.next_item.training.max_train_seconds is not None
+
+
+
+def test_no_profile_has_a_wall_clock_budget() -> None:
+    """Budgets are epochs/steps: the same seed and threads give the same model on a busy or idle machine."""
+    for config in (ModelingConfig(), apply_profile(ModelingConfig(), "full")):
+        for section in (config.next_item, config.bi_encoder, config.cross_encoder):
+            assert section.training.max_train_seconds is None
 
 
 def test_partial_training_override_keeps_the_model_defaults() -> None:
