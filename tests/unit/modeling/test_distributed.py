@@ -76,6 +76,9 @@ def test_two_gloo_processes_train_the_weights_of_one(runs: dict[str, Path]) -> N
     single, ddp = (load_state(runs[k] / "weights.safetensors") for k in ("single", "ddp"))
     assert single.keys() == ddp.keys()
     for name, tensor in single.items():
+        if not tensor.is_floating_point():  # masks and counts (e.g. the text-only items) must be equal
+            assert tensor.equal(ddp[name]), name
+            continue
         assert (tensor - ddp[name]).abs().max() <= 1e-4 + 1e-3 * tensor.abs().max(), name
     results = {k: json.loads((runs[k] / "model.json").read_text())["train_result"] for k in runs}
     # 40 users x 2 windows (12 train items, max_seq_len 8) = 80 windows, 16 per step: 5 steps an epoch
