@@ -89,7 +89,7 @@ def _settings(args: argparse.Namespace) -> Any:
 def _fetch_registered(args: argparse.Namespace, spec: str, flag: str, dst: Path) -> tuple[Path, str]:
     """Download the bundle of ``NAME@ALIAS``; return it with the registry version the alias points to."""
     from hyperrec.cli_options import config_from_args
-    from hyperrec.registry import BundleRegistry
+    from hyperrec.registry import BundleRegistry, RegistryError
 
     name, sep, alias = spec.partition("@")
     if not sep or not name or not alias:
@@ -97,7 +97,7 @@ def _fetch_registered(args: argparse.Namespace, spec: str, flag: str, dst: Path)
     registry = BundleRegistry.from_target(config_from_args(args))
     info = registry.alias_version(name, alias)
     if info is None:
-        raise HyperrecError(f"{flag}: registered model {name!r} has no alias {alias!r}")
+        raise RegistryError(f"{flag}: registered model {name!r} has no alias {alias!r}")
     return registry.download_bundle(name, alias, dst), str(info.version)
 
 
