@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from hyperrec.online.errors import InvalidRequest
-from hyperrec.online.requests import decode_body, item_id, parse_user_id, valid_request_id
+from hyperrec.online.guard_settings import HttpGuardConfig
+from hyperrec.online.requests import check_fields, decode_body, item_id, parse_user_id, valid_request_id
 
 FEEDBACK_TYPES = ("impression", "click", "dwell", "rating")
 _SEGMENT_RE = re.compile(r"^feedback-(\d{6})\.jsonl$")
@@ -39,17 +40,20 @@ _BODY_FIELDS = {"request_id", "user_id", "events"}
 
 
 def parse_feedback(
-    body: Any, *, pseudonymize: Callable[[str], str], max_events: int, max_user_id_chars: int = 256
+    body: Any, *, pseudonymize: Callable[[str], str], max_events: int, max_user_id_chars: int = 256,
+    known_item: Callable[[str], bool] | None = None, limits: HttpGuardConfig | None = None,
 ) -> list[dict[str, Any]]:
     """Validate a feedback body into log records (raises InvalidRequest).
 
     ``{"request_id": "...", "user_id": "u42", "events": [{"type": "click", "item_id": "m1"},
     {"type": "dwell", "item_id": "m1", "value": 31.5}, {"type": "rating", "item_id": "m1", "value": 4}]}``
+
+    ``known_item``: whether an item id is in the served catalogue (unknown ids are a 400: they could only
+    pollute the log); ``limits``: the plausible ranges of values and timestamps (``serving.http``).
     """
+    limits = limits or HttpGuardConfig()
     body = decode_body(body)
-    unknown = sorted(str(key) for key in body if key not in _BODY_FIELDS)
-    if unknown:
-        raise InvalidRequest(f"unknown field(s) {unknown}; allowed: {sorted(_BODY_FIELDS)}")
+    check_fields(body, _BODY_FIELDS, "the feedback")
     if body.get("request_id") is None:
         raise InvalidRequest("request_id is required: the id of the answer this feedback is about")
     request_id = valid_request_id(body["request_id"])
@@ -60,40 +64,50 @@ def parse_feedback(
     if len(events) > max_events:
         raise InvalidRequest(f"events has {len(events)} entries; at most {max_events} are accepted")
     received = time.time()
-    records = []
-    for i, event in enumerate(events):
-        where = f"events[{i}]"
-        if not isinstance(event, Mapping):
-            raise InvalidRequest(f"{where} must be an object")
-        extra = sorted(str(key) for key in event if key not in _EVENT_FIELDS)
-        if extra:
-            raise InvalidRequest(f"{where} has unknown field(s) {extra}; allowed: {sorted(_EVENT_FIELDS)}")
-        kind = event.get("type")
-        if kind not in FEEDBACK_TYPES:
-            raise InvalidRequest(f"{where}.type must be one of {list(FEEDBACK_TYPES)}, got {kind!r}")
-        if "item_id" not in event:
-            raise InvalidRequest(f"{where}.item_id is required")
-        value = event.get("value")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value)):
-            raise InvalidRequest(f"{where}.value must be a finite number")
-        if kind == "dwell" and (value is None or value < 0):
-            raise InvalidRequest(f"{where}: a dwell event needs value = seconds >= 0")
-        if kind == "rating" and value is None:
-            raise InvalidRequest(f"{where}: a rating event needs a numeric value")
-        ts = event.get("timestamp", received)
-        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts < 0:
-            raise InvalidRequest(f"{where}.timestamp must be Unix seconds")
-        records.append({
-            "request_id": request_id,
-            "user": user,
-            "type": kind,
-            "item_id": item_id(event["item_id"], f"{where}.item_id"),
-            "value": None if value is None else float(value),
-            "ts": float(ts),
-            "received": received,
-        })
-    return records
+    base = {"request_id": request_id, "user": user}
+    return [{**base, **_event(event, f"events[{i}]", received, limits, known_item), "received": received}
+            for i, event in enumerate(events)]
+
+
+def _event(event: Any, where: str, received: float, limits: HttpGuardConfig,
+           known_item: Callable[[str], bool] | None) -> dict[str, Any]:
+    """One event's type, item, value and timestamp, each checked against its rule."""
+    if not isinstance(event, Mapping):
+        raise InvalidRequest(f"{where} must be an object")
+    check_fields(event, _EVENT_FIELDS, where)
+    kind = event.get("type")
+    if not isinstance(kind, str) or kind not in FEEDBACK_TYPES:
+        raise InvalidRequest(f"{where}.type must be one of {list(FEEDBACK_TYPES)}")
+    if "item_id" not in event:
+        raise InvalidRequest(f"{where}.item_id is required")
+    item = item_id(event["item_id"], f"{where}.item_id", limits.max_item_id_chars)
+    if known_item is not None and not known_item(item):
+        raise InvalidRequest(f"{where}.item_id is not in the served catalogue")
+    return {"type": kind, "item_id": item, "value": _value(event.get("value"), kind, where, limits),
+            "ts": _timestamp(event.get("timestamp", received), where, received, limits)}
+
+
+def _value(value: Any, kind: str, where: str, limits: HttpGuardConfig) -> float | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value) or abs(value) > limits.feedback_max_value):
+        raise InvalidRequest(f"{where}.value must be a finite number of at most {limits.feedback_max_value:g}")
+    if kind == "dwell" and (value is None or value < 0):
+        raise InvalidRequest(f"{where}: a dwell event needs value = seconds >= 0")
+    if kind == "rating" and value is None:
+        raise InvalidRequest(f"{where}: a rating event needs a numeric value")
+    return None if value is None else float(value)
+
+
+def _timestamp(ts: Any, where: str, received: float, limits: HttpGuardConfig) -> float:
+    oldest = received - limits.feedback_max_age_days * 86_400
+    newest = received + limits.feedback_max_ahead_s
+    if (isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts)
+            or not oldest <= ts <= newest):
+        raise InvalidRequest(
+            f"{where}.timestamp must be Unix seconds within the last {limits.feedback_max_age_days:g} days "
+            f"(at most {limits.feedback_max_ahead_s:g} s ahead)"
+        )
+    return float(ts)
 
 
 # ------------------------------------------------------------------------------------------------ writing

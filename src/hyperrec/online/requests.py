@@ -12,16 +12,20 @@ A request looks like::
      "request_id": "abc-123"}                           # optional: else the x-request-id header or a new id
 
 Item ids may be strings or integers (MovieLens ids); they are compared as strings.
+
+Messages name the field and the rule, never the client's value: they are answered and logged (a planted
+e-mail address or a megabyte of text must not come back or reach a log).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from hyperrec.config import EVENT_TYPES
 from hyperrec.online.errors import InvalidRequest, UnknownModel
@@ -30,6 +34,8 @@ from hyperrec.online.settings import ServingConfig
 _FIELDS = {"user_id", "history", "candidates", "k", "context", "explain", "model", "request_id"}
 _CONTEXT_FIELDS = {"device", "query"}
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+_FIELD_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
+#: Defaults of ``serving.http.max_context_chars`` / ``max_item_id_chars`` for callers without settings.
 MAX_CONTEXT_CHARS = 512
 MAX_ITEM_ID_CHARS = 256
 
@@ -62,12 +68,16 @@ class RecommendRequest:
 
 
 def decode_body(body: Any) -> Mapping[str, Any]:
-    """The JSON object of a request body given as dict, bytes or str."""
+    """The JSON object of a request body given as dict, bytes or str.
+
+    orjson, as KServe's own decoder: it refuses nesting deeper than 1024 levels (no RecursionError), lone
+    surrogates, invalid UTF-8 and numbers past float range.
+    """
     if isinstance(body, (bytes, bytearray, str)):
         try:
-            body = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+            body = orjson.loads(body)
+        except (orjson.JSONDecodeError, UnicodeError, RecursionError):
+            raise InvalidRequest("request body is not valid JSON (UTF-8, nested at most 1024 levels)") from None
     if not isinstance(body, Mapping):
         raise InvalidRequest(f"request body must be a JSON object, got {_kind(body)}")
     return body
@@ -90,7 +100,7 @@ def parse_user_id(body: Mapping[str, Any], pseudonymize: Callable[[str], str], l
     raw = body["user_id"]
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
         raise InvalidRequest(f"user_id must be a string or an integer, got {_kind(raw)}")
-    raw = str(raw).strip()
+    raw = text(str(raw), "user_id").strip()
     if not raw:
         raise InvalidRequest("user_id must not be empty")
     if len(raw) > limit:
@@ -108,22 +118,21 @@ def parse_request(
 ) -> RecommendRequest:
     """Validate a request body (see the module doc) against the serving limits."""
     body = decode_body(body)
-    unknown = sorted(str(key) for key in body if key not in _FIELDS)
-    if unknown:
-        raise InvalidRequest(f"unknown field(s) {unknown}; allowed: {sorted(_FIELDS)}")
+    check_fields(body, _FIELDS, "the request")
     if body.get("model") is not None and body["model"] != model_name:
-        raise UnknownModel(f"unknown model {body['model']!r}; this server serves {model_name!r}")
+        raise UnknownModel(f"model names a model this server does not serve; it serves {model_name!r}")
     user = parse_user_id(body, pseudonymize, settings.max_user_id_chars)
 
     k = body.get("k", settings.default_k)
     if isinstance(k, bool) or not isinstance(k, int):
         raise InvalidRequest(f"k must be an integer, got {_kind(k)}")
     if k <= 0 or k > settings.max_k:
-        raise InvalidRequest(f"k must be between 1 and {settings.max_k}, got {k}")
+        raise InvalidRequest(f"k must be between 1 and {settings.max_k}")
 
-    history = _parse_history(body.get("history"), settings.max_history)
-    candidates = _parse_candidates(body.get("candidates"), settings.max_candidates)
-    context = _parse_context(body.get("context"))
+    id_chars = settings.http.max_item_id_chars
+    history = _parse_history(body.get("history"), settings.max_history, id_chars)
+    candidates = _parse_candidates(body.get("candidates"), settings.max_candidates, id_chars)
+    context = _parse_context(body.get("context"), settings.http.max_context_chars)
     explain = body.get("explain", settings.explain_by_default)
     if not isinstance(explain, bool):
         raise InvalidRequest(f"explain must be true or false, got {_kind(explain)}")
@@ -140,17 +149,36 @@ def parse_request(
     )
 
 
-def item_id(value: Any, where: str) -> str:
-    """An item id (string or integer) as a string."""
+def item_id(value: Any, where: str, limit: int = MAX_ITEM_ID_CHARS) -> str:
+    """An item id (string or integer) as a string of 1..``limit`` characters."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidRequest(f"{where} must be a string or an integer item id, got {_kind(value)}")
-    text = str(value)
-    if not text or len(text) > MAX_ITEM_ID_CHARS:
-        raise InvalidRequest(f"{where} must be 1-{MAX_ITEM_ID_CHARS} characters")
-    return text
+    value = text(str(value), where)
+    if not value or len(value) > limit:
+        raise InvalidRequest(f"{where} must be 1-{limit} characters")
+    return value
 
 
-def _parse_history(raw: Any, limit: int) -> tuple[HistoryEvent, ...]:
+def text(value: str, where: str) -> str:
+    """``value`` if it can be written as UTF-8 (a decoded JSON string may hold a lone surrogate)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"{where} must be valid Unicode text (no lone surrogates)") from None
+    return value
+
+
+def check_fields(body: Mapping[str, Any], allowed: set[str] | tuple[str, ...], where: str) -> None:
+    """Refuse keys outside ``allowed``, naming only those that look like field names (never a value)."""
+    unknown = [key for key in body if key not in allowed]
+    if unknown:
+        named = sorted(str(key) for key in unknown if isinstance(key, str) and _FIELD_NAME_RE.match(key))
+        what = f"unknown field(s) {named}" if len(named) == len(unknown) else f"{len(unknown)} unknown field(s)"
+        raise InvalidRequest(f"{where} has {what}; allowed: {sorted(allowed)}")
+
+
+def _parse_history(raw: Any, limit: int, id_chars: int) -> tuple[HistoryEvent, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -161,23 +189,19 @@ def _parse_history(raw: Any, limit: int) -> tuple[HistoryEvent, ...]:
     for i, entry in enumerate(raw):
         where = f"history[{i}]"
         if isinstance(entry, Mapping):
-            extra = sorted(str(key) for key in entry if key not in ("item_id", "event"))
-            if extra:
-                raise InvalidRequest(f"{where} has unknown field(s) {extra}; allowed: ['event', 'item_id']")
+            check_fields(entry, ("event", "item_id"), where)
             if "item_id" not in entry:
                 raise InvalidRequest(f"{where}.item_id is required")
             event = entry.get("event", "view")
-            if event not in EVENT_TYPES or event == "search":
-                raise InvalidRequest(
-                    f"{where}.event must be one of {[e for e in EVENT_TYPES if e != 'search']}, got {event!r}"
-                )
-            events.append(HistoryEvent(item_id(entry["item_id"], f"{where}.item_id"), event))
+            if not isinstance(event, str) or event not in EVENT_TYPES or event == "search":
+                raise InvalidRequest(f"{where}.event must be one of {[e for e in EVENT_TYPES if e != 'search']}")
+            events.append(HistoryEvent(item_id(entry["item_id"], f"{where}.item_id", id_chars), event))
         else:
-            events.append(HistoryEvent(item_id(entry, where)))
+            events.append(HistoryEvent(item_id(entry, where, id_chars)))
     return tuple(events)
 
 
-def _parse_candidates(raw: Any, limit: int) -> tuple[str, ...] | None:
+def _parse_candidates(raw: Any, limit: int, id_chars: int) -> tuple[str, ...] | None:
     if raw is None:
         return None
     if not isinstance(raw, list):
@@ -186,23 +210,21 @@ def _parse_candidates(raw: Any, limit: int) -> tuple[str, ...] | None:
         raise InvalidRequest("candidates must not be empty (leave it out to rank the whole catalogue)")
     if len(raw) > limit:
         raise InvalidRequest(f"candidates has {len(raw)} items; at most {limit} are accepted")
-    return tuple(item_id(value, f"candidates[{i}]") for i, value in enumerate(raw))
+    return tuple(item_id(value, f"candidates[{i}]", id_chars) for i, value in enumerate(raw))
 
 
-def _parse_context(raw: Any) -> RequestContext:
+def _parse_context(raw: Any, limit: int) -> RequestContext:
     if raw is None:
         return RequestContext()
     if not isinstance(raw, Mapping):
         raise InvalidRequest(f"context must be an object, got {_kind(raw)}")
-    extra = sorted(str(key) for key in raw if key not in _CONTEXT_FIELDS)
-    if extra:
-        raise InvalidRequest(f"context has unknown field(s) {extra}; allowed: {sorted(_CONTEXT_FIELDS)}")
+    check_fields(raw, _CONTEXT_FIELDS, "context")
     values = {}
     for key in _CONTEXT_FIELDS:
         value = raw.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_CONTEXT_CHARS):
-            raise InvalidRequest(f"context.{key} must be a string of at most {MAX_CONTEXT_CHARS} characters")
-        values[key] = value
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            raise InvalidRequest(f"context.{key} must be a string of at most {limit} characters")
+        values[key] = None if value is None else text(value, f"context.{key}")
     return RequestContext(**values)
 
 

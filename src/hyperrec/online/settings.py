@@ -10,6 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hyperrec.online.guard_settings import HttpGuardConfig, SupervisorConfig
+
+__all__ = ["HttpGuardConfig", "ServingConfig", "SplitConfig", "SupervisorConfig"]
+
 
 class SplitConfig(BaseModel):
     """The embedded canary of ``hyperrec serve``: a challenger revision beside the champion in one transformer.
@@ -112,6 +116,9 @@ class ServingConfig(BaseModel):
         50_000, ge=1,
         description="Recent answers kept in memory to stamp feedback with their revision and to reward the bandit.",
     )
+
+    http: HttpGuardConfig = Field(default_factory=HttpGuardConfig)
+    supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
 
     load_in_background: bool = Field(
         True, description="Servers answer 503 while the bundle loads instead of delaying start-up."

@@ -32,14 +32,14 @@ def pseudo(raw):
 def test_feedback_bodies_become_records_keyed_by_request_id():
     records = parse_feedback(
         {"request_id": "req-1", "user_id": "u1", "events": [
-            {"type": "impression", "item_id": "a"}, {"type": "click", "item_id": 3, "timestamp": 10},
+            {"type": "impression", "item_id": "a"}, {"type": "click", "item_id": 3, "timestamp": 1_700_000_000},
             {"type": "dwell", "item_id": "a", "value": 12.5}, {"type": "rating", "item_id": "a", "value": 4},
         ]},
         pseudonymize=pseudo, max_events=10,
     )
     assert [r["type"] for r in records] == ["impression", "click", "dwell", "rating"]
     assert {r["request_id"] for r in records} == {"req-1"} and {r["user"] for r in records} == {"p:u1"}
-    assert records[1]["item_id"] == "3" and records[1]["ts"] == 10.0 and records[2]["value"] == 12.5
+    assert records[1]["item_id"] == "3" and records[1]["ts"] == 1_700_000_000.0 and records[2]["value"] == 12.5
 
 
 @pytest.mark.parametrize(

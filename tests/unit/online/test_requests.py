@@ -75,5 +75,5 @@ def test_bad_requests_are_rejected_with_a_clear_message(body, message):
 
 
 def test_an_unknown_model_is_named_in_the_error():
-    with pytest.raises(UnknownModel, match="unknown model 'other'; this server serves 'ranker'"):
+    with pytest.raises(UnknownModel, match="model names a model this server does not serve; it serves 'ranker'"):
         parse({"user_id": "u", "model": "other"})

@@ -70,7 +70,7 @@ def test_new_users_get_popular_items_without_a_model_call(demo_bundle, serving_s
         ({"user_id": "u", "k": 101}, "k must be between 1 and 100"),
         ({"user_id": "u", "history": ["m00001"] * 501}, "at most 500 are accepted"),
         ({"user_id": "u", "history": {"item_id": "m1"}}, "history must be a list"),
-        ({"user_id": "u", "model": "other"}, "unknown model 'other'"),
+        ({"user_id": "u", "model": "other"}, "names a model this server does not serve; it serves 'ranker'"),
         ({"user_id": "u", "explain": 1}, "explain must be true or false"),
     ],
 )
