@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             model.load()
     HyperrecModelServer(
         http_port=args.http_port, grpc_port=args.grpc_port, enable_grpc=args.enable_grpc and not transformer,
-        bind_host=args.bind_host, workers=args.workers,
+        bind_host=args.bind_host, workers=args.workers, http=settings.http,
         predictor_config=predictor_config_for(settings) if transformer else None,
     ).start(models)
 

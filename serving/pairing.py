@@ -181,6 +181,11 @@ class PairedScorer:
             self._suspect = True  # a rollout may have swapped the predictor's model: look again soon
             raise
 
+    async def is_ready(self) -> bool:
+        """The predictor's own model readiness (the transformer's readiness probe); True when it cannot tell."""
+        probe = getattr(self.inner, "is_ready", None)
+        return True if probe is None else bool(await probe())
+
     async def close(self) -> None:
         if self._refresh is not None and not self._refresh.done():
             self._refresh.cancel()

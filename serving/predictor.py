@@ -59,6 +59,11 @@ class OnnxRankerModel(Model):
             self._load_lock.release()
 
     @property
+    def served_version(self) -> str | None:
+        """The bundle version this model serves (V2 ``model_version``); None until loaded."""
+        return str(self._manifest["version"]) if self._manifest else None
+
+    @property
     def n_items(self) -> int:
         return int(self._manifest["n_items"])
 

@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 from kserve import Model, ModelServer
 from kserve.predictor_config import PredictorConfig
-from kserve.protocol.rest.server import RESTServer
 
 from hyperrec.online.bandits.settings import BanditConfig
-from hyperrec.online.settings import ServingConfig
+from hyperrec.online.settings import HttpGuardConfig, ServingConfig
 
 from .pairing import (  # noqa: F401 - re-exported: the pairing API has always been importable from here
     METADATA_TIMEOUT_S,
@@ -38,6 +36,7 @@ from .pairing import (  # noqa: F401 - re-exported: the pairing API has always b
     paired_scorer_factory,
 )
 from .predictor import OnnxRankerModel
+from .rest_app import build_rest_app
 from .revisions import RevisionSpec
 from .transformer import FeedbackModel, RecommendTransformer, ScorerFactory, open_journal
 
@@ -110,12 +109,13 @@ def build_models(
         reranker = open_reranker(bandit)
         journal = open_journal(settings, bandit=reranker)
         factory = scorer_factory or paired_scorer_factory(settings, transformer_name=name, revision=settings.revision)
-        return [
-            RecommendTransformer(name, bundle_dir, settings, pseudonymize=pseudonymize, scorer_factory=factory,
-                                 challenger=challenger_spec(settings, name, challenger_scorer_factory),
-                                 journal=journal, bandit=reranker, registered_version=settings.registered_version),
-            FeedbackModel(settings, pseudonymize=pseudonymize, journal=journal, bandit=reranker),
-        ]
+        recommend = RecommendTransformer(
+            name, bundle_dir, settings, pseudonymize=pseudonymize, scorer_factory=factory,
+            challenger=challenger_spec(settings, name, challenger_scorer_factory), journal=journal, bandit=reranker,
+            registered_version=settings.registered_version)
+        feedback = FeedbackModel(settings, pseudonymize=pseudonymize, journal=journal, bandit=reranker,
+                                 known_item=recommend.knows_item)
+        return [recommend, feedback]
     raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
 
 
@@ -149,22 +149,14 @@ def open_reranker(bandit: BanditConfig | None) -> BanditReranker | None:
     return BanditReranker(bandit, store)
 
 
-def create_rest_app(server: ModelServer) -> FastAPI:
-    """A fresh FastAPI app with KServe's routes, middleware and error handlers for ``server``'s models.
+def create_rest_app(server: ModelServer, http: HttpGuardConfig | None = None) -> FastAPI:
+    """A fresh FastAPI app with KServe's routes behind hyperrec's guard, readiness and error handlers.
 
     KServe's own ``RESTServer.create_application`` decorates one module-level app; building a new one per
-    server lets tests run several servers in one process and lets ``HyperrecModelServer`` bind any host.
+    server lets tests run several servers in one process and lets ``HyperrecModelServer`` bind any host
+    (``serving/rest_app.py`` builds it from KServe's public functions).
     """
-    app = FastAPI(title="hyperrec serving", docs_url=None, redoc_url=None, default_response_class=ORJSONResponse)
-    rest = RESTServer(app, server.dataplane, server.model_repository_extension, http_port=server.http_port)
-    rest._add_middlewares(app)
-    rest._register_endpoints(app)
-    rest._add_exception_handlers(app)
-    for model in server.registered_models.get_models().values():
-        add_routes = getattr(model, "add_routes", None)
-        if add_routes is not None:
-            add_routes(app)
-    return app
+    return build_rest_app(server, http or HttpGuardConfig())
 
 
 class HyperrecModelServer(ModelServer):
@@ -174,9 +166,11 @@ class HyperrecModelServer(ModelServer):
     every model loaded first.
     """
 
-    def __init__(self, *args: Any, bind_host: str = "0.0.0.0", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, bind_host: str = "0.0.0.0", http: HttpGuardConfig | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.bind_host = bind_host
+        self.http = http or HttpGuardConfig()
         self._uvicorn: Any = None
         self._grpc: Any = None
 
@@ -194,7 +188,7 @@ class HyperrecModelServer(ModelServer):
 
         self.setup_event_loop()
         config = uvicorn.Config(
-            create_rest_app(self), host=self.bind_host, port=self.http_port, log_config=None,
+            create_rest_app(self, self.http), host=self.bind_host, port=self.http_port, log_config=None,
             timeout_keep_alive=self.timeout_keep_alive, loop="asyncio",
         )
         self._uvicorn = uvicorn.Server(config)
@@ -225,14 +219,15 @@ class HyperrecModelServer(ModelServer):
         from grpc import aio
         from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
         from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
-        from kserve.protocol.grpc.servicer import InferenceServicer
+
+        from .grpc_guard import GuardedServicer
 
         self._grpc = aio.server(
             futures.ThreadPoolExecutor(max_workers=self.max_threads),
             interceptors=(ExceptionToStatusInterceptor(),),
         )
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(self.dataplane, self.model_repository_extension), self._grpc
+            GuardedServicer(self.dataplane, self.model_repository_extension, self.http), self._grpc
         )
         self._grpc.add_insecure_port(f"{self.bind_host}:{self.grpc_port}")
         await self._grpc.start()

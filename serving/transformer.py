@@ -28,6 +28,7 @@ a shown item of a bandit answer rewards the bandit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -202,6 +203,11 @@ class RecommendTransformer(Model):
         """Identity: the predictor was called in preprocess (see the module doc)."""
         return payload
 
+    async def explain(self, payload: Scored, headers: dict[str, str] | None = None) -> Scored:
+        """``:explain``: the same answer as ``:predict``, with the reasons of every recommendation."""
+        request = dataclasses.replace(payload.plan.request, explain=True)
+        return dataclasses.replace(payload, plan=dataclasses.replace(payload.plan, request=request))
+
     def postprocess(
         self, result: Scored, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
@@ -248,6 +254,10 @@ class RecommendTransformer(Model):
             return revisions[1]
         return revisions[0]
 
+    def knows_item(self, item_id: str) -> bool:
+        """Whether any revision's catalogue holds ``item_id`` (the feedback model's check)."""
+        return any(item_id in revision.service.catalogue.index for revision in self._revisions)
+
     def split_state(self) -> dict[str, Any]:
         """The revisions and the challenger's share (``GET /hyperrec/split``)."""
         revisions = {r.name: {"bundle_version": r.service.model_version, "registered_version": r.registered_version}
@@ -274,6 +284,19 @@ class RecommendTransformer(Model):
             logger.info("transformer %s: challenger share set to %d%%", self.name, self.split.percent)
             return self.split_state()
 
+    @property
+    def served_version(self) -> str | None:
+        """The champion bundle's version (V2 ``model_version``); None until loaded."""
+        return self._revisions[0].service.model_version if self._revisions else None
+
+    async def predictor_ready(self) -> bool:
+        """Whether every revision's predictor answers its readiness probe (a client without one: True)."""
+        for revision in self._revisions:
+            probe = getattr(revision.scorer, "is_ready", None)
+            if probe is not None and not await probe():
+                return False
+        return True
+
     def _require_ready(self) -> Revision:
         if not self.ready or not self._revisions:
             ERRORS.labels(model=self.name, kind="not_ready", revision=self.settings.revision).inc()
@@ -296,9 +319,12 @@ class FeedbackModel(Model):
     """
 
     def __init__(self, settings: ServingConfig, *, pseudonymize: Callable[[str], str], name: str = "feedback",
-                 journal: ServedJournal | None = None, bandit: BanditReranker | None = None) -> None:
+                 journal: ServedJournal | None = None, bandit: BanditReranker | None = None,
+                 known_item: Callable[[str], bool] | None = None) -> None:
         super().__init__(name)
         self.settings = settings
+        #: Whether an item id is in the served catalogue (unknown ids are refused); None: not checked.
+        self.known_item = known_item
         self._pseudonymize = pseudonymize
         self._journal = journal
         self._owns_journal = False
@@ -319,12 +345,16 @@ class FeedbackModel(Model):
                 raise InvalidRequest(f"feedback takes JSON on POST /v1/models/{self.name}:predict")
             records = parse_feedback(
                 payload, pseudonymize=self._pseudonymize, max_events=self.settings.feedback_max_events,
-                max_user_id_chars=self.settings.max_user_id_chars,
+                max_user_id_chars=self.settings.max_user_id_chars, known_item=self.known_item,
+                limits=self.settings.http,
             )
         except InvalidRequest as exc:
             ERRORS.labels(model=self.name, kind="invalid_request", revision=self.settings.revision).inc()
             raise InvalidInput(str(exc)) from None
         return self._stamp(records)
+
+    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        raise InvalidInput(f"{self.name} has no explanation: POST /v1/models/{self.name}:predict")
 
     def _stamp(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add the revision, model and policy of the answer the events are about (when known)."""

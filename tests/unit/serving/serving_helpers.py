@@ -27,8 +27,8 @@ class OnnxScorer:
         pass
 
 
-def make_server(models, **settings):
-    """A ModelServer with ``models`` registered (ready or not) and its REST app, as KServe builds it."""
+def make_server(models, http=None):
+    """A ModelServer with ``models`` registered (ready or not) and its REST app (``http``: serving.http)."""
     from fastapi.testclient import TestClient
 
     from hyperrec.serving.server import HyperrecModelServer, create_rest_app
@@ -36,4 +36,4 @@ def make_server(models, **settings):
     server = HyperrecModelServer(enable_grpc=False)
     for model in models:
         server.register_model(model)
-    return TestClient(create_rest_app(server), raise_server_exceptions=False)
+    return TestClient(create_rest_app(server, http), raise_server_exceptions=False)

@@ -1,0 +1,54 @@
+"""The embedded predictor's gRPC servicer with the REST guard's rules (issue 11, finding 1).
+
+KServe's ``InferenceServicer`` serves ``RepositoryModelLoad`` / ``RepositoryModelUnload`` to anyone, and its
+``ServerReady`` is always true. Here the repository calls need ``serving.http.repository_api`` and the bearer
+token in the ``authorization`` metadata (``PERMISSION_DENIED`` / ``UNAUTHENTICATED`` otherwise), and
+``ServerReady`` is false while a model this server started with is not ready or was unloaded.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from grpc import StatusCode
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc.servicer import InferenceServicer
+
+from hyperrec.online.settings import HttpGuardConfig
+
+from .http_guard import env_token
+
+
+class GuardedServicer(InferenceServicer):
+    """``InferenceServicer`` with guarded repository calls and a truthful ``ServerReady``."""
+
+    def __init__(self, data_plane: Any, model_repository_extension: Any, http: HttpGuardConfig) -> None:
+        super().__init__(data_plane, model_repository_extension)
+        self.http = http
+        self.registry = data_plane.model_registry
+        self.expected = list(self.registry.get_models())
+
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:  # noqa: N802
+        models = [self.registry.get_model(name) for name in self.expected]
+        return pb.ServerReadyResponse(ready=all(m is not None and m.ready for m in models))
+
+    async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        await self._authorize(context)
+        await self._mode_repository_extension.load(request.model_name)
+        return pb.RepositoryModelLoadResponse(model_name=request.model_name, isLoaded=True)
+
+    async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        await self._authorize(context)
+        await self._mode_repository_extension.unload(request.model_name)
+        return pb.RepositoryModelUnloadResponse(model_name=request.model_name, isUnloaded=True)
+
+    async def _authorize(self, context: Any) -> None:
+        if not self.http.repository_api:
+            await context.abort(StatusCode.PERMISSION_DENIED,
+                                "the model repository API is off (serving.http.repository_api)")
+        token = env_token(self.http.repository_token_env)
+        given = dict(context.invocation_metadata() or ()).get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if token is None or scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token):
+            await context.abort(StatusCode.UNAUTHENTICATED, "the model repository API needs a bearer token")
