@@ -142,38 +142,46 @@ def _serve_settings(args: argparse.Namespace, workdir: Path) -> tuple[Any, Path,
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
-    from hyperrec.serving.local import LocalServers
+    """Start the children, print the endpoints, supervise until ``--duration``, SIGTERM or Ctrl-C.
 
-    with tempfile.TemporaryDirectory(prefix="hyperrec-serve-") as tmp:
+    Logs go to ``serving.supervisor.log_dir`` (kept after exit); a child that dies is restarted with back-off
+    and one that keeps dying ends the command with an error (``serving/supervisor.py``).
+    """
+    from hyperrec.serving.local import LocalServers
+    from hyperrec.serving.supervisor import Stopped, Supervisor, signals_ignored, stop_signals
+
+    with tempfile.TemporaryDirectory(prefix="hyperrec-serve-") as tmp, stop_signals():
         settings, bundle, challenger = _serve_settings(args, Path(tmp))
         servers = LocalServers(bundle, settings, config_path=args.config, overrides=args.overrides,
-                               log_dir=Path(tmp) / "logs", challenger=challenger)
-        with servers as endpoints:
-            split = settings.split
-            if challenger is not None:
-                sys.stdout.write(f"split:       {split.challenger_percent}% to the challenger "
-                                 f"({'per user' if split.sticky else 'per request'}); {endpoints.split_url}\n")
-            sys.stdout.write(
-                f"transformer: {endpoints.recommend_url}\n"
-                f"feedback:    {endpoints.feedback_url}\n"
-                f"predictor:   {endpoints.predictor_http}/v2/models/{endpoints.model_name}/infer "
-                f"(gRPC {endpoints.predictor_grpc})\n"
-                f"metrics:     {endpoints.transformer_http}/metrics\n"
-                f"logs:        {servers.log_dir}\n"
-                f"try: hyperrec recommend --url {endpoints.transformer_http} --model {endpoints.model_name} "
-                f"--user-id demo-user --history <item ids>\n"
-            )
-            sys.stdout.flush()
-            deadline = None if args.duration is None else time.monotonic() + args.duration
-            try:
-                while deadline is None or time.monotonic() < deadline:
-                    for role, proc in servers._procs.items():
-                        if proc.poll() is not None:
-                            raise HyperrecError(f"the {role} stopped (code {proc.returncode}):\n"
-                                                f"{servers.log_tail(role)}")
-                    time.sleep(0.5)
-            except KeyboardInterrupt:
-                sys.stdout.write("stopping\n")
+                               log_dir=settings.supervisor.log_dir, challenger=challenger)
+        try:
+            endpoints = servers.start()
+            _print_endpoints(endpoints, servers, settings, challenger)
+            until = None if args.duration is None else time.monotonic() + args.duration
+            Supervisor(servers, settings.supervisor).run(until)
+        except Stopped:
+            sys.stdout.write("stopping\n")
+        finally:
+            with signals_ignored():
+                servers.stop()
+
+
+def _print_endpoints(endpoints: Any, servers: Any, settings: Any, challenger: Path | None) -> None:
+    split = settings.split
+    if challenger is not None:
+        sys.stdout.write(f"split:       {split.challenger_percent}% to the challenger "
+                         f"({'per user' if split.sticky else 'per request'}); {endpoints.split_url}\n")
+    sys.stdout.write(
+        f"transformer: {endpoints.recommend_url}\n"
+        f"feedback:    {endpoints.feedback_url}\n"
+        f"predictor:   {endpoints.predictor_http}/v2/models/{endpoints.model_name}/infer "
+        f"(gRPC {endpoints.predictor_grpc})\n"
+        f"metrics:     {endpoints.transformer_http}/metrics\n"
+        f"logs:        {servers.log_dir}\n"
+        f"try: hyperrec recommend --url {endpoints.transformer_http} --model {endpoints.model_name} "
+        f"--user-id demo-user --history <item ids>\n"
+    )
+    sys.stdout.flush()
 
 
 def _cmd_recommend(args: argparse.Namespace) -> None:

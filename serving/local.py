@@ -4,10 +4,14 @@ Each role is ``python -m hyperrec.serving <role>`` bound to 127.0.0.1 by default
 predictor over gRPC (or HTTP) exactly as it would call Triton in a cluster. With a ``challenger`` bundle a
 second predictor serves it and the transformer splits requests between the two revisions
 (``serving.split``; ``PUT /hyperrec/split`` moves the share).
+
+The children die with their parent even when it is killed outright (``PR_SET_PDEATHSIG``); ``restart`` starts
+one again on the same ports (``serving/supervisor.py`` decides when).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -97,6 +101,7 @@ class LocalServers:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.startup_timeout_s = startup_timeout_s
         self._procs: dict[str, subprocess.Popen] = {}
+        self._launch: dict[str, tuple[list[str], str, str]] = {}  # name -> (args, role, readiness URL)
         s = self.settings
         self.endpoints = Endpoints(
             transformer_http=f"http://{host}:{s.transformer_http_port}",
@@ -120,14 +125,14 @@ class LocalServers:
         common = ["--bundle", str(self.bundle), "--bind_host", s.host, "--serving_settings", str(settings_file),
                   *self.config_args]
         try:
-            self._spawn("predictor", [*common, "--http_port", str(s.predictor_http_port),
-                                      "--grpc_port", str(s.predictor_grpc_port)])
-            self._wait_ready("predictor", f"{self.endpoints.predictor_http}/v2/models/{self.model_name}/ready")
+            self._launch_role("predictor", [*common, "--http_port", str(s.predictor_http_port),
+                                            "--grpc_port", str(s.predictor_grpc_port)],
+                              f"{self.endpoints.predictor_http}/v2/models/{self.model_name}/ready")
             if self.challenger is not None:
                 self._start_challenger_predictor()
-            self._spawn("transformer", [*common, "--http_port", str(s.transformer_http_port),
-                                        "--predictor_url", s.predictor_url])
-            self._wait_ready("transformer", f"{self.endpoints.transformer_http}/v1/models/{self.model_name}")
+            self._launch_role("transformer", [*common, "--http_port", str(s.transformer_http_port),
+                                              "--predictor_url", s.predictor_url],
+                              f"{self.endpoints.transformer_http}/v1/models/{self.model_name}")
         except BaseException:
             self.stop()
             raise
@@ -136,23 +141,44 @@ class LocalServers:
     def _start_challenger_predictor(self) -> None:
         assert self.challenger is not None
         ports, s = self._challenger_ports, self.settings
-        self._spawn("challenger-predictor", [
+        self._launch_role("challenger-predictor", [
             "--bundle", str(self.challenger), "--bind_host", s.host, *self.config_args,
-            "--http_port", str(ports["http"]), "--grpc_port", str(ports["grpc"])], role="predictor")
-        self._wait_ready("challenger-predictor",
-                         f"{self.endpoints.challenger_predictor_http}/v2/models/{self.model_name}/ready")
+            "--http_port", str(ports["http"]), "--grpc_port", str(ports["grpc"])],
+            f"{self.endpoints.challenger_predictor_http}/v2/models/{self.model_name}/ready", role="predictor")
+
+    def _launch_role(self, name: str, args: list[str], ready_url: str, *, role: str | None = None) -> None:
+        self._launch[name] = (args, role or name, ready_url)
+        self._spawn(name, args, role=role)
+        self._wait_ready(name, ready_url)
+
+    def pids(self) -> dict[str, int]:
+        """The process id of each child, by name (``predictor``, ``transformer``, ``challenger-predictor``)."""
+        return {name: proc.pid for name, proc in self._procs.items()}
+
+    def exited(self) -> dict[str, int]:
+        """The children that have exited, with their exit codes (negative: killed by that signal)."""
+        return {name: code for name, proc in self._procs.items() if (code := proc.poll()) is not None}
+
+    def restart(self, name: str) -> None:
+        """Start the child ``name`` again with its arguments and ports; wait until it is ready."""
+        args, role, ready_url = self._launch[name]
+        self._spawn(name, args, role=role)
+        self._wait_ready(name, ready_url)
+        logger.info("the %s is back (pid %d)", name, self._procs[name].pid)
 
     def stop(self) -> None:
+        """SIGTERM every child, wait for each (``serving.supervisor.stop_timeout_s``), then SIGKILL."""
+        timeout = self.settings.supervisor.stop_timeout_s
         for proc in self._procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for name, proc in self._procs.items():
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                logger.warning("%s did not stop within 10 s; killing it", name)
+                logger.warning("%s did not stop within %.0f s; killing it", name, timeout)
                 proc.kill()
-                proc.wait(timeout=10)
+                proc.wait(timeout=timeout)
         self._procs.clear()
         for handle in getattr(self, "_logs", []):
             handle.close()
@@ -168,6 +194,7 @@ class LocalServers:
         self._procs[name] = subprocess.Popen(
             [sys.executable, "-m", "hyperrec.serving", role or name, *args],
             stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
 
     def _wait_ready(self, role: str, url: str) -> None:
@@ -184,3 +211,14 @@ class LocalServers:
                 pass
             time.sleep(0.2)
         raise BundleError(f"the {role} was not ready within {self.startup_timeout_s:.0f} s:\n{self.log_tail(role)}")
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the parent dies, even by SIGKILL (Linux; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass

@@ -100,9 +100,11 @@ class TritonV2Client:
             if self.settings.predictor_protocol == "grpc":
                 from kserve.inference_client import InferenceGRPCClient
 
-                # retries=0: the retry loop above owns retries, backoff and the overall deadline.
+                from .grpc_channel import predictor_channel_args
+
+                # retries off: the retry loop above owns retries, backoff and the overall deadline.
                 client = InferenceGRPCClient(self.settings.predictor_url, timeout=self.settings.attempt_timeout_s,
-                                             retries=0)
+                                             retries=0, channel_args=predictor_channel_args())
             else:
                 import tritonclient.http.aio as httpclient
 
