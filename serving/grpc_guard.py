@@ -25,6 +25,7 @@ class GuardedServicer(InferenceServicer):
 
     def __init__(self, data_plane: Any, model_repository_extension: Any, http: HttpGuardConfig) -> None:
         super().__init__(data_plane, model_repository_extension)
+        self.repository = model_repository_extension
         self.http = http
         self.registry = data_plane.model_registry
         self.expected = list(self.registry.get_models())
@@ -35,12 +36,12 @@ class GuardedServicer(InferenceServicer):
 
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         await self._authorize(context)
-        await self._mode_repository_extension.load(request.model_name)
+        await self.repository.load(request.model_name)
         return pb.RepositoryModelLoadResponse(model_name=request.model_name, isLoaded=True)
 
     async def RepositoryModelUnload(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         await self._authorize(context)
-        await self._mode_repository_extension.unload(request.model_name)
+        await self.repository.unload(request.model_name)
         return pb.RepositoryModelUnloadResponse(model_name=request.model_name, isUnloaded=True)
 
     async def _authorize(self, context: Any) -> None:

@@ -162,8 +162,8 @@ def create_rest_app(server: ModelServer, http: HttpGuardConfig | None = None) ->
 class HyperrecModelServer(ModelServer):
     """ModelServer that binds ``bind_host`` and registers models before they are ready (they answer 503).
 
-    Multi-worker REST (``--workers > 1``) falls back to KServe's own start, which binds 0.0.0.0 and needs
-    every model loaded first.
+    Multi-worker REST (``--workers > 1``) is refused: KServe's own start would serve its module-level app,
+    without hyperrec's request guard.
     """
 
     def __init__(self, *args: Any, bind_host: str = "0.0.0.0", http: HttpGuardConfig | None = None,
@@ -178,9 +178,9 @@ class HyperrecModelServer(ModelServer):
         for model in models:
             self.register_model(model)
             model.enable_latency_logging = False  # per-request INFO lines would only repeat the metrics
-        if self.workers > 1:
-            super().start([m for m in models if m.ready])
-            return
+        if self.workers > 1:  # KServe's multi-worker start serves its own app, without the guard
+            raise ValueError("--workers > 1 is not supported: KServe's multi-worker server would serve its own app "
+                             "without hyperrec's request guard (run more replicas instead)")
         asyncio.run(self._serve_all())
 
     async def _serve_all(self) -> None:

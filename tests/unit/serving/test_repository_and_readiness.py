@@ -102,3 +102,74 @@ def test_readiness_can_ignore_the_predictor_where_an_orchestrator_must_keep_degr
     settings = serving_settings(http={"ready_requires_predictor": False})
     client = transformer_client(demo_bundle, settings, DownScorer())
     assert client.get("/v2/health/ready").json() == {"ready": True}
+
+
+class Aborted(Exception):
+    pass
+
+
+class GrpcContext:
+    """The part of grpc.aio.ServicerContext the servicer uses: abort raises, metadata is given."""
+
+    def __init__(self, metadata=()):
+        self.metadata = metadata
+        self.code = None
+
+    def invocation_metadata(self):
+        return self.metadata
+
+    async def abort(self, code, details):
+        self.code = code
+        raise Aborted(details)
+
+
+def grpc_servicer(bundle, http, load=True):
+    from hyperrec.serving.grpc_guard import GuardedServicer
+    from hyperrec.serving.server import HyperrecModelServer
+
+    model = OnnxRankerModel("ranker", bundle)
+    if load:
+        model.load()
+    server = HyperrecModelServer(enable_grpc=False)
+    server.register_model(model)
+    return GuardedServicer(server.dataplane, server.model_repository_extension, http), server
+
+
+def test_the_grpc_repository_calls_are_refused_too(demo_bundle, monkeypatch):
+    import asyncio
+
+    from grpc import StatusCode
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    servicer, server = grpc_servicer(demo_bundle, HttpGuardConfig())
+    context = GrpcContext()
+    with pytest.raises(Aborted, match="serving.http.repository_api"):
+        asyncio.run(servicer.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="ranker"), context))
+    assert context.code == StatusCode.PERMISSION_DENIED
+    assert server.registered_models.get_model("ranker") is not None
+
+    monkeypatch.setenv("HYPERREC_REPOSITORY_TOKEN", TOKEN)
+    servicer, server = grpc_servicer(demo_bundle, HttpGuardConfig(repository_api=True))
+    with pytest.raises(Aborted):
+        asyncio.run(servicer.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="ranker"),
+                                                   GrpcContext([("authorization", "Bearer nope")])))
+    answer = asyncio.run(servicer.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="ranker"),
+                                                        GrpcContext([("authorization", f"Bearer {TOKEN}")])))
+    assert answer.isUnloaded
+    assert asyncio.run(servicer.ServerReady(pb.ServerReadyRequest(), GrpcContext())).ready is False
+
+
+def test_grpc_server_ready_is_false_while_loading(demo_bundle):
+    import asyncio
+
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    servicer, _ = grpc_servicer(demo_bundle, HttpGuardConfig(), load=False)
+    assert asyncio.run(servicer.ServerReady(pb.ServerReadyRequest(), GrpcContext())).ready is False
+
+
+def test_kserves_unguarded_multi_worker_server_is_refused():
+    from hyperrec.serving.server import HyperrecModelServer
+
+    with pytest.raises(ValueError, match="request guard"):
+        HyperrecModelServer(enable_grpc=False, workers=2).start([])
