@@ -66,7 +66,7 @@ class SupervisorConfig(BaseModel):
         Path("outputs/serve-logs"), description="Folder of the children's logs (kept after hyperrec serve exits)."
     )
     max_restarts: int = Field(
-        5, ge=0, description="Restarts of one child in a row (without a stable run between) before serve exits 3."
+        5, ge=0, description="Restarts of one child in a row (without a stable run between) before serve exits 2."
     )
     backoff_initial_s: float = Field(0.5, ge=0, description="Wait before the first restart; doubles each time.")
     backoff_max_s: float = Field(10.0, ge=0, description="Longest wait before a restart.")
