@@ -28,7 +28,6 @@ a shown item of a bandit answer rewards the bandit.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import threading
 import time
@@ -61,6 +60,7 @@ from .metrics import (
     STAGE_SECONDS,
 )
 from .revisions import Revision, RevisionSpec, ScorerFactory, load_revision
+from .served_revisions import NoExplanation, ServedRevisions
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Scored:
         return False
 
 
-class RecommendTransformer(Model):
+class RecommendTransformer(ServedRevisions, Model):
     """KServe transformer answering ``POST /v1/models/<name>:predict`` with ranked recommendations."""
 
     def __init__(
@@ -203,11 +203,6 @@ class RecommendTransformer(Model):
         """Identity: the predictor was called in preprocess (see the module doc)."""
         return payload
 
-    async def explain(self, payload: Scored, headers: dict[str, str] | None = None) -> Scored:
-        """``:explain``: the same answer as ``:predict``, with the reasons of every recommendation."""
-        request = dataclasses.replace(payload.plan.request, explain=True)
-        return dataclasses.replace(payload, plan=dataclasses.replace(payload.plan, request=request))
-
     def postprocess(
         self, result: Scored, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
@@ -254,10 +249,6 @@ class RecommendTransformer(Model):
             return revisions[1]
         return revisions[0]
 
-    def knows_item(self, item_id: str) -> bool:
-        """Whether any revision's catalogue holds ``item_id`` (the feedback model's check)."""
-        return any(item_id in revision.service.catalogue.index for revision in self._revisions)
-
     def split_state(self) -> dict[str, Any]:
         """The revisions and the challenger's share (``GET /hyperrec/split``)."""
         revisions = {r.name: {"bundle_version": r.service.model_version, "registered_version": r.registered_version}
@@ -284,19 +275,6 @@ class RecommendTransformer(Model):
             logger.info("transformer %s: challenger share set to %d%%", self.name, self.split.percent)
             return self.split_state()
 
-    @property
-    def served_version(self) -> str | None:
-        """The champion bundle's version (V2 ``model_version``); None until loaded."""
-        return self._revisions[0].service.model_version if self._revisions else None
-
-    async def predictor_ready(self) -> bool:
-        """Whether every revision's predictor answers its readiness probe (a client without one: True)."""
-        for revision in self._revisions:
-            probe = getattr(revision.scorer, "is_ready", None)
-            if probe is not None and not await probe():
-                return False
-        return True
-
     def _require_ready(self) -> Revision:
         if not self.ready or not self._revisions:
             ERRORS.labels(model=self.name, kind="not_ready", revision=self.settings.revision).inc()
@@ -311,7 +289,7 @@ class RecommendTransformer(Model):
             self.journal = None
 
 
-class FeedbackModel(Model):
+class FeedbackModel(NoExplanation, Model):
     """Appends feedback events: ``POST /v1/models/feedback:predict`` with ``{"request_id", "user_id", "events"}``.
 
     ``journal``: the transformer's recent answers (shared log); without one the model opens its own log and
@@ -323,8 +301,7 @@ class FeedbackModel(Model):
                  known_item: Callable[[str], bool] | None = None) -> None:
         super().__init__(name)
         self.settings = settings
-        #: Whether an item id is in the served catalogue (unknown ids are refused); None: not checked.
-        self.known_item = known_item
+        self.known_item = known_item  # is an item id in the served catalogue? (None: not checked)
         self._pseudonymize = pseudonymize
         self._journal = journal
         self._owns_journal = False
@@ -352,9 +329,6 @@ class FeedbackModel(Model):
             ERRORS.labels(model=self.name, kind="invalid_request", revision=self.settings.revision).inc()
             raise InvalidInput(str(exc)) from None
         return self._stamp(records)
-
-    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-        raise InvalidInput(f"{self.name} has no explanation: POST /v1/models/{self.name}:predict")
 
     def _stamp(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add the revision, model and policy of the answer the events are about (when known)."""

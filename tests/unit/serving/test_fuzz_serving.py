@@ -84,6 +84,7 @@ CONTENT_TYPES = st.sampled_from([
     "multipart/form-data; boundary=x",
 ])
 PATHS = st.sampled_from(["/v1/models/ranker:predict", "/v1/models/feedback:predict", "/v1/models/ranker:explain",
+                         "/v1/models/feedback:explain",
                          "/v2/models/ranker/infer", "/v2/models/ranker/versions/x/infer",
                          "/v2/repository/models/ranker/unload"])
 
