@@ -1,6 +1,7 @@
 """Property-based fuzzing of the request path (issue 11): whatever a client sends, the parser raises only
 ``InvalidRequest`` and the served app answers below 500, within a client timeout. Bounded by example counts
-(not time), so a run does the same work however loaded the machine is."""
+(not time), so a run does the same work however loaded the machine is; no example database is written
+(``database=None``: tests write only to temporary folders)."""
 
 import json
 import threading
@@ -16,9 +17,9 @@ from hyperrec.online.feedback import parse_feedback
 from hyperrec.online.requests import parse_request
 from hyperrec.online.settings import ServingConfig
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-SERVED = settings(max_examples=120, deadline=None, derandomize=True,
+SERVED = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 KEYS = st.sampled_from(["user_id", "history", "candidates", "k", "context", "explain", "model", "request_id",
