@@ -4,12 +4,14 @@
 (``database=None``: tests write only to temporary folders)."""
 
 import json
+import tempfile
 import threading
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from serving_helpers import OnnxScorer, fake_pseudonymize, make_server
 
 from hyperrec.online.errors import InvalidRequest
@@ -17,10 +19,16 @@ from hyperrec.online.feedback import parse_feedback
 from hyperrec.online.requests import parse_request
 from hyperrec.online.settings import ServingConfig
 
+# Hypothesis caches what it learns of the code under ./.hypothesis; keep that in a temporary folder, set
+# before any strategy is built.
+HYPOTHESIS_HOME = tempfile.TemporaryDirectory(prefix="hyperrec-hypothesis-")
+set_hypothesis_home_dir(HYPOTHESIS_HOME.name)
+
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 SERVED = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
 
 KEYS = st.sampled_from(["user_id", "history", "candidates", "k", "context", "explain", "model", "request_id",
                         "events", "type", "item_id", "value", "timestamp", "event", "device", "query"]) | st.text()
