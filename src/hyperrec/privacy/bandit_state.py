@@ -8,6 +8,7 @@ namespace or the decay of old state removes it (docs/PRIVACY.md).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,11 +17,19 @@ from hyperrec.online.bandits.policies import user_item_key
 from hyperrec.online.bandits.settings import BanditConfig
 from hyperrec.online.bandits.stores import SQLITE_PREFIX
 
+logger = logging.getLogger(__name__)
+
 _SCAN_COUNT = 1000
 
 
 def user_prefix(pseudonym: str) -> str:
     return user_item_key(pseudonym, "")
+
+
+def local_store_folder(bandit: BanditConfig) -> Path | None:
+    """The folder of a sqlite store (its file, -wal and -shm), for the residue check; None for Redis."""
+    url = bandit.store_url
+    return Path(url[len(SQLITE_PREFIX):]).parent if url.startswith(SQLITE_PREFIX) else None
 
 
 def forget_in_store(bandit: BanditConfig, pseudonyms: Iterable[str]) -> int:
@@ -40,6 +49,7 @@ def _forget_sqlite(path: Path, namespace: str, prefixes: list[str]) -> int:
         return 0
     db = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
+        db.execute("PRAGMA secure_delete=ON")  # zero the deleted rows' bytes in the pages, not only unlink them
         db.execute("BEGIN IMMEDIATE")
         removed = 0
         for prefix in prefixes:
@@ -47,6 +57,11 @@ def _forget_sqlite(path: Path, namespace: str, prefixes: list[str]) -> int:
             removed += db.execute("DELETE FROM stats WHERE ns = ? AND substr(key, 1, ?) = ?",
                                   (namespace, len(prefix), prefix)).rowcount
         db.execute("COMMIT")
+        if removed:  # the write-ahead log still holds the old page images: fold it in and empty it
+            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                logger.warning("bandit state %s: a reader blocked the WAL checkpoint; old pages remain in %s-wal "
+                               "until the next checkpoint", path, path)
         return removed
     finally:
         db.close()

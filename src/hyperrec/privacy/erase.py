@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from hyperrec.config import HyperrecConfig
 from hyperrec.data.pseudonymize import Pseudonymizer
 from hyperrec.errors import DataError
-from hyperrec.privacy.bandit_state import forget_in_store
+from hyperrec.privacy.bandit_state import forget_in_store, local_store_folder
 from hyperrec.privacy.ledger import ErasureLedger, state_dir
 from hyperrec.privacy.rewrite import filter_lines, filter_parquet, mentions
 from hyperrec.privacy.taint import data_lineage, taint_versions
@@ -85,7 +85,9 @@ def forget(cfg: HyperrecConfig, raw_ids: Iterable[str], *, extra_roots: Iterable
     for root in roots:
         report.files_rewritten.update(scrub_tree(root, pseudonyms, skip=skip))
     report.bandit_keys_removed = forget_in_store(cfg.bandit, pseudonyms)
-    report.residue = residue(roots + [Path(cfg.serving.feedback_dir)], pseudonyms, skip=skip)
+    store = local_store_folder(cfg.bandit)
+    checked = [*roots, Path(cfg.serving.feedback_dir), *([store] if store is not None else [])]
+    report.residue = residue(checked, pseudonyms, skip=skip)
     logger.info("forgot %d user(s): %d files rewritten, %d feedback lines, %d bandit keys, %d tainted versions, "
                 "%d files with residue", len(pseudonyms), len(report.files_rewritten), report.feedback_lines_removed,
                 report.bandit_keys_removed, len(report.tainted_versions), len(report.residue))
