@@ -80,9 +80,23 @@ def _forget_redis(url: str, namespace: str, prefixes: list[str]) -> int:
             if fields:
                 client.hdel(stats, *fields)
                 removed += len({f.split(b":", 1)[1] for f in fields})  # one key = its n: and r: fields
+        if removed:
+            _compact_append_only_file(client)
         return removed
     finally:
         client.close()
+
+
+def _compact_append_only_file(client: object) -> None:
+    """With AOF persistence the file still replays the deleted fields: ask Redis to rewrite it (in the
+    background; a rewrite already running or AOF being off is fine: the next rewrite drops them)."""
+    import redis
+
+    try:
+        if client.config_get("appendonly").get("appendonly") == "yes":  # type: ignore[attr-defined]
+            client.bgrewriteaof()  # type: ignore[attr-defined]
+    except redis.ResponseError as exc:
+        logger.warning("could not start an AOF rewrite after the erasure: %s", exc)
 
 
 def _glob_escape(text: str) -> str:
