@@ -120,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         bandit_config,
         build_models,
         predictor_config_for,
+        privacy_guard,
         pseudonymizer_from_config,
         serving_config,
         stop_on_load_failure,
@@ -142,10 +143,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     bundle = args.bundle or settings.bundle_dir
     if bundle is None:
         parser.error("--bundle is required (or set serving.bundle_dir)")
+    pseudonymize = pseudonymizer_from_config(args.config, args.overrides) if transformer else None
+    bandit = bandit_config(args.config, args.overrides) if transformer else None
     models = build_models(
         args.role, bundle, settings, model_name=None if args.model_name == "model" else args.model_name,
-        pseudonymize=pseudonymizer_from_config(args.config, args.overrides) if transformer else None,
-        bandit=bandit_config(args.config, args.overrides) if transformer else None,
+        pseudonymize=pseudonymize, bandit=bandit,
+        privacy=privacy_guard(args.config, args.overrides, settings, bandit, pseudonymize) if transformer else None,
     )
     for model in models:
         if settings.load_in_background and hasattr(model, "start_loading"):

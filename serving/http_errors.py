@@ -11,7 +11,7 @@ and its answer says nothing but "internal error".
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,10 +33,11 @@ logger = logging.getLogger(__name__)
 def install_error_handlers(app: FastAPI, served: Callable[[], list[str]], max_chars: int) -> None:
     """Register the handlers on ``app``; ``served`` lists the model names (for the 404 message)."""
 
-    def answer(request: Request, status: int, message: str) -> JSONResponse:
+    def answer(request: Request, status: int, message: str,
+               headers: Mapping[str, str] | None = None) -> JSONResponse:
         message = message if len(message) <= max_chars else message[: max_chars - 1] + "…"
         logger.warning("%s %s → %d: %s", request.method, _route(request), status, message)
-        return JSONResponse(status_code=status, content={"error": message})
+        return JSONResponse(status_code=status, content={"error": message}, headers=headers)
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         return answer(request, 400, str(exc))
@@ -57,7 +58,7 @@ def install_error_handlers(app: FastAPI, served: Callable[[], list[str]], max_ch
         assert isinstance(exc, HTTPException)
         if exc.status_code >= 500:
             return await internal(request, exc)
-        return answer(request, exc.status_code, str(exc.detail))
+        return answer(request, exc.status_code, str(exc.detail), exc.headers)
 
     async def unprocessable(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -42,6 +42,7 @@ from .transformer import FeedbackModel, RecommendTransformer, ScorerFactory, ope
 
 if TYPE_CHECKING:  # pragma: no cover
     from hyperrec.online.bandits.reranker import BanditReranker
+    from hyperrec.privacy.serving_guard import PrivacyGuard
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,16 @@ def pseudonymizer_from_config(config_path: Path | None, overrides: Sequence[str]
 
     cfg = load_config(config_path, overrides=list(overrides))
     return Pseudonymizer.from_config(cfg.privacy).pseudonymize
+
+
+def privacy_guard(config_path: Path | None, overrides: Sequence[str], settings: ServingConfig,
+                  bandit: BanditConfig | None, pseudonymize: Callable[[str], str]) -> PrivacyGuard:
+    """The transformer's consent check and erasure endpoints (hyperrec.privacy.serving_guard)."""
+    from hyperrec.config import load_config
+    from hyperrec.privacy.serving_guard import PrivacyGuard
+
+    return PrivacyGuard.from_config(load_config(config_path, overrides=list(overrides)),
+                                    feedback_dir=settings.feedback_dir, bandit=bandit, pseudonymize=pseudonymize)
 
 
 def serving_config(config_path: Path | None, overrides: Sequence[str] = ()) -> ServingConfig:
@@ -92,6 +103,7 @@ def build_models(
     scorer_factory: ScorerFactory | None = None,
     challenger_scorer_factory: ScorerFactory | None = None,
     bandit: BanditConfig | None = None,
+    privacy: PrivacyGuard | None = None,
 ) -> list[Model]:
     """The (not yet loaded) models of one role; the model name defaults to the bundle's.
 
@@ -112,7 +124,7 @@ def build_models(
         recommend = RecommendTransformer(
             name, bundle_dir, settings, pseudonymize=pseudonymize, scorer_factory=factory,
             challenger=challenger_spec(settings, name, challenger_scorer_factory), journal=journal, bandit=reranker,
-            registered_version=settings.registered_version)
+            registered_version=settings.registered_version, privacy=privacy)
         feedback = FeedbackModel(settings, pseudonymize=pseudonymize, journal=journal, bandit=reranker,
                                  known_item=recommend.knows_item)
         return [recommend, feedback]

@@ -49,6 +49,7 @@ from hyperrec.online.served import ServedJournal, served_answer
 from hyperrec.online.service import RANKER_POLICY, Answered, Plan
 from hyperrec.online.settings import ServingConfig
 from hyperrec.online.split import TrafficSplit
+from hyperrec.privacy.serving_guard import PrivacyGuard
 
 from .metrics import (
     BANDIT_PLAIN,
@@ -96,8 +97,10 @@ class RecommendTransformer(ServedRevisions, Model):
         journal: ServedJournal | None = None,
         bandit: BanditReranker | None = None,
         registered_version: str | None = None,
+        privacy: PrivacyGuard | None = None,
     ) -> None:
         super().__init__(name, return_response_headers=True)
+        self.privacy = privacy
         self.bundle_dir = Path(bundle_dir)
         self.settings = settings
         self.specs = [RevisionSpec(settings.revision, self.bundle_dir, scorer_factory, settings, registered_version)]
@@ -166,7 +169,8 @@ class RecommendTransformer(ServedRevisions, Model):
                 )
             request = champion.service.parse(payload, (headers or {}).get("x-request-id"))
             revision = revision or self._pick(request.user)
-            plan = revision.service.plan(request)
+            plan = revision.service.plan(request, personalized=self.privacy is None
+                                         or self.privacy.personalizes(request.user))
         except InvalidRequest as exc:
             ERRORS.labels(model=self.name, kind="invalid_request", revision=(revision or champion).name).inc()
             raise InvalidInput(str(exc)) from None
@@ -257,7 +261,11 @@ class RecommendTransformer(ServedRevisions, Model):
                 "ready": self.ready}
 
     def add_routes(self, app: Any) -> None:
-        """``GET``/``PUT /hyperrec/split`` when serving a challenger (the local canary controller moves it)."""
+        """``GET``/``PUT /hyperrec/split`` when serving a challenger (the local canary controller moves it);
+        ``/hyperrec/forget`` and ``/hyperrec/consent`` with a privacy guard (hyperrec.privacy.serving_guard)."""
+        if self.privacy is not None:
+            self.privacy.add_routes(app, journal=self.journal,
+                                    catalogues=lambda: [r.service.catalogue for r in self._revisions])
         if len(self.specs) < 2 or not self.settings.split.control:
             return
         from fastapi import Body, HTTPException

@@ -187,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hyperrec.experiments.cli import add_experiment_commands
     from hyperrec.monitoring.cli import add_monitoring_commands
     from hyperrec.online.cli import add_feedback_commands
+    from hyperrec.privacy.cli import add_privacy_commands
     from hyperrec.serving.cli import add_serving_commands
 
     add_serving_commands(commands)  # creates the `bench` group that the benchmarks join
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_commands(commands)
     add_experiment_commands(commands)
     add_feedback_commands(commands)
+    add_privacy_commands(commands)
     return parser
 
 
@@ -202,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
+        from hyperrec.privacy.audit import record_cli
+
+        record_cli(args, sys.argv[1:] if argv is None else argv)
         args.handler(args)
     except HyperrecError as exc:
         logger.error("%s", " ".join(str(exc).split()))  # one line, whatever the message quotes

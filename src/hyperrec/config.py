@@ -76,6 +76,21 @@ class PrivacyConfig(_Section):
         description="Secret file read when the env var is unset; created (mode 0600) on first use.",
     )
     scrub_pii: bool = Field(True, description="Remove emails, phones, URLs and card numbers from free text.")
+    state_dir: Path | None = Field(
+        None, description="Erasure ledger, consent list and audit log (docs/PRIVACY.md); None: <output_dir>/../privacy."
+    )
+    retention_days: int | None = Field(
+        None, ge=1, description="Drop events older than this many days from the prepared data and the feedback log."
+    )
+    retention_now_unix: int | None = Field(
+        None, description="The time the retention window counts back from; None: the current time."
+    )
+    erasure_token_env: str = Field(
+        "HYPERREC_ERASURE_TOKEN",
+        description="Env var holding the bearer token of the transformer's /hyperrec/forget and /hyperrec/consent "
+        "endpoints; unset: the endpoints are off.",
+    )
+    audit: bool = Field(True, description="Append who ran what to <state_dir>/audit.jsonl and tag MLflow runs.")
 
 
 class PrepConfig(_Section):

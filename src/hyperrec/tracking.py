@@ -58,6 +58,9 @@ def step_run(cfg: HyperrecConfig, step: str, pipeline_run: str) -> Iterator[Any]
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{step}-{pipeline_run}", tags=tags) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(cfg.model_dump(mode="json")).items()})
         logger.info("MLflow run %s (step %s) at %s", run.info.run_id, step, cfg.mlflow_uri())
+        from hyperrec.privacy.audit import record_step
+
+        record_step(cfg, step, pipeline_run)
         yield run
 
 

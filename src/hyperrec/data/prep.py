@@ -42,10 +42,11 @@ from hyperrec.data.text import (
     tags_to_text,
 )
 from hyperrec.errors import DataError
+from hyperrec.privacy.prep_filter import privacy_filter
 
 logger = logging.getLogger(__name__)
 
-STEPS = ("read", "window", "unknown_items", "duplicates", "bot_bursts", "saturated_users", "text", "labels",
+STEPS = ("read", "privacy", "window", "unknown_items", "duplicates", "bot_bursts", "saturated_users", "text", "labels",
          "split", "examples", "profiles", "segments", "write")
 #: Column types of the written tables (the contract of hyperrec.data.prepared); explicit so that an
 #: all-null column (e.g. query in MovieLens) is still typed.
@@ -93,6 +94,7 @@ def run_data_prep(cfg: HyperrecConfig, output_dir: Path) -> PreparedData:
     run = _Run(cfg)
     try:
         loaded = _read(run)
+        loaded.interactions = _privacy(run, loaded)
         loaded.interactions = _window(run, loaded.interactions)
         interactions, tags = _clean(run, loaded)
         items, interactions = _prepare_text(run, loaded.items, tags, interactions)
@@ -133,6 +135,15 @@ def _read(run: _Run) -> LoadedData:
     run.report.sections["files"] = files
     run.report.sections["dataset"] = {"format": run.cfg.data.format, "timestamps": loaded.has_timestamps}
     return loaded
+
+
+def _privacy(run: _Run, loaded: LoadedData) -> pd.DataFrame:
+    """Drop forgotten users, users without consent and expired events (hyperrec.privacy), counted."""
+    with run.step("privacy", len(loaded.interactions)) as step:
+        interactions, counts = privacy_filter(run.cfg, loaded.interactions, loaded.has_timestamps)
+        step.rows_out = len(interactions)
+        step.details.update(counts)
+    return interactions
 
 
 def _window(run: _Run, interactions: pd.DataFrame) -> pd.DataFrame:

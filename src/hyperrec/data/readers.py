@@ -30,6 +30,7 @@ from hyperrec.data.csv_records import Records, parse_records
 from hyperrec.data.pseudonymize import Pseudonymizer
 from hyperrec.data.quarantine import FILE_COLUMN, ROW_COLUMN, Quarantine
 from hyperrec.errors import ConfigError, DataError
+from hyperrec.privacy.prep_filter import CONSENT_COLUMN, parse_consent
 
 logger = logging.getLogger(__name__)
 
@@ -288,12 +289,19 @@ def parse_interactions(table: RawTable, pseudonymizer: Pseudonymizer,
         ("bad_value", "value", raw["value"].notna() & values.isna()),
         ("bad_dwell", "dwell_seconds", raw["dwell_seconds"].notna() & ~(dwell >= 0)),
     ]
+    consent = parse_consent(raw[CONSENT_COLUMN]) if CONSENT_COLUMN in raw.columns else None
+    if consent is not None:
+        checks.append(("bad_consent", CONSENT_COLUMN, raw[CONSENT_COLUMN].notna() & consent.isna()))
     keep = _reject(raw, checks, quarantine)
     typed = raw.loc[keep, ["user_id", "item_id", "event", "query", FILE_COLUMN, ROW_COLUMN]].copy()
     typed["timestamp"] = timestamps[keep].fillna(0).astype(np.int64)
     typed["value"] = values[keep]
     typed["dwell_seconds"] = dwell[keep]
-    return typed[[*INTERACTION_COLUMNS, FILE_COLUMN, ROW_COLUMN]].reset_index(drop=True), has_timestamps
+    columns = [*INTERACTION_COLUMNS, FILE_COLUMN, ROW_COLUMN]
+    if consent is not None:  # read by hyperrec.privacy.prep_filter, then dropped
+        typed[CONSENT_COLUMN] = consent[keep]
+        columns.append(CONSENT_COLUMN)
+    return typed[columns].reset_index(drop=True), has_timestamps
 
 
 def parse_items(table: RawTable, quarantine: Quarantine) -> pd.DataFrame:

@@ -142,6 +142,11 @@ class FeedbackLog:
         with self._lock:
             fd = self._require_fd()
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if not _is_current(fd, self.path):  # an erasure rewrote the segment (hyperrec.privacy): reopen it
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                self._open_segment(start_new=False)
+                fd = self._require_fd()
+                fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 view = memoryview(data)
                 while view:
@@ -186,6 +191,14 @@ class FeedbackLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._path = path
         _fsync_dir(self.directory)
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is still the file at ``path`` (an atomic rewrite replaces the file under the name)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _segments(directory: Path) -> list[Path]:

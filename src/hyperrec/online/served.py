@@ -136,6 +136,17 @@ class ServedJournal:
                     return served
             return None
 
+    def forget(self, users: set[str]) -> int:
+        """Write what is queued (so the erasure that follows finds it in the log), then drop the users' recent
+        answers from memory; returns how many went (hyperrec.privacy)."""
+        self.flush()
+        with self._lock:
+            gone = [rid for rid, answer in self._recent.items() if answer.user in users]
+            for rid in gone:
+                del self._recent[rid]
+                self._clicked.pop(rid, None)
+        return len(gone)
+
     def flush(self) -> None:
         """Wait until everything queued so far is written (tests, shutdown)."""
         if self._writer is None:

@@ -14,7 +14,7 @@ the policy had of showing that item there; 1 for the plain ranking). ``respond``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,8 @@ class Plan:
     segment: int | None
     #: encode_histories / encode_segments output for a batch of one; None: no model call (cold start).
     model_inputs: dict[str, np.ndarray] | None
+    #: False for a user without consent to personalization (hyperrec.privacy): no history, segment or per-user state.
+    personalized: bool = True
 
     @property
     def needs_model(self) -> bool:
@@ -54,7 +56,8 @@ class Plan:
     @property
     def context(self) -> BanditContext:
         """The user side of the request as the bandit (and the served log) sees it."""
-        return BanditContext(self.segment, int(self.history_idx.size), self.request.user)
+        user = self.request.user if self.personalized else None
+        return BanditContext(self.segment, int(self.history_idx.size), user)
 
 
 #: Policy name of answers in the ranker's own order (no bandit, or a degraded answer).
@@ -106,8 +109,14 @@ class RecommendationService:
             header_request_id=header_request_id,
         )
 
-    def plan(self, request: RecommendRequest) -> Plan:
-        """Map the request onto this bundle's catalogue and build the model input with hyperrec.features."""
+    def plan(self, request: RecommendRequest, *, personalized: bool = True) -> Plan:
+        """Map the request onto this bundle's catalogue and build the model input with hyperrec.features.
+
+        ``personalized=False`` (no consent): the history and the user's segment are ignored, so the answer is the
+        global popularity ranking.
+        """
+        if not personalized:
+            request = replace(request, history=())
         index = self.catalogue.index
         unknown: list[str] = []
         history: list[int] = []
@@ -122,7 +131,7 @@ class RecommendationService:
             known = [index[c] for c in request.candidates if c in index]
             unknown += [c for c in request.candidates if c not in index]
             candidate_idx = np.unique(np.array(known, dtype=np.int64))
-        segment = self.catalogue.user_segments.get(request.user)
+        segment = self.catalogue.user_segments.get(request.user) if personalized else None
         history_idx = np.array(history, dtype=np.int64)
         model_inputs = None
         if history_idx.size:
@@ -137,6 +146,7 @@ class RecommendationService:
             candidate_idx=candidate_idx,
             segment=segment,
             model_inputs=model_inputs,
+            personalized=personalized,
         )
 
     def answer(
