@@ -103,7 +103,7 @@ def build_models(
 
     name = model_name or str(read_manifest(bundle_dir)["model_name"])
     if role == "predictor":
-        return [OnnxRankerModel(name, bundle_dir)]
+        return [OnnxRankerModel(name, bundle_dir, settings=settings.predictor)]
     if role == "transformer":
         if pseudonymize is None:
             raise ValueError("the transformer needs a pseudonymize callable")
