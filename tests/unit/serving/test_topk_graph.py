@@ -4,21 +4,10 @@ excluded; ties by the lower item index; declared in the bundle's manifest and Tr
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from hyperrec.export.bundle import TritonSettings, parse_triton_config
+from hyperrec.export.bundle import parse_triton_config
 
-N_ITEMS, MAX_HISTORY, TOP_K = 60, 8, 10
-
-
-@pytest.fixture(scope="module")
-def topk_bundle(tmp_path_factory):
-    from hyperrec.export.tiny import build_demo_bundle
-
-    out = tmp_path_factory.mktemp("topk") / "ranker"
-    build_demo_bundle(out, n_items=N_ITEMS, max_history=MAX_HISTORY, dynamo=False,
-                      triton=TritonSettings(top_k=TOP_K, max_batch_size=16, preferred_batch_sizes=(4, 8)))
-    return out
+N_ITEMS, MAX_HISTORY, TOP_K = 60, 8, 10  # the topk_bundle fixture
 
 
 def reference_top(scores: np.ndarray, history: np.ndarray, k: int) -> np.ndarray:
