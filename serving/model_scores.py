@@ -43,10 +43,9 @@ async def model_scores(revision: Revision, plan: Plan, bandit: BanditReranker | 
     path = "full"
     if k and top_k_applies(service.settings, has_candidates=plan.candidate_idx is not None, depth=depth, k=k):
         ids, top = await scorer.top_k(plan.model_inputs, request_id)
-        sparse = sparse_scores(service.catalogue.n_items, ids[0], top[0])
-        if decided_by_prefix(sparse, plan.history_idx, service.catalogue, service.settings, depth=depth, k=k):
+        if decided_by_prefix(ids[0], top[0], plan.history_idx, service.catalogue, service.settings, depth=depth):
             SCORE_PATH.labels(model=model, revision=revision.name, path="top_k").inc()
-            return sparse
+            return sparse_scores(service.catalogue.n_items, ids[0], top[0])
         path = "top_k_then_full"
         logger.debug("request %s: the top %d cannot decide %d items; fetching all scores", request_id, k, depth)
     SCORE_PATH.labels(model=model, revision=revision.name, path=path).inc()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from hyperrec.online.catalogue import Catalogue
-from hyperrec.online.ranking import eligible_mask, top_k_diverse
+from hyperrec.online.ranking import top_k_diverse
 from hyperrec.online.settings import ServingConfig
 
 
@@ -34,19 +34,27 @@ def sparse_scores(n_items: int, ids: np.ndarray, scores: np.ndarray) -> np.ndarr
 
 
 def decided_by_prefix(
-    sparse: np.ndarray, history_idx: np.ndarray, catalogue: Catalogue, settings: ServingConfig, *, depth: int, k: int
+    ids: np.ndarray, scores: np.ndarray, history_idx: np.ndarray, catalogue: Catalogue, settings: ServingConfig, *,
+    depth: int,
 ) -> bool:
-    """Whether ranking ``sparse`` (a top-``k`` prefix) gives the same ``depth`` items as the full vector."""
-    if k >= catalogue.n_items:
+    """Whether the prefix ``ids``/``scores`` (best first) decides the same ``depth`` items as the full vector.
+
+    Runs the rules on the K prefix items only: their order (score, then item index) is the full ranking's, so
+    positions stand in for item indices.
+    """
+    if ids.size >= catalogue.n_items:
         return True  # the prefix is every item the graph did not exclude
-    cap = settings.max_per_category
-    mask = eligible_mask(catalogue.n_items, sparse, exclude=history_idx)
-    ranked = top_k_diverse(sparse.astype(np.float64), mask, depth, catalogue.category_codes, cap)
-    if ranked.items.size < depth:
+    keep = np.isfinite(scores) & ~np.isin(ids, history_idx)
+    items = np.asarray(ids, dtype=np.int64)[keep]
+    if items.size < depth:
         return False
+    cap = settings.max_per_category
     if cap is None:
         return True
+    codes = [catalogue.category_codes[i] for i in items.tolist()]
+    ranked = top_k_diverse(np.asarray(scores, dtype=np.float64)[keep], np.ones(items.size, dtype=bool), depth,
+                           codes, cap)
     # The soft fill adds capped-out items, so a list that respects the cap was filled by the greedy pass alone.
-    counts = np.bincount(np.concatenate([np.asarray(catalogue.category_codes[i], dtype=np.int64)
-                                         for i in ranked.items.tolist()] or [np.empty(0, np.int64)]))
-    return bool(counts.size == 0 or counts.max() <= cap)
+    chosen = [codes[i] for i in ranked.items.tolist()]
+    counts = np.bincount(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    return bool(ranked.items.size >= depth and (counts.size == 0 or counts.max() <= cap))
