@@ -27,6 +27,7 @@ from hyperrec.export.bundle import HISTORY_INPUT, SEGMENT_INPUT, onnx_path, veri
 from hyperrec.online.predictor_settings import PredictorSettings
 
 from .batcher import DynamicBatcher, QueueFull
+from .padding import padding_is_inert, trim_left_padding
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class OnnxRankerModel(Model):
         self.settings = settings or PredictorSettings()
         self._session: Any = None
         self._batcher: DynamicBatcher | None = None
+        self._trim = False
         self._manifest: dict[str, Any] = {}
         self._load_lock = threading.Lock()
 
@@ -58,6 +60,8 @@ class OnnxRankerModel(Model):
                 providers=["CPUExecutionProvider"],
             )
             self._manifest = manifest
+            self._trim = self.settings.trim_left_padding and padding_is_inert(
+                self._session, max_history=int(manifest["max_history"]), n_items=int(manifest["n_items"]))
             self._batcher = DynamicBatcher(
                 self._run, max_batch_size=self.max_batch_size,
                 max_queue_delay_us=self.settings.max_queue_delay_us, max_queued_rows=self.settings.max_queued_rows,
@@ -114,7 +118,10 @@ class OnnxRankerModel(Model):
         )
 
     def _run(self, history: np.ndarray, segment: np.ndarray, names: Any) -> list[np.ndarray]:
-        """One onnxruntime run (on the batcher's inference thread)."""
+        """One onnxruntime run (on the batcher's inference thread), on the filled history columns when the
+        graph ignores padding (``serving/padding.py``)."""
+        if self._trim:
+            history = np.ascontiguousarray(trim_left_padding(history))
         return self._session.run(list(names), {HISTORY_INPUT: history, SEGMENT_INPUT: segment})
 
     def _output_names(self, request: InferRequest) -> list[str]:

@@ -36,6 +36,10 @@ class PredictorSettings(BaseModel):
     max_queued_rows: int = Field(
         4096, ge=1, description="Bound of the embedded batcher's queue; past it a request gets 503 (back-pressure).",
     )
+    trim_left_padding: bool = Field(
+        True, description="Embedded predictor: drop all-padding history columns before inference when a probe at "
+        "load shows the graph's scores do not depend on them (serving/padding.py).",
+    )
     intra_op_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads of the embedded predictor.")
     inter_op_threads: int = Field(1, ge=1, description="onnxruntime inter-op threads of the embedded predictor.")
     allow_spinning: bool = Field(
