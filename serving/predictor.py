@@ -107,7 +107,8 @@ class OnnxRankerModel(Model):
         outputs = []
         for name, array in zip(names, arrays):
             output = InferOutput(name=name, shape=list(array.shape), datatype=_DATATYPES[array.dtype.kind])
-            output.set_data_from_numpy(np.ascontiguousarray(array), binary_data=False)
+            # gRPC: raw bytes (KServe would otherwise go numpy -> list -> numpy); REST: JSON lists.
+            output.set_data_from_numpy(np.ascontiguousarray(array), binary_data=bool(payload.from_grpc))
             outputs.append(output)
         return InferResponse(
             response_id=payload.id or uuid.uuid4().hex,

@@ -157,7 +157,8 @@ def create_rest_app(server: ModelServer) -> FastAPI:
     """
     app = FastAPI(title="hyperrec serving", docs_url=None, redoc_url=None, default_response_class=ORJSONResponse)
     rest = RESTServer(app, server.dataplane, server.model_repository_extension, http_port=server.http_port)
-    rest._add_middlewares(app)
+    # Not rest._add_middlewares: its TimingMiddleware logs one INFO line with CPU timings per request (10-20% of
+    # the transformer's CPU in the issue-11 profile); STAGE_SECONDS and KServe's histograms carry the latencies.
     rest._register_endpoints(app)
     rest._add_exception_handlers(app)
     for model in server.registered_models.get_models().values():
@@ -195,7 +196,7 @@ class HyperrecModelServer(ModelServer):
         self.setup_event_loop()
         config = uvicorn.Config(
             create_rest_app(self), host=self.bind_host, port=self.http_port, log_config=None,
-            timeout_keep_alive=self.timeout_keep_alive, loop="asyncio",
+            timeout_keep_alive=self.timeout_keep_alive, loop="asyncio", access_log=False,  # no line per request
         )
         self._uvicorn = uvicorn.Server(config)
         tasks = [asyncio.create_task(self._uvicorn.serve())]
