@@ -45,6 +45,7 @@ def add_bench_serve(bench_commands: Any, common: Callable[[Any], None], bundle_a
 
 
 def cmd_bench_serve(args: argparse.Namespace) -> None:
+    from hyperrec.export.bundle import verify_bundle
     from hyperrec.online.catalogue import Catalogue
 
     from .cli import _resolve_bundle, _settings
@@ -59,6 +60,7 @@ def cmd_bench_serve(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="hyperrec-bench-") as tmp:
         bundle = _resolve_bundle(args, settings, Path(tmp))
         label = args.label or ("tiny untrained demo ranker" if args.demo else f"bundle {bundle}")
+        verify_bundle(bundle)  # a folder that is not a bundle is one clear line (BundleError), exit 2
         catalogue = Catalogue.from_bundle(bundle)
         if args.url:
             report = _run(args, settings, args.url, catalogue, label)
