@@ -18,6 +18,8 @@ from typing import Any
 from hyperrec.cli_options import add_common_options as _common
 from hyperrec.errors import HyperrecError
 
+from .bench_cli import add_bench_serve
+
 logger = logging.getLogger(__name__)
 
 
@@ -67,17 +69,7 @@ def add_serving_commands(subparsers: Any) -> None:
 
     bench = subparsers.add_parser("bench", help="benchmarks")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True)
-    bserve = bench_commands.add_parser("serve", help="latency/throughput of serving vs a naive baseline")
-    _common(bserve)
-    _bundle_args(bserve)
-    bserve.add_argument("--concurrency", type=int, nargs="+", default=None, help="default: serving.bench_concurrency")
-    bserve.add_argument("--requests", type=int, default=None, help="per level (default: serving.bench_requests)")
-    bserve.add_argument("--naive-requests", type=int, default=None,
-                        help="per level through the naive baseline (default: serving.bench_naive_requests)")
-    bserve.add_argument("--naive-model", type=Path, default=None,
-                        help="HF model folder for the baseline (default: a tiny untrained BERT)")
-    bserve.add_argument("--output", type=Path, default=Path("outputs/bench/serve.json"))
-    bserve.set_defaults(handler=_cmd_bench_serve)
+    add_bench_serve(bench_commands, _common, _bundle_args)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -225,30 +217,3 @@ def format_answer(answer: dict[str, Any]) -> str:
     if answer.get("explanation_method"):
         lines.append(f"explanations: {answer['explanation_method']}")
     return "\n".join(lines)
-
-
-def _cmd_bench_serve(args: argparse.Namespace) -> None:
-    from hyperrec.online.catalogue import Catalogue
-    from hyperrec.serving.bench import format_report, run_bench, write_report
-    from hyperrec.serving.local import LocalServers
-
-    settings = _settings(args).model_copy(update={
-        "predictor_http_port": 0, "predictor_grpc_port": 0, "transformer_http_port": 0,
-        "request_timeout_s": 5.0, "attempt_timeout_s": 5.0,  # measure the path, not the fallback
-    })
-    with tempfile.TemporaryDirectory(prefix="hyperrec-bench-") as tmp:
-        bundle = _resolve_bundle(args, settings, Path(tmp))
-        label = "tiny untrained demo ranker" if args.demo else f"bundle {bundle}"
-        with LocalServers(bundle, settings, config_path=args.config, overrides=args.overrides,
-                          log_dir=Path(tmp) / "logs") as endpoints:
-            report = run_bench(
-                endpoints.recommend_url,
-                Catalogue.from_bundle(bundle),
-                concurrency=args.concurrency or settings.bench_concurrency,
-                requests=args.requests or settings.bench_requests,
-                naive_requests=args.naive_requests or settings.bench_naive_requests,
-                naive_model=args.naive_model,
-                label=label,
-            )
-    write_report(report, args.output)
-    sys.stdout.write(format_report(report) + f"\n\nreport: {args.output}\n")

@@ -171,12 +171,25 @@ class PairedScorer:
         return self._clock() - self._checked_at >= (self.recheck_soon_s if soon else self.recheck_s)
 
     async def score(self, inputs: dict[str, np.ndarray], request_id: str) -> np.ndarray:
+        return await self._guarded(self.inner.score(inputs, request_id))
+
+    async def top_k(self, inputs: dict[str, np.ndarray], request_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """The inner client's in-graph top k, under the same pairing guard as ``score``."""
+        return await self._guarded(self.inner.top_k(inputs, request_id))
+
+    @property
+    def k(self) -> int | None:
+        """K of the inner client's top-k outputs (None: full scores only)."""
+        return getattr(self.inner, "k", None)
+
+    async def _guarded(self, call: Any) -> Any:
         self._maybe_recheck()
         if self.pairing.state == "mismatch":
+            call.close()
             ERRORS.labels(model=self.transformer_name, kind="predictor_mismatch", revision=self.revision).inc()
             raise PredictorUnavailable(f"predictor scores refused: {self.pairing.detail}")
         try:
-            return await self.inner.score(inputs, request_id)
+            return await call
         except PredictorUnavailable:
             self._suspect = True  # a rollout may have swapped the predictor's model: look again soon
             raise
@@ -241,7 +254,7 @@ def paired_scorer_factory(
         model_name, n_items = str(manifest["model_name"]), int(manifest["n_items"])
         fetch = fetch_metadata or (lambda name: fetch_model_metadata(settings, name))
         scorer = PairedScorer(
-            TritonV2Client(settings, model_name, n_items), transformer_name=transformer_name, model_name=model_name,
+            TritonV2Client(settings, model_name, n_items, manifest.get("top_k")), transformer_name=transformer_name, model_name=model_name,
             n_items=n_items, fetch_metadata=lambda: fetch(model_name), revision=revision,
         )
         scorer.check()  # at load: logs and sets the gauge; an unreachable predictor never fails the load

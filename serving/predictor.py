@@ -1,8 +1,13 @@
 """Embedded V2 predictor: the bundle's ONNX ranker on onnxruntime, behind the same contract as Triton.
 
 Tensor names, datatypes and shapes are those of the bundle manifest (history INT64 [B, S], segment INT64
-[B] → scores FP32 [B, n_items]), so the transformer cannot tell it from Triton serving
-``<bundle>/triton``. Use it where no GPU or Triton is at hand: local runs, tests, CPU-only clusters.
+[B] → scores FP32 [B, n_items], top_ids INT64 / top_scores FP32 [B, K]), so the transformer cannot tell it
+from Triton serving ``<bundle>/triton``. Use it where no GPU or Triton is at hand: local runs, tests,
+CPU-only clusters.
+
+Like Triton it returns the outputs a request names (all of them when it names none), refuses a batch over
+the bundle's ``max_batch_size`` (400), and batches concurrent requests (``serving/batcher.py``) on an
+onnxruntime session tuned by ``serving.predictor`` (threads, no spinning, all graph optimizations).
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ from kserve import Model
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from hyperrec.export.bundle import HISTORY_INPUT, SCORES_OUTPUT, SEGMENT_INPUT, onnx_path, verify_bundle
+from hyperrec.export.bundle import HISTORY_INPUT, SEGMENT_INPUT, onnx_path, verify_bundle
+from hyperrec.online.predictor_settings import PredictorSettings
+
+from .batcher import DynamicBatcher, QueueFull
+from .padding import padding_is_inert, trim_left_padding
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +35,13 @@ logger = logging.getLogger(__name__)
 class OnnxRankerModel(Model):
     """A KServe model answering V2 infer requests with onnxruntime."""
 
-    def __init__(self, name: str, bundle_dir: Path, *, intra_op_threads: int | None = None) -> None:
+    def __init__(self, name: str, bundle_dir: Path, *, settings: PredictorSettings | None = None) -> None:
         super().__init__(name)
         self.bundle_dir = Path(bundle_dir)
-        self.intra_op_threads = intra_op_threads
+        self.settings = settings or PredictorSettings()
         self._session: Any = None
+        self._batcher: DynamicBatcher | None = None
+        self._trim = False
         self._manifest: dict[str, Any] = {}
         self._load_lock = threading.Lock()
 
@@ -44,13 +55,17 @@ class OnnxRankerModel(Model):
             import onnxruntime as ort
 
             manifest = verify_bundle(self.bundle_dir)
-            options = ort.SessionOptions()
-            if self.intra_op_threads:
-                options.intra_op_num_threads = self.intra_op_threads
             self._session = ort.InferenceSession(
-                str(onnx_path(self.bundle_dir, manifest)), sess_options=options, providers=["CPUExecutionProvider"]
+                str(onnx_path(self.bundle_dir, manifest)), sess_options=session_options(self.settings),
+                providers=["CPUExecutionProvider"],
             )
             self._manifest = manifest
+            self._trim = self.settings.trim_left_padding and padding_is_inert(
+                self._session, max_history=int(manifest["max_history"]), n_items=int(manifest["n_items"]))
+            self._batcher = DynamicBatcher(
+                self._run, max_batch_size=self.max_batch_size,
+                max_queue_delay_us=self.settings.max_queue_delay_us, max_queued_rows=self.settings.max_queued_rows,
+            )
             self.ready = True
             logger.info("predictor %s loaded bundle version %s (%d items)", self.name, manifest["version"],
                         manifest["n_items"])
@@ -67,6 +82,11 @@ class OnnxRankerModel(Model):
     def n_items(self) -> int:
         return int(self._manifest["n_items"])
 
+    @property
+    def max_batch_size(self) -> int:
+        """The bundle's Triton max_batch_size (what Triton itself would enforce)."""
+        return int(self._manifest.get("triton", {}).get("max_batch_size", self.settings.max_batch_size))
+
     def get_input_types(self) -> list[dict[str, Any]]:
         return list(self._manifest.get("inputs", []))
 
@@ -81,19 +101,48 @@ class OnnxRankerModel(Model):
         if not isinstance(payload, InferRequest):
             raise InvalidInput(f"{self.name} speaks the V2 protocol: POST /v2/models/{self.name}/infer")
         history, segment = self._inputs(payload)
+        names = self._output_names(payload)
+        assert self._batcher is not None
         try:
-            (scores,) = self._session.run([SCORES_OUTPUT], {HISTORY_INPUT: history, SEGMENT_INPUT: segment})
+            arrays = await self._batcher.submit(history, segment, names)
+        except QueueFull as exc:
+            raise ModelNotReady(self.name, f"overloaded, retry later: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own types; only segment range is unchecked
             raise InvalidInput(f"the model rejected the inputs (segment out of range?): {exc}") from None
-        output = InferOutput(name=SCORES_OUTPUT, shape=list(scores.shape), datatype="FP32")
-        output.set_data_from_numpy(np.ascontiguousarray(scores, dtype=np.float32), binary_data=False)
+        outputs = []
+        for name, array in zip(names, arrays):
+            output = InferOutput(name=name, shape=list(array.shape), datatype=_DATATYPES[array.dtype.kind])
+            # gRPC: raw bytes (KServe would otherwise go numpy -> list -> numpy); REST: JSON lists.
+            output.set_data_from_numpy(np.ascontiguousarray(array), binary_data=bool(payload.from_grpc))
+            outputs.append(output)
         return InferResponse(
             response_id=payload.id or uuid.uuid4().hex,
             model_name=self.name,
             model_version=str(self._manifest.get("version", "")),
-            infer_outputs=[output],
+            infer_outputs=outputs,
             use_binary_outputs=payload.use_binary_outputs,
         )
+
+    def _run(self, history: np.ndarray, segment: np.ndarray, names: Any) -> list[np.ndarray]:
+        """One onnxruntime run (on the batcher's inference thread), on the filled history columns when the
+        graph ignores padding (``serving/padding.py``)."""
+        if self._trim:
+            history = np.ascontiguousarray(trim_left_padding(history))
+        return self._session.run(list(names), {HISTORY_INPUT: history, SEGMENT_INPUT: segment})
+
+    def _output_names(self, request: InferRequest) -> list[str]:
+        """The outputs the request names, checked against the manifest; all of them when it names none."""
+        known = [spec["name"] for spec in self._manifest.get("outputs", [])]
+        asked = [output.name for output in request.request_outputs or []]
+        unknown = sorted(set(asked) - set(known))
+        if unknown:
+            raise InvalidInput(f"unknown output(s) {unknown}; the model has {known}")
+        return list(dict.fromkeys(asked)) or known
+
+    def stop(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+        super().stop()
 
     def _inputs(self, request: InferRequest) -> tuple[np.ndarray, np.ndarray]:
         tensors = {}
@@ -118,6 +167,9 @@ class OnnxRankerModel(Model):
         if history.shape[0] != segment.shape[0] or history.shape[0] == 0:
             raise InvalidInput(f"history and segment need the same non-zero batch, got {history.shape[0]} "
                                f"and {segment.shape[0]}")
+        if history.shape[0] > self.max_batch_size:
+            raise InvalidInput(f"batch of {history.shape[0]} rows exceeds the model's max_batch_size "
+                               f"{self.max_batch_size}; split the request")
         if history.shape[1] == 0:
             raise InvalidInput("history needs at least one column (pad with 0)")
         if history.min() < 0 or history.max() > self.n_items:
@@ -125,3 +177,22 @@ class OnnxRankerModel(Model):
         if segment.min() < 0:
             raise InvalidInput("segment tokens must be >= 0 (0 = unknown segment)")
         return np.ascontiguousarray(history), np.ascontiguousarray(segment)
+
+
+_DATATYPES = {"f": "FP32", "i": "INT64"}
+
+
+def session_options(settings: PredictorSettings) -> Any:
+    """onnxruntime options for many small requests on few shared cores: fixed small thread pools, no spinning
+    (idle spinning threads burn the CPU the transformer needs), every graph optimization."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.intra_op_threads
+    options.inter_op_num_threads = settings.inter_op_threads
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    spinning = "1" if settings.allow_spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
+    return options

@@ -67,7 +67,8 @@ def load_revision(spec: RevisionSpec, settings: ServingConfig, pseudonymize: Cal
     if spec.scorer_factory is not None:
         scorer = spec.scorer_factory(manifest)
     else:
-        scorer = TritonV2Client(spec.settings, str(manifest["model_name"]), int(manifest["n_items"]))
+        scorer = TritonV2Client(spec.settings, str(manifest["model_name"]), int(manifest["n_items"]),
+                                manifest.get("top_k"))
     logger.info("revision %s ready: bundle %s version %s (registry v%s), %d items, predictor %s via %s",
                 spec.name, manifest["model_name"], manifest["version"], spec.registered_version or "?",
                 catalogue.n_items, spec.settings.predictor_url, spec.settings.predictor_protocol)

@@ -114,7 +114,7 @@ def build_models(
 
     name = model_name or str(read_manifest(bundle_dir)["model_name"])
     if role == "predictor":
-        return [OnnxRankerModel(name, bundle_dir)]
+        return [OnnxRankerModel(name, bundle_dir, settings=settings.predictor)]
     if role == "transformer":
         if pseudonymize is None:
             raise ValueError("the transformer needs a pseudonymize callable")
@@ -201,7 +201,7 @@ class HyperrecModelServer(ModelServer):
         self.setup_event_loop()
         config = uvicorn.Config(
             create_rest_app(self, self.http), host=self.bind_host, port=self.http_port, log_config=None,
-            timeout_keep_alive=self.timeout_keep_alive, loop="asyncio",
+            timeout_keep_alive=self.timeout_keep_alive, loop="asyncio", access_log=False,  # no line per request
         )
         self._uvicorn = uvicorn.Server(config)
         tasks = [asyncio.create_task(self._uvicorn.serve())]

@@ -60,6 +60,7 @@ from .metrics import (
     FEEDBACK_EVENTS,
     STAGE_SECONDS,
 )
+from .model_scores import model_scores
 from .revisions import Revision, RevisionSpec, ScorerFactory, load_revision
 from .served_revisions import NoExplanation, ServedRevisions
 
@@ -187,7 +188,7 @@ class RecommendTransformer(ServedRevisions, Model):
         scores, reason = None, None
         request_id = plan.request.request_id
         try:
-            scores = (await revision.scorer.score(plan.model_inputs, request_id))[0]
+            scores = await model_scores(revision, plan, self.bandit, self.name)
         except PredictorUnavailable as exc:
             reason = "predictor_unavailable"
             ERRORS.labels(model=self.name, kind="predictor", revision=revision.name).inc()

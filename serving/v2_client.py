@@ -9,6 +9,10 @@ The same client talks to Triton and to the embedded KServe predictor. Every call
 request budget), each attempt its own timeout, and failures are retried a bounded number of times with
 exponential backoff and jitter, never past the deadline. Anything that still fails surfaces as
 ``PredictorUnavailable``, which the transformer turns into a degraded (popularity) answer.
+
+``top_k`` asks only for the in-graph ``top_ids``/``top_scores`` outputs (K values per row instead of
+n_items), the hot path of the transformer; ``score`` asks for the full ``scores``. One client (one gRPC
+channel or HTTP session) per event loop is kept for the process's life.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hyperrec.export.bundle import to_wire
+from hyperrec.export.bundle import SCORES_OUTPUT, TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT, to_wire
 from hyperrec.online.errors import PredictorUnavailable
 from hyperrec.online.settings import ServingConfig
 
@@ -41,17 +45,39 @@ class ScoresClient(Protocol):
     async def close(self) -> None: ...
 
 
+class TopKClient(ScoresClient, Protocol):
+    """A predictor client that can also ask for the in-graph top k (bundles with ``top_k`` in the manifest)."""
+
+    async def top_k(self, inputs: dict[str, np.ndarray], request_id: str) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class TritonV2Client:
     """Scores with tritonclient's asyncio clients; one client per event loop (they are loop-bound)."""
 
-    def __init__(self, settings: ServingConfig, model_name: str, n_items: int) -> None:
+    def __init__(self, settings: ServingConfig, model_name: str, n_items: int, top_k: int | None = None) -> None:
         self.settings = settings
         self.model_name = model_name
         self.n_items = n_items
+        #: K of the bundle's top_ids/top_scores outputs; None: the bundle has none (full scores only).
+        self.k = top_k
         self._clients: dict[int, Any] = {}
 
     async def score(self, inputs: dict[str, np.ndarray], request_id: str) -> np.ndarray:
         """Scores [batch, n_items] float32, or PredictorUnavailable after the budget is spent."""
+        (scores,) = await self._call(inputs, request_id, (SCORES_OUTPUT,))
+        return self._check(scores, len(next(iter(inputs.values()))), self.n_items, SCORES_OUTPUT, np.float32)
+
+    async def top_k(self, inputs: dict[str, np.ndarray], request_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """Item indices INT64 and scores FP32 [batch, K] of the best K items outside each history."""
+        if self.k is None:
+            raise PredictorUnavailable("the bundle has no top-k outputs")
+        ids, scores = await self._call(inputs, request_id, (TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT))
+        batch = len(next(iter(inputs.values())))
+        return (self._check(ids, batch, self.k, TOP_IDS_OUTPUT, np.int64),
+                self._check(scores, batch, self.k, TOP_SCORES_OUTPUT, np.float32))
+
+    async def _call(self, inputs: dict[str, np.ndarray], request_id: str, names: tuple[str, ...]) -> list[Any]:
+        """The named outputs, retried within the request budget (raises PredictorUnavailable)."""
         s = self.settings
         deadline = time.monotonic() + s.request_timeout_s
         attempt = 0
@@ -61,8 +87,7 @@ class TritonV2Client:
                 raise PredictorUnavailable(f"predictor budget of {s.request_timeout_s}s spent after {attempt} attempts")
             timeout = min(s.attempt_timeout_s, remaining)
             try:
-                scores = await asyncio.wait_for(self._infer(inputs, request_id, timeout), timeout=timeout)
-                return self._check(scores, len(next(iter(inputs.values()))))
+                return await asyncio.wait_for(self._infer(inputs, request_id, timeout, names), timeout=timeout)
             except PredictorUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001 - tritonclient, grpc, aiohttp and timeouts all retry
@@ -114,22 +139,24 @@ class TritonV2Client:
             self._clients[loop_id] = client
         return client
 
-    async def _infer(self, inputs: dict[str, np.ndarray], request_id: str, timeout: float) -> np.ndarray:
+    async def _infer(self, inputs: dict[str, np.ndarray], request_id: str, timeout: float,
+                     names: tuple[str, ...]) -> list[Any]:
         client = self._client()
         version = self.settings.predictor_model_version
         inputs = {name: to_wire(name, array) for name, array in inputs.items()}
         if self.settings.predictor_protocol == "grpc":
-            from kserve.protocol.infer_type import InferInput, InferRequest
+            from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
             tensors = []
             for name, array in inputs.items():
                 tensor = InferInput(name, list(array.shape), "INT64")
                 tensor.set_data_from_numpy(np.ascontiguousarray(array, dtype=np.int64), binary_data=True)
                 tensors.append(tensor)
-            request = InferRequest(self.model_name, tensors, request_id=request_id, model_version=version or None)
+            request = InferRequest(self.model_name, tensors, request_id=request_id, model_version=version or None,
+                                   request_outputs=[RequestedOutput(name) for name in names])
             response = await client.infer(request, timeout=timeout)
-            output = response.get_output_by_name("scores")
-            return None if output is None else output.as_numpy()
+            outputs = [response.get_output_by_name(name) for name in names]
+            return [None if output is None else output.as_numpy() for output in outputs]
         else:
             import tritonclient.http as httpclient
 
@@ -141,21 +168,22 @@ class TritonV2Client:
                 tensors.append(tensor)
             result = await client.infer(
                 self.model_name, tensors, model_version=version, request_id=request_id,
-                outputs=[httpclient.InferRequestedOutput("scores", binary_data=False)],
+                outputs=[httpclient.InferRequestedOutput(name, binary_data=False) for name in names],
                 headers={"Content-Type": "application/json"},
             )
-        return result.as_numpy("scores")
+        return [result.as_numpy(name) for name in names]
 
-    def _check(self, scores: Any, batch: int) -> np.ndarray:
-        if scores is None:
-            raise PredictorUnavailable("predictor answered without a 'scores' output")
-        scores = np.asarray(scores, dtype=np.float32)
-        if scores.shape != (batch, self.n_items):
+    @staticmethod
+    def _check(array: Any, batch: int, width: int, name: str, dtype: type) -> np.ndarray:
+        if array is None:
+            raise PredictorUnavailable(f"predictor answered without a {name!r} output")
+        array = np.asarray(array, dtype=dtype)
+        if array.shape != (batch, width):
             raise PredictorUnavailable(
-                f"predictor scores have shape {scores.shape}; expected ({batch}, {self.n_items}): "
+                f"predictor {name} have shape {array.shape}; expected ({batch}, {width}): "
                 "is the predictor serving the same bundle?"
             )
-        return scores
+        return array
 
 
 def _reason(exc: BaseException) -> str:

@@ -108,6 +108,7 @@ def export_step(
     cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, lm_models_dir: Path, bundle_dir: Path
 ) -> dict[str, Any]:
     """Export the served model (``modeling.serve``) with its catalogue into a serving bundle."""
+    from hyperrec.export.bundle import TritonSettings
     from hyperrec.export.next_item import export_next_item_bundle
     from hyperrec.models.registry import load_model
 
@@ -116,7 +117,7 @@ def export_step(
     with tracking.step_run(cfg, "export", pipeline_run) as run:
         manifest = export_next_item_bundle(
             model, data, bundle_dir, model_name="ranker", version=pipeline_run,
-            max_history=cfg.modeling.max_history,
+            max_history=cfg.modeling.max_history, triton=TritonSettings.from_predictor(cfg.serving.predictor),
             lineage={
                 "pipeline_run": pipeline_run,
                 "training_run_id": run.info.run_id,

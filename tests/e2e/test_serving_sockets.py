@@ -120,6 +120,32 @@ def test_the_transformer_client_scores_over_both_protocols(servers, protocol):
     np.testing.assert_allclose(asyncio.run(run()), _reference(bundle, history, segment), atol=1e-5)
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_the_transformer_client_gets_the_in_graph_top_k_over_both_protocols(servers, protocol):
+    from hyperrec.serving.v2_client import TritonV2Client
+
+    _, endpoints, bundle = servers
+    url = endpoints.predictor_grpc if protocol == "grpc" else endpoints.predictor_http.removeprefix("http://")
+    client = TritonV2Client(ServingConfig(predictor_protocol=protocol, predictor_url=url, request_timeout_s=5,
+                                          attempt_timeout_s=5), "ranker", 50, top_k=50)
+    history, segment = _inputs()
+
+    async def run():
+        try:
+            return await client.top_k({"history": history, "segment": segment}, "req-2")
+        finally:
+            await client.close()
+
+    ids, scores = asyncio.run(run())
+    reference = _reference(bundle, history, segment)
+    assert ids.shape == scores.shape == (2, 50) and ids.dtype == np.int64
+    for row, tokens in enumerate(history):
+        seen = set((tokens[tokens > 0] - 1).tolist())
+        order = sorted(set(range(50)) - seen, key=lambda i: (-reference[row, i], i))
+        assert ids[row, : len(order)].tolist() == order
+        np.testing.assert_allclose(scores[row, : len(order)], reference[row, order], atol=1e-5)
+
+
 def test_http_request_to_the_transformer_and_feedback(servers):
     _, endpoints, _ = servers
     with httpx.Client(timeout=10) as client:

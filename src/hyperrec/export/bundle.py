@@ -17,7 +17,9 @@ The ranker contract (the trained next-item model exports to it):
 - input ``history`` INT64 [batch, seq]: ``hyperrec.features.encode_histories`` output (left-padded item tokens,
   item_idx + 1, 0 = pad); the transformer always sends ``seq = max_history``, so Triton can batch requests;
 - input ``segment`` INT64 [batch]: ``hyperrec.features.encode_segments`` output;
-- output ``scores`` FP32 [batch, n_items] in catalogue order (items.parquet item_idx).
+- output ``scores`` FP32 [batch, n_items] in catalogue order (items.parquet item_idx);
+- outputs ``top_ids`` INT64 / ``top_scores`` FP32 [batch, K]: the best K items that are not in the history,
+  best first (``hyperrec.export.next_item_topk`` appends them; K = ``manifest["top_k"]``).
 
 ``verify_bundle`` needs only the standard library; building imports onnx, onnxruntime and tritonclient's
 model-config protobufs lazily.
@@ -58,6 +60,8 @@ SEGMENTS_FILE = "segments.parquet"
 SEGMENT_POPULARITY_FILE = "segment_popularity.parquet"
 ITEM_COLUMNS = ("item_id", "title", "categories", "popularity", "item_idx")
 HISTORY_INPUT, SEGMENT_INPUT, SCORES_OUTPUT = "history", "segment", "scores"
+#: In-graph top k (hyperrec.export.next_item_topk): item_idx and score of the best K non-history items.
+TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT = "top_ids", "top_scores"
 
 
 def to_wire(name: str, array: np.ndarray) -> np.ndarray:
@@ -85,9 +89,10 @@ def input_specs() -> list[TensorSpec]:
     return [TensorSpec(HISTORY_INPUT, "INT64", (-1, -1)), TensorSpec(SEGMENT_INPUT, "INT64", (-1,))]
 
 
-def output_specs(n_items: int) -> list[TensorSpec]:
-    """The ranker's output for a catalogue of ``n_items``."""
-    return [TensorSpec(SCORES_OUTPUT, "FP32", (-1, n_items))]
+def output_specs(n_items: int, top_k: int) -> list[TensorSpec]:
+    """The ranker's outputs for a catalogue of ``n_items`` and an in-graph top ``top_k``."""
+    return [TensorSpec(SCORES_OUTPUT, "FP32", (-1, n_items)), TensorSpec(TOP_IDS_OUTPUT, "INT64", (-1, top_k)),
+            TensorSpec(TOP_SCORES_OUTPUT, "FP32", (-1, top_k))]
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,16 @@ class TritonSettings:
     max_queue_delay_us: int = 2000
     gpu_instances: int = 1
     cpu_instances: int = 2
+    #: Depth of the in-graph top k (clamped to n_items): the most items one answer can take from the predictor.
+    top_k: int = 100
+
+    @classmethod
+    def from_predictor(cls, settings: Any) -> TritonSettings:
+        """The scheduling knobs of ``serving.predictor`` (a PredictorSettings), so Triton and the embedded
+        predictor batch alike; preferred batch sizes above max_batch_size are dropped."""
+        preferred = tuple(size for size in cls.preferred_batch_sizes if size <= settings.max_batch_size)
+        return cls(max_batch_size=settings.max_batch_size, preferred_batch_sizes=preferred,
+                   max_queue_delay_us=settings.max_queue_delay_us, top_k=settings.top_k)
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -107,6 +122,8 @@ class TritonSettings:
             raise ValueError("preferred batch sizes must lie in 1..max_batch_size")
         if self.max_queue_delay_us < 0 or self.gpu_instances < 1 or self.cpu_instances < 1:
             raise ValueError("max_queue_delay_us must be >= 0 and instance counts >= 1")
+        if self.top_k < 1:
+            raise ValueError("top_k must be >= 1")
 
 
 # --------------------------------------------------------------------------------------------- building
@@ -131,6 +148,8 @@ def build_bundle(
     ``extra_files`` maps a file name inside the bundle to a source path (see the module doc for the names
     the runtime understands). ``lineage`` is free JSON (training run id, data hash, metrics, git commit).
     """
+    from hyperrec.export.next_item_topk import write_with_top_k  # imports this module
+
     triton = triton or TritonSettings()
     _check_name(model_name, "model_name")
     if not str(version).strip():
@@ -165,15 +184,14 @@ def build_bundle(
         frame.to_parquet(staging / ITEMS_FILE, index=False)
         model_dir = staging / TRITON_DIR / model_name
         (model_dir / TRITON_VERSION).mkdir(parents=True)
-        shutil.copyfile(onnx_model, model_dir / TRITON_VERSION / ONNX_FILE)
+        top_k = write_with_top_k(onnx_model, model_dir / TRITON_VERSION / ONNX_FILE, k=triton.top_k, n_items=n_items)
+        check_onnx_contract(model_dir / TRITON_VERSION / ONNX_FILE, n_items=n_items, max_history=max_history,
+                            top_k=top_k)
         (model_dir / "configs").mkdir()
-        (model_dir / "config.pbtxt").write_text(
-            triton_config_text(model_name, n_items=n_items, max_history=max_history, settings=triton, gpu=True),
-            encoding="utf-8",
-        )
+        shape = {"n_items": n_items, "max_history": max_history, "top_k": top_k, "settings": triton}
+        (model_dir / "config.pbtxt").write_text(triton_config_text(model_name, gpu=True, **shape), encoding="utf-8")
         (model_dir / "configs" / f"{CPU_CONFIG_NAME}.pbtxt").write_text(
-            triton_config_text(model_name, n_items=n_items, max_history=max_history, settings=triton, gpu=False),
-            encoding="utf-8",
+            triton_config_text(model_name, gpu=False, **shape), encoding="utf-8"
         )
         for name, source in extras.items():
             shutil.copyfile(source, staging / name)
@@ -184,7 +202,8 @@ def build_bundle(
             "n_items": n_items,
             "max_history": int(max_history),
             "inputs": [spec.to_json() for spec in input_specs()],
-            "outputs": [spec.to_json() for spec in output_specs(n_items)],
+            "outputs": [spec.to_json() for spec in output_specs(n_items, top_k)],
+            "top_k": top_k,
             "triton": {
                 "repository": TRITON_DIR,
                 "model_version": TRITON_VERSION,
@@ -207,7 +226,7 @@ def build_bundle(
 
 
 def triton_config_text(
-    model_name: str, *, n_items: int, max_history: int, settings: TritonSettings, gpu: bool
+    model_name: str, *, n_items: int, max_history: int, settings: TritonSettings, gpu: bool, top_k: int
 ) -> str:
     """config.pbtxt for the ranker, built as a ``ModelConfig`` protobuf (so it is valid by construction)."""
     from google.protobuf import text_format
@@ -225,6 +244,8 @@ def triton_config_text(
     segment = config.input.add(name=SEGMENT_INPUT, data_type=mc.TYPE_INT64, dims=[1])
     segment.reshape.SetInParent()  # the model sees [batch], not [batch, 1]
     config.output.add(name=SCORES_OUTPUT, data_type=mc.TYPE_FP32, dims=[n_items])
+    config.output.add(name=TOP_IDS_OUTPUT, data_type=mc.TYPE_INT64, dims=[top_k])
+    config.output.add(name=TOP_SCORES_OUTPUT, data_type=mc.TYPE_FP32, dims=[top_k])
     config.dynamic_batching.preferred_batch_size.extend(settings.preferred_batch_sizes)
     config.dynamic_batching.max_queue_delay_microseconds = settings.max_queue_delay_us
     config.instance_group.add(
@@ -274,8 +295,9 @@ def model_config_pb2() -> Any:
     return module
 
 
-def check_onnx_contract(onnx_path: Path, *, n_items: int, max_history: int) -> None:
-    """Raise BundleError unless the ONNX graph takes history/segment INT64 and gives scores FP32 [B, n_items]."""
+def check_onnx_contract(onnx_path: Path, *, n_items: int, max_history: int, top_k: int | None = None) -> None:
+    """Raise BundleError unless the ONNX graph takes history/segment INT64 and gives scores FP32 [B, n_items]
+    (and, with ``top_k``, top_ids/top_scores [B, top_k])."""
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -307,8 +329,9 @@ def check_onnx_contract(onnx_path: Path, *, n_items: int, max_history: int) -> N
         history = np.zeros((batch, seq), dtype=np.int64)
         history[:, -1] = 1
         feeds = {HISTORY_INPUT: history, SEGMENT_INPUT: np.zeros(batch, dtype=np.int64)}
+        names = [SCORES_OUTPUT] + ([TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT] if top_k is not None else [])
         try:
-            (scores,) = session.run([SCORES_OUTPUT], feeds)
+            scores, *top = session.run(names, feeds)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise BundleError(f"{onnx_path}: inference at batch {batch}, seq {seq} failed: {exc}") from None
         if scores.shape != (batch, n_items):
@@ -316,6 +339,8 @@ def check_onnx_contract(onnx_path: Path, *, n_items: int, max_history: int) -> N
                 f"{onnx_path}: scores shape {scores.shape} at batch {batch}; expected ({batch}, {n_items}): "
                 "does the model's catalogue match items.parquet?"
             )
+        if any(array.shape != (batch, top_k) for array in top):
+            raise BundleError(f"{onnx_path}: top-k outputs must have shape ({batch}, {top_k})")
 
 
 def check_onnx_matches_torch(

@@ -21,6 +21,7 @@ from hyperrec.export.bundle import (
     ITEM_EMBEDDINGS_FILE,
     SEGMENT_POPULARITY_FILE,
     SEGMENTS_FILE,
+    TritonSettings,
     build_bundle,
     check_onnx_matches_torch,
     export_ranker_onnx,
@@ -65,6 +66,7 @@ def export_next_item_bundle(
     version: str,
     max_history: int,
     lineage: Mapping[str, Any],
+    triton: TritonSettings | None = None,
 ) -> dict[str, Any]:
     """Write ``out`` as a serving bundle of ``model`` (a fitted NextItemRecommender); return its manifest."""
     import torch
@@ -94,4 +96,5 @@ def export_next_item_bundle(
             },
             lineage={**lineage, "model": model.name, "onnx_vs_torch_max_abs_diff": max_diff},
             overwrite=True,
+            triton=triton,
         )

@@ -89,11 +89,13 @@ def build_demo_bundle(
     dynamo: bool = True,
     overwrite: bool = True,
     segment_users: dict[str, int] | None = None,
+    triton: Any = None,
 ) -> dict[str, Any]:
     """Export the tiny ranker and write a complete bundle to ``out``; return its manifest.
 
     ``segment_users`` maps pseudonymized user ids to segments (segments.parquet); segment popularity is
-    synthetic (each segment prefers a different slice of the catalogue).
+    synthetic (each segment prefers a different slice of the catalogue). ``triton``: a
+    ``hyperrec.export.bundle.TritonSettings`` (default: its defaults).
     """
     import tempfile
 
@@ -146,4 +148,5 @@ def build_demo_bundle(
             lineage={"source": "hyperrec.export.tiny (untrained demo model)", "seed": seed,
                      "onnx_vs_torch_max_abs_diff": max_diff},
             overwrite=overwrite,
+            triton=triton,
         )

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hyperrec.online.guard_settings import HttpGuardConfig, SupervisorConfig
+from hyperrec.online.predictor_settings import PredictorSettings
 
 __all__ = ["HttpGuardConfig", "ServingConfig", "SplitConfig", "SupervisorConfig"]
 
@@ -81,6 +82,9 @@ class ServingConfig(BaseModel):
         0.5, gt=0, description="Budget of one predictor call including retries; past it the answer is degraded."
     )
     attempt_timeout_s: float = Field(0.25, gt=0, description="Deadline of one predictor attempt.")
+    predictor: PredictorSettings = Field(
+        default_factory=PredictorSettings, description="In-graph top k, onnxruntime session and dynamic batching."
+    )
     retries: int = Field(2, ge=0, le=10, description="Extra attempts after a failed predictor call.")
     backoff_initial_s: float = Field(0.02, ge=0, description="Wait before the first retry; doubles each retry.")
     backoff_max_s: float = Field(0.2, ge=0, description="Longest wait between two retries.")
@@ -124,7 +128,7 @@ class ServingConfig(BaseModel):
         True, description="Servers answer 503 while the bundle loads instead of delaying start-up."
     )
 
-    bench_concurrency: list[int] = Field([1, 8, 32], description="Concurrency levels of `hyperrec bench serve`.")
+    bench_concurrency: list[int] = Field([1, 8, 32, 64], description="Concurrency levels of `hyperrec bench serve`.")
     bench_requests: int = Field(200, ge=1, description="Requests per concurrency level against the servers.")
     bench_naive_requests: int = Field(
         16, ge=1, description="Requests per concurrency level through the naive per-candidate baseline."

@@ -17,6 +17,18 @@ def demo_bundle(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def topk_bundle(tmp_path_factory) -> Path:
+    """The demo bundle with an in-graph top 10 (K < n_items, so ranking from the prefix can fall short)."""
+    from hyperrec.export.bundle import TritonSettings
+    from hyperrec.export.tiny import build_demo_bundle
+
+    out = tmp_path_factory.mktemp("topk") / "ranker"
+    build_demo_bundle(out, n_items=60, max_history=8, dynamo=False,
+                      triton=TritonSettings(top_k=10, max_batch_size=16, preferred_batch_sizes=(4, 8)))
+    return out
+
+
 @pytest.fixture
 def serving_settings(tmp_path):
     from hyperrec.online.settings import ServingConfig

@@ -26,7 +26,9 @@ def test_manifest_lists_contract_lineage_and_every_file(demo_bundle):
         {"name": "history", "datatype": "INT64", "shape": [-1, -1]},
         {"name": "segment", "datatype": "INT64", "shape": [-1]},
     ]
-    assert manifest["outputs"] == [{"name": "scores", "datatype": "FP32", "shape": [-1, 60]}]
+    assert manifest["outputs"] == [{"name": "scores", "datatype": "FP32", "shape": [-1, 60]},
+                                   {"name": "top_ids", "datatype": "INT64", "shape": [-1, 60]},
+                                   {"name": "top_scores", "datatype": "FP32", "shape": [-1, 60]}]
     assert "onnx_vs_torch_max_abs_diff" in manifest["lineage"]
     assert set(manifest["files"]) == {
         "items.parquet", "item_embeddings.npy", "segments.parquet", "segment_popularity.parquet",
@@ -46,8 +48,10 @@ def test_triton_configs_parse_into_model_config_with_exact_dims(demo_bundle):
         assert (history.name, history.data_type, list(history.dims)) == ("history", mc.TYPE_INT64, [8])
         assert (segment.name, list(segment.dims), list(segment.reshape.shape)) == ("segment", [1], [])
         assert segment.HasField("reshape")
-        (scores,) = config.output
+        scores, top_ids, top_scores = config.output
         assert (scores.name, scores.data_type, list(scores.dims)) == ("scores", mc.TYPE_FP32, [60])
+        assert (top_ids.name, top_ids.data_type, list(top_ids.dims)) == ("top_ids", mc.TYPE_INT64, [60])
+        assert (top_scores.name, top_scores.data_type, list(top_scores.dims)) == ("top_scores", mc.TYPE_FP32, [60])
         assert list(config.dynamic_batching.preferred_batch_size) == [8, 16, 32]
         assert config.dynamic_batching.max_queue_delay_microseconds == 2000
     assert gpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU

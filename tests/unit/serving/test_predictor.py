@@ -23,7 +23,8 @@ def predictor(demo_bundle):
 
 def test_v2_infer_returns_fp32_scores_over_the_catalogue(predictor):
     client = make_server([predictor])
-    response = client.post("/v2/models/ranker/infer", json=infer_body([[0] * 7 + [3], [0] * 6 + [1, 2]], [0, 3]))
+    body = {**infer_body([[0] * 7 + [3], [0] * 6 + [1, 2]], [0, 3]), "outputs": [{"name": "scores"}]}
+    response = client.post("/v2/models/ranker/infer", json=body)
     assert response.status_code == 200, response.text
     (output,) = response.json()["outputs"]
     assert (output["name"], output["datatype"], output["shape"]) == ("scores", "FP32", [2, 60])
@@ -63,3 +64,47 @@ def test_503_until_the_bundle_is_loaded(demo_bundle):
     model.load()
     assert client.get("/v2/models/ranker/ready").status_code == 200
     assert client.post("/v2/models/ranker/infer", json=infer_body([[1]], [0])).status_code == 200
+
+
+def test_without_named_outputs_all_come_back_like_triton_and_top_k_excludes_the_history(predictor):
+    response = make_server([predictor]).post("/v2/models/ranker/infer", json=infer_body([[0] * 6 + [4, 9]], [0]))
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    assert {name: (o["datatype"], o["shape"]) for name, o in outputs.items()} == {
+        "scores": ("FP32", [1, 60]), "top_ids": ("INT64", [1, 60]), "top_scores": ("FP32", [1, 60])}
+    scores = outputs["scores"]["data"]
+    ids = outputs["top_ids"]["data"]
+    assert {3, 8} == set(ids[-2:])  # the history (tokens 4 and 9 = items 3 and 8) sinks to -inf
+    assert ids[:10] == sorted(set(range(60)) - {3, 8}, key=lambda i: (-scores[i], i))[:10]
+
+
+def test_only_the_named_outputs_are_returned(predictor):
+    body = {**infer_body([[0, 0, 1]], [0]), "outputs": [{"name": "top_ids"}, {"name": "top_scores"}]}
+    response = make_server([predictor]).post("/v2/models/ranker/infer", json=body)
+    assert [o["name"] for o in response.json()["outputs"]] == ["top_ids", "top_scores"]
+    body["outputs"] = [{"name": "logits"}]
+    response = make_server([predictor]).post("/v2/models/ranker/infer", json=body)
+    assert response.status_code == 400 and "unknown output" in response.json()["error"]
+
+
+def test_a_batch_over_max_batch_size_is_a_400_before_any_inference(predictor):
+    rows = predictor.max_batch_size + 1
+    response = make_server([predictor]).post("/v2/models/ranker/infer", json=infer_body([[0, 1]] * rows, [0] * rows))
+    assert response.status_code == 400
+    assert f"exceeds the model's max_batch_size {predictor.max_batch_size}" in response.json()["error"]
+    assert predictor.max_batch_size == 64  # the bundle's Triton config
+
+
+def test_the_onnxruntime_session_is_tuned_from_settings():
+    import onnxruntime as ort
+
+    from hyperrec.online.predictor_settings import PredictorSettings
+    from hyperrec.serving.predictor import session_options
+
+    options = session_options(PredictorSettings(intra_op_threads=2, inter_op_threads=1))
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    spinning = session_options(PredictorSettings(allow_spinning=True))
+    assert spinning.get_session_config_entry("session.intra_op.allow_spinning") == "1"

@@ -1,0 +1,52 @@
+"""The transformer's predictor call: the in-graph top k when it decides the answer, the full scores otherwise.
+
+Asking for K (item, score) pairs instead of n_items scores is most of the saving on the served path (issue 11):
+the predictor serialises 2·K numbers instead of 9,742, and the transformer parses and ranks K. The answer stays
+the one the full vector gives (``hyperrec.online.topk_ranking``); when the prefix cannot decide it (a candidate
+list, a popularity blend, a diversity cap the prefix cannot fill), the full scores are fetched as before.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from prometheus_client import Counter
+
+from hyperrec.online.bandits.reranker import BanditReranker
+from hyperrec.online.service import Plan
+from hyperrec.online.topk_ranking import decided_by_prefix, sparse_scores, top_k_applies
+
+from .revisions import Revision
+
+logger = logging.getLogger(__name__)
+
+SCORE_PATH = Counter(
+    "hyperrec_predictor_path_total",
+    "Predictor calls by output: top_k (in-graph top k decided the answer), full (all scores), "
+    "top_k_then_full (the prefix could not decide; full scores fetched after it).",
+    ["model", "revision", "path"],
+)
+
+
+def ranking_depth(plan: Plan, bandit: BanditReranker | None) -> int:
+    """How many ranked items the answer needs: k, or the bandit's candidate pool when it chooses the slate."""
+    return max(plan.request.k, bandit.settings.top_n) if bandit is not None else plan.request.k
+
+
+async def model_scores(revision: Revision, plan: Plan, bandit: BanditReranker | None, model: str) -> np.ndarray:
+    """Catalogue-wide scores for ``plan``'s single row (−inf outside the top k when that decides the answer)."""
+    scorer, service = revision.scorer, revision.service
+    request_id = plan.request.request_id
+    k = getattr(scorer, "k", None)
+    depth = ranking_depth(plan, bandit)
+    path = "full"
+    if k and top_k_applies(service.settings, has_candidates=plan.candidate_idx is not None, depth=depth, k=k):
+        ids, top = await scorer.top_k(plan.model_inputs, request_id)
+        if decided_by_prefix(ids[0], top[0], plan.history_idx, service.catalogue, service.settings, depth=depth):
+            SCORE_PATH.labels(model=model, revision=revision.name, path="top_k").inc()
+            return sparse_scores(service.catalogue.n_items, ids[0], top[0])
+        path = "top_k_then_full"
+        logger.debug("request %s: the top %d cannot decide %d items; fetching all scores", request_id, k, depth)
+    SCORE_PATH.labels(model=model, revision=revision.name, path=path).inc()
+    return (await scorer.score(plan.model_inputs, request_id))[0]

@@ -1,0 +1,87 @@
+"""The in-graph top k: the same items, in the same order, as an argsort of the full logits with the history
+excluded; ties by the lower item index; declared in the bundle's manifest and Triton config."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hyperrec.export.bundle import parse_triton_config
+
+N_ITEMS, MAX_HISTORY, TOP_K = 60, 8, 10  # the topk_bundle fixture
+
+
+def reference_top(scores: np.ndarray, history: np.ndarray, k: int) -> np.ndarray:
+    """Argsort of the logits, history items (tokens - 1) excluded, ties by the lower item index."""
+    masked = scores.astype(np.float64).copy()
+    seen = history[history > 0] - 1
+    masked[seen] = -np.inf
+    order = np.lexsort((np.arange(masked.size), -masked))
+    return order[:k]
+
+
+def test_top_ids_are_the_argsort_of_the_logits_without_the_history(topk_bundle):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(topk_bundle / "triton/ranker/1/model.onnx"))
+    rng = np.random.default_rng(7)
+    history = np.zeros((12, MAX_HISTORY), dtype=np.int64)
+    for row in range(12):  # left-padded histories of 1..8 items, some with repeats
+        length = 1 + row % MAX_HISTORY
+        history[row, MAX_HISTORY - length:] = rng.integers(1, N_ITEMS + 1, size=length)
+    segment = rng.integers(0, 4, size=12).astype(np.int64)
+    scores, ids, top = session.run(["scores", "top_ids", "top_scores"], {"history": history, "segment": segment})
+    assert ids.shape == top.shape == (12, TOP_K) and ids.dtype == np.int64
+    for row in range(12):
+        np.testing.assert_array_equal(ids[row], reference_top(scores[row], history[row], TOP_K))
+        np.testing.assert_array_equal(top[row], scores[row, ids[row]])
+        assert not set(ids[row].tolist()) & set((history[row][history[row] > 0] - 1).tolist())
+
+
+def test_ties_break_by_the_lower_item_index(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from hyperrec.export.bundle import export_ranker_onnx
+    from hyperrec.export.next_item_topk import add_top_k
+
+    class Tied(torch.nn.Module):
+        """Scores 0, 1, 2, 0, 1, 2, ...: every score shared by a third of the catalogue."""
+
+        def forward(self, history, segment):
+            base = (torch.arange(12) % 3).float()
+            return base.unsqueeze(0) + 0.0 * (history.sum(1, keepdim=True) + segment.unsqueeze(1)).float()
+
+    sample = [torch.zeros((2, 4), dtype=torch.int64), torch.zeros(2, dtype=torch.int64)]
+    path = export_ranker_onnx(Tied(), tmp_path / "tied.onnx", sample, dynamo=False)
+    model = add_top_k(onnx.load(str(path)), 6)
+    session = ort.InferenceSession(model.SerializeToString())
+    history = np.array([[0, 0, 0, 3], [0, 0, 0, 0]], dtype=np.int64)  # row 0 has seen item 2 (token 3)
+    ids, top = session.run(["top_ids", "top_scores"], {"history": history, "segment": np.zeros(2, np.int64)})
+    assert ids[0].tolist() == [5, 8, 11, 1, 4, 7]  # item 2 (score 2) excluded; 2s by index, then 1s by index
+    assert ids[1].tolist() == [2, 5, 8, 11, 1, 4]
+    assert top[1].tolist() == [2, 2, 2, 2, 1, 1]
+
+
+def test_manifest_and_triton_config_declare_the_top_k_outputs_batching_and_instances(topk_bundle):
+    import json
+
+    manifest = json.loads((topk_bundle / "manifest.json").read_text())
+    assert manifest["top_k"] == TOP_K
+    assert {o["name"]: o["shape"] for o in manifest["outputs"]} == {
+        "scores": [-1, N_ITEMS], "top_ids": [-1, TOP_K], "top_scores": [-1, TOP_K]}
+    for path, kind in (("config.pbtxt", "KIND_GPU"), ("configs/cpu.pbtxt", "KIND_CPU")):
+        config = parse_triton_config(topk_bundle / "triton/ranker" / path)
+        outputs = {o.name: list(o.dims) for o in config.output}
+        assert outputs == {"scores": [N_ITEMS], "top_ids": [TOP_K], "top_scores": [TOP_K]}
+        assert config.max_batch_size == 16
+        assert list(config.dynamic_batching.preferred_batch_size) == [4, 8]
+        assert config.dynamic_batching.max_queue_delay_microseconds > 0
+        (group,) = config.instance_group
+        assert type(group).Kind.Name(group.kind) == kind and group.count >= 1
+
+
+def test_top_k_depth_is_clamped_to_the_catalogue(demo_bundle):
+    import json
+
+    assert json.loads((demo_bundle / "manifest.json").read_text())["top_k"] == N_ITEMS  # default 100 > 60 items
