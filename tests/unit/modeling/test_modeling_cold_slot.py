@@ -63,3 +63,37 @@ def test_a_fitted_model_scores_through_the_slot_and_keeps_it_across_save_and_loa
 
 def test_a_zero_budget_turns_the_slot_off(cyclic_data, runtime, encoder_settings):
     assert _fit(cyclic_data, runtime, encoder_settings, max_cost=0.0).cold_slot is None
+
+
+def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, runtime, encoder_settings,
+                                                                    tmp_path: Path):
+    """Export with the slot, load the bundle as the transformer does, score with the bundle's ONNX ranker:
+    RecommendationService answers exactly the top of model.score, cold item included where it was promoted."""
+    import onnxruntime as ort
+
+    from hyperrec.export.bundle import onnx_path, read_manifest
+    from hyperrec.export.next_item import export_next_item_bundle
+    from hyperrec.online.catalogue import Catalogue
+    from hyperrec.online.service import RecommendationService
+    from hyperrec.online.settings import ServingConfig
+
+    model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9)
+    assert model.cold_slot is not None
+    bundle = tmp_path / "bundle"
+    export_next_item_bundle(model, cyclic_data, bundle, model_name="ranker", version="v1", max_history=32,
+                            lineage={})
+    catalogue = Catalogue.from_bundle(bundle)
+    assert catalogue.cold_slot is not None and catalogue.cold_slot.to_dict() == model.cold_slot.to_dict()
+    service = RecommendationService(catalogue, model_name="ranker", model_version="v1", max_history=32,
+                                    settings=ServingConfig(max_per_category=None), pseudonymize=lambda raw: raw)
+    session = ort.InferenceSession(str(onnx_path(bundle, read_manifest(bundle))), providers=["CPUExecutionProvider"])
+    histories = cyclic_data.histories(("train", "validation"))
+    promoted = 0
+    for user in sorted(histories):
+        plan = service.prepare({"user_id": user, "history": [f"m{i}" for i in histories[user]], "k": 5})
+        (scores,) = session.run(["scores"], plan.model_inputs)
+        served = [r["item_id"] for r in service.answer(plan, scores[0])["recommendations"]]
+        evaluated = model.score(ScoringBatch([user], [histories[user]]))[0]
+        assert served == [f"m{i}" for i in np.argsort(-evaluated, kind="stable")[:5]]
+        promoted += "m23" in served
+    assert promoted > 0  # the slot (position 3) fired for some users, in both lists alike
