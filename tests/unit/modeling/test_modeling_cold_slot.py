@@ -29,6 +29,8 @@ def test_the_offset_is_the_largest_whose_metric_stays_within_the_budget():
     assert fit_offset(gaps, base, fired, max_cost=0.25) == 2.0
     fired[0] = 0.0                                  # now the first firing alone costs 0.5 / 5 = 0.1 = 33 %
     assert fit_offset(gaps, base, fired, max_cost=0.05) == -np.inf
+    # A gain for one user does not pay for another's loss: the budget bounds what the slot costs.
+    assert fit_offset(np.array([1.0, 2.0]), np.array([0.5, 0.5]), np.array([0.4, 1.0]), 0.05) == -np.inf
     # Users with equal gaps fire together: a tie that breaks the budget is not split.
     assert fit_offset(np.array([1.0, 1.0]), np.array([1.0, 1.0]), np.array([1.0, 0.0]), 0.1) == -np.inf
 
