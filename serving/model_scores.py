@@ -41,7 +41,8 @@ async def model_scores(revision: Revision, plan: Plan, bandit: BanditReranker | 
     k = getattr(scorer, "k", None)
     depth = ranking_depth(plan, bandit)
     path = "full"
-    if k and top_k_applies(service.settings, has_candidates=plan.candidate_idx is not None, depth=depth, k=k):
+    if k and top_k_applies(service.settings, has_candidates=plan.candidate_idx is not None, depth=depth, k=k,
+                           has_cold_slot=service.catalogue.cold_slot is not None):
         ids, top = await scorer.top_k(plan.model_inputs, request_id)
         if decided_by_prefix(ids[0], top[0], plan.history_idx, service.catalogue, service.settings, depth=depth):
             SCORE_PATH.labels(model=model, revision=revision.name, path="top_k").inc()

@@ -28,6 +28,7 @@ from hyperrec.export.bundle import (
     with_popularity,
 )
 from hyperrec.features import encode_histories, encode_segments
+from hyperrec.online.cold_items import COLD_SLOT_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,10 @@ def export_next_item_bundle(
             folder / SEGMENTS_FILE, index=False
         )
         segment_popularity(data).to_parquet(folder / SEGMENT_POPULARITY_FILE, index=False)
+        extras = [ITEM_EMBEDDINGS_FILE, SEGMENTS_FILE, SEGMENT_POPULARITY_FILE]
+        if getattr(model, "cold_slot", None) is not None:  # the ranking rule the transformer applies to the scores
+            model.cold_slot.write(folder / COLD_SLOT_FILE)
+            extras.append(COLD_SLOT_FILE)
         items = with_popularity(data.items, data.split("train"))
         return build_bundle(
             onnx_file,
@@ -91,9 +96,7 @@ def export_next_item_bundle(
             model_name=model_name,
             version=version,
             max_history=max_history,
-            extra_files={
-                name: folder / name for name in (ITEM_EMBEDDINGS_FILE, SEGMENTS_FILE, SEGMENT_POPULARITY_FILE)
-            },
+            extra_files={name: folder / name for name in extras},
             lineage={**lineage, "model": model.name, "onnx_vs_torch_max_abs_diff": max_diff},
             overwrite=True,
             triton=triton,

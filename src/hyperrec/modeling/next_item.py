@@ -28,6 +28,7 @@ from torch import nn
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
 from hyperrec.features import encode_histories, encode_segments
+from hyperrec.modeling.cold_items import fit_cold_slot
 from hyperrec.modeling.finetune import (
     MetricsCallback,
     Trainer,
@@ -48,6 +49,7 @@ from hyperrec.modeling.next_item_graph import NextItemGraph
 from hyperrec.modeling.recipe import DataShape, resolve_next_item
 from hyperrec.modeling.settings import ItemEncoderSettings, ModelingConfig, NextItemSettings, RuntimeSettings
 from hyperrec.models.base import Recommender, ScoringBatch
+from hyperrec.online.cold_items import ColdSlot, reserve_cold_slot
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +283,8 @@ class NextItemRecommender(Recommender):
         self.exclude_history = self.settings.history_penalty == "exclude"
         self.train_repeat_rate: float | None = None
         self._unseen: torch.Tensor | None = None
+        #: The reserved rank for the best item without training history (fitted on validation after training).
+        self.cold_slot: ColdSlot | None = None
 
     @classmethod
     def from_config(cls, config: ModelingConfig, *, ablation: bool = False) -> NextItemRecommender:
@@ -313,6 +317,7 @@ class NextItemRecommender(Recommender):
         """Train on the train split; ``warm_start`` is a saved model of the same kind (the champion) whose
         weights initialize every tensor of matching shape (item tables only when the catalogue is unchanged)."""
         self.settings, _ = resolve_next_item(self.settings, DataShape.of(data))
+        self.cold_slot = None
         s, t = self.settings, self.settings.training
         self._device = device = prepare_runtime(self.runtime)
         items = data.items
@@ -400,6 +405,9 @@ class NextItemRecommender(Recommender):
         )
         log.info("%s trained in %.1fs (%.0f examples/s), best val %s", self.name, time.perf_counter() - start,
                  self.train_result.examples_per_second, self.train_result.best_metric)
+        if net.text_dim:
+            self.cold_slot = fit_cold_slot(self, data, np.flatnonzero(net.text_only.cpu().numpy()), s.cold_slot,
+                                           seed=self.runtime.seed)
 
     def _unseen_items(self, histories: dict[str, np.ndarray], n_items: int, net: NextItemNet,
                       device: torch.device) -> torch.Tensor | None:
@@ -517,7 +525,8 @@ class NextItemRecommender(Recommender):
             scores = graph(history, segment)
         finally:
             net.train(was_training)
-        return scores.float().cpu().numpy().astype(np.float32, copy=False)
+        scores = scores.float().cpu().numpy().astype(np.float32, copy=False)
+        return scores if self.cold_slot is None else reserve_cold_slot(scores, self.cold_slot)
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:
@@ -558,6 +567,7 @@ class NextItemRecommender(Recommender):
             "exclude_history": self.exclude_history,
             "train_repeat_rate": self.train_repeat_rate,
             "train_result": self.train_result.to_dict() if self.train_result else None,
+            "cold_slot": self.cold_slot.to_dict() if self.cold_slot is not None else None,
         }
 
     def save(self, directory: Path) -> None:
@@ -587,6 +597,7 @@ class NextItemRecommender(Recommender):
         model.item_ids = list(config.get("item_ids") or [])
         model.exclude_history = bool(config.get("exclude_history", model.exclude_history))
         model.train_repeat_rate = config.get("train_repeat_rate")
+        model.cold_slot = ColdSlot.from_dict(config["cold_slot"]) if config.get("cold_slot") else None
         model.n_segments = int(config["n_segments"])
         model.segments = {str(k): int(v) for k, v in
                           json.loads((directory / SEGMENTS_JSON).read_text(encoding="utf-8")).items()}

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hyperrec.modeling.cold_items import ColdSlotSettings
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -185,6 +187,11 @@ class NextItemSettings(_Section):
         description="Share of the items that, at each training step, lose their ID embedding and item bias and "
         "are scored like items without train events (text projection + one shared learned bias): text-only "
         "scores then live on the scale of learned-ID scores, so cold items reach the full ranking.",
+    )
+    cold_slot: ColdSlotSettings = Field(
+        default_factory=ColdSlotSettings,
+        description="The best item without training history may take one reserved rank, calibrated on validation "
+        "(hyperrec.modeling.cold_items); the evaluation and serving both apply it.",
     )
     finetune_item_encoder: bool = Field(
         False,

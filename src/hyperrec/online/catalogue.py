@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hyperrec.online.cold_items import COLD_SLOT_FILE, ColdSlot
 from hyperrec.online.errors import BundleError
 
 
@@ -25,6 +26,8 @@ class Catalogue:
     segment_popularity: dict[int, np.ndarray] = field(default_factory=dict)
     #: pseudonymized user id -> segment.
     user_segments: dict[str, int] = field(default_factory=dict)
+    #: The reserved rank for items without training history (hyperrec.online.cold_items), when the model has one.
+    cold_slot: ColdSlot | None = None
     index: dict[str, int] = field(init=False)
     category_codes: tuple[np.ndarray, ...] = field(init=False)
 
@@ -34,6 +37,8 @@ class Catalogue:
             raise BundleError("catalogue columns differ in length")
         if self.embeddings is not None and self.embeddings.shape[0] != n:
             raise BundleError("item embeddings and items differ in length")
+        if self.cold_slot is not None and self.cold_slot.items.size and int(self.cold_slot.items[-1]) >= n:
+            raise BundleError(f"{COLD_SLOT_FILE} names item {int(self.cold_slot.items[-1])} of a {n}-item catalogue")
         object.__setattr__(self, "index", {item_id: i for i, item_id in enumerate(self.item_ids)})
         names = sorted({c for cats in self.categories for c in cats})
         code = {name: i for i, name in enumerate(names)}
@@ -57,6 +62,7 @@ class Catalogue:
         embeddings: np.ndarray | None = None,
         segment_popularity: pd.DataFrame | None = None,
         segments: pd.DataFrame | None = None,
+        cold_slot: ColdSlot | None = None,
     ) -> Catalogue:
         """Build from items.parquet columns (item_id, title, categories, popularity, item_idx)."""
         frame = items.sort_values("item_idx", kind="stable").reset_index(drop=True)
@@ -86,6 +92,7 @@ class Catalogue:
             embeddings=normed,
             segment_popularity=by_segment,
             user_segments=users,
+            cold_slot=cold_slot,
         )
 
     @classmethod
@@ -109,4 +116,5 @@ class Catalogue:
             embeddings=embeddings,
             segment_popularity=pd.read_parquet(seg_pop) if seg_pop.exists() else None,
             segments=pd.read_parquet(seg) if seg.exists() else None,
+            cold_slot=ColdSlot.read(root / COLD_SLOT_FILE) if (root / COLD_SLOT_FILE).exists() else None,
         )

@@ -23,6 +23,7 @@ from hyperrec.features import encode_histories, encode_segments
 from hyperrec.online.bandits.context import BanditContext, Candidates
 from hyperrec.online.bandits.reranker import BanditReranker, Slate
 from hyperrec.online.catalogue import Catalogue
+from hyperrec.online.cold_items import reserve_cold_slot
 from hyperrec.online.explain import explain, explanation_method
 from hyperrec.online.ranking import (
     RankedItems,
@@ -185,7 +186,10 @@ class RecommendationService:
         if scores is not None:
             scores = np.asarray(scores, dtype=np.float64).reshape(-1)
             mask = eligible_mask(cat.n_items, scores, exclude=exclude, candidates=plan.candidate_idx)
-            return blend_popularity(scores, cat.popularity, settings.popularity_weight, mask), mask, "model"
+            blended = blend_popularity(scores, cat.popularity, settings.popularity_weight, mask)
+            if cat.cold_slot is not None:  # the same rule NextItemRecommender.score applies offline
+                blended = reserve_cold_slot(blended, cat.cold_slot, mask)
+            return blended, mask, "model"
         ranked_scores, source = popularity_scores(cat.popularity, cat.segment_popularity, plan.segment)
         mask = eligible_mask(cat.n_items, ranked_scores, exclude=exclude, candidates=plan.candidate_idx)
         return ranked_scores, mask, source

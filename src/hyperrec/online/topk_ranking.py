@@ -6,7 +6,8 @@ history. ``sparse_scores`` puts them back into a catalogue-wide vector (−inf e
 in ``hyperrec.online.ranking`` run unchanged. That gives the same answer as the full vector exactly when the
 rules decide within the prefix:
 
-- no candidate list and no popularity blend (both look at items outside the prefix): ``top_k_applies``;
+- no candidate list, no popularity blend and no cold-item slot (all three look at items outside the prefix):
+  ``top_k_applies``;
 - the greedy diversity pass filled all ``depth`` places inside the prefix without the soft fill, or the prefix
   is the whole catalogue: ``decided_by_prefix``. Otherwise the caller asks for the full scores.
 """
@@ -20,10 +21,12 @@ from hyperrec.online.ranking import top_k_diverse
 from hyperrec.online.settings import ServingConfig
 
 
-def top_k_applies(settings: ServingConfig, *, has_candidates: bool, depth: int, k: int) -> bool:
+def top_k_applies(
+    settings: ServingConfig, *, has_candidates: bool, depth: int, k: int, has_cold_slot: bool = False
+) -> bool:
     """Whether a request may be ranked from a top-``k`` prefix at all (before looking at the prefix)."""
     return (settings.predictor.use_top_k and settings.exclude_seen and settings.popularity_weight == 0.0
-            and not has_candidates and depth <= k)
+            and not has_candidates and not has_cold_slot and depth <= k)
 
 
 def sparse_scores(n_items: int, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -1,0 +1,102 @@
+"""The cold-item slot: one item without training history may take rank ``position``, and only under the rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hyperrec.online.catalogue import Catalogue
+from hyperrec.online.cold_items import COLD_SLOT_FILE, ColdSlot, reserve_cold_slot
+from hyperrec.online.errors import BundleError
+
+# Items 0-5 are warm, 6-8 cold. Warm order: 0 (9) > 1 (8) > 2 (7) > 3 (6) > 4 (5) > 5 (4); best cold: 7 (5.5).
+SCORES = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 1.0, 5.5, 2.0], dtype=np.float32)
+COLD = np.array([6, 7, 8])
+
+
+def order(scores: np.ndarray) -> list[int]:
+    return np.argsort(-scores, kind="stable").tolist()
+
+
+def test_the_best_cold_item_takes_rank_position_when_its_score_plus_offset_reaches_the_warm_item_there():
+    # Rank 3 holds warm item 2 (7.0); cold item 7 (5.5) needs an offset of 1.5.
+    promoted = reserve_cold_slot(SCORES, ColdSlot(COLD, position=3, offset=1.5))
+    assert order(promoted)[:5] == [0, 1, 7, 2, 3]
+    assert promoted.dtype == SCORES.dtype
+    unchanged = np.delete(np.arange(9), 7)
+    assert np.array_equal(promoted[unchanged], SCORES[unchanged])  # only the promoted item's score moves
+
+
+def test_below_the_offset_the_slot_does_not_fire():
+    assert np.array_equal(reserve_cold_slot(SCORES, ColdSlot(COLD, position=3, offset=1.49)), SCORES)
+    assert np.array_equal(reserve_cold_slot(SCORES, ColdSlot(COLD, position=3, offset=-np.inf)), SCORES)
+
+
+def test_only_one_cold_item_enters_and_only_at_the_slot():
+    promoted = reserve_cold_slot(SCORES, ColdSlot(COLD, position=2, offset=np.inf))
+    top = order(promoted)
+    assert top[:3] == [0, 7, 1]
+    assert [i for i in top[:6] if i in COLD] == [7]
+
+
+def test_a_cold_item_already_within_the_slot_is_left_alone_so_the_rule_is_idempotent():
+    slot = ColdSlot(COLD, position=6, offset=np.inf)  # 7 (5.5) already beats the 6th warm item (4.0)
+    assert np.array_equal(reserve_cold_slot(SCORES, slot), SCORES)
+    once = reserve_cold_slot(SCORES, ColdSlot(COLD, position=2, offset=np.inf))
+    assert np.array_equal(reserve_cold_slot(once, ColdSlot(COLD, position=2, offset=np.inf)), once)
+
+
+def test_ineligible_items_neither_enter_nor_count_as_the_warm_item_displaced():
+    eligible = np.ones(9, dtype=bool)
+    eligible[[1, 7]] = False  # warm item 1 seen, cold item 7 not a candidate: 8 (2.0) is the best cold item
+    promoted = reserve_cold_slot(SCORES, ColdSlot(COLD, position=2, offset=5.0), eligible)
+    assert promoted[8] > SCORES[2] and promoted[8] < SCORES[0]  # rank 2 among eligible: between 0 and 2
+    assert promoted[7] == SCORES[7]
+
+
+def test_rows_of_a_batch_are_decided_one_by_one():
+    batch = np.stack([SCORES, SCORES - np.where(np.isin(np.arange(9), COLD), 10.0, 0.0)])
+    promoted = reserve_cold_slot(batch, ColdSlot(COLD, position=3, offset=2.0))
+    assert order(promoted[0])[2] == 7
+    assert np.array_equal(promoted[1], batch[1])
+
+
+def test_no_cold_items_or_too_few_warm_items_change_nothing():
+    assert np.array_equal(reserve_cold_slot(SCORES, ColdSlot(np.array([], dtype=np.int64), 3, np.inf)), SCORES)
+    assert np.array_equal(reserve_cold_slot(SCORES, ColdSlot(COLD, position=7, offset=np.inf)), SCORES)
+
+
+def test_the_slot_round_trips_through_its_file_and_rejects_bad_content(tmp_path):
+    slot = ColdSlot(np.array([8, 6, 7]), position=10, offset=np.inf)
+    slot.write(tmp_path / COLD_SLOT_FILE)
+    again = ColdSlot.read(tmp_path / COLD_SLOT_FILE)
+    assert again.items.tolist() == [6, 7, 8] and again.position == 10 and again.offset == np.inf
+    (tmp_path / "bad.json").write_text('{"items": [1], "position": 0, "offset": 1}', encoding="utf-8")
+    with pytest.raises(BundleError, match="cold slot is malformed"):
+        ColdSlot.read(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="outside a catalogue of 5"):
+        slot.mask(5)
+
+
+def test_the_serving_ranking_applies_the_same_rule_as_the_model(service_factory, catalogue_factory):
+    """RecommendationService ranks with reserve_cold_slot on the predictor's scores: same list as offline."""
+    base = catalogue_factory()
+    slot = ColdSlot(np.array([5]), position=2, offset=3.0)
+    catalogue = Catalogue(base.item_ids, base.titles, base.categories, base.popularity,
+                          embeddings=base.embeddings, cold_slot=slot)
+    scores = np.array([10.0, 1.0, 5.0, 4.0, 3.0, 2.5], dtype=np.float32)  # f (item 5) is cold
+    plan = service_factory(catalogue).prepare({"user_id": "u", "history": ["a"], "k": 3})
+    served = [r["item_id"] for r in service_factory(catalogue).answer(plan, scores)["recommendations"]]
+    # History item a is excluded, so warm rank 2 is d (4.0); f (2.5) + 3 >= 4 takes it.
+    assert served == ["c", "f", "d"]
+    offline = reserve_cold_slot(np.where(np.arange(6) == 0, -np.inf, scores), slot)
+    assert [base.item_ids[i] for i in order(offline)[:3]] == served
+    plain = [r["item_id"] for r in service_factory(base).answer(plan, scores)["recommendations"]]
+    assert plain == ["c", "d", "e"]
+
+
+def test_a_catalogue_rejects_a_slot_naming_items_it_does_not_have(catalogue_factory):
+    base = catalogue_factory()
+    with pytest.raises(BundleError, match="6-item catalogue"):
+        Catalogue(base.item_ids, base.titles, base.categories, base.popularity,
+                  cold_slot=ColdSlot(np.array([6]), position=1, offset=0.0))
