@@ -1,4 +1,4 @@
-"""Typed settings of the modelling library, mounted by the lead as ``HyperrecConfig.modeling``.
+"""Typed settings of the modelling library, the ``HyperrecConfig.modeling`` section.
 
 Defaults are the CPU **demo** profile (2 cores, a few minutes per model). ``FULL_PROFILE_OVERRIDES`` holds the
 values of the **full** (GPU) profile as a nested dict; ``apply_profile`` merges it into a config. This module
@@ -349,6 +349,20 @@ class ModelingConfig(_Section):
         default_factory=CrossEncoderSettings, description="Reranker on top of a retriever."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_under_given_values(cls, data: Any) -> Any:
+        """The full profile replaces defaults only: values the user gave (YAML, env, --set) win over it."""
+        if not isinstance(data, Mapping):
+            return data
+        runtime = data.get("runtime")
+        if isinstance(runtime, BaseModel):
+            runtime = runtime.model_dump(exclude_unset=True)
+        if not isinstance(runtime, Mapping) or runtime.get("profile") != "full":
+            return data
+        given = {k: v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v for k, v in data.items()}
+        return _merge(FULL_PROFILE_OVERRIDES, given)
+
 
 #: Values of the ``full`` (GPU) profile; merge with ``apply_profile(config, "full")``. Keep docs/MODELING.md in sync.
 FULL_PROFILE_OVERRIDES: dict[str, Any] = {
@@ -415,9 +429,13 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
 
 
 def apply_profile(config: ModelingConfig, profile: Literal["demo", "full"]) -> ModelingConfig:
-    """Return a copy of ``config`` with the profile's values (demo: unchanged, full: FULL_PROFILE_OVERRIDES)."""
+    """Return a copy of ``config`` in the profile (demo: unchanged, full: FULL_PROFILE_OVERRIDES).
+
+    The profile fills only what the config did not set explicitly: a user's values keep precedence.
+    """
     if profile == "demo":
         return config.model_copy(deep=True)
     if profile != "full":
         raise ValueError(f"unknown profile {profile!r}; expected 'demo' or 'full'")
-    return ModelingConfig.model_validate(_merge(config.model_dump(), FULL_PROFILE_OVERRIDES))
+    given = config.model_dump(exclude_unset=True)
+    return ModelingConfig.model_validate({**given, "runtime": {**given.get("runtime", {}), "profile": "full"}})

@@ -1,6 +1,6 @@
 """``hyperrec drift``: one drift check (or ``--watch``: one every N seconds), optionally with the retraining trigger.
 
-The lead hooks it into ``hyperrec.cli.build_parser`` with ``add_monitoring_commands(commands)``. The parser
+``hyperrec.cli.build_parser`` hooks it in with ``add_monitoring_commands(commands)``. The parser
 carries the same ``--config`` / ``--set`` / ``--log-level`` options as every other subcommand
 (``hyperrec.cli_options``).
 

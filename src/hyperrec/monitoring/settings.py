@@ -1,4 +1,4 @@
-"""Typed settings of drift monitoring and the retraining trigger, mounted by the lead as ``HyperrecConfig.monitoring``.
+"""Typed settings of drift monitoring and the retraining trigger, the ``HyperrecConfig.monitoring`` section.
 
 Every threshold is an *effect size* (how large a change is), never a p-value: a check flags drift only when its
 effect size reaches the threshold **and** a user-level permutation test says the change is larger than the

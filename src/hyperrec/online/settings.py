@@ -1,4 +1,4 @@
-"""Typed settings of the online serving runtime, mounted by the lead as ``HyperrecConfig.serving``.
+"""Typed settings of the online serving runtime, the ``HyperrecConfig.serving`` section.
 
 This module must not import ``hyperrec.config`` (the dependency goes the other way).
 """
