@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from hyperrec.model_names import LanguageModelName
+from hyperrec.settings_base import Section as _Section
 
 
 class RuntimeSettings(_Section):
@@ -323,7 +322,7 @@ class ModelingConfig(_Section):
     """Everything the language-model recommenders need."""
 
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings, description="Device, threads, seed.")
-    train: list[Literal["next_item_lm", "next_item_id", "zero_shot_lm", "bi_encoder", "cross_encoder"]] = Field(
+    train: list[LanguageModelName] = Field(
         ["next_item_lm", "zero_shot_lm"],
         description="Models the fine_tune step trains, in order. The demo trains the default ranker and the "
         "zero-shot reference; benchmarks add next_item_id (the ID-only ablation), bi_encoder, cross_encoder.",
