@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hyperrec.errors import ModelError
+from hyperrec.model_names import LANGUAGE_MODEL_CLASSES
 from hyperrec.modeling.explain import explain
 from hyperrec.modeling.next_item import NextItemRecommender
 from hyperrec.modeling.settings import NextItemSettings, TrainingSettings, ZeroShotSettings
@@ -130,7 +131,7 @@ def test_package_exports_and_registry_compatibility(cyclic_data, runtime, tmp_pa
     from hyperrec.models.registry import load_model, register_model
 
     classes = modeling.model_classes()
-    assert [cls.name for cls in classes] == list(modeling.MODEL_CLASS_PATHS)
+    assert [cls.name for cls in classes] == list(LANGUAGE_MODEL_CLASSES)
     assert modeling.NextItemRecommender is NextItemRecommender
     model = ZeroShotRecommender(runtime=runtime)
     model.fit(cyclic_data, item_embeddings=_embeddings(24))
