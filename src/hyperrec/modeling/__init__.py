@@ -13,7 +13,7 @@ from hyperrec.model_names import LANGUAGE_MODEL_CLASSES
 
 _EXPORTS = {
     "ModelingConfig": "settings",
-    "FULL_PROFILE_OVERRIDES": "settings",
+    "FULL_PROFILE_OVERRIDES": "run_profiles",
     "apply_profile": "settings",
     "TextEncoder": "item_encoder",
     "embed_catalogue": "item_encoder",
@@ -27,8 +27,6 @@ _EXPORTS = {
     "CrossEncoderReranker": "cross_encoder",
     "Trainer": "finetune",
     "TrainResult": "finetune",
-    "explain": "explain",
-    "Explanation": "explain",
     "default_validator": "validation",
     "local_validator": "validation",
 }

@@ -7,7 +7,6 @@ must not import ``hyperrec.config`` (the dependency goes the other way).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from hyperrec.model_names import LanguageModelName
+from hyperrec.modeling.run_profiles import FULL_PROFILE_OVERRIDES, merge_profile
 from hyperrec.settings_base import Section as _Section
 
 
@@ -360,71 +360,7 @@ class ModelingConfig(_Section):
         if not isinstance(runtime, Mapping) or runtime.get("profile") != "full":
             return data
         given = {k: v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v for k, v in data.items()}
-        return _merge(FULL_PROFILE_OVERRIDES, given)
-
-
-#: Values of the ``full`` (GPU) profile; merge with ``apply_profile(config, "full")``. Keep docs/MODELING.md in sync.
-FULL_PROFILE_OVERRIDES: dict[str, Any] = {
-    "runtime": {"profile": "full", "device": "auto", "threads": None, "bf16_autocast": True},
-    "item_encoder": {"max_length": 128, "batch_size": 512},
-    "next_item": {
-        "d_model": 128,
-        "n_layers": 2,
-        "n_heads": 4,
-        "max_seq_len": 200,
-        "dropout": 0.2,
-        "finetune_item_encoder": True,
-        "loss": "sampled_softmax",
-        "n_sampled_negatives": 2048,
-        "training": {
-            "max_epochs": 200,
-            "batch_size": 128,
-            "learning_rate": 1e-3,
-            "lm_learning_rate": 2e-5,
-            "warmup_ratio": 0.05,
-            "unfreeze_schedule": {0: 0, 5: 2, 10: 4},
-            "patience": 10,
-        },
-    },
-    "bi_encoder": {
-        "profile_max_length": 256,
-        "profile_max_items": 50,
-        "item_max_length": 128,
-        "examples_per_user": 32,
-        "training": {
-            "max_epochs": 10,
-            "batch_size": 256,
-            "lm_learning_rate": 2e-5,
-            "unfreeze_schedule": {0: 2, 1: 4, 2: -1},
-            "patience": 2,
-        },
-    },
-    "cross_encoder": {
-        "max_length": 384,
-        "profile_max_items": 30,
-        "candidates": 100,
-        "negatives_per_positive": 7,
-        "loss": "listwise",
-        "examples_per_user": 16,
-        "training": {
-            "max_epochs": 5,
-            "batch_size": 64,
-            "lm_learning_rate": 2e-5,
-            "unfreeze_schedule": {0: 2, 1: -1},
-            "patience": 2,
-        },
-    },
-}
-
-
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict) and key != "unfreeze_schedule":
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+        return merge_profile(FULL_PROFILE_OVERRIDES, given)
 
 
 def apply_profile(config: ModelingConfig, profile: Literal["demo", "full"]) -> ModelingConfig:

@@ -6,8 +6,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from hyperrec.config import config_from_yaml, load_config
+from hyperrec.modeling.run_profiles import FULL_PROFILE_OVERRIDES
 from hyperrec.modeling.settings import (
-    FULL_PROFILE_OVERRIDES,
     ModelingConfig,
     NextItemSettings,
     TrainingSettings,
