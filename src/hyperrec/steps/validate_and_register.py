@@ -67,16 +67,12 @@ def validate_and_register_step(
          "aliases"}, "registered_name": str, "challenger_source": "argument" | "bundle manifest" |
          "best learned model", "mlflow_run_id": str, "pipeline_run": str}
     """
-    import mlflow
 
     from hyperrec import tracking
 
     metric = cfg.evaluation.gate_metric
     metrics = _read_metrics(Path(evaluation_dir))
-    if baselines is None:
-        from hyperrec.models.registry import BASELINES
-
-        baselines = [cls.name for cls in BASELINES]
+    baselines = list(baselines) if baselines is not None else _baseline_names()
     manifest = read_bundle_manifest(Path(bundle_dir))
     challenger, challenger_source = _resolve_challenger(
         metrics, str(manifest.get("model_name", "")), challenger_name, baselines, metric
@@ -89,9 +85,6 @@ def validate_and_register_step(
         if decision.passed:
             registered = _register(cfg, registry, Path(bundle_dir), manifest, metrics, decision, challenger,
                                    registered_name, pipeline_run, run.info.run_id)
-            mlflow.set_tag("hyperrec.registered_version", registered.version)
-            logger.info("gate passed: %s registered as %s v%s (alias %s)", challenger, registered_name,
-                        registered.version, CHALLENGER)
         else:
             logger.warning("gate failed for %s; nothing registered: %s", challenger, "; ".join(decision.reasons))
         run_id = run.info.run_id
@@ -156,13 +149,15 @@ def _register(
     run_id: str,
 ) -> VersionInfo:
     """Register the bundle with its lineage: the manifest's, else what this pipeline run logged in MLflow."""
+    import mlflow
+
     manifest_lineage = manifest.get("lineage") if isinstance(manifest.get("lineage"), dict) else {}
     found = _pipeline_lineage(registry, pipeline_run)
     lineage = {"hyperrec.config_sha256": config_sha256(cfg)}
     if not manifest_lineage.get("data_report_sha256") and DATA_REPORT_TAG in found:
         lineage[DATA_REPORT_TAG] = found[DATA_REPORT_TAG]
     training_run_id = manifest_lineage.get("training_run_id") or found.get(TRAINING_RUN_TAG)
-    return registry.register_bundle(
+    registered = registry.register_bundle(
         bundle_dir,
         registered_name=registered_name,
         decision=decision,
@@ -173,6 +168,17 @@ def _register(
         challenger_metrics=metrics["models"][challenger],
         protocol=metrics.get("protocol") if isinstance(metrics.get("protocol"), dict) else None,
     )
+    mlflow.set_tag("hyperrec.registered_version", registered.version)
+    logger.info("gate passed: %s registered as %s v%s (alias %s)", challenger, registered_name,
+                registered.version, CHALLENGER)
+    return registered
+
+
+def _baseline_names() -> list[str]:
+    """Every baseline of ``hyperrec.models.registry.BASELINES``: what a challenger must beat by default."""
+    from hyperrec.models.registry import BASELINES
+
+    return [cls.name for cls in BASELINES]
 
 def _read_metrics(path: Path) -> dict[str, Any]:
     file = path / METRICS_FILE if path.is_dir() else path
