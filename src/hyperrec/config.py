@@ -147,11 +147,15 @@ class GpuConfig(_Section):
     toleration_key: str = "nvidia.com/gpu"
 
 
+#: The components image (``cluster.image``'s default; every KFP component is compiled with it).
+COMPONENTS_IMAGE = "ghcr.io/hyperrec/hyperrec:0.1.0"
+
+
 class ClusterConfig(_Section):
     """How components run on a Kubernetes cluster."""
 
     image: str = Field(
-        "ghcr.io/hyperrec/hyperrec:0.1.0",
+        COMPONENTS_IMAGE,
         description="Components image (hyperrec with torch): every KFP component and the drift CronJob run in it.",
     )
     serving_image: str = Field(
