@@ -4,5 +4,7 @@ The component body only parses the config, calls ``hyperrec.steps`` and copies a
 outputs; everything testable lives in the core library.
 """
 
-#: Image every component runs in on a cluster; pipelines override it from ``cluster.image``.
-DEFAULT_IMAGE = "ghcr.io/hyperrec/hyperrec:0.1.0"
+from hyperrec.config import COMPONENTS_IMAGE
+
+#: Image every component runs in on a cluster (the default of ``cluster.image``, which pipelines apply).
+DEFAULT_IMAGE = COMPONENTS_IMAGE

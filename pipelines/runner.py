@@ -12,14 +12,17 @@ import shutil
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from kfp import compiler, local
 
 from hyperrec.config import HyperrecConfig
+from hyperrec.monitoring.launchers import RetrainRequest
 from hyperrec.pipelines.retraining.pipeline import PIPELINE_NAME as RETRAINING_NAME
 from hyperrec.pipelines.retraining.pipeline import build_retraining_pipeline
+from hyperrec.pipelines.task_logs import task_logs
 from hyperrec.pipelines.training.pipeline import PIPELINE_NAME, build_training_pipeline
 
 logger = logging.getLogger(__name__)
@@ -68,7 +71,8 @@ def run_local(cfg: HyperrecConfig, pipeline_run: str | None = None) -> LocalRun:
         # The local runner warns that GPU requests and the cluster image have no effect here; that is intended.
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-        task = build_training_pipeline(cfg)(config_yaml=cfg.to_json(), pipeline_run=pipeline_run)
+        with task_logs(pipeline_root / "logs"):
+            task = build_training_pipeline(cfg)(config_yaml=cfg.to_json(), pipeline_run=pipeline_run)
     wall = time.perf_counter() - started
     _publish(task, cfg.output_dir, pipeline_run, pipeline_root, wall)
     return LocalRun(pipeline_run=pipeline_run, output_dir=cfg.output_dir, wall_seconds=wall)
@@ -109,17 +113,36 @@ def run_retraining_local(
     records any new challenger.
     """
     pipeline_run = pipeline_run or new_pipeline_run_id()
+    pipeline_root = cfg.output_dir.parent / "kfp" / pipeline_run
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(cfg.output_dir.parent / "kfp" / pipeline_run),
+        pipeline_root=str(pipeline_root),
         raise_on_error=True,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-        build_retraining_pipeline(cfg)(
-            config_yaml=cfg.to_json(), pipeline_run=pipeline_run, reference_uri=reference_uri,
-            current_uri=current_uri, data_window=data_window, trigger_reason=trigger_reason,
-            force_retrain=force_retrain,
-        )
+        with task_logs(pipeline_root / "logs"):
+            build_retraining_pipeline(cfg)(
+                config_yaml=cfg.to_json(), pipeline_run=pipeline_run, reference_uri=reference_uri,
+                current_uri=current_uri, data_window=data_window, trigger_reason=trigger_reason,
+                force_retrain=force_retrain,
+            )
     return pipeline_run
+
+
+def local_training_runner(cfg: HyperrecConfig) -> Callable[[RetrainRequest], str]:
+    """An embedded launcher callable: the training pipeline on the request's data window, with ``kfp.local``.
+
+    The trigger has already decided on drift, so this runs the train-and-register part directly (a cluster
+    launcher starts ``hyperrec-retraining``, whose own drift check guards runs started by schedule).
+    """
+
+    def run(request: RetrainRequest) -> str:
+        from hyperrec.steps.data_prep import with_data_window
+
+        logger.info("starting embedded retraining %s: %s", request.pipeline_run, request.reason)
+        windowed = with_data_window(cfg, json.dumps(dict(request.data_window)))
+        return run_local(windowed, pipeline_run=request.pipeline_run).pipeline_run
+
+    return run

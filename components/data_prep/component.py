@@ -19,7 +19,7 @@ def data_prep(config_yaml: str, pipeline_run: str, prepared: Output[Dataset], re
     from hyperrec.config import config_from_yaml
     from hyperrec.data.prepared import REPORT_MD
     from hyperrec.logs import configure_logging
-    from hyperrec.steps import data_prep_step, with_data_window
+    from hyperrec.steps.data_prep import data_prep_step, with_data_window
 
     configure_logging()
     cfg = with_data_window(config_from_yaml(config_yaml), data_window)

@@ -25,7 +25,7 @@ def drift_monitor(
 
     from hyperrec.config import config_from_yaml
     from hyperrec.logs import configure_logging
-    from hyperrec.monitoring.step import drift_monitor_step
+    from hyperrec.steps.drift import drift_monitor_step
 
     configure_logging()
     result = drift_monitor_step(

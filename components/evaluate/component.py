@@ -23,7 +23,7 @@ def evaluate(
 
     from hyperrec.config import config_from_yaml
     from hyperrec.logs import configure_logging
-    from hyperrec.steps import evaluate_step, headline_metrics
+    from hyperrec.steps.evaluate import evaluate_step, headline_metrics
 
     configure_logging()
     result = evaluate_step(

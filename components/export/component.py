@@ -14,7 +14,7 @@ def export(config_yaml: str, pipeline_run: str, prepared: Input[Dataset], models
 
     from hyperrec.config import config_from_yaml
     from hyperrec.logs import configure_logging
-    from hyperrec.steps import export_step
+    from hyperrec.steps.export import export_step
 
     configure_logging()
     export_step(config_from_yaml(config_yaml), pipeline_run, Path(prepared.path), Path(models.path),

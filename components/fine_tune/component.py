@@ -13,7 +13,7 @@ def fine_tune(config_yaml: str, pipeline_run: str, prepared: Input[Dataset], mod
 
     from hyperrec.config import config_from_yaml
     from hyperrec.logs import configure_logging
-    from hyperrec.steps import fine_tune_step
+    from hyperrec.steps.fine_tune import fine_tune_step
 
     configure_logging()
     fine_tune_step(config_from_yaml(config_yaml), pipeline_run, Path(prepared.path), Path(models.path))

@@ -13,7 +13,7 @@ def train_baselines(config_yaml: str, pipeline_run: str, prepared: Input[Dataset
 
     from hyperrec.config import config_from_yaml
     from hyperrec.logs import configure_logging
-    from hyperrec.steps import train_baselines_step
+    from hyperrec.steps.baselines import train_baselines_step
 
     configure_logging()
     train_baselines_step(config_from_yaml(config_yaml), pipeline_run, Path(prepared.path), Path(models.path))

@@ -32,7 +32,7 @@ def validate_and_register(
 
     from hyperrec.config import config_from_yaml
     from hyperrec.logs import configure_logging
-    from hyperrec.registry import validate_and_register_step
+    from hyperrec.steps.validate_and_register import validate_and_register_step
 
     configure_logging()
     result = validate_and_register_step(

@@ -29,7 +29,7 @@ def _cmd_config(args: argparse.Namespace) -> None:
 
 
 def _cmd_data_prep(args: argparse.Namespace) -> None:
-    from hyperrec.steps import data_prep_step
+    from hyperrec.steps.data_prep import data_prep_step
 
     cfg = _config(args)
     out = args.output or cfg.output_dir / "data"
@@ -38,7 +38,7 @@ def _cmd_data_prep(args: argparse.Namespace) -> None:
 
 
 def _cmd_train_baselines(args: argparse.Namespace) -> None:
-    from hyperrec.steps import train_baselines_step
+    from hyperrec.steps.baselines import train_baselines_step
 
     cfg = _config(args)
     train_baselines_step(cfg, args.pipeline_run, args.prepared, args.output)
@@ -46,14 +46,14 @@ def _cmd_train_baselines(args: argparse.Namespace) -> None:
 
 
 def _cmd_fine_tune(args: argparse.Namespace) -> None:
-    from hyperrec.steps import fine_tune_step
+    from hyperrec.steps.fine_tune import fine_tune_step
 
     fine_tune_step(_config(args), args.pipeline_run, args.prepared, args.output)
     sys.stdout.write(f"models: {args.output}\n")
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from hyperrec.steps import export_step
+    from hyperrec.steps.export import export_step
 
     manifest = export_step(_config(args), args.pipeline_run, args.prepared, args.models, args.output)
     sys.stdout.write(f"bundle: {args.output} (model {manifest['model_name']}, {manifest['n_items']} items)\n")
@@ -61,7 +61,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from hyperrec.evaluation.tables import metrics_table
-    from hyperrec.steps import evaluate_step
+    from hyperrec.steps.evaluate import evaluate_step
 
     cfg = _config(args)
     result = evaluate_step(cfg, args.pipeline_run, args.prepared, args.models, args.output)

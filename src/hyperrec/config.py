@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from hyperrec.deploy.settings import DeployConfig
 from hyperrec.errors import ConfigError
@@ -24,13 +24,10 @@ from hyperrec.modeling.settings import ModelingConfig
 from hyperrec.monitoring.settings import MonitoringConfig
 from hyperrec.online.bandits.settings import BanditConfig
 from hyperrec.online.settings import ServingConfig
+from hyperrec.settings_base import Section as _Section
 
 ENV_PREFIX = "HYPERREC__"
 EVENT_TYPES = ("view", "click", "rating", "purchase", "search")
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DataConfig(_Section):
@@ -165,11 +162,15 @@ class GpuConfig(_Section):
     toleration_key: str = "nvidia.com/gpu"
 
 
+#: The components image (``cluster.image``'s default; every KFP component is compiled with it).
+COMPONENTS_IMAGE = "ghcr.io/hyperrec/hyperrec:0.1.0"
+
+
 class ClusterConfig(_Section):
     """How components run on a Kubernetes cluster."""
 
     image: str = Field(
-        "ghcr.io/hyperrec/hyperrec:0.1.0",
+        COMPONENTS_IMAGE,
         description="Components image (hyperrec with torch): every KFP component and the drift CronJob run in it.",
     )
     serving_image: str = Field(

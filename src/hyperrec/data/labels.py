@@ -20,3 +20,13 @@ def label_events(interactions: pd.DataFrame, min_rating: float | None, min_dwell
         | ((event == "view") & (interactions["dwell_seconds"] >= min_dwell_seconds))
     )
     return (positive & interactions["item_id"].notna()).astype(bool)
+
+
+def is_positive(event: str, value: float, dwell_seconds: float, min_rating: float | None,
+                min_dwell_seconds: float) -> bool:
+    """The same rule for one event of a known item (the serving feedback log labels records one by one)."""
+    if event == "rating":
+        return min_rating is None or value >= min_rating
+    if event == "view":
+        return dwell_seconds >= min_dwell_seconds
+    return event in ("click", "purchase")

@@ -6,7 +6,7 @@ Examples::
     hyperrec deploy hyperrec-ranker@challenger --namespace hyperrec  # create it, or start a canary
     hyperrec deploy hyperrec-ranker/7 --set deploy.node_pool=cpu     # an exact version, on CPU nodes
 
-The lead hooks it into ``hyperrec.cli.build_parser`` with ``add_deploy_commands(commands)``.
+``hyperrec.cli.build_parser`` hooks it in with ``add_deploy_commands(commands)``.
 """
 
 from __future__ import annotations

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from hyperrec.settings_base import Section as _Section
 
 #: Metrics each autoscaler can act on: Knative's KPA scales on requests, KServe's HPA on pod resources.
 KPA_METRICS = ("concurrency", "rps")
 HPA_METRICS = ("cpu", "memory")
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ComputeResources(_Section):

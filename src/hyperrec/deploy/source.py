@@ -14,14 +14,10 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
-from hyperrec.registry.mlflow_registry import (
-    FILES_TAG,
-    MANIFEST_FILE,
-    MODEL_NAME_TAG,
-    BundleRegistry,
-    RegistryError,
-    VersionInfo,
-)
+from hyperrec.bundle_verify import MANIFEST_FILE
+from hyperrec.registry.integrity import RegistryError
+from hyperrec.registry.mlflow_registry import BundleRegistry
+from hyperrec.registry.version_tags import FILES_TAG, MODEL_NAME_TAG, VersionInfo
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from hyperrec.model_names import LANGUAGE_MODEL_CLASSES
+
 _EXPORTS = {
     "ModelingConfig": "settings",
-    "FULL_PROFILE_OVERRIDES": "settings",
+    "FULL_PROFILE_OVERRIDES": "run_profiles",
     "apply_profile": "settings",
     "TextEncoder": "item_encoder",
     "embed_catalogue": "item_encoder",
@@ -25,28 +27,17 @@ _EXPORTS = {
     "CrossEncoderReranker": "cross_encoder",
     "Trainer": "finetune",
     "TrainResult": "finetune",
-    "explain": "explain",
-    "Explanation": "explain",
     "default_validator": "validation",
     "local_validator": "validation",
 }
 
-#: Every Recommender of this package, for ``hyperrec.models.registry.register_model``.
-MODEL_CLASS_PATHS = {
-    "next_item_lm": "next_item:NextItemRecommender",
-    "next_item_id": "next_item:IDOnlyNextItemRecommender",
-    "zero_shot_lm": "zero_shot:ZeroShotRecommender",
-    "bi_encoder": "bi_encoder:BiEncoderRecommender",
-    "cross_encoder": "cross_encoder:CrossEncoderReranker",
-}
-
-__all__ = sorted(_EXPORTS) + ["MODEL_CLASS_PATHS", "model_classes"]
+__all__ = sorted(_EXPORTS) + ["model_classes"]
 
 
 def model_classes() -> list[type]:
     """The Recommender classes of this package (imports torch)."""
     out = []
-    for path in MODEL_CLASS_PATHS.values():
+    for path in LANGUAGE_MODEL_CLASSES.values():
         module, _, name = path.partition(":")
         out.append(getattr(importlib.import_module(f"{__name__}.{module}"), name))
     return out

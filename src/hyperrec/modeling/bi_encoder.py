@@ -18,6 +18,7 @@ from torch import nn
 
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
+from hyperrec.model_names import MODEL_FILE
 from hyperrec.modeling.finetune import (
     MetricsCallback,
     Trainer,
@@ -39,7 +40,7 @@ from hyperrec.models.base import Recommender, ScoringBatch
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "model.json"  # the registry reads its "model" key
+CONFIG_FILE = MODEL_FILE  # the registry reads its "model" key
 ITEMS_FILE = "items.parquet"
 MATRIX_FILE = "item_matrix.safetensors"
 USER_TOWER = "user_tower"

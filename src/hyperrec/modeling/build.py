@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from hyperrec.errors import ModelError
+from hyperrec.model_names import LANGUAGE_MODELS
 from hyperrec.modeling.settings import ModelingConfig
 from hyperrec.models.base import Recommender
-
-#: Names the ``modeling.train`` setting accepts, in training order (the reranker needs a fitted retriever).
-LANGUAGE_MODELS = ("next_item_lm", "next_item_id", "zero_shot_lm", "bi_encoder", "cross_encoder")
 
 
 def build_language_model(name: str, config: ModelingConfig, fitted: Mapping[str, Recommender]) -> Recommender:

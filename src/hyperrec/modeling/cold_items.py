@@ -18,9 +18,10 @@ import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from hyperrec.online.cold_items import ColdSlot, reserve_cold_slot
+from hyperrec.settings_base import Section
 
 if TYPE_CHECKING:  # pragma: no cover
     from hyperrec.data.prepared import PreparedData
@@ -29,10 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
-class ColdSlotSettings(BaseModel):
+class ColdSlotSettings(Section):
     """Where the best cold item may enter the ranking, and how much validation NDCG that may cost."""
-
-    model_config = ConfigDict(extra="forbid")
 
     position: int = Field(10, ge=1, description="1-based rank the best item without training history may "
                           "take (it pushes the warm item there one place down).")

@@ -23,6 +23,7 @@ from torch import nn
 
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
+from hyperrec.model_names import MODEL_FILE
 from hyperrec.modeling.bi_encoder import ITEM_COLUMNS, top_k, training_pairs
 from hyperrec.modeling.finetune import (
     MetricsCallback,
@@ -49,7 +50,7 @@ from hyperrec.models.base import Recommender, ScoringBatch
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "model.json"  # the registry reads its "model" key
+CONFIG_FILE = MODEL_FILE  # the registry reads its "model" key
 ENCODER_DIR = "encoder"
 HEAD_FILE = "head.safetensors"
 ITEMS_FILE = "items.parquet"

@@ -1,4 +1,4 @@
-"""Typed settings of the modelling library, mounted by the lead as ``HyperrecConfig.modeling``.
+"""Typed settings of the modelling library, the ``HyperrecConfig.modeling`` section.
 
 Defaults are the CPU **demo** profile (2 cores, a few minutes per model). ``FULL_PROFILE_OVERRIDES`` holds the
 values of the **full** (GPU) profile as a nested dict; ``apply_profile`` merges it into a config. This module
@@ -7,18 +7,16 @@ must not import ``hyperrec.config`` (the dependency goes the other way).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from hyperrec.model_names import LanguageModelName
 from hyperrec.modeling.cold_items import ColdSlotSettings
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from hyperrec.modeling.run_profiles import FULL_PROFILE_OVERRIDES, merge_profile
+from hyperrec.settings_base import Section as _Section
 
 
 class RuntimeSettings(_Section):
@@ -330,7 +328,7 @@ class ModelingConfig(_Section):
     """Everything the language-model recommenders need."""
 
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings, description="Device, threads, seed.")
-    train: list[Literal["next_item_lm", "next_item_id", "zero_shot_lm", "bi_encoder", "cross_encoder"]] = Field(
+    train: list[LanguageModelName] = Field(
         ["next_item_lm", "zero_shot_lm"],
         description="Models the fine_tune step trains, in order. The demo trains the default ranker and the "
         "zero-shot reference; benchmarks add next_item_id (the ID-only ablation), bi_encoder, cross_encoder.",
@@ -356,75 +354,29 @@ class ModelingConfig(_Section):
         default_factory=CrossEncoderSettings, description="Reranker on top of a retriever."
     )
 
-
-#: Values of the ``full`` (GPU) profile; merge with ``apply_profile(config, "full")``. Keep docs/MODELING.md in sync.
-FULL_PROFILE_OVERRIDES: dict[str, Any] = {
-    "runtime": {"profile": "full", "device": "auto", "threads": None, "bf16_autocast": True},
-    "item_encoder": {"max_length": 128, "batch_size": 512},
-    "next_item": {
-        "d_model": 128,
-        "n_layers": 2,
-        "n_heads": 4,
-        "max_seq_len": 200,
-        "dropout": 0.2,
-        "finetune_item_encoder": True,
-        "loss": "sampled_softmax",
-        "n_sampled_negatives": 2048,
-        "training": {
-            "max_epochs": 200,
-            "batch_size": 128,
-            "learning_rate": 1e-3,
-            "lm_learning_rate": 2e-5,
-            "warmup_ratio": 0.05,
-            "unfreeze_schedule": {0: 0, 5: 2, 10: 4},
-            "patience": 10,
-        },
-    },
-    "bi_encoder": {
-        "profile_max_length": 256,
-        "profile_max_items": 50,
-        "item_max_length": 128,
-        "examples_per_user": 32,
-        "training": {
-            "max_epochs": 10,
-            "batch_size": 256,
-            "lm_learning_rate": 2e-5,
-            "unfreeze_schedule": {0: 2, 1: 4, 2: -1},
-            "patience": 2,
-        },
-    },
-    "cross_encoder": {
-        "max_length": 384,
-        "profile_max_items": 30,
-        "candidates": 100,
-        "negatives_per_positive": 7,
-        "loss": "listwise",
-        "examples_per_user": 16,
-        "training": {
-            "max_epochs": 5,
-            "batch_size": 64,
-            "lm_learning_rate": 2e-5,
-            "unfreeze_schedule": {0: 2, 1: -1},
-            "patience": 2,
-        },
-    },
-}
-
-
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict) and key != "unfreeze_schedule":
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_under_given_values(cls, data: Any) -> Any:
+        """The full profile replaces defaults only: values the user gave (YAML, env, --set) win over it."""
+        if not isinstance(data, Mapping):
+            return data
+        runtime = data.get("runtime")
+        if isinstance(runtime, BaseModel):
+            runtime = runtime.model_dump(exclude_unset=True)
+        if not isinstance(runtime, Mapping) or runtime.get("profile") != "full":
+            return data
+        given = {k: v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v for k, v in data.items()}
+        return merge_profile(FULL_PROFILE_OVERRIDES, given)
 
 
 def apply_profile(config: ModelingConfig, profile: Literal["demo", "full"]) -> ModelingConfig:
-    """Return a copy of ``config`` with the profile's values (demo: unchanged, full: FULL_PROFILE_OVERRIDES)."""
+    """Return a copy of ``config`` in the profile (demo: unchanged, full: FULL_PROFILE_OVERRIDES).
+
+    The profile fills only what the config did not set explicitly: a user's values keep precedence.
+    """
     if profile == "demo":
         return config.model_copy(deep=True)
     if profile != "full":
         raise ValueError(f"unknown profile {profile!r}; expected 'demo' or 'full'")
-    return ModelingConfig.model_validate(_merge(config.model_dump(), FULL_PROFILE_OVERRIDES))
+    given = config.model_dump(exclude_unset=True)
+    return ModelingConfig.model_validate({**given, "runtime": {**given.get("runtime", {}), "profile": "full"}})

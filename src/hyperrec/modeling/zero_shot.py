@@ -10,13 +10,14 @@ import numpy as np
 
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
+from hyperrec.model_names import MODEL_FILE
 from hyperrec.modeling.finetune import configure_threads, load_state, save_state
 from hyperrec.modeling.history import decide_exclusion, exclude_history
 from hyperrec.modeling.item_encoder import embed_catalogue, item_texts
 from hyperrec.modeling.settings import ItemEncoderSettings, ModelingConfig, RuntimeSettings, ZeroShotSettings
 from hyperrec.models.base import Recommender, ScoringBatch
 
-CONFIG_FILE = "model.json"  # the registry reads its "model" key
+CONFIG_FILE = MODEL_FILE  # the registry reads its "model" key
 EMBEDDINGS_FILE = "item_embeddings.safetensors"
 
 

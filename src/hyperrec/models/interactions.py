@@ -17,9 +17,9 @@ import scipy.sparse as sp
 
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
+from hyperrec.model_names import MODEL_FILE
 
 #: File every saved model writes; its "model" key names the registry entry that can load it.
-MODEL_FILE = "model.json"
 
 
 def history_matrix(histories: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from hyperrec.config import BaselinesConfig, HyperrecConfig
 from hyperrec.errors import ModelError
+from hyperrec.model_names import LANGUAGE_MODEL_CLASSES, MODEL_FILE
 from hyperrec.models.base import Recommender
 from hyperrec.models.factorization import ALSRecommender, BPRRecommender
-from hyperrec.models.interactions import MODEL_FILE
 from hyperrec.models.item_knn import ItemKNNRecommender
 from hyperrec.models.popularity import PopularityRecommender
 
@@ -46,9 +46,7 @@ def _register_language_model(name: str) -> None:
     """Language models register on first use, so that loading a baseline never imports torch."""
     import importlib
 
-    from hyperrec.modeling import MODEL_CLASS_PATHS
-
-    path = MODEL_CLASS_PATHS.get(name)
+    path = LANGUAGE_MODEL_CLASSES.get(name)
     if path is not None:
         module, _, attribute = path.partition(":")
         register_model(getattr(importlib.import_module(f"hyperrec.modeling.{module}"), attribute))

@@ -2,7 +2,9 @@
 
 - ``hyperrec.monitoring.settings``: ``MonitoringConfig`` (mounted as ``HyperrecConfig.monitoring``).
 - ``hyperrec.monitoring.events``: interaction files, prepared folders and the serving feedback log as one frame.
-- ``hyperrec.monitoring.drift``: ``run_drift_check`` (Evidently) -> ``DriftResult`` (HTML report + JSON summary).
+- ``hyperrec.monitoring.drift``: ``run_drift_check`` (Evidently), a loop over the checks of ``checks`` (what each
+  compares: ``verdicts``), whose effects ``significance`` tests against sampling noise -> ``results.DriftResult``
+  (JSON summary; the HTML page is ``report``).
 - ``hyperrec.monitoring.trigger``: ``RetrainTrigger`` with KFP / local launchers and the decision log.
 - ``hyperrec.monitoring.cli``: ``add_monitoring_commands`` (``hyperrec drift``).
 

@@ -1,6 +1,6 @@
 """``hyperrec drift``: one drift check (or ``--watch``: one every N seconds), optionally with the retraining trigger.
 
-The lead hooks it into ``hyperrec.cli.build_parser`` with ``add_monitoring_commands(commands)``. The parser
+``hyperrec.cli.build_parser`` hooks it in with ``add_monitoring_commands(commands)``. The parser
 carries the same ``--config`` / ``--set`` / ``--log-level`` options as every other subcommand
 (``hyperrec.cli_options``).
 
@@ -104,8 +104,8 @@ def _settings(args: argparse.Namespace) -> tuple[Any, MonitoringConfig]:
 def build_trigger(cfg: Any, settings: MonitoringConfig, output_dir: Path | None = None):
     """The trigger ``--trigger`` uses: KFP when a host is configured, else the embedded training pipeline."""
     from hyperrec.monitoring.launchers import KfpLauncher, LocalLauncher
-    from hyperrec.monitoring.step import local_training_runner
     from hyperrec.monitoring.trigger import MlflowDecisionRecorder, RetrainTrigger
+    from hyperrec.pipelines.runner import local_training_runner
 
     kfp_settings = settings.trigger.kfp
     launcher = KfpLauncher.from_settings(kfp_settings) if kfp_settings.host else LocalLauncher(
@@ -127,7 +127,7 @@ def _local_reference(reference: Path | str, workdir: Path) -> Path:
 
 def _sources(args: argparse.Namespace, settings: MonitoringConfig, workdir: Path) -> Any:
     from hyperrec.errors import ConfigError
-    from hyperrec.monitoring.step import Sources
+    from hyperrec.monitoring.sources import Sources
 
     reference = args.prepared or args.reference or settings.sources.reference
     if reference is None:
@@ -157,7 +157,7 @@ def run_drift_command(args: argparse.Namespace, trigger: Any = None, sleep=time.
 def _check_loop(args: argparse.Namespace, settings: MonitoringConfig, sources: Any, trigger: Any, sleep) -> int:
     """One check, or with --watch one every interval; each may end in a retraining decision."""
     from hyperrec.errors import HyperrecError
-    from hyperrec.monitoring.step import Bounds, check_windows, load_windows
+    from hyperrec.monitoring.sources import Bounds, check_windows, load_windows
     from hyperrec.monitoring.trigger import FAILED, MonitoringError
 
     bounds = Bounds(args.reference_start, args.reference_end, args.current_start, args.current_end)

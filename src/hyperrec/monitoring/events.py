@@ -36,6 +36,7 @@ import pandas as pd
 
 from hyperrec.data.catalogue import catalogue_index
 from hyperrec.data.files import read_frame, require_file
+from hyperrec.data.labels import is_positive
 from hyperrec.errors import DataError
 from hyperrec.monitoring.settings import FeedbackSettings
 
@@ -186,20 +187,20 @@ def _feedback_row(
     raw_value = record.get("value")
     number = float(raw_value) if raw_value is not None and raw_value != "" else math.nan
     event = FEEDBACK_EVENTS[kind]
-    value, dwell, label = math.nan, math.nan, False
+    value, dwell = math.nan, math.nan
     if kind == "impression":
         value = number
     elif kind == "click":
-        value, label = 1.0, True
+        value = 1.0
     elif kind == "dwell":
         if not math.isfinite(number) or number < 0:
             raise ValueError("dwell without a duration")
-        value, dwell, label = 1.0, number, number >= settings.min_dwell_seconds
+        value, dwell = 1.0, number
     else:
         if not math.isfinite(number):
             raise ValueError("rating without a value")
         value = number
-        label = settings.min_rating is None or number >= settings.min_rating
+    label = is_positive(event, value, dwell, settings.min_rating, settings.min_dwell_seconds)
     request = record.get("request_id")
     return {
         "user_id": str(user),

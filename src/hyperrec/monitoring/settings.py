@@ -1,4 +1,4 @@
-"""Typed settings of drift monitoring and the retraining trigger, mounted by the lead as ``HyperrecConfig.monitoring``.
+"""Typed settings of drift monitoring and the retraining trigger, the ``HyperrecConfig.monitoring`` section.
 
 Every threshold is an *effect size* (how large a change is), never a p-value: a check flags drift only when its
 effect size reaches the threshold **and** a user-level permutation test says the change is larger than the
@@ -13,7 +13,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from hyperrec.settings_base import Section as _Section
 
 # The URIs a KFP v2 launcher downloads input artifacts from (kubeflow/pipelines backend, objectstore
 # ParseBucketConfigForArtifactURI): an importer in a cluster run gets nothing else, a pod-local path included.
@@ -32,10 +34,6 @@ def source_path_or_uri(text: str) -> Path | str:
     """A source as given: an object-store URI (``scheme://...``) stays a string, anything else is a local path
     (``Path`` would fold the ``//`` of a URI)."""
     return text if URI_SCHEME.match(text) else Path(text)
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DriftThresholds(_Section):

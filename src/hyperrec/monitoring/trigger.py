@@ -284,11 +284,23 @@ class RetrainTrigger:
         """
         summary = result.summary() if hasattr(result, "summary") else dict(result)
         now = self.clock()
-        quality = dict(summary.get("quality") or {})
+        decision = self._new_decision(summary, now, pipeline_run, summary_path, report_path)
+        reasons = [r for r in (self._drift_reason(summary), self._quality_reason(decision.quality)) if r]
+        if not reasons:
+            decision.reason = (
+                f"no drift and quality not below floor (quality {decision.quality.get('status', 'not measured')})"
+            )
+            return self._record(decision)
+        why = "; ".join(reasons)
+        if self._held_back(decision, why, now):
+            return self._record(decision)
+        return self._record(self._launch(decision, why, current_window))
+
+    def _new_decision(self, summary: Mapping[str, Any], now: float, pipeline_run: str | None,
+                      summary_path: str | Path | None, report_path: str | Path | None) -> Decision:
+        """A ``skipped`` decision carrying what the drift summary says (reason filled in by the caller)."""
         current = dict((summary.get("windows") or {}).get("current") or {})
-        data_window = {k: current.get(k) for k in ("source", "start_unix", "end_unix", "first_event",
-                                                    "last_event", "rows")}
-        decision = Decision(
+        return Decision(
             decision=SKIPPED,
             reason="",
             decided_at=datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="seconds"),
@@ -297,8 +309,9 @@ class RetrainTrigger:
             launcher=getattr(self.launcher, "name", type(self.launcher).__name__),
             drift_detected=bool(summary.get("drift_detected")),
             drifted_checks=list(summary.get("drifted_checks") or []),
-            quality=quality,
-            data_window=data_window,
+            quality=dict(summary.get("quality") or {}),
+            data_window={k: current.get(k) for k in ("source", "start_unix", "end_unix", "first_event",
+                                                      "last_event", "rows")},
             scores={
                 f"{name}.score": float(check["score"])
                 for name, check in (summary.get("checks") or {}).items()
@@ -307,46 +320,46 @@ class RetrainTrigger:
             summary_path=str(summary_path) if summary_path else None,
             report_path=str(report_path) if report_path else None,
         )
-        reasons = [r for r in (self._drift_reason(summary), self._quality_reason(quality)) if r]
-        if not reasons:
-            decision.reason = (
-                f"no drift and quality not below floor (quality {quality.get('status', 'not measured')})"
-            )
-            return self._record(decision)
 
-        why = "; ".join(reasons)
+    def _held_back(self, decision: Decision, why: str, now: float) -> bool:
+        """True (with the reason set) when the last triggered run is in its cool-down or, debounced, still active."""
         last = self._last_triggered()
-        if last is not None:
-            decision.previous_run_id = last.get("run_id")
-            elapsed = now - float(last.get("decided_at_unix", 0.0))
-            if elapsed < self.settings.cooldown_seconds:
-                decision.cooldown_remaining_s = round(self.settings.cooldown_seconds - elapsed, 1)
-                decision.reason = (
-                    f"cool-down: retraining {decision.previous_run_id} was triggered {elapsed:.0f} s ago, "
-                    f"{decision.cooldown_remaining_s:.0f} s left (would retrain for {why})"
-                )
-                return self._record(decision)
-            if self.settings.debounce and decision.previous_run_id:
-                try:
-                    state, attempts, errors = self._retry(
-                        "get run state", lambda: self.launcher.run_state(decision.previous_run_id)
-                    )
-                except RetryError as exc:
-                    decision.decision, decision.errors, decision.attempts = FAILED, exc.errors, len(exc.errors)
-                    decision.reason = (
-                        f"could not read the state of run {decision.previous_run_id} after {len(exc.errors)} "
-                        f"attempts, not starting a possibly duplicate run (would retrain for {why})"
-                    )
-                    return self._record(decision)
-                decision.previous_run_state, decision.errors = state, list(errors)
-                if self.launcher.is_active(state):
-                    decision.reason = (
-                        f"debounce: retraining run {decision.previous_run_id} is still {state} "
-                        f"(would retrain for {why})"
-                    )
-                    return self._record(decision)
+        if last is None:
+            return False
+        decision.previous_run_id = last.get("run_id")
+        elapsed = now - float(last.get("decided_at_unix", 0.0))
+        if elapsed < self.settings.cooldown_seconds:
+            decision.cooldown_remaining_s = round(self.settings.cooldown_seconds - elapsed, 1)
+            decision.reason = (
+                f"cool-down: retraining {decision.previous_run_id} was triggered {elapsed:.0f} s ago, "
+                f"{decision.cooldown_remaining_s:.0f} s left (would retrain for {why})"
+            )
+            return True
+        if not (self.settings.debounce and decision.previous_run_id):
+            return False
+        try:
+            state, attempts, errors = self._retry(
+                "get run state", lambda: self.launcher.run_state(decision.previous_run_id)
+            )
+        except RetryError as exc:
+            decision.decision, decision.errors, decision.attempts = FAILED, exc.errors, len(exc.errors)
+            decision.reason = (
+                f"could not read the state of run {decision.previous_run_id} after {len(exc.errors)} "
+                f"attempts, not starting a possibly duplicate run (would retrain for {why})"
+            )
+            return True
+        decision.previous_run_state, decision.errors = state, list(errors)
+        if self.launcher.is_active(state):
+            decision.reason = (
+                f"debounce: retraining run {decision.previous_run_id} is still {state} "
+                f"(would retrain for {why})"
+            )
+            return True
+        return False
 
-        request = RetrainRequest(reason=why, data_window=data_window, pipeline_run=decision.pipeline_run,
+    def _launch(self, decision: Decision, why: str, current_window: Any) -> Decision:
+        """Start the retraining run (with retries); the decision says triggered, or failed and why."""
+        request = RetrainRequest(reason=why, data_window=decision.data_window, pipeline_run=decision.pipeline_run,
                                  config_yaml=self.config_yaml, current_window=current_window)
         try:
             run_id, attempts, errors = self._retry("create run", lambda: self.launcher.launch(request))
@@ -355,11 +368,11 @@ class RetrainTrigger:
             decision.errors += exc.errors
             decision.attempts = len(exc.errors)
             decision.reason = f"retraining wanted ({why}) but the launcher failed {len(exc.errors)} times"
-            return self._record(decision)
+            return decision
         decision.decision, decision.run_id = TRIGGERED, run_id
         decision.attempts, decision.errors = attempts, decision.errors + errors
         decision.reason = f"retraining started: {why}"
-        return self._record(decision)
+        return decision
 
     def _record(self, decision: Decision) -> Decision:
         """MLflow first (to learn its run id), then the JSONL line, which is written whatever MLflow did."""

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from hyperrec.settings_base import Section
 
 
-class HttpGuardConfig(BaseModel):
+class HttpGuardConfig(Section):
     """What the REST servers (transformer and embedded predictor) accept, and from whom."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest request body; longer ones are refused (413) while being read."
@@ -57,10 +57,8 @@ class HttpGuardConfig(BaseModel):
     )
 
 
-class SupervisorConfig(BaseModel):
+class SupervisorConfig(Section):
     """How ``hyperrec serve`` keeps its predictor and transformer processes running."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     log_dir: Path = Field(
         Path("outputs/serve-logs"), description="Folder of the children's logs (kept after hyperrec serve exits)."

@@ -8,13 +8,13 @@ import ``hyperrec.config``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from hyperrec.settings_base import Section
 
 
-class PredictorSettings(BaseModel):
+class PredictorSettings(Section):
     """How the ranker is exported and run behind the V2 protocol."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     top_k: int = Field(
         100, ge=1,

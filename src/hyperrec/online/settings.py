@@ -1,4 +1,4 @@
-"""Typed settings of the online serving runtime, mounted by the lead as ``HyperrecConfig.serving``.
+"""Typed settings of the online serving runtime, the ``HyperrecConfig.serving`` section.
 
 This module must not import ``hyperrec.config`` (the dependency goes the other way).
 """
@@ -8,23 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from hyperrec.online.guard_settings import HttpGuardConfig, SupervisorConfig
 from hyperrec.online.predictor_settings import PredictorSettings
+from hyperrec.settings_base import Section
 
 __all__ = ["HttpGuardConfig", "ServingConfig", "SplitConfig", "SupervisorConfig"]
 
 
-class SplitConfig(BaseModel):
+class SplitConfig(Section):
     """The embedded canary of ``hyperrec serve``: a challenger revision beside the champion in one transformer.
 
     Each request goes to the challenger with chance ``challenger_percent`` / 100, drawn per request as
     KServe's ``canaryTrafficPercent`` does (``sticky``: per user instead, by a hash of the pseudonym). On a
     cluster KServe splits between revisions and this stays off (``challenger_bundle_dir`` None).
     """
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     challenger_bundle_dir: Path | None = Field(
         None, description="Bundle of the challenger revision; None: one revision, no split."
@@ -45,10 +44,8 @@ class SplitConfig(BaseModel):
     )
 
 
-class ServingConfig(BaseModel):
+class ServingConfig(Section):
     """How the KServe transformer and the embedded V2 predictor serve a bundle."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     revision: str = Field(
         "champion", min_length=1,

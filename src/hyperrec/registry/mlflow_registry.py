@@ -13,41 +13,43 @@ Aliases (one version each, moved, never copied):
 Each version remembers the champion it replaced in the tag ``hyperrec.previous_champion``, so ``rollback``
 can be repeated down the chain of promotions.
 
-Version tags (all strings; ``@`` becomes ``_at_`` because MLflow keys may not contain it):
-
-- lineage: ``hyperrec.pipeline_run``, ``hyperrec.training_run_id``, ``hyperrec.data_report_sha256``,
-  ``hyperrec.config_sha256``, ``hyperrec.eval.protocol_sha256`` (``unknown`` when not known);
-- bundle: ``hyperrec.bundle.model_name``, ``.version``, ``.n_items``, ``.manifest_sha256``, ``.files`` (JSON
-  ``{path: sha256}``, authoritative), ``.lineage`` (the manifest's lineage, JSON), and one
-  ``hyperrec.sha256.<path>`` per file for the UI;
-- gate: ``hyperrec.gate.passed``, ``.metric``, ``.challenger``, ``.challenger_value``, ``.best_baseline``,
-  ``.best_baseline_value``, ``.champion_value``, ``.champion_version``, ``.margin``, ``.min_improvement``,
-  ``.decision`` (the whole decision JSON);
-- metrics: ``hyperrec.metric.<protocol>.<metric>`` for every number of the challenger's metrics.json entry
-  (``hyperrec.metric.full.ndcg_at_10``); ``champion_metric`` reads these.
+Version tags: ``hyperrec.registry.version_tags``.
 
 MLflow is imported lazily, so ``import hyperrec.registry`` stays cheap.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from hyperrec.bundle_verify import MANIFEST_FILE
 from hyperrec.config import HyperrecConfig
-from hyperrec.errors import HyperrecError
 from hyperrec.hashing import sha256_file
 from hyperrec.registry.gate import DEFAULT_METRIC, GateDecision, canonical_metric
+from hyperrec.registry.integrity import RegistryError, verify_bundle_dir
+from hyperrec.registry.version_tags import (
+    FILES_TAG,
+    GATE_TAG_PREFIX,
+    MANIFEST_SHA_TAG,
+    PREVIOUS_CHAMPION_TAG,
+    PROMOTED_AT_TAG,
+    ROLLED_BACK_AT_TAG,
+    ROLLED_BACK_TO_TAG,
+    VersionInfo,
+    bundle_tags,
+    lineage_tags,
+    metric_tag,
+    version_description,
+    version_tags,
+)
 from hyperrec.tracking import PIPELINE_RUN_TAG, STEP_TAG
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,192 +63,12 @@ PREVIOUS_CHAMPION = "previous-champion"
 DEFAULT_REGISTERED_NAME = "hyperrec-ranker"
 BUNDLE_ARTIFACT_PATH = "bundle"
 DECISION_ARTIFACT = "gate/decision.json"
-MANIFEST_FILE = "manifest.json"
-UNKNOWN = "unknown"
 
-TRAINING_RUN_TAG = "hyperrec.training_run_id"
-DATA_REPORT_TAG = "hyperrec.data_report_sha256"
-CONFIG_TAG = "hyperrec.config_sha256"
-PROTOCOL_TAG = "hyperrec.eval.protocol_sha256"
-MODEL_NAME_TAG = "hyperrec.bundle.model_name"
-BUNDLE_VERSION_TAG = "hyperrec.bundle.version"
-N_ITEMS_TAG = "hyperrec.bundle.n_items"
-MANIFEST_SHA_TAG = "hyperrec.bundle.manifest_sha256"
-FILES_TAG = "hyperrec.bundle.files"
-BUNDLE_LINEAGE_TAG = "hyperrec.bundle.lineage"
-FILE_TAG_PREFIX = "hyperrec.sha256."
-METRIC_TAG_PREFIX = "hyperrec.metric."
-GATE_TAG_PREFIX = "hyperrec.gate."
-PREVIOUS_CHAMPION_TAG = "hyperrec.previous_champion"
-PROMOTED_AT_TAG = "hyperrec.promoted_at"
-ROLLED_BACK_AT_TAG = "hyperrec.rolled_back_at"
-ROLLED_BACK_TO_TAG = "hyperrec.rolled_back_to"
 REGISTER_STEP = "register_bundle"
 
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_TAG_KEY_RE = re.compile(r"^[/\w.\- :]{1,250}$")
-#: The manifest lineage keys that fill the lineage tags when the caller does not give them.
-_LINEAGE_KEYS = (TRAINING_RUN_TAG, DATA_REPORT_TAG, CONFIG_TAG)
-
-
-class RegistryError(HyperrecError):
-    """A registry operation cannot be done (no such model/alias, gate not passed, nothing to roll back to)."""
-
-
-class BundleIntegrityError(RegistryError):
-    """A bundle folder does not match its manifest or the sha256s recorded in the registry."""
 
 
 RegistryTarget = Union[HyperrecConfig, str, "BundleRegistry"]
-
-
-# --------------------------------------------------------------------------------------------- hashing
-
-
-def sha256_json(payload: Any) -> str:
-    """sha256 of canonical JSON (sorted keys, no spaces)."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def config_sha256(cfg: HyperrecConfig) -> str:
-    """Hash of the whole configuration, as lineage of a registered version."""
-    return sha256_json(cfg.model_dump(mode="json"))
-
-
-def hash_bundle_files(root: Path) -> dict[str, str]:
-    """``{posix relative path: sha256}`` of every file under ``root`` except manifest.json."""
-    root = Path(root)
-    return {
-        path.relative_to(root).as_posix(): sha256_file(path)
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and path.relative_to(root).as_posix() != MANIFEST_FILE
-    }
-
-
-def read_bundle_manifest(root: Path) -> dict[str, Any]:
-    """manifest.json of a bundle folder, checked for a well-formed ``files`` map (no hashing)."""
-    path = Path(root) / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleIntegrityError(f"not a serving bundle (no {MANIFEST_FILE}): {root}") from None
-    except (OSError, ValueError) as exc:
-        raise BundleIntegrityError(f"unreadable manifest {path}: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise BundleIntegrityError(f"{path} must hold a JSON object")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        raise BundleIntegrityError(f"{path}: 'files' must map every bundle file to its sha256")
-    for name, digest in files.items():
-        pure = PurePosixPath(name)
-        if not name or pure.is_absolute() or ".." in pure.parts or name != pure.as_posix() or name == MANIFEST_FILE:
-            raise BundleIntegrityError(f"{path}: invalid file path {name!r} in 'files'")
-        if not isinstance(digest, str) or not _SHA256_RE.match(digest):
-            raise BundleIntegrityError(f"{path}: {name!r} has no lowercase hex sha256")
-    return manifest
-
-
-def verify_bundle_dir(
-    root: Path,
-    expected_files: Mapping[str, str] | None = None,
-    expected_manifest_sha256: str | None = None,
-) -> dict[str, Any]:
-    """Re-hash every file of a bundle folder; return its manifest or raise BundleIntegrityError.
-
-    The folder must hold exactly the files manifest.json lists (none missing, none extra, every sha256
-    equal). With ``expected_files`` / ``expected_manifest_sha256`` (what the registry recorded at
-    registration), the manifest itself must also be the registered one, so editing a file *and* its
-    manifest entry is caught too.
-    """
-    root = Path(root)
-    manifest = read_bundle_manifest(root)
-    listed: dict[str, str] = manifest["files"]
-    actual = hash_bundle_files(root)
-    problems = [f"missing: {name}" for name in sorted(set(listed) - set(actual))]
-    problems += [f"not in manifest: {name}" for name in sorted(set(actual) - set(listed))]
-    problems += [f"sha256 mismatch: {name}" for name in sorted(set(listed) & set(actual))
-                 if listed[name] != actual[name]]
-    if expected_files is not None and dict(expected_files) != listed:
-        changed = sorted(set(expected_files).symmetric_difference(listed)
-                         | {n for n in set(expected_files) & set(listed) if expected_files[n] != listed[n]})
-        problems.append(f"manifest differs from the registered file list: {changed}")
-    if expected_manifest_sha256 is not None:
-        manifest_sha = sha256_file(root / MANIFEST_FILE)
-        if manifest_sha != expected_manifest_sha256:
-            problems.append(f"manifest.json sha256 {manifest_sha} != registered {expected_manifest_sha256}")
-    if problems:
-        raise BundleIntegrityError(f"bundle {root} failed verification: " + "; ".join(problems))
-    return manifest
-
-
-# --------------------------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """What callers need of an MLflow ModelVersion (plain strings, JSON-ready)."""
-
-    name: str
-    version: str
-    source: str
-    run_id: str | None
-    aliases: tuple[str, ...] = ()
-    tags: dict[str, str] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_model_version(cls, mv: Any, aliases: Mapping[str, Any] | None = None) -> VersionInfo:
-        version = str(mv.version)
-        if aliases is not None:
-            names = tuple(sorted(alias for alias, v in aliases.items() if str(v) == version))
-        else:
-            names = tuple(sorted(mv.aliases or ()))
-        return cls(name=mv.name, version=version, source=mv.source, run_id=mv.run_id or None,
-                   aliases=names, tags=dict(mv.tags or {}))
-
-    def to_dict(self, *, with_tags: bool = False) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "version": self.version, "source": self.source,
-                                "run_id": self.run_id, "aliases": list(self.aliases)}
-        if with_tags:
-            data["tags"] = dict(self.tags)
-        return data
-
-
-def metric_tag(metric: str) -> str:
-    """Version tag holding ``metric`` (``full.ndcg@10`` -> ``hyperrec.metric.full.ndcg_at_10``)."""
-    return METRIC_TAG_PREFIX + canonical_metric(metric).replace("@", "_at_")
-
-
-def _numeric_leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    leaves: dict[str, float] = {}
-    for key, value in tree.items():
-        if key == "segments":  # per-segment numbers are many and never gate anything
-            continue
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            leaves.update(_numeric_leaves(value, f"{name}."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            leaves[name] = float(value)
-    return leaves
-
-
-def _gate_tags(decision: GateDecision) -> dict[str, str]:
-    def number(value: float | None) -> str:
-        return "none" if value is None else repr(float(value))
-
-    return {
-        f"{GATE_TAG_PREFIX}passed": str(decision.passed).lower(),
-        f"{GATE_TAG_PREFIX}metric": decision.metric,
-        f"{GATE_TAG_PREFIX}challenger": decision.challenger,
-        f"{GATE_TAG_PREFIX}challenger_value": number(decision.challenger_value),
-        f"{GATE_TAG_PREFIX}best_baseline": decision.best_baseline,
-        f"{GATE_TAG_PREFIX}best_baseline_value": number(decision.best_baseline_value),
-        f"{GATE_TAG_PREFIX}champion_value": number(decision.champion_value),
-        f"{GATE_TAG_PREFIX}champion_version": decision.champion_version or "none",
-        f"{GATE_TAG_PREFIX}margin": number(decision.margin),
-        f"{GATE_TAG_PREFIX}min_improvement": number(decision.min_improvement),
-        f"{GATE_TAG_PREFIX}decision": decision.to_json(),
-    }
 
 
 def _now() -> str:
@@ -386,23 +208,31 @@ class BundleRegistry:
         ``protocol`` the metrics.json protocol block (hashed into ``hyperrec.eval.protocol_sha256``).
         A failed decision is refused unless ``force``.
         """
-        from mlflow.entities import Param, RunTag
-        from mlflow.exceptions import MlflowException
-
         if not decision.passed and not force:
             raise RegistryError(f"gate did not pass for {decision.challenger}; refusing to register "
                                 f"(reasons: {decision.reasons})")
         bundle_dir = Path(bundle_dir)
         manifest = verify_bundle_dir(bundle_dir)
-        files: dict[str, str] = manifest["files"]
-        manifest_sha = sha256_file(bundle_dir / MANIFEST_FILE)
-        lineage_tags = self._lineage_tags(manifest, lineage, training_run_id, pipeline_run, protocol)
-        bundle_tags = {
-            MODEL_NAME_TAG: str(manifest.get("model_name", UNKNOWN)),
-            BUNDLE_VERSION_TAG: str(manifest.get("version", UNKNOWN)),
-            N_ITEMS_TAG: str(manifest.get("n_items", UNKNOWN)),
-            MANIFEST_SHA_TAG: manifest_sha,
-        }
+        lineage_values = lineage_tags(manifest, lineage, training_run_id, pipeline_run, protocol)
+        bundle_values = bundle_tags(manifest, sha256_file(bundle_dir / MANIFEST_FILE))
+        run_id, source = self._log_bundle_run(bundle_dir, decision, pipeline_run, run_id,
+                                              {**lineage_values, **bundle_values}, lineage_values)
+        self._ensure_registered_model(registered_name, decision.metric)
+        mv = self.client.create_model_version(
+            registered_name, source, run_id=run_id,
+            tags=version_tags(manifest, lineage_values, bundle_values, decision, challenger_metrics),
+            description=version_description(decision, pipeline_run),
+        )
+        version = str(mv.version)
+        self.client.set_registered_model_alias(registered_name, CHALLENGER, version)
+        logger.info("registered %s v%s (%s, %d files) from %s; alias %s", registered_name, version,
+                    decision.challenger, len(manifest["files"]), source, CHALLENGER)
+        return self.version(registered_name, version)
+
+    def _log_bundle_run(self, bundle_dir: Path, decision: GateDecision, pipeline_run: str, run_id: str | None,
+                        run_tags: Mapping[str, str], lineage: Mapping[str, str]) -> tuple[str, str]:
+        """Log the bundle and the decision into ``run_id`` (or a run of its own); return run id and source URI."""
+        from mlflow.entities import Param, RunTag
 
         own_run = run_id is None
         if own_run:
@@ -411,13 +241,14 @@ class BundleRegistry:
                 tags={PIPELINE_RUN_TAG: pipeline_run, STEP_TAG: REGISTER_STEP},
             )
             run_id = run.info.run_id
+        assert run_id is not None
         status = "FAILED"
         try:
             self.client.log_batch(
                 run_id,
                 params=[Param(f"lineage.{key.removeprefix('hyperrec.')}", value[:500])
-                        for key, value in lineage_tags.items() if key != PIPELINE_RUN_TAG],
-                tags=[RunTag(key, value) for key, value in {**lineage_tags, **bundle_tags}.items()],
+                        for key, value in lineage.items() if key != PIPELINE_RUN_TAG],
+                tags=[RunTag(key, value) for key, value in run_tags.items()],
             )
             self.client.log_artifacts(run_id, str(bundle_dir), BUNDLE_ARTIFACT_PATH)
             self.client.log_text(run_id, json.dumps(decision.to_dict(), indent=2, sort_keys=True),
@@ -427,63 +258,20 @@ class BundleRegistry:
         finally:
             if own_run:
                 self.client.set_terminated(run_id, status)
+        return run_id, source
+
+    def _ensure_registered_model(self, registered_name: str, gate_metric: str) -> None:
+        from mlflow.exceptions import MlflowException
 
         try:
             self.client.create_registered_model(
                 registered_name,
-                tags={"hyperrec.gate_metric": decision.metric},
+                tags={"hyperrec.gate_metric": gate_metric},
                 description="hyperrec serving bundles (Triton repository + catalogue); see docs/REGISTRY.md",
             )
         except MlflowException as exc:
             if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
                 raise
-
-        metric_tags = {metric_tag(name): repr(value)
-                       for name, value in _numeric_leaves(challenger_metrics or {}).items()}
-        metric_tags[metric_tag(decision.metric)] = repr(float(decision.challenger_value))
-        file_tags = {FILE_TAG_PREFIX + name: digest for name, digest in files.items()
-                     if _TAG_KEY_RE.match(FILE_TAG_PREFIX + name)}
-        tags = {
-            **lineage_tags,
-            **bundle_tags,
-            FILES_TAG: json.dumps(files, sort_keys=True),
-            BUNDLE_LINEAGE_TAG: json.dumps(manifest.get("lineage", {}), sort_keys=True, default=str),
-            **_gate_tags(decision),
-            **metric_tags,
-            **file_tags,
-        }
-        description = (
-            f"{decision.challenger}: {decision.metric} {decision.challenger_value:.6g} "
-            f"(best baseline {decision.best_baseline} {decision.best_baseline_value:.6g}, champion "
-            f"{'none' if decision.champion_value is None else format(decision.champion_value, '.6g')}); "
-            f"pipeline run {pipeline_run}"
-        )
-        mv = self.client.create_model_version(
-            registered_name, source, run_id=run_id, tags=tags, description=description,
-        )
-        version = str(mv.version)
-        self.client.set_registered_model_alias(registered_name, CHALLENGER, version)
-        logger.info("registered %s v%s (%s, %d files) from %s; alias %s", registered_name, version,
-                    decision.challenger, len(files), source, CHALLENGER)
-        return self.version(registered_name, version)
-
-    def _lineage_tags(self, manifest: Mapping[str, Any], lineage: Mapping[str, str] | None,
-                      training_run_id: str | None, pipeline_run: str,
-                      protocol: Mapping[str, Any] | None) -> dict[str, str]:
-        given = {key if key.startswith("hyperrec.") else f"hyperrec.{key}": str(value)
-                 for key, value in (lineage or {}).items() if value is not None}
-        from_manifest = manifest.get("lineage") if isinstance(manifest.get("lineage"), Mapping) else {}
-        tags = {PIPELINE_RUN_TAG: pipeline_run}
-        for key in _LINEAGE_KEYS:
-            short = key.removeprefix("hyperrec.")
-            value = given.get(key) or from_manifest.get(short) or from_manifest.get(key)
-            tags[key] = str(value) if value else UNKNOWN
-        if training_run_id:
-            tags[TRAINING_RUN_TAG] = str(training_run_id)
-        tags[PROTOCOL_TAG] = sha256_json(dict(protocol)) if protocol else given.get(PROTOCOL_TAG, UNKNOWN)
-        for key, value in given.items():
-            tags.setdefault(key, value)
-        return tags
 
     # ----------------------------------------------------------------------------------------- aliases
 
@@ -589,40 +377,3 @@ def _sqlite_path(uri: str) -> Path | None:
     if not path or path == ":memory:":
         return None
     return Path(path)
-
-
-# --------------------------------------------------------------------------------------------- functions
-
-
-def register_bundle(
-    target: RegistryTarget,
-    bundle_dir: Path,
-    *,
-    registered_name: str,
-    decision: GateDecision,
-    training_run_id: str | None,
-    pipeline_run: str,
-    **kwargs: Any,
-) -> VersionInfo:
-    """``BundleRegistry.register_bundle`` on ``target`` (a HyperrecConfig, a tracking URI or a registry)."""
-    return BundleRegistry.from_target(target).register_bundle(
-        bundle_dir, registered_name=registered_name, decision=decision, training_run_id=training_run_id,
-        pipeline_run=pipeline_run, **kwargs,
-    )
-
-
-def promote(target: RegistryTarget, registered_name: str, version: str | int) -> VersionInfo:
-    return BundleRegistry.from_target(target).promote(registered_name, version)
-
-
-def rollback(target: RegistryTarget, registered_name: str) -> VersionInfo:
-    return BundleRegistry.from_target(target).rollback(registered_name)
-
-
-def champion_metric(target: RegistryTarget, registered_name: str, metric: str = DEFAULT_METRIC) -> float | None:
-    return BundleRegistry.from_target(target).champion_metric(registered_name, metric)
-
-
-def download_bundle(target: RegistryTarget, registered_name: str, alias: str, dst: Path, *,
-                    overwrite: bool = False) -> Path:
-    return BundleRegistry.from_target(target).download_bundle(registered_name, alias, dst, overwrite=overwrite)

@@ -1,8 +1,11 @@
 """The implicit-positive rule for every event type."""
 
-import pandas as pd
+import math
 
-from hyperrec.data.labels import label_events
+import pandas as pd
+import pytest
+
+from hyperrec.data.labels import is_positive, label_events
 
 EVENTS = pd.DataFrame({
     "event": ["rating", "rating", "click", "purchase", "view", "view", "view", "search", "search"],
@@ -24,3 +27,16 @@ def test_views_need_the_dwell_time_and_searches_are_never_positive():
     labels = label_events(EVENTS, None, 30.0)
     assert labels.tolist()[4:] == [True, False, False, False, False]
     assert labels.dtype == bool
+
+
+@pytest.mark.parametrize(("min_rating", "min_dwell"), [(None, 10.0), (3.5, 10.0), (None, 30.0)])
+def test_one_event_at_a_time_gives_the_same_labels(min_rating, min_dwell):
+    """The feedback log labels records one by one (hyperrec.monitoring.events) with the same rule."""
+    one_by_one = [
+        is_positive(row.event, math.nan if pd.isna(row.value) else row.value,
+                    math.nan if pd.isna(row.dwell_seconds) else row.dwell_seconds, min_rating, min_dwell)
+        for row in EVENTS.itertuples()
+    ]
+    with_item = EVENTS["item_id"].notna().tolist()
+    assert [label and known for label, known in zip(one_by_one, with_item)] == label_events(
+        EVENTS, min_rating, min_dwell).tolist()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from hyperrec.config import config_from_yaml, load_config
+from hyperrec.modeling.run_profiles import FULL_PROFILE_OVERRIDES
 from hyperrec.modeling.settings import (
-    FULL_PROFILE_OVERRIDES,
     ModelingConfig,
     NextItemSettings,
     TrainingSettings,
@@ -76,3 +77,15 @@ def test_schedule_and_yaml_shaped_values() -> None:
     with pytest.raises(ValidationError):
         NextItemSettings(d_model=30, n_heads=4)
     assert ModelingConfig.model_validate(ModelingConfig().model_dump(mode="json")) == ModelingConfig()
+
+
+def test_full_profile_keeps_the_users_set_values() -> None:
+    """Profiles apply before user overrides: --set values survive choosing the full profile."""
+    cfg = load_config(overrides=["modeling.runtime.profile=full", "modeling.next_item.training.max_epochs=3",
+                                 "modeling.next_item.d_model=32"])
+    assert cfg.modeling.next_item.training.max_epochs == 3 and cfg.modeling.next_item.d_model == 32
+    # the profile still fills everything the user left alone
+    assert cfg.modeling.next_item.training.batch_size == 128 and cfg.modeling.next_item.n_layers == 2
+    assert apply_profile(cfg.modeling, "full") == cfg.modeling  # idempotent
+    # a pipeline step rebuilds the config from YAML: the same values
+    assert config_from_yaml(cfg.to_yaml()).modeling == cfg.modeling

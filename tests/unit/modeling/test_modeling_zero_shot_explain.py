@@ -1,4 +1,4 @@
-"""Zero-shot reference, local validation metric and explanations."""
+"""Zero-shot reference and local validation metric."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from hyperrec.errors import ModelError
-from hyperrec.modeling.explain import explain
+from hyperrec.model_names import LANGUAGE_MODEL_CLASSES
 from hyperrec.modeling.next_item import NextItemRecommender
-from hyperrec.modeling.settings import NextItemSettings, TrainingSettings, ZeroShotSettings
+from hyperrec.modeling.settings import ZeroShotSettings
 from hyperrec.modeling.validation import default_validator, local_validator, ranking_metric
 from hyperrec.modeling.zero_shot import ZeroShotRecommender
 from hyperrec.models.base import ScoringBatch
@@ -80,49 +80,6 @@ def test_local_validator_and_default_validator(cyclic_data) -> None:
     assert default_validator(cyclic_data, seed=1)(_Oracle(cyclic_data)) == pytest.approx(1.0)
 
 
-@pytest.fixture
-def next_item_model(cyclic_data, runtime) -> NextItemRecommender:
-    training = TrainingSettings(max_epochs=5, batch_size=16, learning_rate=5e-3, unfreeze_schedule={0: 0})
-    model = NextItemRecommender(NextItemSettings(d_model=16, n_layers=1, max_seq_len=8, training=training),
-                                runtime=runtime)
-    model.fit(cyclic_data, validate=local_validator(cyclic_data), item_embeddings=_embeddings(24))
-    return model
-
-
-def test_explanations_name_history_items(next_item_model, cyclic_data) -> None:
-    history = np.array([3, 4, 5, 6, 4])
-    items = cyclic_data.items
-    for method in ("similarity", "attention"):
-        result = explain(next_item_model, "u001", history, 7, items=items, top_n=3, method=method)
-        assert result.item_idx == 7 and result.item_id == "m7" and result.title
-        assert result.method == method and result.model == "next_item_lm"
-        assert 1 <= len(result.contributions) <= 3
-        assert {c.item_idx for c in result.contributions} <= {3, 4, 5, 6}
-        assert all(c.item_id == f"m{c.item_idx}" for c in result.contributions)
-        weights = [c.weight for c in result.contributions]
-        assert weights == sorted(weights, reverse=True)
-        scores = next_item_model.score(ScoringBatch(["u001"], [history]))[0]
-        assert result.score == pytest.approx(float(scores[7]))
-        assert result.to_dict()["contributions"][0]["recency"] >= 0
-    attention = explain(next_item_model, "u001", history, 7, top_n=10, method="attention")
-    assert sum(c.weight for c in attention.contributions) == pytest.approx(1.0, abs=1e-4)
-    assert next(c for c in attention.contributions if c.item_idx == 4).recency == 0
-
-
-def test_explain_zero_shot_and_errors(cyclic_data, runtime) -> None:
-    emb = _embeddings(24)
-    emb[9] = emb[2] * 3  # item 9 points the same way as item 2
-    model = ZeroShotRecommender(runtime=runtime)
-    model.fit(cyclic_data, item_embeddings=emb)
-    result = explain(model, "x", np.array([1, 2, 3]), 9)
-    assert result.contributions[0].item_idx == 2 and result.contributions[0].weight == pytest.approx(1.0)
-    assert result.rank >= 1
-    with pytest.raises(ModelError):
-        explain(model, "x", np.array([1]), 99)
-    with pytest.raises(ModelError):
-        explain(model, "x", np.array([1]), 3, method="attention")
-
-
 def test_package_exports_and_registry_compatibility(cyclic_data, runtime, tmp_path: Path) -> None:
     import json
 
@@ -130,7 +87,7 @@ def test_package_exports_and_registry_compatibility(cyclic_data, runtime, tmp_pa
     from hyperrec.models.registry import load_model, register_model
 
     classes = modeling.model_classes()
-    assert [cls.name for cls in classes] == list(modeling.MODEL_CLASS_PATHS)
+    assert [cls.name for cls in classes] == list(LANGUAGE_MODEL_CLASSES)
     assert modeling.NextItemRecommender is NextItemRecommender
     model = ZeroShotRecommender(runtime=runtime)
     model.fit(cyclic_data, item_embeddings=_embeddings(24))

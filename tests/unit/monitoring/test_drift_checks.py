@@ -9,9 +9,10 @@ from evidently.legacy.calculations.stattests import get_stattest
 from evidently.legacy.core import ColumnType
 from monitoring_helpers import feedback_records, split_by_user, synthetic_events
 
-from hyperrec.monitoring.drift import RELATIVE_RATE_CHANGE, fast_statistic, run_drift_check
+from hyperrec.monitoring.drift import run_drift_check
 from hyperrec.monitoring.events import feedback_records_to_frame
 from hyperrec.monitoring.settings import MonitoringConfig
+from hyperrec.monitoring.significance import RELATIVE_RATE_CHANGE, fast_statistic
 
 INTERACTION_CHECKS = ["event_mix", "item_popularity", "rating", "dwell_seconds", "user_activity"]
 

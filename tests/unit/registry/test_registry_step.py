@@ -17,8 +17,8 @@ from hyperrec.registry import (
     GateError,
     config_sha256,
     sha256_file,
-    validate_and_register_step,
 )
+from hyperrec.steps.validate_and_register import validate_and_register_step
 
 NAME = DEFAULT_REGISTERED_NAME
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from hyperrec.settings_base import Section as _Section
 
 #: Policies a transformer may serve with; ``random`` exists only as the simulator's reference.
 SERVING_POLICIES = ("greedy", "epsilon_greedy", "ucb1", "thompson", "linucb")
 PolicyName = Literal["greedy", "epsilon_greedy", "ucb1", "thompson", "linucb"]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class SimulatorConfig(_Section):

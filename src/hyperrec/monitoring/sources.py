@@ -1,7 +1,7 @@
-"""The drift monitor as a step: read the two sources, cut the windows, run the checks, record them.
+"""The drift monitor's inputs: read the two sources, cut the windows, run the checks on them.
 
-Used by ``hyperrec drift`` (``check_sources``) and by the ``drift_monitor`` KFP component
-(``drift_monitor_step``, which also records an MLflow run like every other pipeline step).
+Used by ``hyperrec drift`` (``check_sources``) and by the drift step (``hyperrec.steps.drift``), which also
+records an MLflow run like every other pipeline step.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pandas as pd
 
 from hyperrec.data.files import load_array, read_frame
 from hyperrec.errors import DataError
-from hyperrec.monitoring.drift import DriftResult, run_drift_check
+from hyperrec.monitoring.drift import run_drift_check
 from hyperrec.monitoring.events import Window, last_days_bounds, read_events, read_item_index, select_window
-from hyperrec.monitoring.launchers import RetrainRequest
+from hyperrec.monitoring.results import DriftResult
 from hyperrec.monitoring.settings import MonitoringConfig
 
 logger = logging.getLogger(__name__)
@@ -121,56 +121,3 @@ def check_windows(
         current_predictions=_load_optional(sources.current_predictions, _read_predictions),
         output_dir=output_dir,
     )
-
-
-def drift_monitor_step(
-    cfg: Any,
-    pipeline_run: str,
-    reference: Path,
-    current: Path,
-    report_path: Path,
-    summary_path: Path,
-    force_retrain: bool = False,
-) -> DriftResult:
-    """The KFP component's body: windows from ``cfg.monitoring``, outputs to the given paths, an MLflow run.
-
-    ``force_retrain`` (a run whose retraining was decided before it started: the trigger's, the weekly
-    schedule's) is recorded beside the scores, so the run says why it retrained without drift.
-    """
-    from hyperrec import tracking
-
-    settings = cfg.monitoring
-    with tracking.step_run(cfg, "drift_monitor", pipeline_run):
-        sources = Sources(reference=reference, current=current, reference_table=settings.sources.reference_table,
-                          items=settings.sources.items, item_embeddings=settings.sources.item_embeddings)
-        result = check_sources(sources, Bounds(), settings)
-        result.save(report_path=report_path, summary_path=summary_path)
-        metrics = {f"drift.{name}.score": c.score for name, c in result.checks.items() if c.score is not None}
-        metrics["drift.detected"] = float(result.drift_detected)
-        metrics["retrain.forced"] = float(force_retrain)
-        if result.quality.get("value") is not None:
-            metrics["quality.ctr"] = result.quality["value"]
-        tracking.log_metrics(metrics)
-        tracking.log_artifacts(summary_path, artifact_path="drift")
-        tracking.log_artifacts(report_path, artifact_path="drift")
-    return result
-
-
-def local_training_runner(cfg: Any) -> Callable[[RetrainRequest], str]:
-    """An embedded launcher callable: the training pipeline on the request's data window, with ``kfp.local``.
-
-    The trigger has already decided on drift, so this runs the train-and-register part directly (a cluster
-    launcher starts ``hyperrec-retraining``, whose own drift check guards runs started by schedule).
-    """
-
-    def run(request: RetrainRequest) -> str:
-        import json
-
-        from hyperrec.pipelines.runner import run_local
-        from hyperrec.steps import with_data_window
-
-        logger.info("starting embedded retraining %s: %s", request.pipeline_run, request.reason)
-        windowed = with_data_window(cfg, json.dumps(dict(request.data_window)))
-        return run_local(windowed, pipeline_run=request.pipeline_run).pipeline_run
-
-    return run
