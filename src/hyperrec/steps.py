@@ -15,6 +15,7 @@ from typing import Any
 
 from hyperrec import tracking
 from hyperrec.config import HyperrecConfig
+from hyperrec.data.balancing import balanced_training_data
 from hyperrec.data.prepared import QUARANTINE_FILE, REPORT_JSON, REPORT_MD, PreparedData
 from hyperrec.hashing import sha256_file
 from hyperrec.runtime import set_threads
@@ -54,7 +55,7 @@ def train_baselines_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: P
     from hyperrec.models.registry import build_baselines
 
     set_threads(cfg.threads)
-    data = PreparedData(prepared_dir)
+    data = balanced_training_data(PreparedData(prepared_dir), cfg.fairness)
     with tracking.step_run(cfg, "train_baselines", pipeline_run):
         for name, model in build_baselines(cfg).items():
             started = time.perf_counter()
@@ -73,7 +74,7 @@ def fine_tune_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, m
 
     modeling = apply_profile(cfg.modeling, cfg.modeling.runtime.profile)
     set_threads(modeling.runtime.threads or cfg.threads)
-    data = PreparedData(prepared_dir)
+    data = balanced_training_data(PreparedData(prepared_dir), cfg.fairness)
     fitted: dict[str, Any] = {}
     # Under torchrun every process trains (DDP); only the main one tracks and writes the models.
     with distributed.session():
@@ -152,6 +153,12 @@ def evaluate_step(
         tracking.log_metrics(headline_metrics(result))
         tracking.log_artifacts(evaluation_dir / "metrics.json", artifact_path="evaluation")
         tracking.log_artifacts(evaluation_dir / "metrics.md", artifact_path="evaluation")
+        if cfg.fairness.audit:
+            from hyperrec.evaluation.audit import REPORT_HTML, audit_after_evaluation
+
+            tracking.log_metrics(audit_after_evaluation(cfg, prepared_dir, evaluation_dir, result))
+            for name in ("fairness.json", "fairness.md", REPORT_HTML):
+                tracking.log_artifacts(evaluation_dir / name, artifact_path="evaluation")
     return result
 
 
