@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from hyperrec.config import HyperrecConfig
+from hyperrec.registry.fairness_floors import check_floors, floors_enabled, read_audit
 from hyperrec.registry.gate import (
     DEFAULT_METRIC,
     GateDecision,
     GateError,
+    apply_fairness_floors,
     canonical_metric,
     decide,
     learned_models,
@@ -119,6 +121,9 @@ def validate_and_register_step(
             metrics, challenger, baselines, champion_value, metric, min_improvement,
             champion_version=champion.version if champion else None,
         )
+        if floors_enabled(cfg.fairness.floors):
+            audit = read_audit(Path(evaluation_dir))
+            decision = apply_fairness_floors(decision, *check_floors(audit, challenger, cfg.fairness.floors))
         protocol_sha = sha256_json(metrics["protocol"]) if isinstance(metrics.get("protocol"), dict) else None
         if champion is not None and protocol_sha is not None:
             champion_protocol = champion.tags.get(PROTOCOL_TAG, UNKNOWN)
