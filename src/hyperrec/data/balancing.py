@@ -8,7 +8,7 @@ smaller groups' behaviour as often as the largest group's, whatever its training
 their sequences more often per epoch, a matrix model gets more rows with their co-occurrences.
 
 Only the training tables are balanced; validation and test are untouched, so early stopping and evaluation
-measure the real users. Measured effect: docs/BENCHMARKS.md, "Fairness audit" (off by default).
+measure the real users. Off by default; measured effect in docs/BENCHMARKS.md, "Fairness audit".
 """
 
 from __future__ import annotations

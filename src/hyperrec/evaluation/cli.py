@@ -1,4 +1,4 @@
-"""``hyperrec audit``: the fairness audit of an existing evaluation folder (docs/EVALUATION.md)."""
+"""``hyperrec audit``: the fairness audit of an existing evaluation folder (docs/FAIRNESS.md)."""
 
 from __future__ import annotations
 

@@ -47,7 +47,8 @@ def test_balancing_off_returns_the_data_itself(data):
 def test_activity_balancing_groups_by_train_events(tmp_path):
     train = {"heavy": list(range(30)), **{f"light{i}": list(range(25)) for i in range(3)}, "new": [1, 2]}
     data = write_prepared(tmp_path / "p", 40, train)
-    balanced = balanced_training_data(data, FairnessConfig(balancing="activity", activity_heavy_from=30))
+    cfg = FairnessConfig(balancing="activity", activity_new_below=20, activity_heavy_from=30)
+    balanced = balanced_training_data(data, cfg)
     users = set(balanced.histories(("train",)))
     assert {"new~1", "new~2", "heavy~1", "heavy~2"} <= users and not any(u.startswith("light") and "~" in u
                                                                              for u in users)

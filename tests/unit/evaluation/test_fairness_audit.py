@@ -62,7 +62,7 @@ def folders(tmp_path: Path, pseudonym_key: str) -> tuple[PreparedData, Path, Pat
 
 def audit_of(folders, **settings) -> dict:
     data, evaluation, users_csv = folders
-    cfg = FairnessConfig(min_group_users=10, **settings)
+    cfg = FairnessConfig(min_group_users=10, activity_new_below=20, **settings)
     attributes = load_user_attributes(users_csv, [], PrivacyConfig())
     return audit_evaluation(data, evaluation, cfg, attributes)
 
