@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from hyperrec.evaluation.fairness import AUDIT_HTML, AUDIT_JSON, AUDIT_MD
+from hyperrec.evaluation.fairness import ACTIVITY_GROUPS, AUDIT_HTML, AUDIT_JSON, AUDIT_MD
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -60,11 +60,11 @@ def _ratio_cell(family: Mapping) -> str:
 
 def group_rows(audit: Mapping, family: str) -> tuple[list[str], list[list[str]]]:
     """Per model, each group's NDCG@K ± SE (n users); a group below min_group_users is marked *."""
-    labels = sorted({label for entry in audit["models"].values() for label in entry["groups"][family]["groups"]},
-                    key=lambda label: (not label.lstrip("-").isdigit(), int(label) if label.lstrip("-").isdigit()
-                                       else 0, label))
+    found = {label for entry in audit["models"].values() for label in entry["groups"][family]["groups"]}
     if family == "activity":
-        labels = [label for label in ("new", "light", "heavy") if label in labels]
+        labels = [label for label in ACTIVITY_GROUPS if label in found]
+    else:  # segments are numbers: 2 before 10
+        labels = sorted(found, key=lambda label: (len(label), label) if label.isdigit() else (0, label))
     headers = ["model", *labels]
     rows = []
     for model, entry in audit["models"].items():
