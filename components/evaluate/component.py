@@ -32,4 +32,8 @@ def evaluate(
     )
     for name, value in headline_metrics(result).items():
         metrics.log_metric(name, value)
-    Path(table.path).write_text((Path(evaluation.path) / "metrics.md").read_text(encoding="utf-8"))
+    text = (Path(evaluation.path) / "metrics.md").read_text(encoding="utf-8")
+    audit = Path(evaluation.path) / "fairness.md"  # written when fairness.audit is on
+    if audit.exists():
+        text += "\n## Fairness audit\n\n" + audit.read_text(encoding="utf-8")
+    Path(table.path).write_text(text)

@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from hyperrec.benchmarks.cli import add_benchmark_commands
     from hyperrec.deploy.cli import add_deploy_commands
+    from hyperrec.evaluation.cli import add_audit_command
     from hyperrec.experiments.cli import add_experiment_commands
     from hyperrec.monitoring.cli import add_monitoring_commands
     from hyperrec.online.cli import add_feedback_commands
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiment_commands(commands)
     add_feedback_commands(commands)
     add_privacy_commands(commands)
+    add_audit_command(commands)
     return parser
 
 

@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from hyperrec.deploy.settings import DeployConfig
 from hyperrec.errors import ConfigError
+from hyperrec.evaluation.fairness_settings import FairnessConfig
 from hyperrec.experiments.settings import CanaryConfig
 from hyperrec.modeling.settings import ModelingConfig
 from hyperrec.monitoring.settings import MonitoringConfig
@@ -199,6 +200,7 @@ class HyperrecConfig(_Section):
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     bandit: BanditConfig = Field(default_factory=BanditConfig)
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig)
 
     def mlflow_uri(self) -> str:
         """The tracking URI, defaulting to a sqlite file beside the outputs."""

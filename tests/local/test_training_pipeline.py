@@ -52,6 +52,7 @@ def test_pipeline_publishes_the_documented_layout(tiny_run):
     out = run.output_dir
     for relative in ("run.json", "registration.json", "data/test.parquet", "data/data_report.md",
                      "data/quarantine.jsonl", "evaluation/metrics.json", "evaluation/metrics.md",
+                     "evaluation/fairness.json", "evaluation/fairness.md", "evaluation/report.html",
                      "bundle/manifest.json", "bundle/triton/ranker/config.pbtxt", "bundle/triton/ranker/1/model.onnx"):
         assert (out / relative).exists(), relative
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())

@@ -48,6 +48,7 @@ class GateDecision:
     baselines: dict[str, float] = field(default_factory=dict)
     champion_version: str | None = None
     reasons: list[str] = field(default_factory=list)
+    fairness_failures: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,3 +192,20 @@ def learned_models(metrics: Mapping[str, Any], baselines: Sequence[str]) -> list
     if not isinstance(models, Mapping):
         raise GateError("metrics has no 'models' section; expected hyperrec.evaluation.harness metrics.json")
     return sorted(name for name in models if name not in set(baselines))
+
+
+def apply_fairness_floors(decision: GateDecision, failures: Sequence[str], notes: Sequence[str] = ()) -> GateDecision:
+    """``decision`` with the fairness floors' verdict: any failure blocks registration, whatever the margin.
+
+    The reasons gain one line per failure (``FAIL: fairness floor: ...``) or a PASS line, then the notes.
+    """
+    decision.fairness_failures = list(failures)
+    if failures:
+        decision.passed = False
+        if decision.reasons and decision.reasons[0].startswith("PASS"):
+            decision.reasons[0] = "FAIL" + decision.reasons[0][len("PASS"):] + ", but a fairness floor fails"
+        decision.reasons.extend(f"FAIL: fairness floor: {failure}" for failure in failures)
+    else:
+        decision.reasons.append("fairness floors: every floor that is set holds")
+    decision.reasons.extend(f"note: {note}" for note in notes)
+    return decision

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hyperrec import tracking
 from hyperrec.config import HyperrecConfig
+from hyperrec.data.balancing import balanced_training_data
 from hyperrec.data.prepared import PreparedData
 from hyperrec.runtime import set_threads
 
@@ -19,7 +20,7 @@ def train_baselines_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: P
     from hyperrec.models.registry import build_baselines
 
     set_threads(cfg.threads)
-    data = PreparedData(prepared_dir)
+    data = balanced_training_data(PreparedData(prepared_dir), cfg.fairness)
     with tracking.step_run(cfg, "train_baselines", pipeline_run):
         for name, model in build_baselines(cfg).items():
             started = time.perf_counter()

@@ -40,6 +40,12 @@ def evaluate_step(
         tracking.log_metrics(headline_metrics(result))
         tracking.log_artifacts(evaluation_dir / "metrics.json", artifact_path="evaluation")
         tracking.log_artifacts(evaluation_dir / "metrics.md", artifact_path="evaluation")
+        if cfg.fairness.audit:
+            from hyperrec.evaluation.audit import REPORT_HTML, audit_after_evaluation
+
+            tracking.log_metrics(audit_after_evaluation(cfg, prepared_dir, evaluation_dir, result))
+            for name in ("fairness.json", "fairness.md", REPORT_HTML):
+                tracking.log_artifacts(evaluation_dir / name, artifact_path="evaluation")
     return result
 
 

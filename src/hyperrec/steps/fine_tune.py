@@ -10,6 +10,7 @@ from typing import Any
 
 from hyperrec import tracking
 from hyperrec.config import HyperrecConfig
+from hyperrec.data.balancing import balanced_training_data
 from hyperrec.data.prepared import PreparedData
 from hyperrec.model_names import MODEL_FILE, NEXT_ITEM_MODELS
 from hyperrec.runtime import set_threads
@@ -25,7 +26,7 @@ def fine_tune_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, m
 
     modeling = apply_profile(cfg.modeling, cfg.modeling.runtime.profile)
     set_threads(modeling.runtime.threads or cfg.threads)
-    data = PreparedData(prepared_dir)
+    data = balanced_training_data(PreparedData(prepared_dir), cfg.fairness)
     fitted: dict[str, Any] = {}
     # Under torchrun every process trains (DDP); only the main one tracks and writes the models.
     with distributed.session():

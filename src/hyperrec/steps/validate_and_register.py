@@ -15,7 +15,15 @@ from typing import Any
 
 from hyperrec.config import HyperrecConfig
 from hyperrec.hashing import sha256_file
-from hyperrec.registry.gate import GateDecision, GateError, decide, learned_models, select_challenger
+from hyperrec.registry.fairness_floors import check_floors, floors_enabled, read_audit
+from hyperrec.registry.gate import (
+    GateDecision,
+    GateError,
+    apply_fairness_floors,
+    decide,
+    learned_models,
+    select_challenger,
+)
 from hyperrec.registry.integrity import config_sha256, read_bundle_manifest, sha256_json
 from hyperrec.registry.mlflow_registry import (
     CHALLENGER,
@@ -80,6 +88,9 @@ def validate_and_register_step(
     registry = BundleRegistry.from_target(cfg)
     with tracking.step_run(cfg, STEP, pipeline_run) as run:
         decision = _gate(registry, registered_name, metrics, challenger, baselines, metric, min_improvement)
+        if floors_enabled(cfg.fairness.floors):
+            audit = read_audit(Path(evaluation_dir))
+            decision = apply_fairness_floors(decision, *check_floors(audit, challenger, cfg.fairness.floors))
         _log_decision(decision, challenger, metric, registered_name)
         registered: VersionInfo | None = None
         if decision.passed:
@@ -96,7 +107,6 @@ def validate_and_register_step(
         "mlflow_run_id": run_id,
         "pipeline_run": pipeline_run,
     }
-
 
 
 def _gate(registry: BundleRegistry, registered_name: str, metrics: dict[str, Any], challenger: str,

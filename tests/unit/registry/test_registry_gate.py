@@ -128,5 +128,5 @@ def test_decision_round_trips_through_json(metrics):
     data = json.loads(decision.to_json())
     assert set(data) == {"passed", "metric", "challenger", "challenger_value", "best_baseline",
                          "best_baseline_value", "champion_value", "champion_version", "margin",
-                         "min_improvement", "baselines", "reasons"}
+                         "min_improvement", "baselines", "reasons", "fairness_failures"}
     assert GateDecision.from_dict(data) == decision
