@@ -1,7 +1,8 @@
 """The transformer's predictor call: the in-graph top k when it decides the answer, the full scores otherwise.
 
 Asking for K (item, score) pairs instead of n_items scores is most of the saving on the served path (issue 11):
-the predictor serialises 2·K numbers instead of 9,742, and the transformer parses and ranks K. The answer stays
+the predictor serialises 2·K numbers (plus the best cold item in a bundle with a cold slot) instead of 9,742, and
+the transformer parses and ranks K. The answer stays
 the one the full vector gives (``hyperrec.online.topk_ranking``); when the prefix cannot decide it (a candidate
 list, a popularity blend, a diversity cap the prefix cannot fill), the full scores are fetched as before.
 """
@@ -41,12 +42,14 @@ async def model_scores(revision: Revision, plan: Plan, bandit: BanditReranker | 
     k = getattr(scorer, "k", None)
     depth = ranking_depth(plan, bandit)
     path = "full"
+    slot = service.catalogue.cold_slot
     if k and top_k_applies(service.settings, has_candidates=plan.candidate_idx is not None, depth=depth, k=k,
-                           has_cold_slot=service.catalogue.cold_slot is not None):
-        ids, top = await scorer.top_k(plan.model_inputs, request_id)
-        if decided_by_prefix(ids[0], top[0], plan.history_idx, service.catalogue, service.settings, depth=depth):
+                           has_cold_slot=slot is not None and slot.items.size > 0,
+                           has_cold_outputs=bool(getattr(scorer, "cold_outputs", False))):
+        top = (await scorer.top_k(plan.model_inputs, request_id)).row(0)
+        if decided_by_prefix(top, plan.history_idx, service.catalogue, service.settings, depth=depth):
             SCORE_PATH.labels(model=model, revision=revision.name, path="top_k").inc()
-            return sparse_scores(service.catalogue.n_items, ids[0], top[0])
+            return sparse_scores(service.catalogue.n_items, top)
         path = "top_k_then_full"
         logger.debug("request %s: the top %d cannot decide %d items; fetching all scores", request_id, k, depth)
     SCORE_PATH.labels(model=model, revision=revision.name, path=path).inc()

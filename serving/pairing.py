@@ -22,8 +22,10 @@ from typing import Any, Literal
 import numpy as np
 from prometheus_client import Gauge
 
+from hyperrec.export.bundle import has_cold_outputs
 from hyperrec.online.errors import PredictorUnavailable
 from hyperrec.online.settings import ServingConfig
+from hyperrec.online.topk_ranking import TopK
 
 from .metrics import ERRORS
 from .revisions import ScorerFactory
@@ -173,7 +175,7 @@ class PairedScorer:
     async def score(self, inputs: dict[str, np.ndarray], request_id: str) -> np.ndarray:
         return await self._guarded(self.inner.score(inputs, request_id))
 
-    async def top_k(self, inputs: dict[str, np.ndarray], request_id: str) -> tuple[np.ndarray, np.ndarray]:
+    async def top_k(self, inputs: dict[str, np.ndarray], request_id: str) -> TopK:
         """The inner client's in-graph top k, under the same pairing guard as ``score``."""
         return await self._guarded(self.inner.top_k(inputs, request_id))
 
@@ -181,6 +183,11 @@ class PairedScorer:
     def k(self) -> int | None:
         """K of the inner client's top-k outputs (None: full scores only)."""
         return getattr(self.inner, "k", None)
+
+    @property
+    def cold_outputs(self) -> bool:
+        """Whether the inner client's top k brings the best cold item."""
+        return bool(getattr(self.inner, "cold_outputs", False))
 
     async def _guarded(self, call: Any) -> Any:
         self._maybe_recheck()
@@ -254,7 +261,9 @@ def paired_scorer_factory(
         model_name, n_items = str(manifest["model_name"]), int(manifest["n_items"])
         fetch = fetch_metadata or (lambda name: fetch_model_metadata(settings, name))
         scorer = PairedScorer(
-            TritonV2Client(settings, model_name, n_items, manifest.get("top_k")), transformer_name=transformer_name, model_name=model_name,
+            TritonV2Client(settings, model_name, n_items, manifest.get("top_k"),
+                           cold_outputs=has_cold_outputs(manifest)),
+            transformer_name=transformer_name, model_name=model_name,
             n_items=n_items, fetch_metadata=lambda: fetch(model_name), revision=revision,
         )
         scorer.check()  # at load: logs and sets the gauge; an unreachable predictor never fails the load

@@ -1,7 +1,8 @@
 """Embedded V2 predictor: the bundle's ONNX ranker on onnxruntime, behind the same contract as Triton.
 
 Tensor names, datatypes and shapes are those of the bundle manifest (history INT64 [B, S], segment INT64
-[B] → scores FP32 [B, n_items], top_ids INT64 / top_scores FP32 [B, K]), so the transformer cannot tell it
+[B] → scores FP32 [B, n_items], top_ids INT64 / top_scores FP32 [B, K], with a cold slot also cold_id INT64 /
+cold_score FP32 [B, 1]), so the transformer cannot tell it
 from Triton serving ``<bundle>/triton``. Use it where no GPU or Triton is at hand: local runs, tests,
 CPU-only clusters.
 

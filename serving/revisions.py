@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hyperrec.export.bundle import verify_bundle
+from hyperrec.export.bundle import has_cold_outputs, verify_bundle
 from hyperrec.online.catalogue import Catalogue
 from hyperrec.online.service import RecommendationService
 from hyperrec.online.settings import ServingConfig
@@ -68,7 +68,7 @@ def load_revision(spec: RevisionSpec, settings: ServingConfig, pseudonymize: Cal
         scorer = spec.scorer_factory(manifest)
     else:
         scorer = TritonV2Client(spec.settings, str(manifest["model_name"]), int(manifest["n_items"]),
-                                manifest.get("top_k"))
+                                manifest.get("top_k"), cold_outputs=has_cold_outputs(manifest))
     logger.info("revision %s ready: bundle %s version %s (registry v%s), %d items, predictor %s via %s",
                 spec.name, manifest["model_name"], manifest["version"], spec.registered_version or "?",
                 catalogue.n_items, spec.settings.predictor_url, spec.settings.predictor_protocol)

@@ -11,7 +11,7 @@ exponential backoff and jitter, never past the deadline. Anything that still fai
 ``PredictorUnavailable``, which the transformer turns into a degraded (popularity) answer.
 
 ``top_k`` asks only for the in-graph ``top_ids``/``top_scores`` outputs (K values per row instead of
-n_items), the hot path of the transformer; ``score`` asks for the full ``scores``. One client (one gRPC
+n_items), and ``cold_id``/``cold_score`` where the bundle has them (a cold slot), the hot path of the transformer; ``score`` asks for the full ``scores``. One client (one gRPC
 channel or HTTP session) per event loop is kept for the process's life.
 """
 
@@ -25,9 +25,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hyperrec.export.bundle import SCORES_OUTPUT, TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT, to_wire
+from hyperrec.export.bundle import (
+    COLD_ID_OUTPUT,
+    COLD_SCORE_OUTPUT,
+    SCORES_OUTPUT,
+    TOP_IDS_OUTPUT,
+    TOP_SCORES_OUTPUT,
+    to_wire,
+)
 from hyperrec.online.errors import PredictorUnavailable
 from hyperrec.online.settings import ServingConfig
+from hyperrec.online.topk_ranking import TopK
 
 from .metrics import PREDICTOR_RETRIES
 
@@ -48,18 +56,21 @@ class ScoresClient(Protocol):
 class TopKClient(ScoresClient, Protocol):
     """A predictor client that can also ask for the in-graph top k (bundles with ``top_k`` in the manifest)."""
 
-    async def top_k(self, inputs: dict[str, np.ndarray], request_id: str) -> tuple[np.ndarray, np.ndarray]: ...
+    async def top_k(self, inputs: dict[str, np.ndarray], request_id: str) -> TopK: ...
 
 
 class TritonV2Client:
     """Scores with tritonclient's asyncio clients; one client per event loop (they are loop-bound)."""
 
-    def __init__(self, settings: ServingConfig, model_name: str, n_items: int, top_k: int | None = None) -> None:
+    def __init__(self, settings: ServingConfig, model_name: str, n_items: int, top_k: int | None = None, *,
+                 cold_outputs: bool = False) -> None:
         self.settings = settings
         self.model_name = model_name
         self.n_items = n_items
         #: K of the bundle's top_ids/top_scores outputs; None: the bundle has none (full scores only).
         self.k = top_k
+        #: Whether the graph also returns the best cold item (cold_id/cold_score; bundles with a cold slot).
+        self.cold_outputs = cold_outputs
         self._clients: dict[int, Any] = {}
 
     async def score(self, inputs: dict[str, np.ndarray], request_id: str) -> np.ndarray:
@@ -67,14 +78,20 @@ class TritonV2Client:
         (scores,) = await self._call(inputs, request_id, (SCORES_OUTPUT,))
         return self._check(scores, len(next(iter(inputs.values()))), self.n_items, SCORES_OUTPUT, np.float32)
 
-    async def top_k(self, inputs: dict[str, np.ndarray], request_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """Item indices INT64 and scores FP32 [batch, K] of the best K items outside each history."""
+    async def top_k(self, inputs: dict[str, np.ndarray], request_id: str) -> TopK:
+        """Item indices INT64 and scores FP32 [batch, K] of the best K items outside each history, and with
+        ``cold_outputs`` the best cold item's [batch, 1]."""
         if self.k is None:
             raise PredictorUnavailable("the bundle has no top-k outputs")
-        ids, scores = await self._call(inputs, request_id, (TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT))
+        cold = (COLD_ID_OUTPUT, COLD_SCORE_OUTPUT) if self.cold_outputs else ()
+        ids, scores, *best_cold = await self._call(inputs, request_id, (TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT, *cold))
         batch = len(next(iter(inputs.values())))
-        return (self._check(ids, batch, self.k, TOP_IDS_OUTPUT, np.int64),
-                self._check(scores, batch, self.k, TOP_SCORES_OUTPUT, np.float32))
+        top = TopK(self._check(ids, batch, self.k, TOP_IDS_OUTPUT, np.int64),
+                   self._check(scores, batch, self.k, TOP_SCORES_OUTPUT, np.float32))
+        if not best_cold:
+            return top
+        return TopK(top.ids, top.scores, self._check(best_cold[0], batch, 1, COLD_ID_OUTPUT, np.int64),
+                    self._check(best_cold[1], batch, 1, COLD_SCORE_OUTPUT, np.float32))
 
     async def _call(self, inputs: dict[str, np.ndarray], request_id: str, names: tuple[str, ...]) -> list[Any]:
         """The named outputs, retried within the request budget (raises PredictorUnavailable)."""

@@ -17,7 +17,11 @@ import numpy as np
 import pytest
 
 from hyperrec.features import encode_histories, encode_segments
+from hyperrec.online.cold_items import ColdSlot
 from hyperrec.online.settings import ServingConfig
+
+#: The e2e bundle's items without training history (its cold slot).
+COLD_ITEMS = (5, 20, 33, 47)
 
 GRPC_CLIENT = textwrap.dedent("""
     import json, sys
@@ -43,7 +47,9 @@ def servers(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("e2e")
     bundle = tmp / "bundle"
-    build_demo_bundle(bundle, n_items=50, max_history=6, dynamo=False)
+    # A cold slot, so the predictor serves the best cold item too (cold_id/cold_score) as a trained bundle does.
+    build_demo_bundle(bundle, n_items=50, max_history=6, dynamo=False,
+                      cold_slot=ColdSlot(np.array(COLD_ITEMS), position=3, offset=1.0))
     settings = ServingConfig(predictor_http_port=0, predictor_grpc_port=0, transformer_http_port=0,
                              feedback_dir=tmp / "feedback", load_in_background=False)
     env = {"HYPERREC_PSEUDONYM_KEY": "e2e-test-key"}
@@ -127,7 +133,7 @@ def test_the_transformer_client_gets_the_in_graph_top_k_over_both_protocols(serv
     _, endpoints, bundle = servers
     url = endpoints.predictor_grpc if protocol == "grpc" else endpoints.predictor_http.removeprefix("http://")
     client = TritonV2Client(ServingConfig(predictor_protocol=protocol, predictor_url=url, request_timeout_s=5,
-                                          attempt_timeout_s=5), "ranker", 50, top_k=50)
+                                          attempt_timeout_s=5), "ranker", 50, top_k=50, cold_outputs=True)
     history, segment = _inputs()
 
     async def run():
@@ -136,7 +142,8 @@ def test_the_transformer_client_gets_the_in_graph_top_k_over_both_protocols(serv
         finally:
             await client.close()
 
-    ids, scores = asyncio.run(run())
+    top = asyncio.run(run())
+    ids, scores = top.ids, top.scores
     reference = _reference(bundle, history, segment)
     assert ids.shape == scores.shape == (2, 50) and ids.dtype == np.int64
     for row, tokens in enumerate(history):
@@ -144,6 +151,9 @@ def test_the_transformer_client_gets_the_in_graph_top_k_over_both_protocols(serv
         order = sorted(set(range(50)) - seen, key=lambda i: (-reference[row, i], i))
         assert ids[row, : len(order)].tolist() == order
         np.testing.assert_allclose(scores[row, : len(order)], reference[row, order], atol=1e-5)
+        cold = [item for item in order if item in COLD_ITEMS]  # best first, ties by the lower index
+        assert top.cold_ids[row].tolist() == cold[:1]
+        np.testing.assert_allclose(top.cold_scores[row], reference[row, cold[:1]], atol=1e-5)
 
 
 def test_http_request_to_the_transformer_and_feedback(servers):

@@ -19,7 +19,9 @@ The ranker contract (the trained next-item model exports to it):
 - input ``segment`` INT64 [batch]: ``hyperrec.features.encode_segments`` output;
 - output ``scores`` FP32 [batch, n_items] in catalogue order (items.parquet item_idx);
 - outputs ``top_ids`` INT64 / ``top_scores`` FP32 [batch, K]: the best K items that are not in the history,
-  best first (``hyperrec.export.next_item_topk`` appends them; K = ``manifest["top_k"]``).
+  best first (``hyperrec.export.next_item_topk`` appends them; K = ``manifest["top_k"]``);
+- outputs ``cold_id`` INT64 / ``cold_score`` FP32 [batch, 1], only in bundles with a non-empty ``cold_slot.json``:
+  the best cold item outside the history (what the cold slot needs beside the top K; ``has_cold_outputs``).
 
 ``verify_bundle`` needs only the standard library; building imports onnx, onnxruntime and tritonclient's
 model-config protobufs lazily.
@@ -62,6 +64,8 @@ ITEM_COLUMNS = ("item_id", "title", "categories", "popularity", "item_idx")
 HISTORY_INPUT, SEGMENT_INPUT, SCORES_OUTPUT = "history", "segment", "scores"
 #: In-graph top k (hyperrec.export.next_item_topk): item_idx and score of the best K non-history items.
 TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT = "top_ids", "top_scores"
+#: Best cold item (hyperrec.online.cold_items): item_idx and score of the best cold item outside the history.
+COLD_ID_OUTPUT, COLD_SCORE_OUTPUT = "cold_id", "cold_score"
 
 
 def to_wire(name: str, array: np.ndarray) -> np.ndarray:
@@ -89,10 +93,19 @@ def input_specs() -> list[TensorSpec]:
     return [TensorSpec(HISTORY_INPUT, "INT64", (-1, -1)), TensorSpec(SEGMENT_INPUT, "INT64", (-1,))]
 
 
-def output_specs(n_items: int, top_k: int) -> list[TensorSpec]:
-    """The ranker's outputs for a catalogue of ``n_items`` and an in-graph top ``top_k``."""
-    return [TensorSpec(SCORES_OUTPUT, "FP32", (-1, n_items)), TensorSpec(TOP_IDS_OUTPUT, "INT64", (-1, top_k)),
-            TensorSpec(TOP_SCORES_OUTPUT, "FP32", (-1, top_k))]
+def output_specs(n_items: int, top_k: int, *, cold: bool = False) -> list[TensorSpec]:
+    """The ranker's outputs for a catalogue of ``n_items``, an in-graph top ``top_k`` and (``cold``) the best
+    cold item."""
+    specs = [TensorSpec(SCORES_OUTPUT, "FP32", (-1, n_items)), TensorSpec(TOP_IDS_OUTPUT, "INT64", (-1, top_k)),
+             TensorSpec(TOP_SCORES_OUTPUT, "FP32", (-1, top_k))]
+    if cold:
+        specs += [TensorSpec(COLD_ID_OUTPUT, "INT64", (-1, 1)), TensorSpec(COLD_SCORE_OUTPUT, "FP32", (-1, 1))]
+    return specs
+
+
+def has_cold_outputs(manifest: Mapping[str, Any]) -> bool:
+    """Whether the bundle's graph returns the best cold item (``cold_id``/``cold_score``)."""
+    return COLD_ID_OUTPUT in {spec.get("name") for spec in manifest.get("outputs", [])}
 
 
 @dataclass(frozen=True)
@@ -148,7 +161,7 @@ def build_bundle(
     ``extra_files`` maps a file name inside the bundle to a source path (see the module doc for the names
     the runtime understands). ``lineage`` is free JSON (training run id, data hash, metrics, git commit).
     """
-    from hyperrec.export.next_item_topk import write_with_top_k  # imports this module
+    from hyperrec.export.next_item_topk import cold_items_of, write_with_top_k  # imports this module
 
     triton = triton or TritonSettings()
     _check_name(model_name, "model_name")
@@ -184,11 +197,14 @@ def build_bundle(
         frame.to_parquet(staging / ITEMS_FILE, index=False)
         model_dir = staging / TRITON_DIR / model_name
         (model_dir / TRITON_VERSION).mkdir(parents=True)
-        top_k = write_with_top_k(onnx_model, model_dir / TRITON_VERSION / ONNX_FILE, k=triton.top_k, n_items=n_items)
+        cold_items = cold_items_of(extras, n_items)
+        top_k = write_with_top_k(onnx_model, model_dir / TRITON_VERSION / ONNX_FILE, k=triton.top_k, n_items=n_items,
+                                 cold_items=cold_items)
+        cold = cold_items is not None
         check_onnx_contract(model_dir / TRITON_VERSION / ONNX_FILE, n_items=n_items, max_history=max_history,
-                            top_k=top_k)
+                            top_k=top_k, cold=cold)
         (model_dir / "configs").mkdir()
-        shape = {"n_items": n_items, "max_history": max_history, "top_k": top_k, "settings": triton}
+        shape = {"n_items": n_items, "max_history": max_history, "top_k": top_k, "settings": triton, "cold": cold}
         (model_dir / "config.pbtxt").write_text(triton_config_text(model_name, gpu=True, **shape), encoding="utf-8")
         (model_dir / "configs" / f"{CPU_CONFIG_NAME}.pbtxt").write_text(
             triton_config_text(model_name, gpu=False, **shape), encoding="utf-8"
@@ -202,7 +218,7 @@ def build_bundle(
             "n_items": n_items,
             "max_history": int(max_history),
             "inputs": [spec.to_json() for spec in input_specs()],
-            "outputs": [spec.to_json() for spec in output_specs(n_items, top_k)],
+            "outputs": [spec.to_json() for spec in output_specs(n_items, top_k, cold=cold)],
             "top_k": top_k,
             "triton": {
                 "repository": TRITON_DIR,
@@ -226,7 +242,8 @@ def build_bundle(
 
 
 def triton_config_text(
-    model_name: str, *, n_items: int, max_history: int, settings: TritonSettings, gpu: bool, top_k: int
+    model_name: str, *, n_items: int, max_history: int, settings: TritonSettings, gpu: bool, top_k: int,
+    cold: bool = False,
 ) -> str:
     """config.pbtxt for the ranker, built as a ``ModelConfig`` protobuf (so it is valid by construction)."""
     from google.protobuf import text_format
@@ -246,6 +263,9 @@ def triton_config_text(
     config.output.add(name=SCORES_OUTPUT, data_type=mc.TYPE_FP32, dims=[n_items])
     config.output.add(name=TOP_IDS_OUTPUT, data_type=mc.TYPE_INT64, dims=[top_k])
     config.output.add(name=TOP_SCORES_OUTPUT, data_type=mc.TYPE_FP32, dims=[top_k])
+    if cold:
+        config.output.add(name=COLD_ID_OUTPUT, data_type=mc.TYPE_INT64, dims=[1])
+        config.output.add(name=COLD_SCORE_OUTPUT, data_type=mc.TYPE_FP32, dims=[1])
     config.dynamic_batching.preferred_batch_size.extend(settings.preferred_batch_sizes)
     config.dynamic_batching.max_queue_delay_microseconds = settings.max_queue_delay_us
     config.instance_group.add(
@@ -295,9 +315,11 @@ def model_config_pb2() -> Any:
     return module
 
 
-def check_onnx_contract(onnx_path: Path, *, n_items: int, max_history: int, top_k: int | None = None) -> None:
+def check_onnx_contract(
+    onnx_path: Path, *, n_items: int, max_history: int, top_k: int | None = None, cold: bool = False
+) -> None:
     """Raise BundleError unless the ONNX graph takes history/segment INT64 and gives scores FP32 [B, n_items]
-    (and, with ``top_k``, top_ids/top_scores [B, top_k])."""
+    (and, with ``top_k``, top_ids/top_scores [B, top_k]; with ``cold``, cold_id/cold_score [B, 1])."""
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -330,8 +352,9 @@ def check_onnx_contract(onnx_path: Path, *, n_items: int, max_history: int, top_
         history[:, -1] = 1
         feeds = {HISTORY_INPUT: history, SEGMENT_INPUT: np.zeros(batch, dtype=np.int64)}
         names = [SCORES_OUTPUT] + ([TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT] if top_k is not None else [])
+        cold_names = [COLD_ID_OUTPUT, COLD_SCORE_OUTPUT] if cold else []
         try:
-            scores, *top = session.run(names, feeds)
+            scores, *top = session.run(names + cold_names, feeds)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise BundleError(f"{onnx_path}: inference at batch {batch}, seq {seq} failed: {exc}") from None
         if scores.shape != (batch, n_items):
@@ -339,8 +362,11 @@ def check_onnx_contract(onnx_path: Path, *, n_items: int, max_history: int, top_
                 f"{onnx_path}: scores shape {scores.shape} at batch {batch}; expected ({batch}, {n_items}): "
                 "does the model's catalogue match items.parquet?"
             )
+        top, best_cold = top[: len(top) - len(cold_names)], top[len(top) - len(cold_names):]
         if any(array.shape != (batch, top_k) for array in top):
             raise BundleError(f"{onnx_path}: top-k outputs must have shape ({batch}, {top_k})")
+        if any(array.shape != (batch, 1) for array in best_cold):
+            raise BundleError(f"{onnx_path}: cold outputs must have shape ({batch}, 1)")
 
 
 def check_onnx_matches_torch(

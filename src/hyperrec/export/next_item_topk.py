@@ -13,14 +13,33 @@ as ``hyperrec.online.ranking.top_k_diverse``, so the prefix of the full ranking 
 
 The exclusion scatters −inf at the history tokens (item_idx + 1; 0 = pad) into ``[pad | scores]`` and drops
 the pad column again, so padding needs no special case.
+
+A bundle with a cold slot (``cold_slot.json`` naming at least one item, ``hyperrec.online.cold_items``) also
+needs the best cold item, which the top K need not hold; its graph adds::
+
+    history-excluded scores ──► Gather(cold items) ──► ArgMax ──► cold_id INT64 [B, 1]  (item_idx)
+                                                              └► cold_score FP32 [B, 1]
+
+The cold item indices are a constant of the graph (ascending, so ArgMax's first-maximum rule breaks ties by
+the lower item index, as ``reserve_cold_slot`` does). A row whose cold items are all in its history gets
+``cold_score`` −inf. Bundles without a slot, or with an empty one, have no cold outputs: the slot cannot fire.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hyperrec.export.bundle import HISTORY_INPUT, SCORES_OUTPUT, TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT
+from hyperrec.export.bundle import (
+    COLD_ID_OUTPUT,
+    COLD_SCORE_OUTPUT,
+    HISTORY_INPUT,
+    SCORES_OUTPUT,
+    TOP_IDS_OUTPUT,
+    TOP_SCORES_OUTPUT,
+)
+from hyperrec.online.cold_items import COLD_SLOT_FILE, ColdSlot
 from hyperrec.online.errors import BundleError
 
 _PREFIX = "hyperrec_topk_"
@@ -73,8 +92,54 @@ def add_top_k(model: Any, k: int) -> Any:
     return model
 
 
-def write_with_top_k(source: Path, target: Path, *, k: int, n_items: int) -> int:
-    """Write ``source`` to ``target`` with the top-k outputs (K = min(k, n_items)); return that K."""
+def has_cold_top(model: Any) -> bool:
+    """Whether an ONNX ModelProto already ends in the best-cold-item outputs."""
+    return {o.name for o in model.graph.output} >= {COLD_ID_OUTPUT, COLD_SCORE_OUTPUT}
+
+
+def add_cold_top(model: Any, cold_items: Any) -> Any:
+    """Return ``model`` (with the top-k outputs) with ``cold_id``/``cold_score``: per row the best of
+    ``cold_items`` (item_idx) outside the history, ties by the lower index."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    items = np.unique(np.asarray(cold_items, dtype=np.int64))
+    if items.size == 0:
+        raise BundleError("the best cold item needs at least one cold item")
+    if not has_top_k(model):
+        raise BundleError("add the top-k outputs before the cold ones (they share the history exclusion)")
+    if has_cold_top(model):
+        return model
+    graph, p = model.graph, _PREFIX
+    graph.initializer.append(numpy_helper.from_array(items, name=p + "cold_items"))
+    graph.node.extend([
+        helper.make_node("Gather", [p + "eligible", p + "cold_items"], [p + "cold_scores"], axis=1),
+        helper.make_node("ArgMax", [p + "cold_scores"], [p + "cold_pos"], axis=1, keepdims=1, select_last_index=0),
+        helper.make_node("Gather", [p + "cold_items", p + "cold_pos"], [COLD_ID_OUTPUT], axis=0),
+        helper.make_node("GatherElements", [p + "cold_scores", p + "cold_pos"], [COLD_SCORE_OUTPUT], axis=1),
+    ])
+    graph.output.extend([
+        helper.make_tensor_value_info(COLD_ID_OUTPUT, TensorProto.INT64, ["batch", 1]),
+        helper.make_tensor_value_info(COLD_SCORE_OUTPUT, TensorProto.FLOAT, ["batch", 1]),
+    ])
+    onnx.checker.check_model(model)
+    return model
+
+
+def cold_items_of(extras: Mapping[str, Path], n_items: int) -> Any:
+    """The cold item indices of the bundle's ``cold_slot.json`` extra; None without one or with no items."""
+    if COLD_SLOT_FILE not in extras:
+        return None
+    slot = ColdSlot.read(extras[COLD_SLOT_FILE])
+    if slot.items.size and int(slot.items[-1]) >= n_items:
+        raise BundleError(f"{COLD_SLOT_FILE} names item {int(slot.items[-1])} of a {n_items}-item catalogue")
+    return slot.items if slot.items.size else None
+
+
+def write_with_top_k(source: Path, target: Path, *, k: int, n_items: int, cold_items: Any = None) -> int:
+    """Write ``source`` to ``target`` with the top-k outputs (K = min(k, n_items)) and, given ``cold_items``,
+    the best-cold-item outputs; return that K."""
     import onnx
 
     depth = min(int(k), int(n_items))
@@ -83,6 +148,8 @@ def write_with_top_k(source: Path, target: Path, *, k: int, n_items: int) -> int
         depth = int(_declared_k(model))
     else:
         add_top_k(model, depth)
+    if cold_items is not None:
+        add_cold_top(model, cold_items)
     onnx.save(model, str(target))
     return depth
 

@@ -90,12 +90,14 @@ def build_demo_bundle(
     overwrite: bool = True,
     segment_users: dict[str, int] | None = None,
     triton: Any = None,
+    cold_slot: Any = None,
 ) -> dict[str, Any]:
     """Export the tiny ranker and write a complete bundle to ``out``; return its manifest.
 
     ``segment_users`` maps pseudonymized user ids to segments (segments.parquet); segment popularity is
     synthetic (each segment prefers a different slice of the catalogue). ``triton``: a
-    ``hyperrec.export.bundle.TritonSettings`` (default: its defaults).
+    ``hyperrec.export.bundle.TritonSettings`` (default: its defaults). ``cold_slot``: a
+    ``hyperrec.online.cold_items.ColdSlot`` written as the bundle's ``cold_slot.json`` (default: none).
     """
     import tempfile
 
@@ -109,6 +111,7 @@ def build_demo_bundle(
         check_onnx_matches_torch,
         export_ranker_onnx,
     )
+    from hyperrec.online.cold_items import COLD_SLOT_FILE
 
     model = tiny_ranker(n_items, seed=seed)
     samples = sample_inputs(n_items, max_history, seed=seed)
@@ -137,6 +140,9 @@ def build_demo_bundle(
             ]
         pd.DataFrame(rows).to_parquet(tmp_path / SEGMENT_POPULARITY_FILE, index=False)
         extras[SEGMENT_POPULARITY_FILE] = tmp_path / SEGMENT_POPULARITY_FILE
+        if cold_slot is not None:
+            cold_slot.write(tmp_path / COLD_SLOT_FILE)
+            extras[COLD_SLOT_FILE] = tmp_path / COLD_SLOT_FILE
         return build_bundle(
             onnx_file,
             demo_items(n_items, seed=seed),

@@ -2,62 +2,127 @@
 
 The predictor's ``top_ids``/``top_scores`` (``hyperrec.export.next_item_topk``) are the first K items of the
 full ranking order (score descending, ties by lower item index) among the items outside the request's encoded
-history. ``sparse_scores`` puts them back into a catalogue-wide vector (−inf elsewhere), so the business rules
-in ``hyperrec.online.ranking`` run unchanged. That gives the same answer as the full vector exactly when the
-rules decide within the prefix:
+history; in a bundle with a cold slot, ``cold_id``/``cold_score`` add the best cold item outside it.
+``sparse_scores`` puts them back into a catalogue-wide vector (−inf elsewhere), so the business rules in
+``hyperrec.online.ranking`` and ``hyperrec.online.cold_items`` run unchanged. That gives the same answer as
+the full vector exactly when the rules decide within the prefix:
 
-- no candidate list, no popularity blend and no cold-item slot (all three look at items outside the prefix):
-  ``top_k_applies``;
-- the greedy diversity pass filled all ``depth`` places inside the prefix without the soft fill, or the prefix
-  is the whole catalogue: ``decided_by_prefix``. Otherwise the caller asks for the full scores.
+- no candidate list, no popularity blend (both look at items outside the prefix), and a cold slot only when
+  the graph returns the best cold item: ``top_k_applies``;
+- the prefix holds at least ``position`` eligible warm items (so the slot compares the cold item with the
+  same warm item as on the full vector) and the greedy diversity pass filled all ``depth`` places inside the
+  prefix (plus a promoted cold item) without the soft fill, or the prefix is the whole catalogue:
+  ``decided_by_prefix``. Otherwise the caller asks for the full scores.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from hyperrec.online.catalogue import Catalogue
+from hyperrec.online.cold_items import ColdSlot, reserve_cold_slot
 from hyperrec.online.ranking import top_k_diverse
 from hyperrec.online.settings import ServingConfig
 
 
+@dataclass(frozen=True)
+class TopK:
+    """The graph's top-k outputs: ``ids``/``scores`` [B, K] best first; ``cold_ids``/``cold_scores`` [B, 1],
+    the best cold item outside the history (None when the bundle's graph has no cold outputs)."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    cold_ids: np.ndarray | None = None
+    cold_scores: np.ndarray | None = None
+
+    def row(self, index: int) -> TopK:
+        """Row ``index`` of every output (1-D arrays: K items, and one cold item)."""
+        cold = self.cold_ids is not None and self.cold_scores is not None
+        return TopK(self.ids[index], self.scores[index], self.cold_ids[index] if cold else None,
+                    self.cold_scores[index] if cold else None)
+
+
 def top_k_applies(
-    settings: ServingConfig, *, has_candidates: bool, depth: int, k: int, has_cold_slot: bool = False
+    settings: ServingConfig, *, has_candidates: bool, depth: int, k: int, has_cold_slot: bool = False,
+    has_cold_outputs: bool = False,
 ) -> bool:
-    """Whether a request may be ranked from a top-``k`` prefix at all (before looking at the prefix)."""
+    """Whether a request may be ranked from a top-``k`` prefix at all (before looking at the prefix).
+
+    A (non-empty) cold slot needs the best cold item, which only a graph with the cold outputs returns.
+    """
     return (settings.predictor.use_top_k and settings.exclude_seen and settings.popularity_weight == 0.0
-            and not has_candidates and not has_cold_slot and depth <= k)
+            and not has_candidates and not (has_cold_slot and not has_cold_outputs) and depth <= k)
 
 
-def sparse_scores(n_items: int, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """A float32 [n_items] vector holding ``scores`` at ``ids`` and −inf everywhere else."""
+def sparse_scores(n_items: int, top: TopK) -> np.ndarray:
+    """A float32 [n_items] vector holding one row's prefix scores and best cold item, −inf everywhere else."""
     vector = np.full(n_items, -np.inf, dtype=np.float32)
-    vector[np.asarray(ids, dtype=np.int64)] = scores
+    vector[np.asarray(top.ids, dtype=np.int64)] = top.scores
+    if top.cold_ids is not None and top.cold_scores is not None and np.isfinite(top.cold_scores).all():
+        vector[np.asarray(top.cold_ids, dtype=np.int64)] = top.cold_scores
     return vector
 
 
 def decided_by_prefix(
-    ids: np.ndarray, scores: np.ndarray, history_idx: np.ndarray, catalogue: Catalogue, settings: ServingConfig, *,
-    depth: int,
+    top: TopK, history_idx: np.ndarray, catalogue: Catalogue, settings: ServingConfig, *, depth: int,
 ) -> bool:
-    """Whether the prefix ``ids``/``scores`` (best first) decides the same ``depth`` items as the full vector.
+    """Whether one row's prefix (best first, and its best cold item) decides the same ``depth`` items as the
+    full vector.
 
     Runs the rules on the K prefix items only: their order (score, then item index) is the full ranking's, so
     positions stand in for item indices.
     """
-    if ids.size >= catalogue.n_items:
-        return True  # the prefix is every item the graph did not exclude
-    keep = np.isfinite(scores) & ~np.isin(ids, history_idx)
-    items = np.asarray(ids, dtype=np.int64)[keep]
+    if top.ids.size >= catalogue.n_items:
+        return True  # the prefix is every item the graph did not exclude (the best cold item among them)
+    keep = np.isfinite(top.scores) & ~np.isin(top.ids, history_idx)
+    items = np.asarray(top.ids, dtype=np.int64)[keep]
+    scores = np.asarray(top.scores, dtype=np.float64)[keep]
+    slot = catalogue.cold_slot
+    if slot is not None and slot.items.size:
+        segment = _with_cold_slot(items, scores, top, history_idx, slot)
+        if segment is None:
+            return False
+        items, scores = segment
     if items.size < depth:
         return False
     cap = settings.max_per_category
     if cap is None:
         return True
     codes = [catalogue.category_codes[i] for i in items.tolist()]
-    ranked = top_k_diverse(np.asarray(scores, dtype=np.float64)[keep], np.ones(items.size, dtype=bool), depth,
-                           codes, cap)
+    ranked = top_k_diverse(scores, np.ones(items.size, dtype=bool), depth, codes, cap)
     # The soft fill adds capped-out items, so a list that respects the cap was filled by the greedy pass alone.
     chosen = [codes[i] for i in ranked.items.tolist()]
     counts = np.bincount(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
     return bool(ranked.items.size >= depth and (counts.size == 0 or counts.max() <= cap))
+
+
+def _with_cold_slot(
+    items: np.ndarray, scores: np.ndarray, top: TopK, history_idx: np.ndarray, slot: ColdSlot
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The prefix's eligible items and scores after the cold slot, as the full vector orders them; None when
+    the prefix cannot tell what the slot does.
+
+    The returned items are the first ones of the full ranking after the slot: the prefix, plus the best cold
+    item when the slot promotes it from outside the prefix (one that stays outside ranks after the prefix).
+    """
+    if top.cold_ids is None or top.cold_scores is None:
+        return None  # a graph without the best cold item
+    cold_id, cold_score = int(top.cold_ids[0]), float(top.cold_scores[0])
+    if not np.isfinite(cold_score):
+        return items, scores  # every cold item is in the history: the slot cannot fire
+    if np.isin(cold_id, history_idx):
+        return None  # seen beyond the encoded history: another cold item may be the best eligible one
+    is_cold = np.isin(items, slot.items)
+    if np.count_nonzero(~is_cold) < slot.position:
+        return None  # the warm item at the slot's rank lies beyond the prefix
+    appended = cold_id not in items
+    if appended:
+        items, scores = np.append(items, cold_id), np.append(scores, cold_score)
+        is_cold = np.append(is_cold, True)
+    # The slot rule on positions: the prefix order is the full order, and the best cold item is the graph's.
+    promoted = reserve_cold_slot(scores, ColdSlot(np.flatnonzero(is_cold), slot.position, slot.offset))
+    if appended and promoted[-1] == scores[-1]:
+        return items[:-1], scores[:-1]
+    return items, promoted

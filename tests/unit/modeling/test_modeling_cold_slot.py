@@ -99,3 +99,39 @@ def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, 
         assert served == [f"m{i}" for i in np.argsort(-evaluated, kind="stable")[:5]]
         promoted += "m23" in served
     assert promoted > 0  # the slot (position 3) fired for some users, in both lists alike
+
+
+def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(cyclic_data, runtime, encoder_settings,
+                                                                         tmp_path: Path):
+    """The exported graph's top 6 and best cold item (cold_id/cold_score), ranked as the transformer's fast
+    path ranks them, answer what the full scores answer, promoted cold item included."""
+    import onnxruntime as ort
+
+    from hyperrec.export.bundle import TritonSettings, onnx_path, read_manifest
+    from hyperrec.export.next_item import export_next_item_bundle
+    from hyperrec.online.catalogue import Catalogue
+    from hyperrec.online.service import RecommendationService
+    from hyperrec.online.settings import ServingConfig
+    from hyperrec.online.topk_ranking import TopK, decided_by_prefix, sparse_scores
+
+    model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9)
+    bundle = tmp_path / "bundle"
+    export_next_item_bundle(model, cyclic_data, bundle, model_name="ranker", version="v1", max_history=32,
+                            lineage={}, triton=TritonSettings(top_k=6))
+    catalogue = Catalogue.from_bundle(bundle)
+    service = RecommendationService(catalogue, model_name="ranker", model_version="v1", max_history=32,
+                                    settings=ServingConfig(max_per_category=None), pseudonymize=lambda raw: raw)
+    session = ort.InferenceSession(str(onnx_path(bundle, read_manifest(bundle))), providers=["CPUExecutionProvider"])
+    histories = cyclic_data.histories(("train", "validation"))
+    decided = promoted = 0
+    for user in sorted(histories):
+        plan = service.prepare({"user_id": user, "history": [f"m{i}" for i in histories[user]], "k": 5})
+        scores, *outputs = session.run(["scores", "top_ids", "top_scores", "cold_id", "cold_score"], plan.model_inputs)
+        top = TopK(*outputs).row(0)
+        if not decided_by_prefix(top, plan.history_idx, catalogue, service.settings, depth=5):
+            continue
+        fast = service.answer(plan, sparse_scores(catalogue.n_items, top))["recommendations"]
+        assert fast == service.answer(plan, scores[0])["recommendations"]
+        decided += 1
+        promoted += "m23" in [r["item_id"] for r in fast]
+    assert decided >= len(histories) // 2 and promoted > 0

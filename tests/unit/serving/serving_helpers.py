@@ -37,3 +37,10 @@ def make_server(models, http=None):
     for model in models:
         server.register_model(model)
     return TestClient(create_rest_app(server, http), raise_server_exceptions=False)
+
+
+#: The cold slots of ``cold_topk_bundle``: cold items in the lower part of the tiny ranker's score range (its
+#: item bias falls with the index); (position, offset) with the offset near the median gap between the best
+#: cold item and the warm item at that rank, so that the slot fires for about a third of the test histories.
+#: Rank 9 of a top 10 often leaves the prefix short of warm items, so those requests need the full scores.
+COLD_ITEMS, COLD_SLOTS = (13, 21, 30, 38, 46, 55), ((4, 2.0), (9, 1.5))

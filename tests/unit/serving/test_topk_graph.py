@@ -85,3 +85,75 @@ def test_top_k_depth_is_clamped_to_the_catalogue(demo_bundle):
     import json
 
     assert json.loads((demo_bundle / "manifest.json").read_text())["top_k"] == N_ITEMS  # default 100 > 60 items
+
+
+def test_cold_outputs_are_the_argmax_over_the_cold_items_without_the_history(cold_topk_bundle):
+    import onnxruntime as ort
+    from serving_helpers import COLD_ITEMS
+
+    session = ort.InferenceSession(str(cold_topk_bundle / "triton/ranker/1/model.onnx"))
+    rng = np.random.default_rng(11)
+    history = np.zeros((40, MAX_HISTORY), dtype=np.int64)
+    for row in range(40):  # histories of 1..8 items; every other one holds cold items, row 0 all but one of them
+        length = 1 + row % MAX_HISTORY
+        history[row, MAX_HISTORY - length:] = rng.integers(1, N_ITEMS + 1, size=length)
+        if row % 2:
+            history[row, -1] = 1 + rng.choice(COLD_ITEMS)
+    history[[0, 2]] = 0
+    history[0, MAX_HISTORY - len(COLD_ITEMS) + 1:] = 1 + np.array(COLD_ITEMS[1:])  # only the first cold item unseen
+    history[2, MAX_HISTORY - len(COLD_ITEMS):] = 1 + np.array(COLD_ITEMS)  # every cold item seen: none to offer
+    segment = rng.integers(0, 4, size=40).astype(np.int64)
+    scores, cold_id, cold_score = session.run(["scores", "cold_id", "cold_score"],
+                                              {"history": history, "segment": segment})
+    assert cold_id.shape == cold_score.shape == (40, 1) and cold_id.dtype == np.int64
+    cold = np.array(COLD_ITEMS)
+    for row in range(40):
+        masked = scores[row].astype(np.float64)
+        masked[history[row][history[row] > 0] - 1] = -np.inf
+        if row == 2:
+            assert cold_score[row, 0] == -np.inf
+            continue
+        best = int(cold[np.argmax(masked[cold])])  # cold items ascending: ties by the lower index
+        assert cold_id[row, 0] == best and cold_score[row, 0] == scores[row, best]
+    assert cold_id[0, 0] == COLD_ITEMS[0]
+
+
+def test_cold_ties_break_by_the_lower_item_index(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from hyperrec.export.bundle import export_ranker_onnx
+    from hyperrec.export.next_item_topk import add_cold_top, add_top_k
+
+    class Tied(torch.nn.Module):
+        def forward(self, history, segment):
+            base = (torch.arange(12) % 3).float()  # 0, 1, 2, 0, 1, 2, ...
+            return base.unsqueeze(0) + 0.0 * (history.sum(1, keepdim=True) + segment.unsqueeze(1)).float()
+
+    sample = [torch.zeros((2, 4), dtype=torch.int64), torch.zeros(2, dtype=torch.int64)]
+    path = export_ranker_onnx(Tied(), tmp_path / "tied.onnx", sample, dynamo=False)
+    model = add_cold_top(add_top_k(onnx.load(str(path)), 3), [11, 4, 8, 5, 7])
+    session = ort.InferenceSession(model.SerializeToString())
+    history = np.array([[0, 0, 0, 6], [0, 0, 0, 0]], dtype=np.int64)  # row 0 has seen item 5 (token 6)
+    ids, score = session.run(["cold_id", "cold_score"], {"history": history, "segment": np.zeros(2, np.int64)})
+    assert ids[:, 0].tolist() == [8, 5]  # scores 2: items 5, 8, 11; row 0 has seen 5
+    assert score[:, 0].tolist() == [2.0, 2.0]
+
+
+def test_manifest_and_triton_configs_declare_the_cold_outputs_only_with_a_cold_slot(cold_topk_bundle, topk_bundle):
+    import json
+
+    from hyperrec.export.bundle import has_cold_outputs
+
+    for bundle, cold in ((cold_topk_bundle, True), (topk_bundle, False)):
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        assert has_cold_outputs(manifest) is cold
+        shapes = {o["name"]: o["shape"] for o in manifest["outputs"]}
+        assert (shapes.get("cold_id"), shapes.get("cold_score")) == (([-1, 1], [-1, 1]) if cold else (None, None))
+        for path in ("config.pbtxt", "configs/cpu.pbtxt"):
+            config = parse_triton_config(bundle / "triton/ranker" / path)
+            types = {o.name: (list(o.dims), type(o).DESCRIPTOR.fields_by_name["data_type"].enum_type
+                              .values_by_number[o.data_type].name) for o in config.output}
+            expected = {"cold_id": ([1], "TYPE_INT64"), "cold_score": ([1], "TYPE_FP32")} if cold else {}
+            assert {name: types[name] for name in types if name.startswith("cold")} == expected
