@@ -439,12 +439,13 @@ class NextItemRecommender(Recommender):
             all_vecs = net.item_vectors(text=text, text_only=text_only)
             padded_vecs = torch.cat([all_vecs, all_vecs.new_zeros(1, all_vecs.shape[1])])
             hidden, _ = net.hidden(padded_vecs[inputs], valid_in, segs if net.segment_emb is not None else None)
-            logits = hidden[valid_out] @ all_vecs.T + net.biases(text_only=text_only)
+            bias = net.biases(text_only=text_only)
+            if self._unseen is not None:  # never classes: masked in the bias, one pass less over the logits
+                bias = bias.masked_fill(self._unseen, float("-inf"))
+            logits = torch.addmm(bias, hidden[valid_out], all_vecs.T)
             if net.repeat_bias is not None:
                 rows, positions = _history_pairs(inputs, valid_in, valid_out)
                 logits = _add_repeat_bias(logits, rows, inputs.reshape(-1)[positions], net.repeat_bias)
-            if self._unseen is not None:
-                logits = logits.masked_fill(self._unseen, float("-inf"))
             return F.cross_entropy(logits.float(), tgt), int(tgt.numel())
         # sampled softmax: candidates = batch targets + shared uniform negatives; accidental hits masked
         negatives = torch.randint(0, net.n_items, (s.n_sampled_negatives,), generator=gen).to(inputs.device)

@@ -188,8 +188,9 @@ class NextItemSettings(_Section):
     )
     finetune_item_encoder: bool = Field(
         False,
-        description="Train the LM item encoder end-to-end (full profile, GPU); needs loss=sampled_softmax or "
-        "auto. False: frozen, cached text embeddings.",
+        description="Train the LM item encoder with the recommender, following training.unfreeze_schedule (with "
+        "token_cache: only the top layers run while training; without: end-to-end, sampled_softmax only). "
+        "False: frozen, cached text embeddings.",
     )
     token_cache: bool = Field(
         True,
