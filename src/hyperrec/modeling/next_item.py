@@ -48,6 +48,7 @@ from hyperrec.modeling.item_encoder import TextEncoder, embed_catalogue, item_te
 from hyperrec.modeling.next_item_graph import NextItemGraph
 from hyperrec.modeling.recipe import DataShape, resolve_next_item
 from hyperrec.modeling.settings import ItemEncoderSettings, ModelingConfig, NextItemSettings, RuntimeSettings
+from hyperrec.modeling.token_cache import TokenStateCache, cached_encoder, live_text_table
 from hyperrec.models.base import Recommender, ScoringBatch
 from hyperrec.online.cold_items import ColdSlot, reserve_cold_slot
 
@@ -279,6 +280,7 @@ class NextItemRecommender(Recommender):
         self._device = torch.device("cpu")
         self._texts_stale = False
         self._tokens: dict[str, torch.Tensor] | None = None
+        self._token_cache: TokenStateCache | None = None
         #: Whether scoring pushes history items below all others (decided at fit from history_penalty).
         self.exclude_history = self.settings.history_penalty == "exclude"
         self.train_repeat_rate: float | None = None
@@ -334,7 +336,12 @@ class NextItemRecommender(Recommender):
                 self.encoder = TextEncoder(self.item_encoder_settings.model_path,
                                            max_length=self.item_encoder_settings.max_length,
                                            dropout=t.dropout).to(device)
-                self._tokens = self.encoder.tokenize(texts)
+                if s.token_cache:
+                    self._token_cache = cached_encoder(self.encoder, texts, t.unfreeze_schedule,
+                                                       batch_size=self.item_encoder_settings.batch_size)
+                    item_embeddings = self._token_cache.encode_all().numpy()
+                else:
+                    self._tokens = self.encoder.tokenize(texts)
             if item_embeddings is None:
                 item_embeddings = embed_catalogue(texts, self.item_encoder_settings, self.runtime,
                                                   encoder=self.encoder)
@@ -403,6 +410,7 @@ class NextItemRecommender(Recommender):
             steps_per_epoch=steps_per_epoch, encoders=lm_modules, scheduler=scheduler,
             invalidate=self._refresh_text_table,
         )
+        self._token_cache = None  # the refreshed table holds what scoring needs; free the token states
         log.info("%s trained in %.1fs (%.0f examples/s), best val %s", self.name, time.perf_counter() - start,
                  self.train_result.examples_per_second, self.train_result.best_metric)
         if net.text_dim:
@@ -432,21 +440,29 @@ class NextItemRecommender(Recommender):
         tgt = targets[valid_out]
         if s.loss == "full_softmax":
             text_only = net.text_only_mask(generator=gen)
-            all_vecs = net.item_vectors(text_only=text_only)
+            text = None
+            if self._token_cache is not None and self._token_cache.trains():
+                self._texts_stale = True
+                text = live_text_table(self._token_cache, net.text_table, tgt, s.live_items_per_step, gen)
+            all_vecs = net.item_vectors(text=text, text_only=text_only)
             padded_vecs = torch.cat([all_vecs, all_vecs.new_zeros(1, all_vecs.shape[1])])
             hidden, _ = net.hidden(padded_vecs[inputs], valid_in, segs if net.segment_emb is not None else None)
-            logits = hidden[valid_out] @ all_vecs.T + net.biases(text_only=text_only)
+            bias = net.biases(text_only=text_only)
+            if self._unseen is not None:  # never classes: masked in the bias, one pass less over the logits
+                bias = bias.masked_fill(self._unseen, float("-inf"))
+            logits = torch.addmm(bias, hidden[valid_out], all_vecs.T)
             if net.repeat_bias is not None:
                 rows, positions = _history_pairs(inputs, valid_in, valid_out)
                 logits = _add_repeat_bias(logits, rows, inputs.reshape(-1)[positions], net.repeat_bias)
-            if self._unseen is not None:
-                logits = logits.masked_fill(self._unseen, float("-inf"))
             return F.cross_entropy(logits.float(), tgt), int(tgt.numel())
         # sampled softmax: candidates = batch targets + shared uniform negatives; accidental hits masked
         negatives = torch.randint(0, net.n_items, (s.n_sampled_negatives,), generator=gen).to(inputs.device)
         uniq, inverse = torch.unique(torch.cat([inputs[valid_in], tgt, negatives]), return_inverse=True)
         text = None
-        if self.encoder is not None and any(p.requires_grad for p in self.encoder.parameters()):
+        if self._token_cache is not None and self._token_cache.trains():
+            self._texts_stale = True
+            text = self._token_cache.encode(uniq).to(inputs.device)
+        elif self.encoder is not None and any(p.requires_grad for p in self.encoder.parameters()):
             # the encoder trains: embed this batch's items live (frozen: the cached text_table is used)
             assert self._tokens is not None
             self._texts_stale = True
@@ -476,6 +492,10 @@ class NextItemRecommender(Recommender):
     @torch.no_grad()
     def _refresh_text_table(self) -> None:
         """After steps that trained the item encoder, re-embed the catalogue for scoring."""
+        if self._token_cache is not None and self._texts_stale and self.net is not None:
+            self.net.text_table.copy_(self._token_cache.encode_all().to(self.net.text_table.device))
+            self._texts_stale = False
+            return
         if self.encoder is None or not self._texts_stale or self.net is None or self._tokens is None:
             return
         was_training = self.encoder.training

@@ -57,7 +57,8 @@ def resolve_next_item(settings: NextItemSettings, shape: DataShape) -> tuple[Nex
     update: dict[str, str] = {}
     reasons: dict[str, str] = {}
     if settings.loss == "auto":
-        too_big = shape.n_items > settings.full_softmax_max_items or settings.finetune_item_encoder
+        too_big = shape.n_items > settings.full_softmax_max_items or (settings.finetune_item_encoder
+                                                                   and not settings.token_cache)
         update["loss"] = "sampled_softmax" if too_big else "full_softmax"
         reasons["loss"] = (f"{update['loss']}: {shape.n_items} items, full_softmax_max_items "
                            f"{settings.full_softmax_max_items}, finetune_item_encoder {settings.finetune_item_encoder}")

@@ -193,8 +193,20 @@ class NextItemSettings(_Section):
     )
     finetune_item_encoder: bool = Field(
         False,
-        description="Train the LM item encoder end-to-end (full profile, GPU); needs loss=sampled_softmax or "
-        "auto. False: frozen, cached text embeddings.",
+        description="Train the LM item encoder with the recommender, following training.unfreeze_schedule (with "
+        "token_cache: only the top layers run while training; without: end-to-end, sampled_softmax only). "
+        "False: frozen, cached text embeddings.",
+    )
+    token_cache: bool = Field(
+        True,
+        description="With finetune_item_encoder: the frozen lower layers' token states are computed once per item "
+        "and only the top layers the unfreeze schedule trains run while training (hyperrec.modeling.token_cache); "
+        "False: the whole encoder runs on each batch's item texts (sampled_softmax only).",
+    )
+    live_items_per_step: int = Field(
+        512, ge=1,
+        description="Token cache with a full softmax: batch target items re-encoded with gradients at each step; "
+        "the other items use their last refreshed vectors (the whole table is refreshed before each validation).",
     )
     d_model: int = Field(64, ge=8, description="Width of the transformer.")
     n_layers: int = Field(2, ge=1, description="Transformer blocks.")
@@ -245,8 +257,8 @@ class NextItemSettings(_Section):
             raise ValueError("next_item.d_model must be a multiple of next_item.n_heads")
         if self.finetune_item_encoder and not self.use_text:
             raise ValueError("next_item.finetune_item_encoder needs use_text")
-        if self.finetune_item_encoder and self.loss == "full_softmax":
-            raise ValueError("next_item.finetune_item_encoder needs loss=sampled_softmax (or auto)")
+        if self.finetune_item_encoder and self.loss == "full_softmax" and not self.token_cache:
+            raise ValueError("next_item.finetune_item_encoder needs loss=sampled_softmax (or auto) or token_cache")
         return self
 
 

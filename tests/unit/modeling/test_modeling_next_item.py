@@ -136,7 +136,7 @@ def test_finetuned_item_encoder_end_to_end(cyclic_data, runtime, encoder_setting
     training = small_settings().training.model_copy(update={"max_epochs": 2, "unfreeze_schedule": {0: 1},
                                                             "lm_learning_rate": 1e-3})
     settings = small_settings(loss="sampled_softmax", n_sampled_negatives=8, finetune_item_encoder=True,
-                              training=training)
+                              token_cache=False, training=training)
     model = NextItemRecommender(settings, item_encoder=encoder_settings, runtime=runtime)
     model.fit(cyclic_data, validate=local_validator(cyclic_data))
     assert model.encoder is not None and model.encoder.modified
@@ -178,7 +178,7 @@ def test_unfitted_model_and_bad_settings_raise(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         NextItemSettings(use_text=False, use_id_embedding=False)
     with pytest.raises(ValueError):
-        NextItemSettings(finetune_item_encoder=True, loss="full_softmax")
+        NextItemSettings(finetune_item_encoder=True, loss="full_softmax", token_cache=False)
 
 
 def test_history_pairs_are_causal() -> None:
