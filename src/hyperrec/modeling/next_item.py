@@ -28,6 +28,7 @@ from torch import nn
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
 from hyperrec.features import encode_histories, encode_segments
+from hyperrec.modeling.batching import trim_left_padding
 from hyperrec.modeling.cold_items import fit_cold_slot
 from hyperrec.modeling.finetune import (
     MetricsCallback,
@@ -387,7 +388,7 @@ class NextItemRecommender(Recommender):
             order = gen.permutation(n_windows)
             for start in range(0, n_windows, t.batch_size):
                 idx = torch.from_numpy(order[start:start + t.batch_size])
-                yield inputs[idx], targets[idx], segments_all[idx]
+                yield *trim_left_padding(inputs[idx], targets[idx], n_items), segments_all[idx]
 
         def loss(inputs: torch.Tensor, targets: torch.Tensor, segs: torch.Tensor) -> tuple[torch.Tensor, int]:
             return self._loss(inputs, targets, segs, sample_gen)

@@ -26,12 +26,18 @@ def cosine_neighbours(user_items: sp.csr_matrix, k: int) -> sp.csr_matrix:
     candidate rather than by history item scored better on the ml-latest-small validation items (full
     NDCG@10 0.032 vs 0.024 at k=50) because rarely co-rated candidates still collect a score.
     The diagonal is zeroed so that an item never recommends itself; only positive similarities are kept.
-    Similarities are computed in dense blocks so that memory stays at ``_BLOCK x n_items``.
+    Similarities are computed in dense blocks so that memory stays at ``_BLOCK x n_items``, and only
+    between items with a train user: an item without one has no positive similarity to keep, and on a
+    large, sparse catalogue (Debian packages: 37k of 63k items) skipping them cuts the quadratic work by 3x.
     """
-    item_users = user_items.T.tocsr().astype(np.float32)
+    full = user_items.T.tocsr().astype(np.float32)
+    active = np.flatnonzero(np.diff(full.indptr) > 0)
+    item_users = full[active]
     norms = np.sqrt(np.asarray(item_users.multiply(item_users).sum(axis=1)).ravel())
     inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
     n_items = item_users.shape[0]
+    if n_items == 0:
+        return sp.csr_matrix((full.shape[0], full.shape[0]), dtype=np.float32)
     keep = min(k, max(n_items - 1, 1))
     rows, cols, vals = [], [], []
     for start in range(0, n_items, _BLOCK):
@@ -47,8 +53,8 @@ def cosine_neighbours(user_items: sp.csr_matrix, k: int) -> sp.csr_matrix:
         vals.append(top_vals[positive])
     # Built with each item's neighbours in its row, then transposed so they sit in its column.
     return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(cols), np.concatenate(rows))), shape=(n_items, n_items),
-        dtype=np.float32,
+        (np.concatenate(vals), (active[np.concatenate(cols)], active[np.concatenate(rows)])),
+        shape=(full.shape[0], full.shape[0]), dtype=np.float32,
     )
 
 
