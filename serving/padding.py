@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperrec.export.bundle import HISTORY_INPUT, SCORES_OUTPUT, SEGMENT_INPUT, TOP_IDS_OUTPUT
+from hyperrec.export.onnx_contract import HISTORY_INPUT, SCORES_OUTPUT, SEGMENT_INPUT, TOP_IDS_OUTPUT
 
 logger = logging.getLogger(__name__)
 

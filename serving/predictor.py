@@ -24,7 +24,8 @@ from kserve import Model
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from hyperrec.export.bundle import HISTORY_INPUT, SEGMENT_INPUT, onnx_path, verify_bundle
+from hyperrec.export.bundle import onnx_path, verify_bundle
+from hyperrec.export.onnx_contract import HISTORY_INPUT, SEGMENT_INPUT
 from hyperrec.online.predictor_settings import PredictorSettings
 
 from .batcher import DynamicBatcher, QueueFull

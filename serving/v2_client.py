@@ -25,13 +25,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hyperrec.export.bundle import (
+from hyperrec.export.bundle import to_wire
+from hyperrec.export.onnx_contract import (
     COLD_ID_OUTPUT,
     COLD_SCORE_OUTPUT,
     SCORES_OUTPUT,
     TOP_IDS_OUTPUT,
     TOP_SCORES_OUTPUT,
-    to_wire,
 )
 from hyperrec.online.errors import PredictorUnavailable
 from hyperrec.online.settings import ServingConfig

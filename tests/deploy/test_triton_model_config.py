@@ -48,7 +48,7 @@ def _triton_config_path(model_dir: Path, name: str | None) -> Path:
 
 
 def _instance_kinds(path: Path) -> set[str]:
-    from hyperrec.export.bundle import model_config_pb2, parse_triton_config
+    from hyperrec.export.triton_config import model_config_pb2, parse_triton_config
 
     kinds = model_config_pb2().ModelInstanceGroup.Kind
     return {kinds.Name(group.kind) for group in parse_triton_config(path).instance_group}

@@ -131,7 +131,7 @@ def _reference(bundle, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _generated_config(bundle, name: str = "config.pbtxt"):
-    from hyperrec.export.bundle import parse_triton_config
+    from hyperrec.export.triton_config import parse_triton_config
 
     return parse_triton_config(bundle / "triton" / MODEL / name)
 
@@ -168,7 +168,7 @@ def test_triton_loads_the_generated_io_contract(triton, generated):
     import tritonclient.http as httpclient
     from google.protobuf import json_format
 
-    from hyperrec.export.bundle import model_config_pb2
+    from hyperrec.export.triton_config import model_config_pb2
 
     bundle, _ = generated
     client = httpclient.InferenceServerClient(triton.http_url, connection_timeout=30, network_timeout=30)

@@ -208,7 +208,7 @@ def python_backend_config(generated_config: Path) -> str:
     """
     from google.protobuf import text_format
 
-    from hyperrec.export.bundle import model_config_pb2, parse_triton_config
+    from hyperrec.export.triton_config import model_config_pb2, parse_triton_config
 
     mc = model_config_pb2()
     config = parse_triton_config(generated_config)

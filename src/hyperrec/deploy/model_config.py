@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Literal
 
 from hyperrec.deploy.source import TRITON_DIR, DeployError, RegisteredBundle
-from hyperrec.export.bundle import CPU_CONFIG_NAME, parse_triton_config
+from hyperrec.export.bundle import CPU_CONFIG_NAME
+from hyperrec.export.triton_config import parse_triton_config
 from hyperrec.hashing import sha256_file
 from hyperrec.online.errors import BundleError
 
@@ -40,7 +41,7 @@ def triton_args(node_pool: NodePool) -> list[str]:
 
 def instance_kinds(path: Path) -> list[str]:
     """The ``kind`` of every instance group of a config.pbtxt (e.g. ``["KIND_GPU"]``)."""
-    from hyperrec.export.bundle import model_config_pb2
+    from hyperrec.export.triton_config import model_config_pb2
 
     try:
         config = parse_triton_config(path)

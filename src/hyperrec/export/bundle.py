@@ -35,11 +35,19 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperrec.export.onnx_contract import (
+    COLD_ID_OUTPUT,
+    ONNX_FILE,
+    SEGMENT_INPUT,
+    check_onnx_contract,
+    input_specs,
+    output_specs,
+)
+from hyperrec.export.triton_config import TritonSettings, triton_config_text
 from hyperrec.hashing import sha256_file
 from hyperrec.online.errors import BundleError
 
@@ -54,18 +62,12 @@ MANIFEST_FILE = "manifest.json"
 ITEMS_FILE = "items.parquet"
 TRITON_DIR = "triton"
 TRITON_VERSION = "1"
-ONNX_FILE = "model.onnx"
 CPU_CONFIG_NAME = "cpu"
 #: Optional files with a meaning to the runtime; other extra names are carried and checksummed only.
 ITEM_EMBEDDINGS_FILE = "item_embeddings.npy"
 SEGMENTS_FILE = "segments.parquet"
 SEGMENT_POPULARITY_FILE = "segment_popularity.parquet"
 ITEM_COLUMNS = ("item_id", "title", "categories", "popularity", "item_idx")
-HISTORY_INPUT, SEGMENT_INPUT, SCORES_OUTPUT = "history", "segment", "scores"
-#: In-graph top k (hyperrec.export.next_item_topk): item_idx and score of the best K non-history items.
-TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT = "top_ids", "top_scores"
-#: Best cold item (hyperrec.online.cold_items): item_idx and score of the best cold item outside the history.
-COLD_ID_OUTPUT, COLD_SCORE_OUTPUT = "cold_id", "cold_score"
 
 
 def to_wire(name: str, array: np.ndarray) -> np.ndarray:
@@ -76,67 +78,9 @@ _RESERVED = {MANIFEST_FILE, ITEMS_FILE, TRITON_DIR}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """One V2 tensor: name, datatype (V2 spelling) and shape with -1 for a free axis."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
-
-
-def input_specs() -> list[TensorSpec]:
-    """The ranker's inputs (the ONNX graph's shapes: batch and sequence axes free)."""
-    return [TensorSpec(HISTORY_INPUT, "INT64", (-1, -1)), TensorSpec(SEGMENT_INPUT, "INT64", (-1,))]
-
-
-def output_specs(n_items: int, top_k: int, *, cold: bool = False) -> list[TensorSpec]:
-    """The ranker's outputs for a catalogue of ``n_items``, an in-graph top ``top_k`` and (``cold``) the best
-    cold item."""
-    specs = [TensorSpec(SCORES_OUTPUT, "FP32", (-1, n_items)), TensorSpec(TOP_IDS_OUTPUT, "INT64", (-1, top_k)),
-             TensorSpec(TOP_SCORES_OUTPUT, "FP32", (-1, top_k))]
-    if cold:
-        specs += [TensorSpec(COLD_ID_OUTPUT, "INT64", (-1, 1)), TensorSpec(COLD_SCORE_OUTPUT, "FP32", (-1, 1))]
-    return specs
-
-
 def has_cold_outputs(manifest: Mapping[str, Any]) -> bool:
     """Whether the bundle's graph returns the best cold item (``cold_id``/``cold_score``)."""
     return COLD_ID_OUTPUT in {spec.get("name") for spec in manifest.get("outputs", [])}
-
-
-@dataclass(frozen=True)
-class TritonSettings:
-    """Scheduling knobs written into config.pbtxt."""
-
-    max_batch_size: int = 64
-    preferred_batch_sizes: tuple[int, ...] = (8, 16, 32)
-    max_queue_delay_us: int = 2000
-    gpu_instances: int = 1
-    cpu_instances: int = 2
-    #: Depth of the in-graph top k (clamped to n_items): the most items one answer can take from the predictor.
-    top_k: int = 100
-
-    @classmethod
-    def from_predictor(cls, settings: Any) -> TritonSettings:
-        """The scheduling knobs of ``serving.predictor`` (a PredictorSettings), so Triton and the embedded
-        predictor batch alike; preferred batch sizes above max_batch_size are dropped."""
-        preferred = tuple(size for size in cls.preferred_batch_sizes if size <= settings.max_batch_size)
-        return cls(max_batch_size=settings.max_batch_size, preferred_batch_sizes=preferred,
-                   max_queue_delay_us=settings.max_queue_delay_us, top_k=settings.top_k)
-
-    def __post_init__(self) -> None:
-        if self.max_batch_size < 1:
-            raise ValueError("max_batch_size must be >= 1")
-        if any(size < 1 or size > self.max_batch_size for size in self.preferred_batch_sizes):
-            raise ValueError("preferred batch sizes must lie in 1..max_batch_size")
-        if self.max_queue_delay_us < 0 or self.gpu_instances < 1 or self.cpu_instances < 1:
-            raise ValueError("max_queue_delay_us must be >= 0 and instance counts >= 1")
-        if self.top_k < 1:
-            raise ValueError("top_k must be >= 1")
 
 
 # --------------------------------------------------------------------------------------------- building
@@ -239,209 +183,6 @@ def build_bundle(
         raise
     logger.info("wrote serving bundle %s (model %s v%s, %d items)", out, model_name, version, n_items)
     return manifest
-
-
-def triton_config_text(
-    model_name: str, *, n_items: int, max_history: int, settings: TritonSettings, gpu: bool, top_k: int,
-    cold: bool = False,
-) -> str:
-    """config.pbtxt for the ranker, built as a ``ModelConfig`` protobuf (so it is valid by construction)."""
-    from google.protobuf import text_format
-
-    mc = model_config_pb2()
-    config = mc.ModelConfig(
-        name=model_name,
-        platform="onnxruntime_onnx",
-        max_batch_size=settings.max_batch_size,
-        default_model_filename=ONNX_FILE,
-    )
-    # With max_batch_size > 0, dims leave the batch axis out. The transformer always pads histories to
-    # max_history, so the sequence axis is exact and Triton's dynamic batcher can stack requests.
-    config.input.add(name=HISTORY_INPUT, data_type=mc.TYPE_INT64, dims=[max_history])
-    segment = config.input.add(name=SEGMENT_INPUT, data_type=mc.TYPE_INT64, dims=[1])
-    segment.reshape.SetInParent()  # the model sees [batch], not [batch, 1]
-    config.output.add(name=SCORES_OUTPUT, data_type=mc.TYPE_FP32, dims=[n_items])
-    config.output.add(name=TOP_IDS_OUTPUT, data_type=mc.TYPE_INT64, dims=[top_k])
-    config.output.add(name=TOP_SCORES_OUTPUT, data_type=mc.TYPE_FP32, dims=[top_k])
-    if cold:
-        config.output.add(name=COLD_ID_OUTPUT, data_type=mc.TYPE_INT64, dims=[1])
-        config.output.add(name=COLD_SCORE_OUTPUT, data_type=mc.TYPE_FP32, dims=[1])
-    config.dynamic_batching.preferred_batch_size.extend(settings.preferred_batch_sizes)
-    config.dynamic_batching.max_queue_delay_microseconds = settings.max_queue_delay_us
-    config.instance_group.add(
-        count=settings.gpu_instances if gpu else settings.cpu_instances,
-        kind=mc.ModelInstanceGroup.KIND_GPU if gpu else mc.ModelInstanceGroup.KIND_CPU,
-    )
-    config.version_policy.latest.num_versions = 1
-    header = (
-        f"# Triton model config of {model_name} ({'GPU' if gpu else 'CPU'}), generated by "
-        "hyperrec.export.bundle; do not edit by hand.\n"
-    )
-    return header + text_format.MessageToString(config)
-
-
-def parse_triton_config(path: Path) -> Any:
-    """Parse a config.pbtxt into tritonclient's ``model_config_pb2.ModelConfig`` (raises BundleError)."""
-    from google.protobuf import text_format
-
-    mc = model_config_pb2()
-    try:
-        return text_format.Parse(Path(path).read_text(encoding="utf-8"), mc.ModelConfig())
-    except (OSError, text_format.ParseError) as exc:
-        raise BundleError(f"invalid Triton config {path}: {exc}") from None
-
-
-def model_config_pb2() -> Any:
-    """tritonclient's ``model_config_pb2`` without importing ``tritonclient.grpc`` itself.
-
-    ``tritonclient.grpc`` registers the V2 service protos, which clash with KServe's copy of them in one
-    process ("duplicate symbol 'inference.ServerLiveRequest'", kserve/kserve#3099); model_config.proto
-    alone does not, so it is loaded from its file under its usual module name.
-    """
-    import importlib.util
-    import sys
-
-    name = "tritonclient.grpc.model_config_pb2"
-    if name in sys.modules:
-        return sys.modules[name]
-    package = importlib.util.find_spec("tritonclient")
-    if package is None or not package.submodule_search_locations:
-        raise BundleError("tritonclient is not installed; it is needed to write Triton configs")
-    path = Path(next(iter(package.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
-
-
-def check_onnx_contract(
-    onnx_path: Path, *, n_items: int, max_history: int, top_k: int | None = None, cold: bool = False
-) -> None:
-    """Raise BundleError unless the ONNX graph takes history/segment INT64 and gives scores FP32 [B, n_items]
-    (and, with ``top_k``, top_ids/top_scores [B, top_k]; with ``cold``, cold_id/cold_score [B, 1])."""
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
-
-    try:
-        model = onnx.load(str(onnx_path))
-        onnx.checker.check_model(model)
-    except Exception as exc:  # noqa: BLE001 - onnx raises several unrelated types
-        raise BundleError(f"{onnx_path} is not a valid ONNX model: {exc}") from None
-    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset < 17:
-        raise BundleError(f"{onnx_path}: opset {opset} < 17")
-    int64, fp32 = onnx.TensorProto.INT64, onnx.TensorProto.FLOAT
-    inputs = {i.name: i for i in model.graph.input}
-    outputs = {o.name: o for o in model.graph.output}
-    for name, rank in ((HISTORY_INPUT, 2), (SEGMENT_INPUT, 1)):
-        if name not in inputs:
-            raise BundleError(f"{onnx_path}: input {name!r} missing (has {sorted(inputs)})")
-        tensor = inputs[name].type.tensor_type
-        if tensor.elem_type != int64 or len(tensor.shape.dim) != rank:
-            raise BundleError(f"{onnx_path}: input {name!r} must be INT64 of rank {rank}")
-    if SCORES_OUTPUT not in outputs:
-        raise BundleError(f"{onnx_path}: output {SCORES_OUTPUT!r} missing (has {sorted(outputs)})")
-    if outputs[SCORES_OUTPUT].type.tensor_type.elem_type != fp32:
-        raise BundleError(f"{onnx_path}: output {SCORES_OUTPUT!r} must be FP32")
-    # Run it once at two batch sizes and two sequence lengths: the axes must really be free.
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    for batch, seq in ((1, max_history), (3, max(1, min(max_history, 4)))):
-        history = np.zeros((batch, seq), dtype=np.int64)
-        history[:, -1] = 1
-        feeds = {HISTORY_INPUT: history, SEGMENT_INPUT: np.zeros(batch, dtype=np.int64)}
-        names = [SCORES_OUTPUT] + ([TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT] if top_k is not None else [])
-        cold_names = [COLD_ID_OUTPUT, COLD_SCORE_OUTPUT] if cold else []
-        try:
-            scores, *top = session.run(names + cold_names, feeds)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise BundleError(f"{onnx_path}: inference at batch {batch}, seq {seq} failed: {exc}") from None
-        if scores.shape != (batch, n_items):
-            raise BundleError(
-                f"{onnx_path}: scores shape {scores.shape} at batch {batch}; expected ({batch}, {n_items}): "
-                "does the model's catalogue match items.parquet?"
-            )
-        top, best_cold = top[: len(top) - len(cold_names)], top[len(top) - len(cold_names):]
-        if any(array.shape != (batch, top_k) for array in top):
-            raise BundleError(f"{onnx_path}: top-k outputs must have shape ({batch}, {top_k})")
-        if any(array.shape != (batch, 1) for array in best_cold):
-            raise BundleError(f"{onnx_path}: cold outputs must have shape ({batch}, 1)")
-
-
-def check_onnx_matches_torch(
-    torch_module: Any,
-    onnx_path: Path,
-    sample_inputs: Mapping[str, np.ndarray],
-    atol: float = 1e-4,
-    rtol: float = 1e-6,
-) -> float:
-    """Run both on the same inputs; return the largest absolute difference; raise BundleError where
-    ``|onnx - torch| > atol + rtol * |torch|``.
-
-    The relative term matters only for large scores: a ranker that pushes history items down by a constant
-    offset (-1e4) holds them at a float32 resolution of ~1e-3, which no two runtimes can reproduce to 1e-4.
-    ``sample_inputs`` maps ONNX input names to arrays in the module's positional-argument order.
-    """
-    import numpy as np
-    import onnxruntime as ort
-    import torch
-
-    arrays = {name: np.ascontiguousarray(value) for name, value in sample_inputs.items()}
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (onnx_out,) = session.run([SCORES_OUTPUT], arrays)
-    was_training = bool(getattr(torch_module, "training", False))
-    torch_module.eval()
-    try:
-        with torch.no_grad():
-            torch_out = torch_module(*[torch.from_numpy(a) for a in arrays.values()])
-    finally:
-        torch_module.train(was_training)
-    torch_np = torch_out.detach().cpu().numpy()
-    if torch_np.shape != onnx_out.shape:
-        raise BundleError(f"shape mismatch: torch {torch_np.shape} vs ONNX {onnx_out.shape}")
-    expected, actual = torch_np.astype(np.float64), onnx_out.astype(np.float64)
-    gap = np.abs(expected - actual)
-    diff = float(gap.max()) if gap.size else 0.0
-    if not np.all(gap <= atol + rtol * np.abs(expected)):
-        raise BundleError(f"ONNX output differs from torch by up to {diff:.3g} (> atol {atol:g} + rtol {rtol:g})")
-    return diff
-
-
-def export_ranker_onnx(
-    torch_module: Any, out: Path, sample_inputs: Sequence[Any], *, opset: int = 18, dynamo: bool = True,
-    external_data: bool = False,
-) -> Path:
-    """Export a (history, segment) -> scores module to the contract, with free batch and sequence axes.
-
-    ``external_data`` keeps weights beside the graph (needed above 2 GB; the bundle then must carry the
-    weight file too, which build_bundle does not do yet).
-    """
-    import torch
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch_module.eval()
-    if dynamo:
-        batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-        axes: dict[str, Any] = {"dynamic_shapes": ({0: batch, 1: sequence}, {0: batch})}
-    else:
-        axes = {"dynamic_axes": {
-            HISTORY_INPUT: {0: "batch", 1: "sequence"}, SEGMENT_INPUT: {0: "batch"}, SCORES_OUTPUT: {0: "batch"},
-        }}
-    torch.onnx.export(
-        torch_module,
-        tuple(sample_inputs),
-        str(out),
-        input_names=[HISTORY_INPUT, SEGMENT_INPUT],
-        output_names=[SCORES_OUTPUT],
-        opset_version=opset,
-        dynamo=dynamo,
-        external_data=external_data,
-        verbose=False,
-        **axes,
-    )
-    return out
 
 
 def with_popularity(items: pd.DataFrame, positives: pd.DataFrame) -> pd.DataFrame:

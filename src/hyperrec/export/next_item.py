@@ -21,12 +21,11 @@ from hyperrec.export.bundle import (
     ITEM_EMBEDDINGS_FILE,
     SEGMENT_POPULARITY_FILE,
     SEGMENTS_FILE,
-    TritonSettings,
     build_bundle,
-    check_onnx_matches_torch,
-    export_ranker_onnx,
     with_popularity,
 )
+from hyperrec.export.onnx_contract import check_onnx_matches_torch, export_ranker_onnx
+from hyperrec.export.triton_config import TritonSettings
 from hyperrec.features import encode_histories, encode_segments
 from hyperrec.online.cold_items import COLD_SLOT_FILE
 

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hyperrec.export.bundle import (
+from hyperrec.export.onnx_contract import (
     COLD_ID_OUTPUT,
     COLD_SCORE_OUTPUT,
     HISTORY_INPUT,

@@ -108,9 +108,8 @@ def build_demo_bundle(
         SEGMENT_POPULARITY_FILE,
         SEGMENTS_FILE,
         build_bundle,
-        check_onnx_matches_torch,
-        export_ranker_onnx,
     )
+    from hyperrec.export.onnx_contract import check_onnx_matches_torch, export_ranker_onnx
     from hyperrec.online.cold_items import COLD_SLOT_FILE
 
     model = tiny_ranker(n_items, seed=seed)

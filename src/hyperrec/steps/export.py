@@ -18,8 +18,8 @@ def export_step(
     cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, lm_models_dir: Path, bundle_dir: Path
 ) -> dict[str, Any]:
     """Export the served model (``modeling.serve``) with its catalogue into a serving bundle."""
-    from hyperrec.export.bundle import TritonSettings
     from hyperrec.export.next_item import export_next_item_bundle
+    from hyperrec.export.triton_config import TritonSettings
     from hyperrec.models.registry import load_model
 
     data = PreparedData(prepared_dir)

@@ -107,8 +107,9 @@ def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(cyclic
     path ranks them, answer what the full scores answer, promoted cold item included."""
     import onnxruntime as ort
 
-    from hyperrec.export.bundle import TritonSettings, onnx_path, read_manifest
+    from hyperrec.export.bundle import onnx_path, read_manifest
     from hyperrec.export.next_item import export_next_item_bundle
+    from hyperrec.export.triton_config import TritonSettings
     from hyperrec.online.catalogue import Catalogue
     from hyperrec.online.service import RecommendationService
     from hyperrec.online.settings import ServingConfig

@@ -20,8 +20,8 @@ def demo_bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def topk_bundle(tmp_path_factory) -> Path:
     """The demo bundle with an in-graph top 10 (K < n_items, so ranking from the prefix can fall short)."""
-    from hyperrec.export.bundle import TritonSettings
     from hyperrec.export.tiny import build_demo_bundle
+    from hyperrec.export.triton_config import TritonSettings
 
     out = tmp_path_factory.mktemp("topk") / "ranker"
     build_demo_bundle(out, n_items=60, max_history=8, dynamo=False,
@@ -34,8 +34,8 @@ def cold_topk_bundle(tmp_path_factory, request) -> Path:
     """``topk_bundle`` with a cold slot: its graph also returns the best cold item (cold_id/cold_score)."""
     import numpy as np
 
-    from hyperrec.export.bundle import TritonSettings
     from hyperrec.export.tiny import build_demo_bundle
+    from hyperrec.export.triton_config import TritonSettings
     from hyperrec.online.cold_items import ColdSlot
 
     out = tmp_path_factory.mktemp("cold-topk") / "ranker"

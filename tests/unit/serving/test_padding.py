@@ -37,7 +37,7 @@ def test_a_graph_that_reads_the_padding_is_not_trimmed(tmp_path):
     import onnxruntime as ort
     import torch
 
-    from hyperrec.export.bundle import export_ranker_onnx
+    from hyperrec.export.onnx_contract import export_ranker_onnx
 
     class CountsPadding(torch.nn.Module):
         def forward(self, history, segment):

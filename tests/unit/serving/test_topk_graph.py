@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hyperrec.export.bundle import parse_triton_config
+from hyperrec.export.triton_config import parse_triton_config
 
 N_ITEMS, MAX_HISTORY, TOP_K = 60, 8, 10  # the topk_bundle fixture
 
@@ -42,8 +42,8 @@ def test_ties_break_by_the_lower_item_index(tmp_path):
     import onnxruntime as ort
     import torch
 
-    from hyperrec.export.bundle import export_ranker_onnx
     from hyperrec.export.next_item_topk import add_top_k
+    from hyperrec.export.onnx_contract import export_ranker_onnx
 
     class Tied(torch.nn.Module):
         """Scores 0, 1, 2, 0, 1, 2, ...: every score shared by a third of the catalogue."""
@@ -123,8 +123,8 @@ def test_cold_ties_break_by_the_lower_item_index(tmp_path):
     import onnxruntime as ort
     import torch
 
-    from hyperrec.export.bundle import export_ranker_onnx
     from hyperrec.export.next_item_topk import add_cold_top, add_top_k
+    from hyperrec.export.onnx_contract import export_ranker_onnx
 
     class Tied(torch.nn.Module):
         def forward(self, history, segment):
