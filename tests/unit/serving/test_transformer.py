@@ -128,7 +128,9 @@ def test_a_down_or_slow_predictor_gives_a_degraded_answer_within_the_timeout(
     assert answer["degraded"] is True and answer["degraded_reason"] == "predictor_unavailable"
     assert answer["source"] == "popular" and len(answer["recommendations"]) == 4
     assert "m00001" not in {r["item_id"] for r in answer["recommendations"]}
-    assert elapsed < 0.4 + 1.0, f"took {elapsed:.2f}s"
+    # Bounded by the 0.4-s request timeout, not by the black hole; the margin absorbs a loaded machine's
+    # scheduling (1.5-2 s seen at load 20); without the timeout the black hole would never answer.
+    assert elapsed < 0.4 + 3.0, f"took {elapsed:.2f}s"
 
 
 def test_a_broken_predictor_answer_is_degraded_not_500(demo_bundle, serving_settings):
