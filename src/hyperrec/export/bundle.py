@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperrec.bundle_verify import MANIFEST_FILE, bundle_file_problems, hash_bundle_files
 from hyperrec.export.onnx_contract import (
     COLD_ID_OUTPUT,
     ONNX_FILE,
@@ -48,7 +49,6 @@ from hyperrec.export.onnx_contract import (
     output_specs,
 )
 from hyperrec.export.triton_config import TritonSettings, triton_config_text
-from hyperrec.hashing import sha256_file
 from hyperrec.online.errors import BundleError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,7 +58,6 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = "hyperrec-serving-bundle/1"
-MANIFEST_FILE = "manifest.json"
 ITEMS_FILE = "items.parquet"
 TRITON_DIR = "triton"
 TRITON_VERSION = "1"
@@ -172,7 +171,7 @@ def build_bundle(
             },
             "extra_files": sorted(extras),
             "lineage": dict(lineage),
-            "files": _hash_tree(staging),
+            "files": hash_bundle_files(staging),
         }
         _write_json_durably(staging / MANIFEST_FILE, manifest)
         if out.exists():
@@ -207,12 +206,7 @@ def verify_bundle(path: Path) -> dict[str, Any]:
     root = Path(path)
     manifest = read_manifest(root)
     listed: dict[str, str] = manifest.get("files", {})
-    actual = _hash_tree(root, exclude={MANIFEST_FILE})
-    problems = [f"missing: {name}" for name in sorted(set(listed) - set(actual))]
-    problems += [f"not in manifest: {name}" for name in sorted(set(actual) - set(listed))]
-    problems += [
-        f"sha256 mismatch: {name}" for name in sorted(set(listed) & set(actual)) if listed[name] != actual[name]
-    ]
+    problems = bundle_file_problems(root, listed)
     if problems:
         raise BundleError(f"bundle {root} failed verification: " + "; ".join(problems))
     return manifest
@@ -293,15 +287,6 @@ def _check_known_extras(extras: Mapping[str, Path], n_items: int) -> None:
         pop = pd.read_parquet(extras[SEGMENT_POPULARITY_FILE])
         if not {"segment", "item_idx", "popularity"} <= set(pop.columns):
             raise BundleError(f"{SEGMENT_POPULARITY_FILE} needs columns segment, item_idx, popularity")
-
-
-def _hash_tree(root: Path, exclude: set[str] | None = None) -> dict[str, str]:
-    exclude = exclude or set()
-    return {
-        path.relative_to(root).as_posix(): sha256_file(path)
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and path.relative_to(root).as_posix() not in exclude
-    }
 
 
 def _write_json_durably(path: Path, payload: Mapping[str, Any]) -> None:
