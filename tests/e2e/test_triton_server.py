@@ -186,7 +186,12 @@ def test_triton_loads_the_generated_io_contract(triton, generated):
     assert [(g.kind, g.count) for g in served.instance_group] == [(2, 1)]  # KIND_CPU, the generated count
     assert {t["name"]: (t["datatype"], t["shape"]) for t in metadata["inputs"]} == {
         "history": ("INT64", [-1, MAX_HISTORY]), "segment": ("INT64", [-1, 1])}
-    assert metadata["outputs"] == [{"name": "scores", "datatype": "FP32", "shape": [-1, N_ITEMS]}]
+    top_k = min(N_ITEMS, generated_config.output[1].dims[0])  # the in-graph top k, clamped to the catalogue
+    assert metadata["outputs"] == [
+        {"name": "scores", "datatype": "FP32", "shape": [-1, N_ITEMS]},
+        {"name": "top_ids", "datatype": "INT64", "shape": [-1, top_k]},
+        {"name": "top_scores", "datatype": "FP32", "shape": [-1, top_k]},
+    ]
     assert metadata["versions"] == ["1"]
 
 
