@@ -92,6 +92,16 @@ def test_factorization_is_seeded(cls, random_data: PreparedData):
     assert np.allclose(runs[0], runs[1]) and not np.allclose(runs[0], runs[2])
 
 
+def test_bpr_gives_one_model_per_seed_whatever_the_thread_setting(random_data: PreparedData):
+    """Hogwild SGD over several threads depends on scheduling; BPR trains on one thread whatever ``threads``."""
+    runs = []
+    for threads in (1, 2, 2):
+        model = BPRRecommender(SMALL, seed=4, threads=threads)
+        model.fit(random_data)
+        runs.append(model.score(_batch([1, 2, 3])))
+    assert all(np.array_equal(runs[0], run) for run in runs[1:])
+
+
 def test_als_scores_follow_the_history(random_data: PreparedData):
     model = ALSRecommender(BaselinesConfig(als_factors=4, als_iterations=10), seed=0)
     model.fit(random_data)
