@@ -39,6 +39,21 @@ def make_server(models, http=None):
     return TestClient(create_rest_app(server, http), raise_server_exceptions=False)
 
 
+def transformer_server(bundle, settings, scorer=None, **build):
+    """The transformer's REST test client over ``bundle``, its models loaded; the bundle's ONNX scores by default.
+
+    ``build``: more keyword arguments of ``build_models`` (e.g. ``privacy=``).
+    """
+    from hyperrec.serving.server import build_models
+
+    scorer = scorer if scorer is not None else OnnxScorer(None, bundle)
+    models = build_models("transformer", bundle, settings, pseudonymize=fake_pseudonymize,
+                          scorer_factory=lambda manifest: scorer, **build)
+    for model in models:
+        model.load()
+    return make_server(models, http=settings.http)
+
+
 #: The cold slots of ``cold_topk_bundle``: cold items in the lower part of the tiny ranker's score range (its
 #: item bias falls with the index); (position, offset) with the offset near the median gap between the best
 #: cold item and the warm item at that rank, so that the slot fires for about a third of the test histories.

@@ -1,23 +1,16 @@
 """``:explain`` answers and V2 ``model_version`` is honoured, not 501 (issue 11, finding 10)."""
 
 import pytest
-from serving_helpers import OnnxScorer, fake_pseudonymize, make_server
+from serving_helpers import make_server, transformer_server
 from test_predictor import infer_body
 
 from hyperrec.online.settings import HttpGuardConfig
 from hyperrec.serving.predictor import OnnxRankerModel
-from hyperrec.serving.server import build_models
 
 
 @pytest.fixture
 def transformer(demo_bundle, serving_settings):
-    settings = serving_settings()
-    scorer = OnnxScorer(None, demo_bundle)
-    models = build_models("transformer", demo_bundle, settings, pseudonymize=fake_pseudonymize,
-                          scorer_factory=lambda manifest: scorer)
-    for model in models:
-        model.load()
-    return make_server(models, http=settings.http)
+    return transformer_server(demo_bundle, serving_settings())
 
 
 @pytest.fixture

@@ -4,22 +4,14 @@
 import time
 
 import pytest
-from serving_helpers import OnnxScorer, fake_pseudonymize, make_server
+from serving_helpers import transformer_server
 
 from hyperrec.online.feedback import read_feedback
-from hyperrec.serving.server import build_models
 
 FEEDBACK = "/v1/models/feedback:predict"
 TOKEN = "feedback-token-for-tests"
 
 
-def client_for(bundle, settings):
-    scorer = OnnxScorer(None, bundle)
-    models = build_models("transformer", bundle, settings, pseudonymize=fake_pseudonymize,
-                          scorer_factory=lambda manifest: scorer)
-    for model in models:
-        model.load()
-    return make_server(models, http=settings.http)
 
 
 def body(**event):
@@ -36,14 +28,14 @@ def body(**event):
 ], ids=["unknown item", "timestamp 1e20", "timestamp 1970", "a month ahead", "value 1e308", "dwell 30,000 years"])
 def test_implausible_feedback_is_400_naming_the_field(demo_bundle, serving_settings, event, field):
     settings = serving_settings()
-    client = client_for(demo_bundle, settings)
+    client = transformer_server(demo_bundle, settings)
     response = client.post(FEEDBACK, json=body(**event))
     assert response.status_code == 400 and field in response.json()["error"], response.text
     assert read_feedback(settings.feedback_dir).records == []
 
 
 def test_plausible_feedback_is_still_accepted(demo_bundle, serving_settings):
-    client = client_for(demo_bundle, serving_settings())
+    client = transformer_server(demo_bundle, serving_settings())
     ok = client.post(FEEDBACK, json=body(type="rating", value=4.5, timestamp=time.time() - 3600))
     assert ok.status_code == 200 and ok.json()["accepted"] == 1
 
@@ -51,7 +43,7 @@ def test_plausible_feedback_is_still_accepted(demo_bundle, serving_settings):
 def test_with_a_feedback_token_only_bearers_may_append(demo_bundle, serving_settings, monkeypatch):
     monkeypatch.setenv("HYPERREC_TEST_FEEDBACK_TOKEN", TOKEN)
     settings = serving_settings(http={"feedback_token_env": "HYPERREC_TEST_FEEDBACK_TOKEN"})
-    client = client_for(demo_bundle, settings)
+    client = transformer_server(demo_bundle, settings)
     assert client.post(FEEDBACK, json=body()).status_code == 401
     assert client.post(FEEDBACK, json=body(), headers={"authorization": "Bearer wrong"}).status_code == 401
     assert client.post(FEEDBACK, json=body(), headers={"authorization": "Basic " + TOKEN}).status_code == 401
@@ -64,5 +56,5 @@ def test_with_a_feedback_token_only_bearers_may_append(demo_bundle, serving_sett
 
 def test_without_the_env_variable_feedback_is_open(demo_bundle, serving_settings, monkeypatch):
     monkeypatch.delenv("HYPERREC_FEEDBACK_TOKEN", raising=False)
-    client = client_for(demo_bundle, serving_settings())
+    client = transformer_server(demo_bundle, serving_settings())
     assert client.post(FEEDBACK, json=body()).status_code == 200

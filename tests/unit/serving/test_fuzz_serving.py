@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
-from serving_helpers import OnnxScorer, fake_pseudonymize, make_server
+from serving_helpers import fake_pseudonymize, transformer_server
 
 from hyperrec.online.errors import InvalidRequest
 from hyperrec.online.feedback import parse_feedback
@@ -62,15 +62,10 @@ def served(demo_bundle, tmp_path_factory):
     """The transformer's REST app behind a real uvicorn on 127.0.0.1 (in a thread of this process)."""
     import uvicorn
 
-    from hyperrec.serving.server import build_models, free_port
+    from hyperrec.serving.server import free_port
 
     settings = ServingConfig(feedback_dir=tmp_path_factory.mktemp("feedback"))
-    scorer = OnnxScorer(None, demo_bundle)
-    models = build_models("transformer", demo_bundle, settings, pseudonymize=fake_pseudonymize,
-                          scorer_factory=lambda manifest: scorer)
-    for model in models:
-        model.load()
-    app = make_server(models, http=settings.http).app
+    app = transformer_server(demo_bundle, settings).app
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, loop="asyncio"))
     thread = threading.Thread(target=server.run, daemon=True)

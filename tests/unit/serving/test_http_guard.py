@@ -7,9 +7,7 @@ import json
 import logging
 
 import pytest
-from serving_helpers import OnnxScorer, fake_pseudonymize, make_server
-
-from hyperrec.serving.server import build_models
+from serving_helpers import transformer_server
 
 URL = "/v1/models/ranker:predict"
 FEEDBACK = "/v1/models/feedback:predict"
@@ -22,16 +20,9 @@ CLOUDEVENT = {"specversion": "1.0", "id": "1", "source": "x", "type": "t", "time
 
 @pytest.fixture
 def client(demo_bundle, serving_settings):
-    return transformer(demo_bundle, serving_settings())
+    return transformer_server(demo_bundle, serving_settings())
 
 
-def transformer(bundle, settings):
-    scorer = OnnxScorer(None, bundle)
-    models = build_models("transformer", bundle, settings, pseudonymize=fake_pseudonymize,
-                          scorer_factory=lambda manifest: scorer)
-    for model in models:
-        model.load()
-    return make_server(models, http=settings.http)
 
 
 def test_a_json_content_type_with_utf8_charset_is_accepted(client):
@@ -74,7 +65,7 @@ def test_binary_cloudevents_are_refused_with_415(client):
 
 
 def test_a_body_past_the_limit_is_413(demo_bundle, serving_settings):
-    client = transformer(demo_bundle, serving_settings(http={"max_body_bytes": 2048}))
+    client = transformer_server(demo_bundle, serving_settings(http={"max_body_bytes": 2048}))
     big = json.dumps({"user_id": "u1", "history": ["m00001"] * 400}).encode()
     assert len(big) > 2048
     response = client.post(URL, content=big, headers={"content-type": "application/json"})
@@ -108,7 +99,7 @@ def test_an_oversized_body_is_refused_before_it_is_read_whole():
 
 
 def test_history_and_item_id_lengths_come_from_config(demo_bundle, serving_settings):
-    client = transformer(demo_bundle, serving_settings(max_history=3, http={"max_item_id_chars": 8}))
+    client = transformer_server(demo_bundle, serving_settings(max_history=3, http={"max_item_id_chars": 8}))
     too_long = client.post(URL, json={"user_id": "u1", "history": ["m00001"] * 4})
     assert too_long.status_code == 400 and "history" in too_long.json()["error"]
     long_id = client.post(URL, json={"user_id": "u1", "history": ["m" * 9]})

@@ -1,11 +1,10 @@
 """Nobody who merely reaches the port can unload a model, and readiness tells the truth (issue 11, finding 1)."""
 
 import pytest
-from serving_helpers import OnnxScorer, fake_pseudonymize, make_server
+from serving_helpers import OnnxScorer, make_server, transformer_server
 
 from hyperrec.online.settings import HttpGuardConfig
 from hyperrec.serving.predictor import OnnxRankerModel
-from hyperrec.serving.server import build_models
 
 TOKEN = "s3cret-repository-token"
 
@@ -17,12 +16,6 @@ def predictor_client(bundle, http=None, load=True):
     return make_server([model], http=http or HttpGuardConfig())
 
 
-def transformer_client(bundle, settings, scorer):
-    models = build_models("transformer", bundle, settings, pseudonymize=fake_pseudonymize,
-                          scorer_factory=lambda manifest: scorer)
-    for model in models:
-        model.load()
-    return make_server(models, http=settings.http)
 
 
 @pytest.mark.parametrize("verb", ["load", "unload"])
@@ -35,7 +28,7 @@ def test_repository_endpoints_are_off_by_default_on_the_predictor(demo_bundle, v
 
 
 def test_repository_endpoints_are_off_by_default_on_the_transformer(demo_bundle, serving_settings):
-    client = transformer_client(demo_bundle, serving_settings(), OnnxScorer(None, demo_bundle))
+    client = transformer_server(demo_bundle, serving_settings(), OnnxScorer(None, demo_bundle))
     assert client.post("/v2/repository/models/ranker/unload").status_code == 403
     assert client.post("/v2/repository/models/feedback/unload").status_code == 403
     answer = client.post("/v1/models/ranker:predict", json={"user_id": "u1", "history": ["m00001"]})
@@ -87,7 +80,7 @@ class DownScorer:
 
 def test_the_transformer_answers_degraded_but_is_not_ready_while_its_predictor_is_down(
         demo_bundle, serving_settings):
-    client = transformer_client(demo_bundle, serving_settings(), DownScorer())
+    client = transformer_server(demo_bundle, serving_settings(), DownScorer())
     answer = client.post("/v1/models/ranker:predict", json={"user_id": "u1", "history": ["m00001"]})
     assert answer.status_code == 200 and answer.json()["degraded"] is True
     ready = client.get("/v2/health/ready")
@@ -100,7 +93,7 @@ def test_the_transformer_answers_degraded_but_is_not_ready_while_its_predictor_i
 def test_readiness_can_ignore_the_predictor_where_an_orchestrator_must_keep_degraded_traffic(
         demo_bundle, serving_settings):
     settings = serving_settings(http={"ready_requires_predictor": False})
-    client = transformer_client(demo_bundle, settings, DownScorer())
+    client = transformer_server(demo_bundle, settings, DownScorer())
     assert client.get("/v2/health/ready").json() == {"ready": True}
 
 
