@@ -29,6 +29,8 @@ from kserve import model_server
 
 from hyperrec.logs import configure_logging
 
+from .parent_death import die_with_parent
+
 if TYPE_CHECKING:  # pragma: no cover
     from hyperrec.online.settings import ServingConfig
 
@@ -111,6 +113,7 @@ def apply_predictor_flags(settings: ServingConfig, args: argparse.Namespace) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    die_with_parent()
     args = parse_args(argv)
     configure_logging()
     from hyperrec.online.settings import ServingConfig

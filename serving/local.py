@@ -5,13 +5,12 @@ predictor over gRPC (or HTTP) exactly as it would call Triton in a cluster. With
 second predictor serves it and the transformer splits requests between the two revisions
 (``serving.split``; ``PUT /hyperrec/split`` moves the share).
 
-The children die with their parent even when it is killed outright (``PR_SET_PDEATHSIG``); ``restart`` starts
+The children die with their parent even when it is killed outright (``serving/parent_death.py``); ``restart`` starts
 one again on the same ports (``serving/supervisor.py`` decides when).
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -27,6 +26,8 @@ from pathlib import Path
 
 from hyperrec.online.errors import BundleError
 from hyperrec.online.settings import ServingConfig
+
+from .parent_death import parent_env
 
 logger = logging.getLogger(__name__)
 
@@ -193,8 +194,7 @@ class LocalServers:
         self._logs = [*getattr(self, "_logs", []), log]
         self._procs[name] = subprocess.Popen(
             [sys.executable, "-m", "hyperrec.serving", role or name, *args],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
-            preexec_fn=_die_with_parent,
+            stdout=log, stderr=subprocess.STDOUT, env={**self.env, **parent_env()}, start_new_session=True,
         )
 
     def _wait_ready(self, role: str, url: str) -> None:
@@ -211,14 +211,3 @@ class LocalServers:
                 pass
             time.sleep(0.2)
         raise BundleError(f"the {role} was not ready within {self.startup_timeout_s:.0f} s:\n{self.log_tail(role)}")
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM it when the parent dies, even by SIGKILL (Linux; elsewhere a no-op)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
