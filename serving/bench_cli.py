@@ -10,18 +10,20 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hyperrec.cli_options import add_common_options
 from hyperrec.errors import HyperrecError
 
+from .cli import _resolve_bundle, _settings, add_bundle_options
 
-def add_bench_serve(bench_commands: Any, common: Callable[[Any], None], bundle_args: Callable[[Any], None]) -> None:
-    """Register ``bench serve`` (``common`` and ``bundle_args`` add the options every serving command has)."""
+
+def add_bench_serve(bench_commands: Any) -> None:
+    """Register ``bench serve`` on the ``bench`` group's subparsers (``hyperrec.cli`` builds the group)."""
     bserve = bench_commands.add_parser("serve", help="latency/throughput/CPU of serving vs a naive baseline")
-    common(bserve)
-    bundle_args(bserve)
+    add_common_options(bserve)
+    add_bundle_options(bserve)
     bserve.add_argument("--concurrency", type=int, nargs="+", default=None, help="default: serving.bench_concurrency")
     bserve.add_argument("--requests", type=int, default=None,
                         help="distinct request bodies per level (httpx sends each once; wrk cycles through them; "
@@ -48,7 +50,6 @@ def cmd_bench_serve(args: argparse.Namespace) -> None:
     from hyperrec.export.bundle import verify_bundle
     from hyperrec.online.catalogue import Catalogue
 
-    from .cli import _resolve_bundle, _settings
     from .local import LocalServers
 
     settings = _settings(args).model_copy(update={

@@ -1,7 +1,7 @@
-"""``hyperrec serve``, ``hyperrec recommend`` and ``hyperrec bench serve``.
+"""``hyperrec serve`` and ``hyperrec recommend`` (``hyperrec bench serve`` is in ``bench_cli``).
 
-The lead hooks these into ``hyperrec.cli`` with ``add_serving_commands(commands)``; every handler takes the
-parsed namespace and raises ``HyperrecError`` subclasses for clean CLI errors (exit code 2).
+``hyperrec.cli`` registers them with ``add_serving_commands(commands)``; every handler takes the parsed
+namespace and raises ``HyperrecError`` subclasses for clean CLI errors (exit code 2).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from typing import Any
 from hyperrec.cli_options import add_common_options as _common
 from hyperrec.errors import HyperrecError
 
-from .bench_cli import add_bench_serve
-
 logger = logging.getLogger(__name__)
 
 
-def _bundle_args(parser: argparse.ArgumentParser) -> None:
+def add_bundle_options(parser: argparse.ArgumentParser) -> None:
+    """``--bundle``, ``--registered`` or ``--demo`` (one of them), and ``--demo-items``: where the bundle comes from."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--bundle", type=Path, help="serving bundle folder (default: serving.bundle_dir)")
     group.add_argument("--registered", metavar="NAME@ALIAS",
@@ -35,10 +34,10 @@ def _bundle_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_serving_commands(subparsers: Any) -> None:
-    """Register ``serve``, ``recommend`` and ``bench serve`` on the ``hyperrec`` subparsers."""
+    """Register ``serve`` and ``recommend`` on the ``hyperrec`` subparsers."""
     serve = subparsers.add_parser("serve", help="run the embedded predictor and the transformer on 127.0.0.1")
     _common(serve)
-    _bundle_args(serve)
+    add_bundle_options(serve)
     serve.add_argument("--host", default=None, help="address to bind (default: serving.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="transformer HTTP port (default: serving setting)")
     serve.add_argument("--predictor-protocol", choices=["grpc", "http"], default=None)
@@ -66,10 +65,6 @@ def add_serving_commands(subparsers: Any) -> None:
     rec.add_argument("--timeout", type=float, default=10.0)
     rec.add_argument("--json", action="store_true", help="print the raw JSON answer")
     rec.set_defaults(handler=_cmd_recommend)
-
-    bench = subparsers.add_parser("bench", help="benchmarks")
-    bench_commands = bench.add_subparsers(dest="bench_command", required=True)
-    add_bench_serve(bench_commands, _common, _bundle_args)
 
 
 def _settings(args: argparse.Namespace) -> Any:

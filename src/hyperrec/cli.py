@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from hyperrec.cli_options import add_common_options as _common
 from hyperrec.cli_options import config_from_args as _config
@@ -121,13 +122,38 @@ def _run_local_and_report(cfg: HyperrecConfig) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hyperrec`` parser: the steps, the pipelines and the demo here, every other group from its package."""
+    from hyperrec.deploy.cli import add_deploy_commands
+    from hyperrec.evaluation.cli import add_audit_command
+    from hyperrec.experiments.cli import add_experiment_commands
+    from hyperrec.monitoring.cli import add_monitoring_commands
+    from hyperrec.online.cli import add_feedback_commands
+    from hyperrec.privacy.cli import add_privacy_commands
+    from hyperrec.serving.cli import add_serving_commands
+
     parser = argparse.ArgumentParser(prog="hyperrec", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-
     show = commands.add_parser("config", help="print the resolved configuration as YAML")
     _common(show)
     show.set_defaults(handler=_cmd_config)
+    _add_step_commands(commands)
+    _add_pipeline_commands(commands)
+    demo = commands.add_parser("demo", help="run the training pipeline embedded and print the results")
+    _common(demo)
+    demo.set_defaults(handler=_cmd_demo)
+    add_serving_commands(commands)
+    _add_bench_commands(commands)
+    add_monitoring_commands(commands)
+    add_deploy_commands(commands)
+    add_experiment_commands(commands)
+    add_feedback_commands(commands)
+    add_privacy_commands(commands)
+    add_audit_command(commands)
+    return parser
 
+
+def _add_step_commands(commands: Any) -> None:
+    """One command per pipeline step: data-prep, train-baselines, fine-tune, export, evaluate."""
     prep = commands.add_parser("data-prep", help="validate, clean, split and segment the raw data")
     _common(prep)
     prep.add_argument("--output", type=Path, help="prepared-data folder (default: <output_dir>/data)")
@@ -164,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag")
     ev.set_defaults(handler=_cmd_evaluate)
 
+
+def _add_pipeline_commands(commands: Any) -> None:
+    """``pipeline compile``, ``pipeline run`` and ``pipeline publish``."""
+    from hyperrec.pipelines.publish import add_publish_command
+
     pipeline = commands.add_parser("pipeline", help="compile or run Kubeflow pipelines")
     pipeline_commands = pipeline.add_subparsers(dest="pipeline_command", required=True)
     compile_ = pipeline_commands.add_parser("compile", help="write pipeline YAML for a KFP cluster")
@@ -174,32 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     run.add_argument("--local", action="store_true", help="run embedded with kfp.local.SubprocessRunner")
     run.set_defaults(handler=_cmd_pipeline_run)
-    from hyperrec.pipelines.publish import add_publish_command
-
     add_publish_command(pipeline_commands)
 
-    demo = commands.add_parser("demo", help="run the training pipeline embedded and print the results")
-    _common(demo)
-    demo.set_defaults(handler=_cmd_demo)
 
+def _add_bench_commands(commands: Any) -> None:
+    """The one ``bench`` group: ``bench serve`` (serving), then the offline benchmarks (``hyperrec.benchmarks``)."""
     from hyperrec.benchmarks.cli import add_benchmark_commands
-    from hyperrec.deploy.cli import add_deploy_commands
-    from hyperrec.evaluation.cli import add_audit_command
-    from hyperrec.experiments.cli import add_experiment_commands
-    from hyperrec.monitoring.cli import add_monitoring_commands
-    from hyperrec.online.cli import add_feedback_commands
-    from hyperrec.privacy.cli import add_privacy_commands
-    from hyperrec.serving.cli import add_serving_commands
+    from hyperrec.serving.bench_cli import add_bench_serve
 
-    add_serving_commands(commands)  # creates the `bench` group that the benchmarks join
-    add_benchmark_commands(commands)
-    add_monitoring_commands(commands)
-    add_deploy_commands(commands)
-    add_experiment_commands(commands)
-    add_feedback_commands(commands)
-    add_privacy_commands(commands)
-    add_audit_command(commands)
-    return parser
+    bench = commands.add_parser("bench", help="benchmarks")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True)
+    add_bench_serve(bench_commands)
+    add_benchmark_commands(bench_commands)
 
 
 def main(argv: list[str] | None = None) -> int:

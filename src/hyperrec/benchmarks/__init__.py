@@ -6,7 +6,9 @@
 - ``cold_start``: ``derive_cold_start`` / ``run_cold_start`` — a share of the items loses every train and
   validation event, the models are trained without them, and only the test users whose target is such a
   held-out item are evaluated.
-- ``cli``: ``add_benchmark_commands`` registers ``hyperrec bench quality`` and ``hyperrec bench cold-start``.
+- ``stages`` runs the steps of a benchmark, ``summary`` holds its statistics, ``report`` its markdown and HTML.
+- ``cli``: ``add_benchmark_commands`` registers ``hyperrec bench quality``, ``cold-start``, ``bandits``,
+  ``scale`` and ``debian-dataset`` on the ``bench`` group.
 
 Public names are imported lazily, so that importing the package does not load torch or pandas.
 """
@@ -18,7 +20,7 @@ from typing import Any
 
 _EXPORTS = {
     "run_quality": "quality",
-    "quality_summary": "quality",
+    "quality_summary": "summary",
     "QUALITY_MODELS": "quality",
     "ENCODER_MODELS": "quality",
     "ColdStartSettings": "cold_start",

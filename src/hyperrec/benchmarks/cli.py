@@ -1,9 +1,8 @@
-"""``hyperrec bench quality``, ``hyperrec bench cold-start`` and ``hyperrec bench bandits``.
+"""``hyperrec bench quality``, ``cold-start``, ``bandits``, ``scale`` and ``debian-dataset``.
 
-``add_benchmark_commands(commands)`` takes the ``hyperrec`` subparsers and adds the commands to the
-existing ``bench`` group (created by ``hyperrec.serving.cli.add_serving_commands`` for ``bench serve``), or
-creates the group when it is not there yet. Call it after ``add_serving_commands(commands)``: argparse
-refuses a second ``bench`` parser. Passing the ``bench`` group's own subparsers object works too.
+Each ``add_<name>_command(bench_commands)`` registers one sub-command on the ``bench`` group's subparsers;
+``add_benchmark_commands`` registers all of them. ``hyperrec.cli`` builds the ``bench`` group (with
+``bench serve`` from ``hyperrec.serving.bench_cli``) and calls it.
 """
 
 from __future__ import annotations
@@ -21,20 +20,6 @@ DEFAULT_BANDITS_DIR = Path("outputs/bench/bandits")
 DEFAULT_SCALE_DIR = Path("outputs/bench/scale")
 
 
-def _bench_commands(subparsers: Any) -> Any:
-    """The subparsers object of ``hyperrec bench``, created when missing."""
-    if "serve" in subparsers.choices and "bench" not in subparsers.choices:
-        return subparsers  # already the bench group's own subparsers
-    bench = subparsers.choices.get("bench")
-    if bench is None:
-        bench = subparsers.add_parser("bench", help="benchmarks")
-        return bench.add_subparsers(dest="bench_command", required=True)
-    for action in bench._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return bench.add_subparsers(dest="bench_command", required=True)
-
-
 def _shared(parser: argparse.ArgumentParser, default_dir: Path) -> None:
     add_common_options(parser)
     parser.add_argument("--output-dir", type=Path, default=default_dir,
@@ -44,18 +29,28 @@ def _shared(parser: argparse.ArgumentParser, default_dir: Path) -> None:
     parser.add_argument("--pipeline-run", default=None, help="MLflow grouping tag (default: bench-<kind>-<time>)")
 
 
-def add_benchmark_commands(subparsers: Any) -> None:
-    """Register ``bench quality``, ``bench cold-start`` and ``bench bandits`` (see the module docstring)."""
-    commands = _bench_commands(subparsers)
+def add_benchmark_commands(bench_commands: Any) -> None:
+    """Register every offline benchmark on the ``bench`` group's subparsers, in the order ``--help`` lists."""
+    add_quality_command(bench_commands)
+    add_cold_start_command(bench_commands)
+    add_bandits_command(bench_commands)
+    add_scale_command(bench_commands)
+    add_debian_dataset_command(bench_commands)
 
-    quality = commands.add_parser(
+
+def add_quality_command(bench_commands: Any) -> None:
+    """Register ``bench quality``."""
+    quality = bench_commands.add_parser(
         "quality", help="train and evaluate every baseline and language model in one run (HTML report)")
     _shared(quality, DEFAULT_QUALITY_DIR)
     quality.add_argument("--with-encoders", action="store_true",
                          help="also train bi_encoder and cross_encoder (long on CPU)")
     quality.set_defaults(handler=_cmd_quality)
 
-    cold = commands.add_parser(
+
+def add_cold_start_command(bench_commands: Any) -> None:
+    """Register ``bench cold-start``."""
+    cold = bench_commands.add_parser(
         "cold-start", help="hold out items' training events; evaluate the users whose test target is one")
     _shared(cold, DEFAULT_COLD_START_DIR)
     cold.add_argument("--fraction", type=float, default=0.1,
@@ -63,7 +58,10 @@ def add_benchmark_commands(subparsers: Any) -> None:
     cold.add_argument("--seed", type=int, default=None, help="seed of the draw (default: the config's seed)")
     cold.set_defaults(handler=_cmd_cold_start)
 
-    bandits = commands.add_parser(
+
+def add_bandits_command(bench_commands: Any) -> None:
+    """Register ``bench bandits``."""
+    bandits = bench_commands.add_parser(
         "bandits", help="compare bandit policies on the ml-latest-small simulator; check IPS/SNIPS against it")
     add_common_options(bandits)
     bandits.add_argument("--output-dir", type=Path, default=DEFAULT_BANDITS_DIR,
@@ -72,7 +70,10 @@ def add_benchmark_commands(subparsers: Any) -> None:
                          help="policies besides greedy and random (default: all)")
     bandits.set_defaults(handler=_cmd_bandits)
 
-    scale = commands.add_parser(
+
+def add_scale_command(bench_commands: Any) -> None:
+    """Register ``bench scale``."""
+    scale = bench_commands.add_parser(
         "scale", help="the quality run on SYNTHETIC data of 50k items / 1M interactions: time and peak RSS")
     _shared(scale, DEFAULT_SCALE_DIR)
     scale.add_argument("--items", type=int, default=50_000, help="catalogue size (default: 50000)")
@@ -80,7 +81,10 @@ def add_benchmark_commands(subparsers: Any) -> None:
     scale.add_argument("--users", type=int, default=20_000, help="users (default: 20000)")
     scale.set_defaults(handler=_cmd_scale)
 
-    debian = commands.add_parser(
+
+def add_debian_dataset_command(bench_commands: Any) -> None:
+    """Register ``bench debian-dataset``."""
+    debian = bench_commands.add_parser(
         "debian-dataset", help="build the Debian package-relations dataset (generic format) from apt's index")
     debian.add_argument("--packages", type=Path, default=None,
                         help="a Debian Packages index (default: bookworm main amd64 in /var/lib/apt/lists)")
@@ -90,7 +94,8 @@ def add_benchmark_commands(subparsers: Any) -> None:
 
 
 def _cmd_quality(args: argparse.Namespace) -> None:
-    from hyperrec.benchmarks.quality import REPORT_FILE, TABLE_FILE, run_quality
+    from hyperrec.benchmarks.quality import run_quality
+    from hyperrec.benchmarks.report import REPORT_FILE, TABLE_FILE
 
     summary = run_quality(config_from_args(args), args.output_dir, with_encoders=args.with_encoders,
                           prepared=args.prepared, pipeline_run=args.pipeline_run)
@@ -102,7 +107,7 @@ def _cmd_quality(args: argparse.Namespace) -> None:
 
 def _cmd_cold_start(args: argparse.Namespace) -> None:
     from hyperrec.benchmarks.cold_start import ColdStartSettings, run_cold_start
-    from hyperrec.benchmarks.quality import REPORT_FILE, TABLE_FILE
+    from hyperrec.benchmarks.report import REPORT_FILE, TABLE_FILE
     from hyperrec.errors import ConfigError
 
     try:

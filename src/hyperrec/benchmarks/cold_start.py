@@ -44,6 +44,27 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from hyperrec.benchmarks.report import (
+    METRICS_FILE,
+    REPORT_FILE,
+    TABLE_FILE,
+    headline_plot,
+    headline_table,
+    html_list,
+    html_page,
+    load_text,
+    training_columns,
+)
+from hyperrec.benchmarks.stages import (
+    bench_config,
+    load_average,
+    machine_description,
+    new_run_id,
+    prepare,
+    timed,
+    train_and_evaluate,
+)
+from hyperrec.benchmarks.summary import add_hit_rate_errors
 from hyperrec.config import HyperrecConfig, PrepConfig
 from hyperrec.data.prepared import (
     EXAMPLES_FILE,
@@ -134,21 +155,27 @@ def derive_cold_start(source: Path, target: Path, *, fraction: float = 0.1, seed
                       prep: PrepConfig | None = None, examples_seed: int = 42) -> ColdStartSplit:
     """Write the derived prepared folder ``target`` from ``source`` (protocol in the module docstring).
 
-    ``prep`` and ``examples_seed`` rebuild examples.parquet and profiles.parquet as data prep would (default:
-    the default prep settings). Raises ``DataError`` when no test target is among the held-out items.
-    """
-    from hyperrec.data.examples import build_examples
-    from hyperrec.data.profiles import ItemTextLookup, build_profiles
+    Args:
+        source: a prepared-data folder (data prep's output).
+        target: the derived folder to write; it must differ from ``source`` and be empty, missing or an
+            earlier cold-start folder (it is replaced).
+        fraction: share of the items with a positive event held out.
+        seed: seed of the draw.
+        prep: rebuilds examples.parquet and profiles.parquet as data prep would (default: the default prep
+            settings), with ``examples_seed``.
+        examples_seed: seed of the negative sampling of examples.parquet.
 
+    Returns:
+        The draw and what it removed, also written as ``cold_start.json`` into ``target``.
+
+    Raises:
+        DataError: ``target`` is not a folder to write, or no test target is among the held-out items.
+    """
     prep = prep or PrepConfig()
     source, target = Path(source), Path(target)
-    if target.resolve() == source.resolve():
-        raise DataError("the cold-start folder must differ from its source", file=str(target))
-    if target.exists() and any(target.iterdir()) and not (target / SELECTION_FILE).exists():
-        raise DataError("refusing to overwrite a folder that is not a cold-start folder", file=str(target))
+    _check_target(source, target)
     data = PreparedData(source)
     held_out = select_cold_items(data, fraction, seed)
-    n_candidates = len(_candidates(data))
     splits = {name: data.split(name) for name in SPLITS}
     cold = {name: frame["item_idx"].isin(held_out) for name, frame in splits.items()}
     test = splits["test"][cold["test"]]
@@ -156,12 +183,39 @@ def derive_cold_start(source: Path, target: Path, *, fraction: float = 0.1, seed
         raise DataError(f"none of the {len(held_out)} held-out items is a test target; raise the fraction or "
                         f"change the seed")
     train = splits["train"][~cold["train"]]
-    validation = splits["validation"][~cold["validation"]]
+    interactions = _without_held_out(data.interactions, held_out, test)
+    tables = {"train.parquet": train, "validation.parquet": splits["validation"][~cold["validation"]],
+              "test.parquet": test, INTERACTIONS_FILE: interactions,
+              **_rebuilt_tables(data, train, interactions, held_out, prep, examples_seed)}
+    _write_folder(source, target, tables)
+    split = _split_record(data, splits, cold, test, held_out, fraction=fraction, seed=seed)
+    (target / SELECTION_FILE).write_text(json.dumps(split.to_dict(), indent=1), encoding="utf-8")
+    logger.info("cold start: %d of %d items held out (seed %d); removed %d train and %d validation events; "
+                "%d of %d test users have a held-out target", len(held_out), split.candidate_items, seed,
+                split.removed_events["train"], split.removed_events["validation"], split.cold_test_users,
+                split.test_users)
+    return split
 
-    interactions = data.interactions
+
+def _check_target(source: Path, target: Path) -> None:
+    if target.resolve() == source.resolve():
+        raise DataError("the cold-start folder must differ from its source", file=str(target))
+    if target.exists() and any(target.iterdir()) and not (target / SELECTION_FILE).exists():
+        raise DataError("refusing to overwrite a folder that is not a cold-start folder", file=str(target))
+
+
+def _without_held_out(interactions: pd.DataFrame, held_out: np.ndarray, test: pd.DataFrame) -> pd.DataFrame:
+    """Every event of a held-out item removed, except the kept test events."""
     kept_test = test[_KEY].drop_duplicates().assign(_kept=True)
     marked = interactions.merge(kept_test, on=_KEY, how="left")
-    interactions = interactions[(~interactions["item_idx"].isin(held_out)) | marked["_kept"].notna().to_numpy()]
+    return interactions[(~interactions["item_idx"].isin(held_out)) | marked["_kept"].notna().to_numpy()]
+
+
+def _rebuilt_tables(data: PreparedData, train: pd.DataFrame, interactions: pd.DataFrame, held_out: np.ndarray,
+                    prep: PrepConfig, examples_seed: int) -> dict[str, pd.DataFrame]:
+    """examples.parquet and profiles.parquet from the reduced train split; held-out items are never negatives."""
+    from hyperrec.data.examples import build_examples
+    from hyperrec.data.profiles import ItemTextLookup, build_profiles
 
     touched = interactions.loc[interactions["item_idx"] >= 0, ["user_id", "item_idx"]]
     users = pd.unique(pd.concat([train["user_id"], touched["user_id"]]))
@@ -172,23 +226,28 @@ def derive_cold_start(source: Path, target: Path, *, fraction: float = 0.1, seed
     searches = interactions[(interactions["event"] == "search") & interactions["query"].notna()]
     profiles = build_profiles(train, searches, ItemTextLookup.from_items(data.items),
                               max_items=prep.profile_max_items, max_tokens=prep.profile_max_tokens)
+    return {EXAMPLES_FILE: examples, PROFILES_FILE: profiles}
 
+
+def _write_folder(source: Path, target: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """``target`` anew: ``tables`` written, every other file of ``source`` copied (the selection excepted)."""
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    rewritten = {f"{name}.parquet" for name in SPLITS} | {INTERACTIONS_FILE, EXAMPLES_FILE, PROFILES_FILE}
     for path in sorted(source.iterdir()):
-        if path.is_file() and path.name not in rewritten and path.name != SELECTION_FILE:
+        if path.is_file() and path.name not in tables and path.name != SELECTION_FILE:
             shutil.copy2(path, target / path.name)
-    for name, frame in (("train", train), ("validation", validation), ("test", test)):
-        _write(frame, target / f"{name}.parquet")
-    _write(interactions, target / INTERACTIONS_FILE)
-    _write(examples, target / EXAMPLES_FILE)
-    _write(profiles, target / PROFILES_FILE)
+    for name, frame in tables.items():
+        _write(frame, target / name)
 
+
+def _split_record(data: PreparedData, splits: dict[str, pd.DataFrame], cold: dict[str, pd.Series],
+                  test: pd.DataFrame, held_out: np.ndarray, *, fraction: float, seed: int) -> ColdStartSplit:
+    """The draw's record; ``test`` is the kept test split (the events on held-out items)."""
+    n_candidates = len(_candidates(data))
     expected, spread = _count_spread(splits["test"], n_candidates, len(held_out))
     item_ids = data.items.set_index("item_idx")["item_id"].astype(str)
-    split = ColdStartSplit(
+    return ColdStartSplit(
         fraction=fraction, seed=seed, candidate_items=n_candidates,
         held_out_items=[int(i) for i in held_out], held_out_item_ids=item_ids.loc[held_out].tolist(),
         removed_events={"train": int(cold["train"].sum()), "validation": int(cold["validation"].sum())},
@@ -196,54 +255,22 @@ def derive_cold_start(source: Path, target: Path, *, fraction: float = 0.1, seed
         cold_test_events=len(test), expected_cold_test_users=round(expected, 2),
         cold_test_users_se=round(spread, 2),
     )
-    (target / SELECTION_FILE).write_text(json.dumps(split.to_dict(), indent=1), encoding="utf-8")
-    logger.info("cold start: %d of %d items held out (seed %d); removed %d train and %d validation events; "
-                "%d of %d test users have a held-out target", len(held_out), n_candidates, seed,
-                split.removed_events["train"], split.removed_events["validation"], split.cold_test_users,
-                split.test_users)
-    return split
-
-
-def _cold_start_table(metrics: dict[str, Any], block: dict[str, Any]) -> tuple[str, list[str]]:
-    from hyperrec.benchmarks.quality import headline_table, training_columns
-
-    notes = [
-        f"{block['held_out_items']} of {block['candidate_items']} items held out (fraction {block['fraction']}, "
-        f"seed {block['seed']}); {block['removed_events']['train']} train and "
-        f"{block['removed_events']['validation']} validation events removed",
-        f"{block['cold_test_users']} of {block['test_users']} test users have a held-out test target and are "
-        f"the only users evaluated (a re-draw of the held-out set gives {block['expected_cold_test_users']:.0f}"
-        f" ±{block['cold_test_users_se']:.0f} of them)",
-        "± is the per-user standard error of the mean over those users (HR: sqrt(p(1-p)/(n-1)))",
-        "baselines learn only from events, so a held-out item gets no score of its own: ~0 on full ranking is "
-        "the expected result",
-    ]
-    return headline_table(metrics, training_columns(block["training"])), notes
 
 
 def run_cold_start(cfg: HyperrecConfig, out_dir: Path, *, settings: ColdStartSettings | None = None,
                    prepared: Path | None = None, pipeline_run: str | None = None) -> dict[str, Any]:
-    """Run the cold-start benchmark into ``out_dir``; returns what ``metrics.json`` holds."""
-    from hyperrec.benchmarks.quality import (
-        METRICS_FILE,
-        REPORT_FILE,
-        TABLE_FILE,
-        add_hit_rate_errors,
-        bench_config,
-        headline_plot,
-        headline_table,
-        html_list,
-        html_page,
-        load_average,
-        load_text,
-        machine_description,
-        new_run_id,
-        prepare,
-        train_and_evaluate,
-        training_columns,
-    )
-    from hyperrec.evaluation.tables import metrics_table
+    """Run the cold-start benchmark into ``out_dir``; returns what ``metrics.json`` holds.
 
+    Args:
+        cfg: the configuration; its seed draws the held-out items unless ``settings.seed`` is set.
+        out_dir: the folder for every output (module docstring).
+        settings: the share held out, the seed and the language models (default: ``ColdStartSettings()``).
+        prepared: a prepared-data folder to derive from instead of running data prep.
+        pipeline_run: the MLflow grouping tag (default: ``bench-cold-start-<time>``).
+
+    Returns:
+        The evaluation's metrics with ``hr@K_se`` and the ``cold_start`` block.
+    """
     settings = settings or ColdStartSettings()
     started = time.perf_counter()
     load_at_start = load_average()
@@ -255,14 +282,13 @@ def run_cold_start(cfg: HyperrecConfig, out_dir: Path, *, settings: ColdStartSet
     stages: dict[str, float] = {}
     source = prepare(bench_cfg, pipeline_run, out_dir, prepared, stages)
     cold_dir = out_dir / "cold_data"
-    derive_started = time.perf_counter()
-    split = derive_cold_start(source, cold_dir, fraction=settings.fraction, seed=seed, prep=cfg.prep,
-                              examples_seed=cfg.seed)
-    stages["derive"] = round(time.perf_counter() - derive_started, 1)
+    with timed(stages, "derive"):
+        split = derive_cold_start(source, cold_dir, fraction=settings.fraction, seed=seed, prep=cfg.prep,
+                                  examples_seed=cfg.seed)
     run = train_and_evaluate(bench_cfg, pipeline_run, cold_dir, out_dir, stages)
 
     metrics = add_hit_rate_errors(run.metrics)
-    block = {
+    metrics["cold_start"] = {
         **{k: v for k, v in split.to_dict().items() if k not in ("held_out_items", "held_out_item_ids")},
         "held_out_items": len(split.held_out_items),
         "source_dir": str(source),
@@ -277,7 +303,32 @@ def run_cold_start(cfg: HyperrecConfig, out_dir: Path, *, settings: ColdStartSet
         "load_average": {"start": load_at_start, "end": load_average()},
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    metrics["cold_start"] = block
+    _write_outputs(out_dir, metrics)
+    logger.info("cold-start benchmark finished in %.0f s: %s", metrics["cold_start"]["wall_seconds"],
+                out_dir / TABLE_FILE)
+    return metrics
+
+
+def _cold_start_table(metrics: dict[str, Any], block: dict[str, Any]) -> tuple[str, list[str]]:
+    notes = [
+        f"{block['held_out_items']} of {block['candidate_items']} items held out (fraction {block['fraction']}, "
+        f"seed {block['seed']}); {block['removed_events']['train']} train and "
+        f"{block['removed_events']['validation']} validation events removed",
+        f"{block['cold_test_users']} of {block['test_users']} test users have a held-out test target and are "
+        f"the only users evaluated (a re-draw of the held-out set gives {block['expected_cold_test_users']:.0f}"
+        f" ±{block['cold_test_users_se']:.0f} of them)",
+        "± is the per-user standard error of the mean over those users (HR: sqrt(p(1-p)/(n-1)))",
+        "baselines learn only from events, so a held-out item gets no score of its own: ~0 on full ranking is "
+        "the expected result",
+    ]
+    return headline_table(metrics, training_columns(block["training"])), notes
+
+
+def _write_outputs(out_dir: Path, metrics: dict[str, Any]) -> None:
+    """metrics.json, metrics.md and report.html of a cold-start run (``metrics`` holds its block)."""
+    from hyperrec.evaluation.tables import metrics_table
+
+    block = metrics["cold_start"]
     table, notes = _cold_start_table(metrics, block)
     caption = (f"Cold start: test users whose test target is one of the held-out items; {block['date']} on "
                f"{block['machine']}; wall {block['wall_seconds']:.0f} s; {load_text(block['load_average'])}")
@@ -295,5 +346,3 @@ def run_cold_start(cfg: HyperrecConfig, out_dir: Path, *, settings: ColdStartSet
         headline_plot(metrics, "Cold start"),
     )
     (out_dir / REPORT_FILE).write_text(page, encoding="utf-8")
-    logger.info("cold-start benchmark finished in %.0f s: %s", block["wall_seconds"], out_dir / TABLE_FILE)
-    return metrics

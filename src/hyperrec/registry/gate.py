@@ -117,59 +117,75 @@ def decide(
 
     ``margin`` is the challenger's lead over the strongest opponent (best baseline or champion); the gate
     passes iff ``margin > min_improvement``. ``reasons`` says, per opponent, why it passed or failed.
-    """
-    if not isinstance(min_improvement, (int, float)) or isinstance(min_improvement, bool) \
-            or not math.isfinite(min_improvement) or min_improvement < 0:
-        raise GateError(f"min_improvement must be a finite number >= 0, got {min_improvement!r}")
-    baselines = list(dict.fromkeys(baselines))
-    if not baselines:
-        raise GateError("the gate needs at least one baseline to compare against")
-    if challenger in baselines:
-        raise GateError(f"challenger {challenger!r} is itself one of the baselines {baselines}")
-    if champion_value is not None:
-        if isinstance(champion_value, bool) or not isinstance(champion_value, (int, float)) \
-                or not math.isfinite(champion_value):
-            raise GateError(f"champion value must be a finite number or None, got {champion_value!r}")
-        champion_value = float(champion_value)
 
+    Args:
+        metrics: a metrics.json dict (``hyperrec.evaluation.harness`` schema).
+        challenger: the model that asks to be registered.
+        baselines: the models it must beat (at least one; the challenger is not one of them).
+        champion_value: the registered champion's value of ``metric``, or None when there is no champion.
+        metric: the dotted metric (``"ndcg@10"`` means ``"full.ndcg@10"``).
+        min_improvement: the lead the challenger needs over every opponent, >= 0 (0: strictly greater).
+        champion_version: the champion's registry version, named in the reasons.
+
+    Returns:
+        The decision, with one reason line for the verdict and one per opponent.
+
+    Raises:
+        GateError: the inputs make no sense or a model or metric is missing (see ``metric_value``).
+    """
+    _check_min_improvement(min_improvement)
+    baselines = _checked_baselines(baselines, challenger)
+    champion_value = _checked_champion_value(champion_value)
     metric = canonical_metric(metric)
     value = metric_value(metrics, challenger, metric)
     baseline_values = {name: metric_value(metrics, name, metric) for name in baselines}
     best_baseline = min(baseline_values, key=lambda name: (-baseline_values[name], name))
     opponents = [(f"baseline {name}", score) for name, score in baseline_values.items()]
     if champion_value is not None:
-        label = f"champion v{champion_version}" if champion_version else "champion"
-        opponents.append((label, champion_value))
-
-    reasons: list[str] = []
+        opponents.append((f"champion v{champion_version}" if champion_version else "champion", champion_value))
+    margin = value - max(score for _, score in opponents)
+    passed = margin > min_improvement
+    reasons = [("PASS" if passed else "FAIL") + f": margin {margin:+.6g} over the strongest opponent "
+               f"(needs > {min_improvement:g})"]
     for label, score in opponents:
         lead = value - score
         verdict = "beats" if lead > min_improvement else "does not beat"
-        reasons.append(
-            f"{challenger} {verdict} {label} on {metric}: {value:.6g} vs {score:.6g} "
-            f"(lead {lead:+.6g}, needs > {min_improvement:g})"
-        )
+        reasons.append(f"{challenger} {verdict} {label} on {metric}: {value:.6g} vs {score:.6g} "
+                       f"(lead {lead:+.6g}, needs > {min_improvement:g})")
     if champion_value is None:
         reasons.append("no champion registered yet: only the baselines are compared")
-    strongest = max(score for _, score in opponents)
-    margin = value - strongest
-    passed = margin > min_improvement
-    reasons.insert(0, ("PASS" if passed else "FAIL") + f": margin {margin:+.6g} over the strongest opponent "
-                   f"(needs > {min_improvement:g})")
     return GateDecision(
-        passed=passed,
-        metric=metric,
-        challenger=challenger,
-        challenger_value=value,
-        best_baseline=best_baseline,
-        best_baseline_value=baseline_values[best_baseline],
-        champion_value=champion_value,
-        margin=margin,
-        min_improvement=float(min_improvement),
-        baselines=baseline_values,
-        champion_version=champion_version if champion_value is not None else None,
+        passed=passed, metric=metric, challenger=challenger, challenger_value=value,
+        best_baseline=best_baseline, best_baseline_value=baseline_values[best_baseline],
+        champion_value=champion_value, margin=margin, min_improvement=float(min_improvement),
+        baselines=baseline_values, champion_version=champion_version if champion_value is not None else None,
         reasons=reasons,
     )
+
+
+def _check_min_improvement(min_improvement: float) -> None:
+    if not isinstance(min_improvement, (int, float)) or isinstance(min_improvement, bool) \
+            or not math.isfinite(min_improvement) or min_improvement < 0:
+        raise GateError(f"min_improvement must be a finite number >= 0, got {min_improvement!r}")
+
+
+def _checked_baselines(baselines: Sequence[str], challenger: str) -> list[str]:
+    """The baselines without repeats; at least one, and never the challenger itself."""
+    distinct = list(dict.fromkeys(baselines))
+    if not distinct:
+        raise GateError("the gate needs at least one baseline to compare against")
+    if challenger in distinct:
+        raise GateError(f"challenger {challenger!r} is itself one of the baselines {distinct}")
+    return distinct
+
+
+def _checked_champion_value(champion_value: float | None) -> float | None:
+    if champion_value is None:
+        return None
+    if isinstance(champion_value, bool) or not isinstance(champion_value, (int, float)) \
+            or not math.isfinite(champion_value):
+        raise GateError(f"champion value must be a finite number or None, got {champion_value!r}")
+    return float(champion_value)
 
 
 def select_challenger(

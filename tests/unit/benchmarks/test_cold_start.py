@@ -1,6 +1,5 @@
 """The cold-start benchmark on the tiny MovieLens fixture: the derived folder and the evaluated users."""
 
-import argparse
 import json
 from pathlib import Path
 
@@ -8,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hyperrec.benchmarks.cli import add_benchmark_commands
 from hyperrec.benchmarks.cold_start import (
     COLD_MODELS,
     SELECTION_FILE,
@@ -16,6 +14,7 @@ from hyperrec.benchmarks.cold_start import (
     run_cold_start,
     select_cold_items,
 )
+from hyperrec.cli import build_parser
 from hyperrec.config import load_config
 from hyperrec.data.prepared import SPLITS, PreparedData
 from hyperrec.models.registry import BASELINES
@@ -113,15 +112,13 @@ def test_metrics_json_and_reports_are_written(cold_run):
     assert "<img" in (out / "report.html").read_text()
 
 
-def test_bench_commands_join_the_existing_bench_group():
-    from hyperrec.serving.cli import add_serving_commands
-
-    parser = argparse.ArgumentParser(prog="hyperrec")
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_serving_commands(commands)
-    add_benchmark_commands(commands)
+def test_one_bench_group_holds_serve_and_every_offline_benchmark():
+    parser = build_parser()
+    for argv in (["serve"], ["quality"], ["cold-start"], ["bandits"], ["scale"],
+                 ["debian-dataset", "--output-dir", "x"]):
+        args = parser.parse_args(["bench", *argv])
+        assert args.bench_command == argv[0] and callable(args.handler)
     args = parser.parse_args(["bench", "cold-start", "--fraction", "0.2", "--set", "seed=3"])
     assert (args.fraction, args.overrides, args.output_dir) == (0.2, ["seed=3"], Path("outputs/bench/cold_start"))
     args = parser.parse_args(["bench", "quality", "--with-encoders", "--output-dir", "x"])
     assert args.with_encoders and args.output_dir == Path("x")
-    assert parser.parse_args(["bench", "serve"]).bench_command == "serve"

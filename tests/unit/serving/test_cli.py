@@ -4,6 +4,7 @@ import argparse
 
 import pytest
 
+from hyperrec.cli import build_parser
 from hyperrec.serving.cli import add_serving_commands, format_answer
 
 
@@ -18,7 +19,7 @@ def test_commands_are_registered_with_their_options():
     assert (args.demo, args.port, args.predictor_protocol) == (True, 9000, "http") and callable(args.handler)
     args = parser().parse_args(["recommend", "--user-id", "u1", "--history", "a", "b", "--k", "5"])
     assert (args.user_id, args.history, args.k, args.explain) == ("u1", ["a", "b"], 5, True)
-    args = parser().parse_args(["bench", "serve", "--demo", "--concurrency", "1", "4", "--requests", "10"])
+    args = build_parser().parse_args(["bench", "serve", "--demo", "--concurrency", "1", "4", "--requests", "10"])
     assert (args.concurrency, args.requests) == ([1, 4], 10)
     with pytest.raises(SystemExit):
         parser().parse_args(["serve", "--demo", "--bundle", "x"])  # one source of bundle only
