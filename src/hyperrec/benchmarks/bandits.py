@@ -42,7 +42,16 @@ SUMMARY_FILE, REPORT_FILE = "summary.json", "report.html"
 
 
 def run_bandit_bench(cfg: HyperrecConfig, output_dir: Path, policies: Sequence[str] = POLICIES) -> dict[str, Any]:
-    """Simulate every policy (plus greedy and random, the references), run the OPE check, write the outputs."""
+    """Simulate every policy (plus greedy and random, the references), run the OPE check, write the outputs.
+
+    Args:
+        cfg: the configuration; ``cfg.bandit`` sets the budget and the simulator.
+        output_dir: where the summary, tables, logged events and report page are written (created if missing).
+        policies: the policies to compare; greedy and random are always added.
+
+    Returns:
+        The summary written to ``summary.json``: simulator settings, per-policy results, OPE check, wall seconds.
+    """
     started = time.perf_counter()
     bandit, sim = cfg.bandit, cfg.bandit.simulator
     data = load_simulation_data(sim, dataset_dir(cfg), top_n=bandit.top_n, knn_neighbors=cfg.baselines.knn_neighbors,
@@ -73,7 +82,15 @@ def dataset_dir(cfg: HyperrecConfig) -> Path:
 
 
 def policy_summary(runs: Mapping[str, PolicyRun]) -> dict[str, dict[str, float]]:
-    """Per policy: CTR (drawn and expected), relative to greedy, regret (and / random's), new-item exposure."""
+    """Per policy: CTR (drawn and expected), relative to greedy, regret (and / random's), new-item exposure.
+
+    Args:
+        runs: policy name -> simulated run; must include ``"greedy"`` and ``"random"``.
+
+    Returns:
+        Policy name -> its metrics (ctr, expected_ctr, ctr_vs_greedy, regret, regret_vs_random,
+        new_item_exposure, degraded, requests).
+    """
     greedy, random = runs["greedy"], runs["random"]
     return {
         name: {
@@ -91,7 +108,17 @@ def policy_summary(runs: Mapping[str, PolicyRun]) -> dict[str, dict[str, float]]
 
 
 def ope_check(data: SimulationData, logged: PolicyRun, cfg: HyperrecConfig) -> dict[str, dict[str, float]]:
-    """Estimate three targets from the logging run and put the exact simulated truth beside each."""
+    """Estimate three targets from the logging run and put the exact simulated truth beside each.
+
+    Args:
+        data: the simulation data, used to compute each target's true value.
+        logged: the run of the logging policy, whose logged events feed the estimators.
+        cfg: the configuration (simulator slate size, position decay, bandit budget).
+
+    Returns:
+        Target policy name -> truth, IPS and SNIPS estimates with their intervals, mean weight, requests, and
+        whether each interval covers the truth.
+    """
     sim = cfg.bandit.simulator
     targets = {
         "greedy": greedy_target,
@@ -145,7 +172,15 @@ def ope_table(ope: Mapping[str, Mapping[str, Any]], tablefmt: str = "github") ->
 
 
 def regret_plot(runs: Mapping[str, PolicyRun], steps: int) -> bytes:
-    """PNG: cumulative expected regret per policy over the requests."""
+    """PNG: cumulative expected regret per policy over the requests.
+
+    Args:
+        runs: policy name -> simulated run, each with its cumulative regret curve.
+        steps: the number of simulated requests (the x axis).
+
+    Returns:
+        The plot as PNG bytes.
+    """
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(9, 4.5), dpi=100)
@@ -163,7 +198,15 @@ def regret_plot(runs: Mapping[str, PolicyRun], steps: int) -> bytes:
 
 
 def report_page(summary: Mapping[str, Any], png: bytes) -> str:
-    """One self-contained HTML page: settings, the two tables and the regret plot."""
+    """One self-contained HTML page: settings, the two tables and the regret plot.
+
+    Args:
+        summary: the benchmark summary from ``run_bandit_bench``.
+        png: the regret plot, embedded as a data URI.
+
+    Returns:
+        The HTML page.
+    """
     meta = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>"
                    for k, v in summary["simulator"].items())
     image = base64.b64encode(png).decode("ascii")

@@ -37,7 +37,16 @@ def _cell(block: Mapping[str, Any], key: str, digits: int = 4) -> str:
 def headline_table(metrics: Mapping[str, Any], extra: Mapping[str, Mapping[str, str]] | None = None,
                    tablefmt: str = "github") -> str:
     """One row per model: full and sampled HR@10 / NDCG@10 (± per-user standard error), then ``extra``
-    columns (column name -> model -> cell)."""
+    columns (column name -> model -> cell).
+
+    Args:
+        metrics: a metrics.json dict (``hyperrec.evaluation.harness`` schema), with ``_se`` entries if any.
+        extra: further columns, column name -> model -> cell text; a missing cell shows "–".
+        tablefmt: the ``tabulate`` format, e.g. "github" or "html".
+
+    Returns:
+        The rendered table.
+    """
     from tabulate import tabulate
 
     extra = extra or {}
@@ -53,7 +62,15 @@ def headline_table(metrics: Mapping[str, Any], extra: Mapping[str, Mapping[str, 
 
 
 def headline_plot(metrics: Mapping[str, Any], title: str) -> bytes:
-    """PNG bytes: HR@10 and NDCG@10 per model with ±1 standard error, full and sampled protocol side by side."""
+    """PNG bytes: HR@10 and NDCG@10 per model with ±1 standard error, full and sampled protocol side by side.
+
+    Args:
+        metrics: a metrics.json dict with ``full`` and ``sampled`` blocks per model.
+        title: the figure title.
+
+    Returns:
+        The plot as PNG bytes.
+    """
     from matplotlib.figure import Figure
 
     models = list(metrics["models"])
@@ -80,7 +97,17 @@ def headline_plot(metrics: Mapping[str, Any], title: str) -> bytes:
 
 def html_page(title: str, meta: Mapping[str, str], sections: Sequence[tuple[str, str]], png: bytes) -> str:
     """A self-contained page: ``meta`` as a definition list, then each (heading, HTML fragment) section,
-    then the plot."""
+    then the plot.
+
+    Args:
+        title: the page title and heading.
+        meta: label -> value, shown as a definition list.
+        sections: (heading, HTML fragment) pairs, in page order; headings are escaped, fragments are not.
+        png: the plot, embedded as a data URI.
+
+    Returns:
+        The HTML page.
+    """
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in meta.items())
     body = "".join(f"<h2>{html.escape(heading)}</h2>\n{fragment}\n" for heading, fragment in sections)
     image = base64.b64encode(png).decode("ascii")

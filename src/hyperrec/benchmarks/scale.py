@@ -64,7 +64,15 @@ def _draw(probabilities: np.ndarray, size: int, rng: np.random.Generator) -> np.
 
 
 def synthetic_dataset(s: ScaleSettings, out_dir: Path) -> dict[str, int | str]:
-    """Write ``interactions.csv`` and ``items.csv`` (generic format) into ``out_dir``; return their shape."""
+    """Write ``interactions.csv`` and ``items.csv`` (generic format) into ``out_dir``; return their shape.
+
+    Args:
+        s: the generator settings (sizes, Zipf exponent, topics, taste share, seed).
+        out_dir: where the two CSV files are written (created if missing).
+
+    Returns:
+        The counts of items, users and interactions, and the paths of the two files.
+    """
     rng = np.random.default_rng(s.seed)
     popularity = 1.0 / np.arange(1, s.n_items + 1) ** s.zipf
     popularity = popularity[rng.permutation(s.n_items)]
@@ -105,7 +113,16 @@ def peak_rss_mib() -> dict[str, float]:
 
 
 def run_scale(cfg: HyperrecConfig, out_dir: Path, settings: ScaleSettings | None = None) -> dict[str, object]:
-    """Generate the synthetic data, run the quality benchmark on it, write and return ``scale.json``."""
+    """Generate the synthetic data, run the quality benchmark on it, write and return ``scale.json``.
+
+    Args:
+        cfg: the configuration; its data section is replaced by the synthetic files.
+        out_dir: where the raw data (``raw/``), the quality run (``quality/``) and ``scale.json`` go.
+        settings: the generator settings; the defaults when None.
+
+    Returns:
+        The contents of ``scale.json``: settings, data shape, timings, peak RSS and threads.
+    """
     from hyperrec.benchmarks.quality import run_quality
 
     settings = settings or ScaleSettings()

@@ -55,7 +55,21 @@ def bench_config(cfg: HyperrecConfig, out_dir: Path, language_models: Sequence[s
 
 def prepare(cfg: HyperrecConfig, pipeline_run: str, out_dir: Path, prepared: Path | None,
             stage_seconds: dict[str, float]) -> Path:
-    """The prepared-data folder: ``prepared`` as given, or a fresh data prep into ``out_dir/data``."""
+    """The prepared-data folder: ``prepared`` as given, or a fresh data prep into ``out_dir/data``.
+
+    Args:
+        cfg: the configuration for data prep.
+        pipeline_run: the run id passed to the step.
+        out_dir: the benchmark folder; fresh data prep writes into ``out_dir/data``.
+        prepared: an existing prepared-data folder to reuse, or None to run data prep.
+        stage_seconds: stage name -> seconds; data prep's time is added here.
+
+    Returns:
+        The prepared-data folder.
+
+    Raises:
+        DataError: ``prepared`` is given but has no test split.
+    """
     from hyperrec.data.prepared import PreparedData
     from hyperrec.steps import data_prep_step
 
@@ -70,7 +84,18 @@ def prepare(cfg: HyperrecConfig, pipeline_run: str, out_dir: Path, prepared: Pat
 
 def train_and_evaluate(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, out_dir: Path,
                        stage_seconds: dict[str, float]) -> BenchRun:
-    """Baselines and ``cfg.modeling.train`` into ``out_dir/models``, then ``evaluate_step`` of all of them."""
+    """Baselines and ``cfg.modeling.train`` into ``out_dir/models``, then ``evaluate_step`` of all of them.
+
+    Args:
+        cfg: the configuration for the three steps.
+        pipeline_run: the run id passed to the steps.
+        prepared_dir: the prepared-data folder.
+        out_dir: the benchmark folder; ``models/`` and ``evaluation/`` in it are replaced.
+        stage_seconds: stage name -> seconds; each step's time is added here.
+
+    Returns:
+        The run: folders, metrics, stage seconds and per-model training info.
+    """
     from hyperrec.steps import evaluate_step, fine_tune_step, train_baselines_step
 
     out_dir = Path(out_dir)
@@ -127,7 +152,15 @@ def _captured_fit_seconds() -> Iterator[dict[str, float]]:
 
 
 def training_info(models_dirs: Sequence[Path], fit_seconds: Mapping[str, float]) -> dict[str, dict[str, Any]]:
-    """Per saved model: the step's fit seconds and, for trained language models, their saved train result."""
+    """Per saved model: the step's fit seconds and, for trained language models, their saved train result.
+
+    Args:
+        models_dirs: folders holding one subfolder per saved model; missing ones are skipped.
+        fit_seconds: model name -> seconds its fit took in the step.
+
+    Returns:
+        Model name -> the known values among fit/train/validation seconds, examples, epochs and best epoch.
+    """
     info: dict[str, dict[str, Any]] = {}
     for models_dir in models_dirs:
         if not Path(models_dir).is_dir():

@@ -30,7 +30,14 @@ def baseline_names() -> set[str]:
 
 def add_hit_rate_errors(metrics: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``metrics`` with ``hr@K_se`` beside every ``hr@K``: HR is 0/1 per user, so its per-user
-    standard error is ``sqrt(p(1-p)/(n-1))`` exactly (sample std with ddof=1 over sqrt(n))."""
+    standard error is ``sqrt(p(1-p)/(n-1))`` exactly (sample std with ddof=1 over sqrt(n)).
+
+    Args:
+        metrics: a metrics.json dict with ``n_users`` and ``full``/``sampled`` blocks per model; not changed.
+
+    Returns:
+        The copy with the ``hr@K_se`` entries added (0 when fewer than two users).
+    """
     result = copy.deepcopy(metrics)
     for entry in result["models"].values():
         n = int(entry.get("n_users", 0))
@@ -44,7 +51,17 @@ def add_hit_rate_errors(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def per_user_full(evaluation_dir: Path, split_path: Path, model: str, k: int = 10) -> dict[str, tuple[float, float]]:
     """user_id -> (HR@k, NDCG@k) of the full protocol, from the model's recommendations.jsonl (exact for
-    k <= top_n, as ``hyperrec.evaluation.recompute`` shows)."""
+    k <= top_n, as ``hyperrec.evaluation.recompute`` shows).
+
+    Args:
+        evaluation_dir: the evaluation folder, with one subfolder per model.
+        split_path: the held-out split whose targets the lists are scored against.
+        model: the model whose recommendations are read.
+        k: the cut-off.
+
+    Returns:
+        user_id -> (HR@k, NDCG@k), for every user with targets (an empty list when the model has none).
+    """
     from hyperrec.evaluation.recompute import read_recommendations, read_targets
 
     lists = read_recommendations(Path(evaluation_dir) / model / "recommendations.jsonl")
@@ -60,7 +77,19 @@ def per_user_full(evaluation_dir: Path, split_path: Path, model: str, k: int = 1
 
 def paired_difference(evaluation_dir: Path, split_path: Path, model: str, other: str,
                       k: int = 10) -> dict[str, Any]:
-    """``model`` minus ``other`` per user on full HR@k and NDCG@k: mean, paired standard error, z, wins."""
+    """``model`` minus ``other`` per user on full HR@k and NDCG@k: mean, paired standard error, z, wins.
+
+    Args:
+        evaluation_dir: the evaluation folder, with one subfolder per model.
+        split_path: the held-out split the lists are scored against.
+        model: the first model.
+        other: the model it is compared with.
+        k: the cut-off.
+
+    Returns:
+        ``model``, ``other``, ``n_users`` (users in both) and, per ``full.hr@k`` / ``full.ndcg@k``: mean
+        difference, standard error, z, ``significant`` (abs(z) >= 2) and the users better and worse.
+    """
     a = per_user_full(evaluation_dir, split_path, model, k)
     b = per_user_full(evaluation_dir, split_path, other, k)
     users = sorted(set(a) & set(b))
