@@ -21,7 +21,17 @@ _PREPARED_COLUMNS = {"item_id", "item_idx"}
 
 
 def catalogue_index(path: Path) -> dict[str, int]:
-    """item_id -> item_idx of a prepared items.parquet, or as data prep numbers the items of a raw items file."""
+    """item_id -> item_idx of a prepared items.parquet, or as data prep numbers the items of a raw items file.
+
+    Args:
+        path: a prepared items.parquet, a MovieLens movies.csv or a generic-format items file.
+
+    Returns:
+        item_id -> item_idx.
+
+    Raises:
+        DataError: the file cannot be read as an items table.
+    """
     if path.suffix.lower() in {".parquet", ".pq"}:
         frame = read_frame(path, EXPECTED_ITEMS)
         if _PREPARED_COLUMNS <= set(frame.columns):

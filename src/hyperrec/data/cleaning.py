@@ -31,6 +31,15 @@ def burst_mask(user_ids: pd.Series, timestamps: pd.Series, max_events: int, wind
     Vectorized: events are sorted by (user, time) and keyed so that different users can never fall into one
     window; for every event, a binary search finds how many events start within ``window_seconds`` of it.
     Each window found too full marks all of its events, via a difference array.
+
+    Args:
+        user_ids: the user of each event.
+        timestamps: the event times in seconds, aligned with ``user_ids``.
+        max_events: the most events one user may have in a window.
+        window_seconds: the window length.
+
+    Returns:
+        A boolean array, one entry per event in input order.
     """
     codes = pd.factorize(user_ids)[0].astype(np.int64)
     times = timestamps.to_numpy(dtype=np.int64)

@@ -105,7 +105,14 @@ def is_complete_row(line: str, width: int) -> bool:
 
 def broken_column(line: str) -> int | None:
     """0-based column where this line's quoting breaks (a quote left open at the line end, or text after a
-    closing quote); None when the line's own quoting is fine."""
+    closing quote); None when the line's own quoting is fine.
+
+    Args:
+        line: one physical line of a CSV file (its line ending is ignored).
+
+    Returns:
+        The column index, or None.
+    """
     text = line.rstrip("\r\n")
     column, in_quotes, field_start, after_close = 0, False, True, False
     i = 0

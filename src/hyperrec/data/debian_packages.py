@@ -71,7 +71,17 @@ def default_packages_file() -> Path:
 
 
 def read_index_text(path: Path) -> str:
-    """The index as text; compressed lists are decompressed by apt's ``apt-helper cat-file``."""
+    """The index as text; compressed lists are decompressed by apt's ``apt-helper cat-file``.
+
+    Args:
+        path: a Packages file, plain or compressed.
+
+    Returns:
+        The decoded text (undecodable bytes replaced).
+
+    Raises:
+        DataError: the file is missing, or compressed and apt-helper is missing or fails.
+    """
     if not path.is_file():
         raise DataError("Debian package index not found", file=str(path))
     if path.suffix not in _COMPRESSED:
@@ -87,7 +97,18 @@ def read_index_text(path: Path) -> str:
 
 
 def parse_stanzas(text: str, source: str = "Packages") -> Iterator[dict[str, str]]:
-    """RFC-822 stanzas of a Debian index; continuation lines are joined with spaces."""
+    """RFC-822 stanzas of a Debian index; continuation lines are joined with spaces.
+
+    Args:
+        text: the index text.
+        source: the name used for the file in errors.
+
+    Yields:
+        Field name -> value, one dict per stanza.
+
+    Raises:
+        DataError: a line is not ``Field: value`` or a stanza has no Package field.
+    """
     line_number = 0
     for block in text.split("\n\n"):
         fields: dict[str, str] = {}
@@ -128,7 +149,15 @@ def _item_row(fields: dict[str, str]) -> dict[str, str]:
 
 
 def build_debian_dataset(packages_file: Path, out_dir: Path) -> DebianDatasetSummary:
-    """Write the generic-format files of the index (see the module docstring)."""
+    """Write the generic-format files of the index (see the module docstring).
+
+    Args:
+        packages_file: the Debian package index (plain or compressed).
+        out_dir: where ``interactions.csv`` and ``items.csv`` are written (created if missing).
+
+    Returns:
+        The counts, the index's SHA-256 and the paths of the two files.
+    """
     packages_file = Path(packages_file)
     stanzas = list(parse_stanzas(read_index_text(packages_file), source=str(packages_file)))
     first: dict[str, dict[str, str]] = {}

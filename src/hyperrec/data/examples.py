@@ -24,6 +24,17 @@ def build_examples(train: pd.DataFrame, touched: pd.DataFrame, n_items: int, neg
 
     ``touched``: user_id and item_idx of every item event of every user (never sampled as a negative).
     ``popularity`` draws negatives in proportion to their train count; ``uniform`` from the catalogue.
+
+    Args:
+        train: the train positives: user_id, item_idx, timestamp.
+        touched: every item event of every user (user_id, item_idx); rows with item_idx < 0 are ignored.
+        n_items: the catalogue size; negatives are drawn from [0, n_items).
+        negatives_per_positive: the negatives drawn for each train row.
+        sampling: how negatives are drawn, "uniform" or "popularity".
+        seed: the seed of the random generator.
+
+    Returns:
+        One row per train row, in train order.
     """
     users = pd.Index(pd.unique(pd.concat([train["user_id"], touched["user_id"]])))
     user_codes = users.get_indexer(train["user_id"]).astype(np.int64)

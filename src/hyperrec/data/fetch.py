@@ -27,7 +27,17 @@ _CHUNK_BYTES = 1 << 20
 
 
 def locate_dataset(data: DataConfig) -> Path:
-    """The folder holding the dataset files: ``dataset_dir`` if it exists, else a verified download."""
+    """The folder holding the dataset files: ``dataset_dir`` if it exists, else a verified download.
+
+    Args:
+        data: the data settings (dataset folder, download switch, URL, cache folder, file checksums).
+
+    Returns:
+        The folder: ``dataset_dir``, a verified cached copy, or a fresh download unpacked into the cache.
+
+    Raises:
+        DatasetUnavailableError: the folder is missing and downloading is off.
+    """
     if data.dataset_dir.is_dir():
         return data.dataset_dir
     if not data.download:

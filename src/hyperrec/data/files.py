@@ -43,7 +43,18 @@ def require_file(path: Path, expected: str) -> None:
 
 
 def read_frame(path: Path, expected: str) -> pd.DataFrame:
-    """A .parquet, .csv, .jsonl or .json table; ``expected`` says in the error what the file should be."""
+    """A .parquet, .csv, .jsonl or .json table; ``expected`` says in the error what the file should be.
+
+    Args:
+        path: the table file; its suffix picks the reader.
+        expected: what the file should be, for error messages.
+
+    Returns:
+        The table.
+
+    Raises:
+        DataError: the suffix is unsupported, or the file is missing or unreadable.
+    """
     suffix = path.suffix.lower()
     if suffix not in _TABLE_READERS:
         raise DataError(f"unsupported file type {suffix!r}; expected {expected}", file=str(path))

@@ -64,6 +64,17 @@ def build_profile(
     by the caller, see ``hyperrec.data.text.scrub_text``). Items unknown to ``items`` are skipped and a
     repeated item appears once. Pieces are added most recent first while they fit ``max_tokens`` (as
     counted by ``count_tokens`` on the whole text); the first piece that does not fit is cut word by word.
+
+    Args:
+        history: positive item ids, oldest first.
+        items: the item texts, as a lookup or an items table.
+        queries: search queries, oldest first.
+        max_items: the most items in the profile.
+        max_tokens: the most tokens in the profile.
+        count_tokens: counts the tokens of a text.
+
+    Returns:
+        The profile text ("" when nothing is known).
     """
     lookup = items if isinstance(items, ItemTextLookup) else ItemTextLookup.from_items(items)
     recent_items = [lookup.phrases[i] for i in _most_recent_unique(history) if i in lookup.phrases]
@@ -107,7 +118,18 @@ def _join(profile: str, words: list[str]) -> str:
 def build_profiles(train: pd.DataFrame, searches: pd.DataFrame, lookup: ItemTextLookup, *, max_items: int,
                    max_tokens: int) -> pd.DataFrame:
     """profiles.parquet: per train user, the profile from train positives and searches made before the
-    user's last train event (later searches would leak the future into training)."""
+    user's last train event (later searches would leak the future into training).
+
+    Args:
+        train: train positives: user_id, item_id, timestamp.
+        searches: search events: user_id, query, timestamp.
+        lookup: the item texts.
+        max_items: the most items per profile.
+        max_tokens: the most tokens per profile.
+
+    Returns:
+        One row per train user, sorted by user: user_id, profile.
+    """
     last_train = train.groupby("user_id")["timestamp"].max()
     searches = searches[searches["timestamp"] <= searches["user_id"].map(last_train)]
     queries = searches.sort_values(["user_id", "timestamp"], kind="stable").groupby("user_id")["query"].agg(list)

@@ -62,7 +62,14 @@ class PrepReport:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """A steps table, then one table per summary section."""
+    """A steps table, then one table per summary section.
+
+    Args:
+        report: the data report dict: ``steps``, ``total_seconds`` and summary sections.
+
+    Returns:
+        The Markdown text.
+    """
     lines = ["# Data report", "", "| step | rows in | rows out | seconds | details |", "|---|---|---|---|---|"]
     for name, step in report["steps"].items():
         details = ", ".join(f"{k}: {_fmt(v)}" for k, v in step.items()

@@ -42,7 +42,15 @@ class SegmentResult:
 
 
 def user_features(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """Per user: events, positives, mean value, active days, category entropy, mean log item popularity."""
+    """Per user: events, positives, mean value, active days, category entropy, mean log item popularity.
+
+    Args:
+        events: the cleaned events: user_id, item_idx, label, value, timestamp.
+        items: the items table (for the categories).
+
+    Returns:
+        One row per user (index user_id, sorted), all columns float.
+    """
     users = events.groupby("user_id", sort=True)
     item_events = events[events["item_idx"] >= 0]
     popularity = np.log1p(item_events["item_idx"].map(item_events["item_idx"].value_counts()))
@@ -80,6 +88,15 @@ def segment_users(features: pd.DataFrame, k_min: int, k_max: int, seed: int) -> 
     """K-Means for every k in [k_min, k_max] (capped below the number of users); keep the best silhouette.
 
     Segments are numbered by size, 0 the largest. With too few users for two clusters, everyone is in 0.
+
+    Args:
+        features: per-user features, as from ``user_features``.
+        k_min: the smallest number of segments tried.
+        k_max: the largest number of segments tried.
+        seed: the seed of K-Means and the silhouette sample.
+
+    Returns:
+        The assignments, the chosen k and the silhouette of each k tried.
     """
     matrix = standardize(features)
     scores, labels = {}, {}

@@ -40,7 +40,17 @@ class SplitResult:
 
 def split_positives(interactions: pd.DataFrame, prep: PrepConfig, has_timestamps: bool,
                     seed: int) -> SplitResult:
-    """Split the labelled positive item events (``label`` true, ``item_idx`` >= 0)."""
+    """Split the labelled positive item events (``label`` true, ``item_idx`` >= 0).
+
+    Args:
+        interactions: the labelled events.
+        prep: the split settings (``split`` and the temporal fractions).
+        has_timestamps: whether the events have real timestamps; without, a seeded random leave-one-out.
+        seed: the seed of the random split.
+
+    Returns:
+        The train, validation and test frames, the method used, and the train-only user count.
+    """
     positives = interactions[interactions["label"] & (interactions["item_idx"] >= 0)]
     positives = positives.sort_values(_ORDER, kind="stable")
     if not has_timestamps:

@@ -26,6 +26,17 @@ def load_user_attributes(path: Path, attributes: Sequence[str], privacy: Privacy
 
     ``attributes`` empty means every column but user_id. A missing column, no attribute at all or a user
     listed twice is a DataError naming the file (and the column or row).
+
+    Args:
+        path: the attributes file (any table format ``read_frame`` reads).
+        attributes: the columns to keep; empty keeps all.
+        privacy: the privacy settings, to pseudonymize user ids as data prep does.
+
+    Returns:
+        One row per user.
+
+    Raises:
+        DataError: a column or user_id is missing, empty, or a user is listed twice.
     """
     frame = read_frame(Path(path), EXPECTED)
     if "user_id" not in frame.columns:
