@@ -65,7 +65,14 @@ class DeployResult:
 
 
 def kubernetes_api() -> CustomObjects:
-    """A ``CustomObjectsApi`` from the in-cluster service account, else from the kubeconfig."""
+    """A ``CustomObjectsApi`` from the in-cluster service account, else from the kubeconfig.
+
+    Returns:
+        The client for custom objects.
+
+    Raises:
+        DeployError: neither in-cluster nor kubeconfig credentials can be loaded.
+    """
     import os
 
     from kubernetes import client, config
@@ -100,7 +107,19 @@ def with_last_applied(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_inference_service(api: CustomObjects, body: dict[str, Any], deploy: DeployConfig) -> DeployResult:
-    """Create the InferenceService, or patch the existing one so the new bundle starts as a canary."""
+    """Create the InferenceService, or patch the existing one so the new bundle starts as a canary.
+
+    Args:
+        api: the Kubernetes custom-objects client.
+        body: the full InferenceService body, as from ``inference_service``.
+        deploy: the deploy settings (mode and canary traffic percent).
+
+    Returns:
+        What was done and the object sent (None when nothing was sent).
+
+    Raises:
+        DeployError: the Kubernetes API refuses the read, create or patch.
+    """
     from kubernetes.client.exceptions import ApiException
 
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]

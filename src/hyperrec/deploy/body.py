@@ -46,7 +46,15 @@ def security_context(uid: int) -> dict[str, Any]:
 
 
 def autoscaling(scaling: ComponentScaling, mode: str) -> dict[str, Any]:
-    """Replica bounds and the autoscaler's target (KServe's fields), plus the KPA-only settings in Serverless."""
+    """Replica bounds and the autoscaler's target (KServe's fields), plus the KPA-only settings in Serverless.
+
+    Args:
+        scaling: one component's replica and autoscaler settings.
+        mode: the KServe deployment mode, "Serverless" or "RawDeployment".
+
+    Returns:
+        The component spec fields to merge in.
+    """
     fields: dict[str, Any] = {"minReplicas": scaling.min_replicas, "maxReplicas": scaling.max_replicas,
                               "scaleMetric": scaling.scale_metric, "scaleTarget": scaling.scale_target}
     if mode == "Serverless":
@@ -60,7 +68,16 @@ def autoscaling(scaling: ComponentScaling, mode: str) -> dict[str, Any]:
 
 
 def predictor_spec(deploy: DeployConfig, gpu: Any, bundle: RegisteredBundle) -> dict[str, Any]:
-    """Triton (``kserve-tritonserver``) on ``<root>/triton``, on the configured node pool."""
+    """Triton (``kserve-tritonserver``) on ``<root>/triton``, on the configured node pool.
+
+    Args:
+        deploy: the deploy settings (node pool, GPUs, resources, service account, mode).
+        gpu: the cluster's GPU settings (resource name, node selector, toleration).
+        bundle: the registered bundle; its ``triton_uri`` is the model's storage URI.
+
+    Returns:
+        The InferenceService's ``predictor`` spec.
+    """
     resources = deploy.predictor.resources.to_k8s()
     model: dict[str, Any] = {
         "modelFormat": {"name": "onnx"},
@@ -95,6 +112,13 @@ def transformer_args(deploy: DeployConfig, bundle: RegisteredBundle) -> list[str
 
     For a ``pvc://claim/path/`` root KServe mounts the whole claim at the mount path, so the transformer is
     pointed at the bundle's folder inside it.
+
+    Args:
+        deploy: the deploy settings (bundle mount path).
+        bundle: the registered bundle.
+
+    Returns:
+        The container's arguments.
     """
     args = ["transformer", "--predictor_protocol", "grpc-v2", "--config", f"{CONFIG_MOUNT}/config.yaml"]
     parsed = urlparse(bundle.root_uri)
@@ -104,7 +128,16 @@ def transformer_args(deploy: DeployConfig, bundle: RegisteredBundle) -> list[str
 
 
 def transformer_spec(deploy: DeployConfig, image: str, bundle: RegisteredBundle) -> dict[str, Any]:
-    """The hyperrec transformer, with the bundle root downloaded to ``deploy.bundle_mount_path``."""
+    """The hyperrec transformer, with the bundle root downloaded to ``deploy.bundle_mount_path``.
+
+    Args:
+        deploy: the deploy settings (mounts, claims, secret, resources, service account, mode).
+        image: the serving container image.
+        bundle: the registered bundle; its ``root_uri`` is downloaded.
+
+    Returns:
+        The InferenceService's ``transformer`` spec.
+    """
     container = {
         "name": "kserve-container",
         "image": image,
@@ -140,7 +173,16 @@ def transformer_spec(deploy: DeployConfig, image: str, bundle: RegisteredBundle)
 
 
 def inference_service(deploy: DeployConfig, cluster: Any, bundle: RegisteredBundle) -> dict[str, Any]:
-    """The whole InferenceService body for ``bundle`` (what a first deploy creates)."""
+    """The whole InferenceService body for ``bundle`` (what a first deploy creates).
+
+    Args:
+        deploy: the deploy settings (name, namespace, mode and the component settings).
+        cluster: the cluster settings (GPU settings and serving image).
+        bundle: the registered bundle, named in the annotations.
+
+    Returns:
+        The body as a dict, ready to send or print.
+    """
     annotations = {
         "serving.kserve.io/deploymentMode": deploy.mode,
         "serving.kserve.io/enable-prometheus-scraping": "true",

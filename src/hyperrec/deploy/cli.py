@@ -22,7 +22,14 @@ from hyperrec.cli_options import add_common_options, config_from_args
 
 
 def add_deploy_commands(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``deploy`` on the ``hyperrec`` subparsers; returns its parser."""
+    """Register ``deploy`` on the ``hyperrec`` subparsers; returns its parser.
+
+    Args:
+        subparsers: the ``hyperrec`` parser's subparsers action.
+
+    Returns:
+        The ``deploy`` parser.
+    """
     deploy = subparsers.add_parser(
         "deploy",
         help="create or patch the KServe InferenceService serving a registered bundle",

@@ -69,6 +69,16 @@ def cluster_uri(source: str, storage_map: dict[str, str]) -> str:
 
     ``file://`` becomes a plain path (what kserve-storage's local download takes); MLflow's own schemes are
     refused because only the tracking server can resolve them.
+
+    Args:
+        source: the version's MLflow artifact URI.
+        storage_map: URI prefix -> its replacement; the longest matching prefix is rewritten.
+
+    Returns:
+        The URI (or plain path) for the storage initializer.
+
+    Raises:
+        DeployError: the URI needs the MLflow server, or its scheme is one KServe cannot read.
     """
     for prefix in sorted(storage_map, key=len, reverse=True):
         if source.startswith(prefix):
@@ -89,7 +99,20 @@ def cluster_uri(source: str, storage_map: dict[str, str]) -> str:
 
 
 def resolve_bundle(registry: BundleRegistry, reference: str, storage_map: dict[str, str]) -> RegisteredBundle:
-    """Resolve a reference to a registered hyperrec bundle whose artifacts are really in the store."""
+    """Resolve a reference to a registered hyperrec bundle whose artifacts are really in the store.
+
+    Args:
+        registry: the MLflow registry client.
+        reference: ``NAME@ALIAS`` or ``NAME/VERSION``.
+        storage_map: URI prefix rewrites, as in ``cluster_uri``.
+
+    Returns:
+        The bundle with its cluster-readable root and Triton URIs, model name and files.
+
+    Raises:
+        DeployError: the reference is malformed, the alias is unknown, the version holds no hyperrec bundle,
+            or its artifacts are missing from the store.
+    """
     name, alias, version = parse_reference(reference)
     if alias is not None:
         info = registry.alias_version(name, alias)
