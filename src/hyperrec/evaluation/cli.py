@@ -11,7 +11,11 @@ from hyperrec.cli_options import add_common_options, config_from_args
 
 
 def add_audit_command(subparsers: Any) -> None:
-    """Register ``hyperrec audit`` on the top-level subparsers."""
+    """Register ``hyperrec audit`` on the top-level subparsers.
+
+    Args:
+        subparsers: the ``hyperrec`` parser's subparsers action.
+    """
     audit = subparsers.add_parser(
         "audit", help="fairness audit of an evaluation folder: quality per user group, item exposure")
     add_common_options(audit)

@@ -46,6 +46,12 @@ def gini(values: np.ndarray) -> float:
 
     Computed on the values sorted ascending: ``G = 2 * sum_i i * x_(i) / (n * sum x) - (n + 1) / n``
     with 1-based i. Every catalogue item counts, so items no list shows pull the coefficient up.
+
+    Args:
+        values: one non-negative value per item (e.g. how often each item is shown).
+
+    Returns:
+        The coefficient; 0.0 for no values or an all-zero vector.
     """
     x = np.sort(np.asarray(values, dtype=np.float64))
     if len(x) == 0 or x.sum() == 0:
@@ -62,7 +68,18 @@ def bin_shares(counts: np.ndarray, bins: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def exposure_summary(lists: Sequence[np.ndarray], popularity: np.ndarray, k: int, n_bins: int) -> dict:
-    """Gini, coverage, long-tail share and the per-bin exposure vs. interaction shares of one model."""
+    """Gini, coverage, long-tail share and the per-bin exposure vs. interaction shares of one model.
+
+    Args:
+        lists: each user's ranked item indices.
+        popularity: the interaction count of each catalogue item (its length is the catalogue size).
+        k: the list cut-off.
+        n_bins: the number of popularity bins.
+
+    Returns:
+        ``gini``, ``coverage``, ``long_tail_share`` and ``bins`` (per bin: items, interaction and exposure
+        share).
+    """
     n_items = len(popularity)
     shown = exposure_counts(lists, n_items, k)
     bins = popularity_bins(popularity, n_bins)

@@ -26,7 +26,14 @@ def _attribute_columns(audit: Mapping) -> list[str]:
 
 
 def summary_rows(audit: Mapping) -> tuple[list[str], list[list[str]]]:
-    """One row per model: overall quality, the disparity ratios and the exposure figures."""
+    """One row per model: overall quality, the disparity ratios and the exposure figures.
+
+    Args:
+        audit: a fairness.json dict.
+
+    Returns:
+        The headers and one row of formatted cells per model.
+    """
     k, attributes = audit["k"], _attribute_columns(audit)
     headers = ["model", f"NDCG@{k}", "segment NDCG ratio (worst/best)", "activity NDCG ratio",
                *(f"{name.split(':', 1)[1]} HR ratio (DI)" for name in attributes),
@@ -59,7 +66,15 @@ def _ratio_cell(family: Mapping) -> str:
 
 
 def group_rows(audit: Mapping, family: str) -> tuple[list[str], list[list[str]]]:
-    """Per model, each group's NDCG@K ± SE (n users); a group below min_group_users is marked *."""
+    """Per model, each group's NDCG@K ± SE (n users); a group below min_group_users is marked *.
+
+    Args:
+        audit: a fairness.json dict.
+        family: the group family: "segment", "activity" or ``attribute:<name>``.
+
+    Returns:
+        The headers (model, then the group labels) and one row of formatted cells per model.
+    """
     found = {label for entry in audit["models"].values() for label in entry["groups"][family]["groups"]}
     if family == "activity":
         labels = [label for label in ACTIVITY_GROUPS if label in found]
@@ -90,7 +105,15 @@ def exposure_rows(audit: Mapping) -> tuple[list[str], list[list[str]]]:
 
 
 def audit_tables(audit: Mapping, tablefmt: str = "github") -> list[tuple[str, str]]:
-    """(title, table) pairs: the summary, one table per user family, the exposure by popularity bin."""
+    """(title, table) pairs: the summary, one table per user family, the exposure by popularity bin.
+
+    Args:
+        audit: a fairness.json dict.
+        tablefmt: the ``tabulate`` format, e.g. "github" or "html".
+
+    Returns:
+        The titled tables, in report order.
+    """
     def render(headers_rows: tuple[list[str], list[list[str]]]) -> str:
         headers, rows = headers_rows
         return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)

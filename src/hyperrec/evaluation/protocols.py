@@ -50,7 +50,20 @@ class TieBreak:
 
 
 def check_scores(scores: np.ndarray, n_users: int, n_items: int, model_name: str) -> np.ndarray:
-    """Reject a score matrix that breaks the Recommender contract, before it silently skews metrics."""
+    """Reject a score matrix that breaks the Recommender contract, before it silently skews metrics.
+
+    Args:
+        scores: what the model returned.
+        n_users: the expected number of rows.
+        n_items: the expected number of columns.
+        model_name: the model, named in errors.
+
+    Returns:
+        ``scores`` unchanged.
+
+    Raises:
+        ModelError: the shape is wrong or a score is NaN or +inf.
+    """
     if not isinstance(scores, np.ndarray) or scores.shape != (n_users, n_items):
         shape = getattr(scores, "shape", None)
         raise ModelError(f"model {model_name!r} returned scores of shape {shape}; "
@@ -81,6 +94,14 @@ def full_ranks(masked_row: np.ndarray, targets: np.ndarray, tie: TieBreak) -> np
 
     Counting the candidates that beat each target is O(n_items) per target, cheaper than sorting when only
     the metric is needed (early stopping).
+
+    Args:
+        masked_row: one user's scores, NaN for the masked items.
+        targets: the user's held-out item indices.
+        tie: the tie-break order.
+
+    Returns:
+        One rank per target (float, ``inf`` when masked).
     """
     ranks = np.full(len(targets), np.inf)
     for i, target in enumerate(targets):
@@ -95,6 +116,14 @@ def top_items(masked: np.ndarray, tie: TieBreak, n: int) -> list[np.ndarray]:
 
     A stable sort of the columns laid out in tie-break order realizes "score desc, then permutation"; NaN
     (masked) sorts last and is cut off.
+
+    Args:
+        masked: user x item scores, NaN for the masked items.
+        tie: the tie-break order.
+        n: the list length.
+
+    Returns:
+        One array of item indices per row, best first.
     """
     permuted = masked[:, tie.order]
     order = np.argsort(-permuted, axis=1, kind="stable")[:, :n]
@@ -111,6 +140,15 @@ def sample_negatives(touched: Sequence[np.ndarray], n_items: int, n_negatives: i
     negatives to every model compared. Drawing ``n_negatives + |touched|`` distinct items and dropping the
     touched ones is an exact uniform draw from the untouched items without building their list. A user who
     touched nearly the whole catalogue gets all the untouched items.
+
+    Args:
+        touched: per user, the items they interacted with (never drawn).
+        n_items: the catalogue size.
+        n_negatives: the negatives per user.
+        seed: the evaluation seed.
+
+    Returns:
+        Per user, in input order, the drawn item indices (int64).
     """
     rng = np.random.default_rng((seed, _NEGATIVE_STREAM))
     negatives = []
@@ -128,6 +166,15 @@ def sampled_ranks(masked_row: np.ndarray, targets: np.ndarray, negatives: np.nda
 
     A masked target (the user already had it in train) cannot be recommended: rank ``inf``, AUC 0. A user
     with no negatives left (they touched the whole catalogue) gets AUC 0.5, the no-information value.
+
+    Args:
+        masked_row: one user's scores, NaN for the masked items.
+        targets: the user's held-out item indices.
+        negatives: the user's sampled negatives.
+        tie: the tie-break order.
+
+    Returns:
+        One rank per target (float, ``inf`` when masked) and the user's AUC.
     """
     candidates = np.concatenate([targets, negatives])
     candidate_scores = masked_row[candidates]

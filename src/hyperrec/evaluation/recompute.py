@@ -55,7 +55,20 @@ def _user_metrics(items: list[str], relevant: set[str], k: int) -> dict[str, flo
 
 def recompute_full_metrics(recommendations_path: Path, split_path: Path, k_values: Iterable[int],
                            top_n: int) -> dict[str, float]:
-    """Means over the split's users of HR/NDCG/MAP/Recall@K for K <= top_n, and ``mrr@<top_n>``."""
+    """Means over the split's users of HR/NDCG/MAP/Recall@K for K <= top_n, and ``mrr@<top_n>``.
+
+    Args:
+        recommendations_path: a model's recommendations.jsonl.
+        split_path: the evaluated split, for each user's held-out items.
+        k_values: the cut-offs; those above ``top_n`` are skipped.
+        top_n: the length of the written lists.
+
+    Returns:
+        Metric key (e.g. ``ndcg@10``) -> mean over the split's users.
+
+    Raises:
+        ValueError: some evaluated user has no list.
+    """
     lists = read_recommendations(recommendations_path)
     targets = read_targets(split_path)
     missing = set(targets) - set(lists)
@@ -73,7 +86,18 @@ def recompute_full_metrics(recommendations_path: Path, split_path: Path, k_value
 
 
 def disagreements(metrics: dict, out_dir: Path, split_path: Path, *, tolerance: float = 1e-9) -> list[str]:
-    """Check every model of ``metrics`` (a metrics.json dict written into ``out_dir``); [] when all agree."""
+    """Check every model of ``metrics`` (a metrics.json dict written into ``out_dir``); [] when all agree.
+
+    Args:
+        metrics: the metrics.json dict.
+        out_dir: the evaluation folder, with ``<model>/recommendations.jsonl``.
+        split_path: the evaluated split.
+        tolerance: the largest difference accepted.
+
+    Returns:
+        One line per disagreement. MRR is accepted up to ``1/(top_n + 1)`` above the list's value, since
+        the reported one also counts targets ranked below the list.
+    """
     protocol = metrics["protocol"]
     top_n = protocol["top_n"]
     problems = []

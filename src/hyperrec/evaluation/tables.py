@@ -33,6 +33,15 @@ def metrics_table(metrics: Mapping, *, keys: Sequence[str] | None = None, tablef
     Columns are ``<protocol> <key>`` for each key (default: ``headline_keys``) that some model reports
     under that protocol, then every ``coverage@K`` and the number of users. A caption line states the split
     and protocol, since a number without its protocol misleads.
+
+    Args:
+        metrics: the metrics dict.
+        keys: the metric keys to show; None for ``headline_keys`` of the protocol's K values.
+        tablefmt: the ``tabulate`` format, e.g. "github" or "html".
+        digits: the decimals shown.
+
+    Returns:
+        The caption line, a blank line, then the table.
     """
     models = metrics["models"]
     protocol = metrics["protocol"]
