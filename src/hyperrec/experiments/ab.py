@@ -71,7 +71,16 @@ def stickiness(tally: FeedbackTally, variants: tuple[str, ...]) -> dict[str, Any
 
 
 def analyze(tally: FeedbackTally, spec: AnalysisSpec) -> dict[str, Any]:
-    """The whole report (JSON-ready)."""
+    """The whole report (JSON-ready).
+
+    Args:
+        tally: the feedback events grouped by variant.
+        spec: the variants compared, the intended split, the SRM unit and the test settings.
+
+    Returns:
+        ``variants`` (per-variant CTR with its interval), ``sequential`` (the test's verdict), ``srm``,
+        ``stickiness``, and the counts of unlabelled records and unattributed clicks.
+    """
     per_variant = {name: _variant_report(tally, name, spec.alpha) for name in (spec.control, spec.treatment)}
     control, treatment = tally.counts(spec.control), tally.counts(spec.treatment)
     srm = sample_ratio_mismatch(per_variant[spec.control][f"{spec.unit}s"],

@@ -59,7 +59,16 @@ def traffic_patch(percent: int | None) -> dict[str, Any]:
 
 
 def route_body(deploy: DeployConfig, canary: CanaryConfig, percent: int) -> dict[str, Any]:
-    """RawDeployment: the InferenceGraph splitting requests champion/challenger as ``100 − percent``/``percent``."""
+    """RawDeployment: the InferenceGraph splitting requests champion/challenger as ``100 − percent``/``percent``.
+
+    Args:
+        deploy: the deploy settings (service name and namespace).
+        canary: the canary settings (route and challenger name suffixes).
+        percent: the challenger's share of requests, 0-100.
+
+    Returns:
+        The InferenceGraph body.
+    """
     name = deploy.service_name
     return {
         "apiVersion": f"{GROUP}/{GRAPH_VERSION}",
@@ -110,7 +119,11 @@ class CanaryActions:
         self._create_or_patch(GRAPH_VERSION, GRAPH_PLURAL, route_body(self.deploy, self.canary, percent))
 
     def apply(self, decision: Decision) -> None:
-        """Move traffic (and on a final decision the aliases) as ``decision`` says; nothing on hold."""
+        """Move traffic (and on a final decision the aliases) as ``decision`` says; nothing on hold.
+
+        Args:
+            decision: the controller's decision for this step.
+        """
         if decision.action == PROMOTE:
             final = decision.traffic_after == 100
             self._promote_final() if final else self._set_traffic(decision.traffic_after)

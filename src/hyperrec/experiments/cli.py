@@ -24,7 +24,11 @@ from hyperrec.errors import HyperrecError
 
 
 def add_experiment_commands(subparsers: Any) -> None:
-    """Register ``canary`` and ``ab`` on the ``hyperrec`` subparsers."""
+    """Register ``canary`` and ``ab`` on the ``hyperrec`` subparsers.
+
+    Args:
+        subparsers: the ``hyperrec`` parser's subparsers action.
+    """
     canary = subparsers.add_parser("canary", help="canary controller: promote or roll back on live metrics")
     commands = canary.add_subparsers(dest="canary_command", required=True)
     step = commands.add_parser("step", help="decide and apply one step (state in canary.decision_log)")

@@ -102,7 +102,17 @@ class CanaryController:
         return self.state.status == RUNNING
 
     def step(self, evidence: StepEvidence) -> Decision:
-        """Decide the step whose ``evidence`` was just read, and move the state on."""
+        """Decide the step whose ``evidence`` was just read, and move the state on.
+
+        Args:
+            evidence: the serving windows and cumulative CTR counts of both arms for this step.
+
+        Returns:
+            The decision: action, traffic before and after, reason, evidence, test and guardrail results, state.
+
+        Raises:
+            ValueError: the canary already reached a final decision.
+        """
         if not self.running:
             raise ValueError(f"the canary is already {self.state.status}")
         state = self.state

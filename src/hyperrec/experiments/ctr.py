@@ -54,7 +54,18 @@ class FeedbackTally:
 
 def tally_feedback(records: Iterable[Mapping[str, Any]], *, variant_field: str = VARIANT_FIELD,
                    since: float | None = None, versions: Mapping[str, str] | None = None) -> FeedbackTally:
-    """Group impression and click events by variant (see the module doc for the fields read)."""
+    """Group impression and click events by variant (see the module doc for the fields read).
+
+    Args:
+        records: feedback log records.
+        variant_field: the record field naming the variant.
+        since: only events at or after this Unix time count; None counts all.
+        versions: variant -> model version; a record naming another version for its variant is skipped.
+
+    Returns:
+        Per variant the users, requests, shown and clicked pairs; plus unlabelled records, unattributed
+        clicks and the variants each user saw.
+    """
     tally = FeedbackTally()
     clicks: list[tuple[str, tuple[str, str]]] = []
     for record in records:

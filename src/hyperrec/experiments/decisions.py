@@ -40,7 +40,14 @@ class DecisionLog:
 
 
 def log_to_mlflow(tracking_uri: str, experiment: str, run_name: str, decision: Decision) -> None:
-    """One MLflow run per canary (found by name), one metric point per step, the last decision as tags."""
+    """One MLflow run per canary (found by name), one metric point per step, the last decision as tags.
+
+    Args:
+        tracking_uri: the MLflow tracking URI.
+        experiment: the MLflow experiment (created if missing).
+        run_name: the canary's run name; its run is created on the first step.
+        decision: the step's decision; a final one also logs ``final_decision.json`` and ends the run.
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)

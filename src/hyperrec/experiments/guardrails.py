@@ -25,7 +25,16 @@ class GuardrailResult:
 
 
 def check_guardrails(champion: ServingWindow, challenger: ServingWindow, limits: GuardrailConfig) -> GuardrailResult:
-    """Every violated limit, each as one line with the measured value and the limit."""
+    """Every violated limit, each as one line with the measured value and the limit.
+
+    Args:
+        champion: the champion's serving window (for the p99 ratio).
+        challenger: the challenger's serving window.
+        limits: the guardrail limits.
+
+    Returns:
+        ``passed`` True or False with the violations, or None (not judged) below ``limits.min_requests``.
+    """
     if challenger.requests < limits.min_requests:
         return GuardrailResult(None, (f"only {challenger.requests:g} challenger requests in the step "
                                       f"(< {limits.min_requests}); guardrails not judged",))

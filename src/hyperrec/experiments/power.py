@@ -73,7 +73,19 @@ def closed_form_n1(h: float, *, alpha: float, power: float, ratio: float = 1.0,
 
 def plan_sample_size(baseline_ctr: float, mde_relative: float, *, alpha: float = 0.05, power: float = 0.8,
                      ratio: float = 1.0, alternative: Alternative = "two-sided") -> SamplePlan:
-    """Observations (impressions) per arm to detect ``baseline · (1 + mde_relative)`` with the given power."""
+    """Observations (impressions) per arm to detect ``baseline · (1 + mde_relative)`` with the given power.
+
+    Args:
+        baseline_ctr: the control CTR, in (0, 1).
+        mde_relative: the minimum detectable relative lift (e.g. 0.1 for +10 %).
+        alpha: the significance level.
+        power: the wanted power.
+        ratio: treatment size / control size.
+        alternative: "two-sided" or "larger".
+
+    Returns:
+        The inputs, Cohen's h, the exact (normal-power) sizes of both arms and the closed-form control size.
+    """
     _check_inputs(baseline_ctr, mde_relative, alpha, power, ratio)
     target = baseline_ctr * (1.0 + mde_relative)
     h = cohens_h(baseline_ctr, target)

@@ -45,7 +45,17 @@ class PromQLClient:
         self.timeout = timeout
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        """The result vector of an instant query at the server's now."""
+        """The result vector of an instant query at the server's now.
+
+        Args:
+            expr: the PromQL expression.
+
+        Returns:
+            The ``data.result`` samples.
+
+        Raises:
+            PrometheusError: the server cannot be reached, refuses the query, or answers with no vector.
+        """
         data = urllib.parse.urlencode({"query": expr}).encode()
         request = urllib.request.Request(f"{self.url}/api/v1/query", data=data, method="POST",
                                          headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -71,7 +81,15 @@ class PromQLClient:
 
 
 def serving_queries(cfg: PrometheusConfig, revision: str) -> dict[str, str]:
-    """The four PromQL expressions of one revision (see the module doc)."""
+    """The four PromQL expressions of one revision (see the module doc).
+
+    Args:
+        cfg: the Prometheus settings (revision label, window, latency stage).
+        revision: the revision's label value.
+
+    Returns:
+        ``requests``, ``errors``, ``degraded`` and ``p99_seconds`` -> PromQL expression.
+    """
     selector = f'{cfg.revision_label}="{revision}"'
     window = cfg.window
     return {

@@ -105,6 +105,15 @@ def max_sample_size(baseline_ctr: float, mde_relative: float, *, alpha: float, p
 
     Equal arms are assumed; an unequal split only gives the larger arm more data, so the planned size is
     conservative for the challenger's arm. ``τ`` = the absolute MDE, as ``MixtureSequentialTest`` uses.
+
+    Args:
+        baseline_ctr: the control CTR.
+        mde_relative: the minimum detectable relative lift.
+        alpha: the significance level of the test.
+        power: the wanted probability of crossing the boundary.
+
+    Returns:
+        The smallest such number of impressions per arm (found by doubling, then bisection).
     """
     delta = baseline_ctr * abs(mde_relative)
     target = baseline_ctr * (1.0 + mde_relative)

@@ -37,7 +37,14 @@ class Scenario:
 
 
 def scenarios(baseline_ctr: float) -> dict[str, Scenario]:
-    """The cases of the issue: ±20 % CTR, equal CTR, and a better but failing or slow challenger."""
+    """The cases of the issue: ±20 % CTR, equal CTR, and a better but failing or slow challenger.
+
+    Args:
+        baseline_ctr: the champion's CTR.
+
+    Returns:
+        Scenario name -> scenario: better, worse, equal, errors, slow.
+    """
     champion = Revision(baseline_ctr)
     better = baseline_ctr * 1.2
     return {s.name: s for s in (
@@ -59,6 +66,14 @@ class SimulatedEvidence:
         self.impressions = {"champion": 0, "challenger": 0}
 
     def read(self, traffic_percent: int) -> StepEvidence:
+        """Serve one step's impressions, split by ``traffic_percent``, and return its evidence.
+
+        Args:
+            traffic_percent: the challenger's share of traffic, 0-100.
+
+        Returns:
+            Both arms' serving windows of this step and their CTR counts since the start.
+        """
         to_challenger = int(self.rng.binomial(self.per_step, traffic_percent / 100.0))
         windows = {
             "champion": self._serve("champion", self.scenario.champion, self.per_step - to_challenger),
@@ -91,7 +106,11 @@ class SimulatedCanary:
     decisions: list[Decision] = field(default_factory=list)
 
     def timeline(self) -> list[dict[str, Any]]:
-        """(step, traffic before → after, action, p-value, CTRs, reason) per step, for reports."""
+        """(step, traffic before → after, action, p-value, CTRs, reason) per step, for reports.
+
+        Returns:
+            One dict per decision, in step order.
+        """
         rows = []
         for d in self.decisions:
             ctr = d.evidence["ctr"]
