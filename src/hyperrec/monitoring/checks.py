@@ -281,7 +281,16 @@ def _auc_significance(
 
 
 def quality(outcomes: pd.DataFrame | None, cfg: MonitoringConfig) -> dict[str, Any]:
-    """Online quality of the current window: its click-through rate against ``quality.floor``."""
+    """Online quality of the current window: its click-through rate against ``quality.floor``.
+
+    Args:
+        outcomes: one row per impression of the current window (user_id, clicked), or None when it has none.
+        cfg: the monitoring settings (``quality``: metric, floor, min_impressions).
+
+    Returns:
+        metric, value, floor, impressions, clicks, min_impressions, below_floor, and ``status`` (ok,
+        below_floor, insufficient_data or not_applicable) with a one-line ``detail``.
+    """
     settings = cfg.quality
     out: dict[str, Any] = {
         "metric": settings.metric, "value": None, "floor": settings.floor, "impressions": 0, "clicks": 0,

@@ -108,6 +108,20 @@ def run_drift_check(
     profile embedding drift). ``reference_profiles``/``current_profiles``: user profile embeddings, row = user.
     ``*_predictions``: served recommendations with item_id and optionally user_id and score; when absent and
     both windows hold impressions, the impressions are the predictions.
+
+    Args:
+        reference: the reference window.
+        current: the current window.
+        config: the monitoring settings; the defaults when None.
+        item_embeddings: the catalogue embedding matrix, or None.
+        reference_profiles: the reference users' profile embeddings, or None.
+        current_profiles: the current users' profile embeddings, or None.
+        reference_predictions: the reference window's served recommendations, or None.
+        current_predictions: the current window's served recommendations, or None.
+        output_dir: where the report, summary and Evidently JSON are written; None writes nothing.
+
+    Returns:
+        The verdict of every check, the windows, online quality, settings and the report sections.
     """
     started = time.perf_counter()
     cfg = config or MonitoringConfig()
@@ -166,7 +180,19 @@ def prepare_inputs(
     ref_window: Window, cur_window: Window, cfg: MonitoringConfig, item_embeddings: np.ndarray | None,
     profiles: Pair, predictions: Pair,
 ) -> DriftInputs:
-    """Features of both windows: per-event and per-user tables, embedding samples, predictions, outcomes."""
+    """Features of both windows: per-event and per-user tables, embedding samples, predictions, outcomes.
+
+    Args:
+        ref_window: the reference window.
+        cur_window: the current window.
+        cfg: the monitoring settings.
+        item_embeddings: the catalogue embedding matrix (row = item_idx), or None.
+        profiles: the (reference, current) user profile embeddings; used only when both are given.
+        predictions: the (reference, current) served recommendations, either may be None.
+
+    Returns:
+        Each input as a (reference, current) pair; a pair of None where the data is missing.
+    """
     ref_events, cur_events = F.behaviour_events(ref_window.frame), F.behaviour_events(cur_window.frame)
     counts = F.item_reference_counts(ref_events)
     items: Pair = (None, None)

@@ -33,6 +33,14 @@ def event_features(events: pd.DataFrame, reference_counts: pd.Series, *, is_refe
     itself is left out of the count (leave-one-out), so that a window compared with itself, or two random halves
     of one period, have the same distribution: without it every reference item would count at least 1 and every
     unseen current item 0, a difference made by the measurement, not by the users.
+
+    Args:
+        events: the window's behaviour events (monitoring frame).
+        reference_counts: item_id -> number of reference events.
+        is_reference: whether ``events`` is the reference window (leave-one-out counts).
+
+    Returns:
+        One row per event, in input order; NaN where a value does not apply.
     """
     counts = events["item_id"].map(reference_counts).astype("float64")
     has_item = events["item_id"].notna().to_numpy()
@@ -70,6 +78,12 @@ def impression_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
 
     Impressions and clicks are matched on (request_id, item_id); records without a request_id fall back to
     (user_id, item_id) inside the window.
+
+    Args:
+        frame: a window's monitoring frame.
+
+    Returns:
+        One row per impression, in input order.
     """
     impressions = frame.loc[frame["event"] == IMPRESSION]
     clicks = frame.loc[frame["event"] == "click"]
@@ -104,11 +118,28 @@ def prediction_features(
 
     Predictions need ``item_id``; ``score`` and ``user_id`` are optional (without user_id every row is its own
     unit in the permutation test).
+
+    Args:
+        reference: the reference window's recommendations (item_id, optional user_id and score).
+        current: the current window's recommendations.
+        top_n: how many of the most frequent items keep their id; the others become ``OTHER_ITEM``.
+
+    Returns:
+        The (reference, current) tables.
     """
     items = pd.concat([reference["item_id"], current["item_id"]], ignore_index=True).astype("string")
     top = set(items.value_counts().head(top_n).index)
 
     def build(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+        """One window's table; rows without a user_id column get ``<prefix><row>`` as their own unit.
+
+        Args:
+            frame: the window's recommendations.
+            prefix: the unit-name prefix for rows without a user.
+
+        Returns:
+            user_id, prediction_score (NaN without scores), recommended_item.
+        """
         item = frame["item_id"].astype("string")
         users = (
             frame["user_id"].astype(str).to_numpy()

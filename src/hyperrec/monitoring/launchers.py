@@ -37,7 +37,11 @@ class RetrainRequest:
     def parameters(self) -> dict[str, Any]:
         """Pipeline parameters of the decision: pipeline_run, data_window (JSON), trigger_reason,
         force_retrain (the trigger has decided, so the pipeline's own drift check must not veto it: a run
-        started for low quality has no drift), and config_yaml when given."""
+        started for low quality has no drift), and config_yaml when given.
+
+        Returns:
+            Parameter name -> value.
+        """
         params: dict[str, Any] = {
             "pipeline_run": self.pipeline_run,
             "data_window": json.dumps(dict(self.data_window), sort_keys=True, separators=(",", ":")),
@@ -114,6 +118,14 @@ class KfpLauncher:
         return cls(kfp.Client(host=settings.host, namespace=settings.namespace), settings)
 
     def launch(self, request: RetrainRequest) -> str:
+        """Start one retraining run; the KFP experiment is created on the first launch.
+
+        Args:
+            request: the decision's parameters and, when given, the checked window's rows to upload.
+
+        Returns:
+            The KFP run id.
+        """
         if self._experiment_id is None:
             experiment = self.client.create_experiment(name=self.settings.experiment,
                                                        namespace=self.settings.namespace)

@@ -25,7 +25,14 @@ QUALITY_BELOW_FLOOR = "hyperrec_drift_quality_below_floor"
 
 
 def drift_registry(result: Any) -> CollectorRegistry:
-    """A registry holding one drift result (a ``hyperrec.monitoring.results.DriftResult``) as gauges."""
+    """A registry holding one drift result (a ``hyperrec.monitoring.results.DriftResult``) as gauges.
+
+    Args:
+        result: the drift result.
+
+    Returns:
+        A fresh registry with drift-detected, per-check drift, last-check time and quality-below-floor gauges.
+    """
     registry = CollectorRegistry()
     Gauge(DRIFT_DETECTED, "1 when the last drift check found drift, else 0.", registry=registry).set(
         int(bool(result.drift_detected))

@@ -46,7 +46,19 @@ def _check_scheme(uri: str) -> None:
 
 
 def download(uri: str, destination: Path) -> Path:
-    """Copy the file or folder at ``uri`` under ``destination``; returns its local path."""
+    """Copy the file or folder at ``uri`` under ``destination``; returns its local path.
+
+    Args:
+        uri: an object-store URI of a file or folder.
+        destination: the local folder to copy into.
+
+    Returns:
+        The local path of the copy.
+
+    Raises:
+        ConfigError: the URI's scheme is not an object store.
+        DataError: the download fails or finds nothing.
+    """
     from mlflow.artifacts import download_artifacts
 
     _check_scheme(uri)
@@ -62,7 +74,19 @@ def download(uri: str, destination: Path) -> Path:
 
 def upload_snapshot(frame: Any, prefix_uri: str, run_name: str) -> str:
     """Write ``frame`` as ``<prefix_uri>/<run_name>/current.parquet``; returns the folder URI (with a trailing
-    slash, as a KFP importer of a folder takes it)."""
+    slash, as a KFP importer of a folder takes it).
+
+    Args:
+        frame: the window's rows (a DataFrame).
+        prefix_uri: the object-store folder URI.
+        run_name: the subfolder name (the pipeline run, so a retried launch writes the same key).
+
+    Returns:
+        The folder URI, ending in "/".
+
+    Raises:
+        ConfigError: the URI's scheme is not an object store.
+    """
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     _check_scheme(prefix_uri)

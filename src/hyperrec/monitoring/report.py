@@ -28,7 +28,17 @@ def render_html(result: DriftResult) -> str:
 
 
 def embedding_widgets(check: CheckResult, ref: np.ndarray, cur: np.ndarray, rng: np.random.Generator) -> list:
-    """Counters of an embedding check and a scatter of both samples on their first two principal components."""
+    """Counters of an embedding check and a scatter of both samples on their first two principal components.
+
+    Args:
+        check: the embedding check's result.
+        ref: the reference embedding sample.
+        cur: the current embedding sample.
+        rng: draws at most 500 rows of each sample for the scatter.
+
+    Returns:
+        The counter widget and the scatter widget (empty for one-dimensional embeddings).
+    """
     import plotly.graph_objects as go
     from sklearn.decomposition import PCA
 

@@ -39,6 +39,12 @@ class DriftResult:
         return [name for name, check in self.checks.items() if check.drift]
 
     def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary (drift_summary.json): verdicts, windows, quality and settings, no widgets.
+
+        Returns:
+            schema_version, drift_detected, drifted_checks, generated_at, wall_seconds, evidently_version,
+            windows, checks, quality and settings.
+        """
         return {
             "schema_version": SCHEMA_VERSION,
             "drift_detected": self.drift_detected,
@@ -58,7 +64,13 @@ class DriftResult:
     def save(
         self, report_path: Path | None = None, summary_path: Path | None = None, evidently_path: Path | None = None
     ) -> None:
-        """Write whichever outputs have a path (parents are created; JSON has no NaN: null instead)."""
+        """Write whichever outputs have a path (parents are created; JSON has no NaN: null instead).
+
+        Args:
+            report_path: where the HTML report goes, or None.
+            summary_path: where the summary JSON goes, or None.
+            evidently_path: where the Evidently JSON goes, or None.
+        """
         outputs = {
             report_path: self.html,
             summary_path: lambda: _to_json(self.summary()),

@@ -76,7 +76,18 @@ def sequential_p_value(
     observed: float, statistic: Callable[[np.ndarray], float], shuffler: UnitShuffler,
     max_permutations: int, early_stop: int,
 ) -> tuple[float, int]:
-    """Besag-Clifford sequential permutation p-value: stop at ``early_stop`` exceedances, else run them all."""
+    """Besag-Clifford sequential permutation p-value: stop at ``early_stop`` exceedances, else run them all.
+
+    Args:
+        observed: the statistic on the real reference/current labels.
+        statistic: the statistic as a function of a reference-row mask.
+        shuffler: draws permuted masks (whole units at a time).
+        max_permutations: the most permutations run.
+        early_stop: the exceedances after which the run stops.
+
+    Returns:
+        The p-value and the permutations run.
+    """
     tolerance = 1e-9 * max(1.0, abs(observed))
     exceed = 0
     for done in range(1, max_permutations + 1):
@@ -95,6 +106,16 @@ def normal_permutation_p_value(
     An AUC is a U-statistic, close to normal; permuting whole users gives its spread including the clustering
     of items by user. A few dozen classifier fits then reach tail probabilities that hundreds of permutations
     would need empirically. Noise is still dismissed early (``early_stop`` permuted AUCs at the observed one).
+
+    Args:
+        observed: the AUC on the real reference/current labels.
+        statistic: the AUC as a function of a reference-row mask.
+        shuffler: draws permuted masks (whole users at a time).
+        permutations: the permutations run without an early stop.
+        early_stop: the permuted AUCs at or above ``observed`` after which the run stops.
+
+    Returns:
+        The p-value and the permutations run.
     """
     scores: list[float] = []
     exceed = 0
@@ -116,6 +137,17 @@ def fast_statistic(method: str, categorical: bool, values: np.ndarray) -> Callab
     that hundreds of permutations stay cheap: normed Wasserstein is scipy's CDF formula over the pooled sorted
     values divided by max(std(reference), 0.001); Jensen-Shannon is scipy's distance (natural log) of the
     category shares; the rate change is |mean(cur) - mean(ref)| / max(mean(ref), 0.001).
+
+    Args:
+        method: the Evidently method: "wasserstein", "jensenshannon" or the relative rate change.
+        categorical: whether ``values`` is categorical (Wasserstein applies to numbers only).
+        values: the pooled values, reference rows and current rows.
+
+    Returns:
+        The statistic as a function of a boolean reference-row mask.
+
+    Raises:
+        ValueError: no permutation statistic exists for ``method``.
     """
     if method == "wasserstein" and not categorical:
         return _wasserstein(values.astype("float64"))

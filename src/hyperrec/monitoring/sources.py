@@ -66,7 +66,19 @@ def _bounded(frame: pd.DataFrame, start: int | None, end: int | None, days: floa
 
 
 def load_windows(sources: Sources, bounds: Bounds, settings: MonitoringConfig) -> tuple[Window, Window]:
-    """Read both sources and keep each window's rows."""
+    """Read both sources and keep each window's rows.
+
+    Args:
+        sources: where the reference and current events (and the items) are.
+        bounds: the requested start and end of each window; a missing bound comes from the window lengths.
+        settings: the monitoring settings (feedback reading and window lengths).
+
+    Returns:
+        The reference and current windows.
+
+    Raises:
+        DataError: a source cannot be read or a window is empty.
+    """
     item_index = _item_index(sources)
     reference = read_events(sources.reference, item_index=item_index, feedback=settings.feedback,
                             table=sources.reference_table)
@@ -109,7 +121,18 @@ def check_windows(
     reference: Window, current: Window, sources: Sources, settings: MonitoringConfig,
     output_dir: Path | None = None,
 ) -> DriftResult:
-    """Run every drift check on windows already loaded (the caller keeps them, e.g. to upload the current one)."""
+    """Run every drift check on windows already loaded (the caller keeps them, e.g. to upload the current one).
+
+    Args:
+        reference: the reference window.
+        current: the current window.
+        sources: where the optional embeddings, profiles and predictions are.
+        settings: the monitoring settings.
+        output_dir: where the outputs are written; None writes nothing.
+
+    Returns:
+        The drift result.
+    """
     return run_drift_check(
         reference,
         current,
