@@ -23,7 +23,12 @@ SEGMENT_GLOB = "feedback-*.jsonl"
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` in one step, keeping its permission bits."""
+    """Replace ``path`` by ``data`` in one step, keeping its permission bits.
+
+    Args:
+        path: the file to replace (created with mode 0640 if missing).
+        data: its new contents.
+    """
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -48,6 +53,14 @@ def filter_lines(path: Path, drop: Callable[[bytes], bool], *, lock: bool = Fals
 
     ``lock``: hold an exclusive flock on the file while reading and replacing it (feedback segments). A torn
     last line (no newline) is kept as it is: it is the feedback log's own business.
+
+    Args:
+        path: the file to rewrite.
+        drop: says, for a line without its newline, whether it goes.
+        lock: hold an exclusive flock while reading and replacing.
+
+    Returns:
+        The number of lines removed.
     """
     with path.open("rb") as handle:
         if lock:
@@ -70,7 +83,14 @@ def mentions(needles: set[str]) -> Callable[[bytes], bool]:
 
 
 def older_than(cutoff: float) -> Callable[[bytes], bool]:
-    """A feedback-line test: is the record's ``ts`` before ``cutoff`` (unreadable lines are kept)."""
+    """A feedback-line test: is the record's ``ts`` before ``cutoff`` (unreadable lines are kept).
+
+    Args:
+        cutoff: the Unix time before which a record goes.
+
+    Returns:
+        The test, for ``filter_lines``.
+    """
     def test(line: bytes) -> bool:
         try:
             record = json.loads(line)
@@ -83,7 +103,15 @@ def older_than(cutoff: float) -> Callable[[bytes], bool]:
 
 
 def filter_parquet(path: Path, needles: set[str]) -> int:
-    """Rewrite a Parquet table without the rows whose text columns hold a pseudonym; returns rows removed."""
+    """Rewrite a Parquet table without the rows whose text columns hold a pseudonym; returns rows removed.
+
+    Args:
+        path: the Parquet file.
+        needles: the pseudonyms; a row goes when any of its text values contains one.
+
+    Returns:
+        The number of rows removed (0: the file is untouched).
+    """
     table = pq.read_table(path)
     frame = table.to_pandas()
     text_columns = [c for c in frame.columns if frame[c].dtype == object]

@@ -44,7 +44,15 @@ class DataLineage:
 
 
 def data_lineage(roots: Iterable[Path], pseudonyms: set[str]) -> DataLineage:
-    """Scan every prepared-data folder (one with data_report.json) under ``roots``."""
+    """Scan every prepared-data folder (one with data_report.json) under ``roots``.
+
+    Args:
+        roots: the folders to search.
+        pseudonyms: the forgotten users.
+
+    Returns:
+        The hashes of the data reports found, and of those whose data holds one of the users.
+    """
     known, holding = set(), set()
     for root in roots:
         for report in Path(root).rglob(prepared.REPORT_JSON):
@@ -68,7 +76,16 @@ def _holds(folder: Path, pseudonyms: set[str]) -> bool:
 
 
 def taint_versions(tracking_uri: str, lineage: DataLineage, erased_at: float) -> list[dict[str, str]]:
-    """Tag the versions that learned from the users; returns ``{"name", "version", "reason"}`` per version."""
+    """Tag the versions that learned from the users; returns ``{"name", "version", "reason"}`` per version.
+
+    Args:
+        tracking_uri: the MLflow tracking (and registry) URI.
+        lineage: the known data and the data holding the users.
+        erased_at: the erasure's Unix time; a version of unknown data created by then is tainted too.
+
+    Returns:
+        One entry per tagged version.
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -95,7 +112,14 @@ def _reason(digest: str | None, created: float, lineage: DataLineage, erased_at:
 
 
 def tainted_aliases(tracking_uri: str) -> list[dict[str, str]]:
-    """Aliases (champion, challenger) that still point at a tainted version: what a retraining must replace."""
+    """Aliases (champion, challenger) that still point at a tainted version: what a retraining must replace.
+
+    Args:
+        tracking_uri: the MLflow tracking (and registry) URI.
+
+    Returns:
+        One ``{"name", "alias", "version"}`` per such alias.
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
