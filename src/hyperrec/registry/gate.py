@@ -73,6 +73,14 @@ def metric_value(metrics: Mapping[str, Any], model: str, metric: str = DEFAULT_M
 
     ``"ndcg@10"`` without a protocol means ``"full.ndcg@10"``. Raises GateError when the model or the metric
     is missing or the value is not a finite number.
+
+    Args:
+        metrics: a metrics.json dict.
+        model: the model whose value is read.
+        metric: the dotted metric.
+
+    Returns:
+        The value, finite.
     """
     metric = canonical_metric(metric)
     models = metrics.get("models") if isinstance(metrics, Mapping) else None
@@ -194,6 +202,14 @@ def select_challenger(
     """The candidate (learned model) with the highest ``metric``; ties go to the name that sorts first.
 
     Every candidate must be present in metrics.json with the metric (GateError otherwise).
+
+    Args:
+        metrics: a metrics.json dict.
+        candidates: the learned models to choose from (duplicates are ignored).
+        metric: the dotted metric that decides.
+
+    Returns:
+        The chosen model's name.
     """
     candidates = list(dict.fromkeys(candidates))
     if not candidates:
@@ -214,6 +230,14 @@ def apply_fairness_floors(decision: GateDecision, failures: Sequence[str], notes
     """``decision`` with the fairness floors' verdict: any failure blocks registration, whatever the margin.
 
     The reasons gain one line per failure (``FAIL: fairness floor: ...``) or a PASS line, then the notes.
+
+    Args:
+        decision: the gate's decision; changed in place.
+        failures: one line per fairness floor that fails.
+        notes: lines added after the verdict (e.g. floors that could not be checked).
+
+    Returns:
+        ``decision``, failed when any floor fails.
     """
     decision.fairness_failures = list(failures)
     if failures:

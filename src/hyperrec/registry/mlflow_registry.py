@@ -103,7 +103,17 @@ class BundleRegistry:
 
     @classmethod
     def from_target(cls, target: RegistryTarget) -> BundleRegistry:
-        """A registry from a HyperrecConfig (its tracking section), a tracking URI, or a registry."""
+        """A registry from a HyperrecConfig (its tracking section), a tracking URI, or a registry.
+
+        Args:
+            target: a HyperrecConfig, a tracking URI or a BundleRegistry (returned as it is).
+
+        Returns:
+            The registry. A config without a tracking URI keeps artifacts in ``mlartifacts`` beside its output dir.
+
+        Raises:
+            TypeError: ``target`` is none of these (or an empty URI).
+        """
         if isinstance(target, BundleRegistry):
             return target
         if isinstance(target, HyperrecConfig):
@@ -119,6 +129,14 @@ class BundleRegistry:
     # ----------------------------------------------------------------------------------------- lookups
 
     def experiment_id(self) -> str:
+        """The id of the registry's MLflow experiment, created on first use.
+
+        Returns:
+            The experiment id.
+
+        Raises:
+            RegistryError: the experiment can neither be found nor created.
+        """
         from mlflow.exceptions import MlflowException
 
         experiment = self.client.get_experiment_by_name(self.experiment)
@@ -133,7 +151,14 @@ class BundleRegistry:
             return experiment.experiment_id
 
     def aliases(self, registered_name: str) -> dict[str, str]:
-        """``{alias: version}`` of a registered model; empty when the model does not exist."""
+        """``{alias: version}`` of a registered model; empty when the model does not exist.
+
+        Args:
+            registered_name: the registered model.
+
+        Returns:
+            Alias -> version.
+        """
         from mlflow.exceptions import MlflowException
 
         try:
@@ -165,6 +190,13 @@ class BundleRegistry:
 
         Raises RegistryError when a champion exists but never recorded that metric (e.g. the gate metric
         was changed in the config): comparing against nothing would let any challenger through.
+
+        Args:
+            registered_name: the registered model.
+            metric: the dotted metric.
+
+        Returns:
+            The champion's value, or None.
         """
         champion = self.alias_version(registered_name, CHAMPION)
         if champion is None:
@@ -207,6 +239,24 @@ class BundleRegistry:
         ``challenger_metrics`` is the challenger's metrics.json entry (its numbers become metric tags);
         ``protocol`` the metrics.json protocol block (hashed into ``hyperrec.eval.protocol_sha256``).
         A failed decision is refused unless ``force``.
+
+        Args:
+            bundle_dir: the bundle folder (verified against its manifest first).
+            registered_name: the registered model that gets the new version.
+            decision: the gate's decision, recorded in tags and the description.
+            training_run_id: the MLflow run that trained the model, or None.
+            pipeline_run: the pipeline run id.
+            run_id: an active run to log into, or None for a new one.
+            lineage: lineage tag key -> value.
+            challenger_metrics: the challenger's metrics.json entry.
+            protocol: the metrics.json protocol block.
+            force: register even when the decision failed.
+
+        Returns:
+            The new version, with its tags.
+
+        Raises:
+            RegistryError: the decision failed and ``force`` is off.
         """
         if not decision.passed and not force:
             raise RegistryError(f"gate did not pass for {decision.challenger}; refusing to register "
@@ -280,6 +330,13 @@ class BundleRegistry:
 
         Promoting the current champion again changes nothing. The ``challenger`` alias is removed when it
         pointed at the promoted version.
+
+        Args:
+            registered_name: the registered model.
+            version: the version to promote.
+
+        Returns:
+            The promoted version, as now registered.
         """
         target = self.version(registered_name, version)
         current = self.alias_version(registered_name, CHAMPION)
@@ -303,6 +360,15 @@ class BundleRegistry:
 
         ``previous-champion`` then moves one step further back (the version that the restored champion had
         replaced), or is removed when there is none.
+
+        Args:
+            registered_name: the registered model.
+
+        Returns:
+            The restored champion.
+
+        Raises:
+            RegistryError: there is no champion or no previous champion.
         """
         aliases = self.aliases(registered_name)
         if CHAMPION not in aliases:
@@ -335,6 +401,18 @@ class BundleRegistry:
 
         The download lands in a temporary folder beside ``dst`` and is renamed into place only after
         verification, so ``dst`` never holds an unverified bundle. Returns ``dst``.
+
+        Args:
+            registered_name: the registered model.
+            alias: the alias whose version is fetched (e.g. "champion").
+            dst: the bundle's folder; it must be missing or empty unless ``overwrite``.
+            overwrite: replace what ``dst`` holds.
+
+        Returns:
+            ``dst``.
+
+        Raises:
+            RegistryError: the alias is unknown, the version lacks hyperrec's file tags, or ``dst`` is not empty.
         """
         import mlflow
 

@@ -20,7 +20,20 @@ def register_bundle(
     pipeline_run: str,
     **kwargs: Any,
 ) -> VersionInfo:
-    """``BundleRegistry.register_bundle`` on ``target`` (a HyperrecConfig, a tracking URI or a registry)."""
+    """``BundleRegistry.register_bundle`` on ``target`` (a HyperrecConfig, a tracking URI or a registry).
+
+    Args:
+        target: a HyperrecConfig, a tracking URI or a BundleRegistry.
+        bundle_dir: the bundle folder.
+        registered_name: the registered model that gets the new version.
+        decision: the gate's decision.
+        training_run_id: the MLflow run that trained the model, or None.
+        pipeline_run: the pipeline run id.
+        **kwargs: the other keyword arguments of ``BundleRegistry.register_bundle``.
+
+    Returns:
+        The new version.
+    """
     return BundleRegistry.from_target(target).register_bundle(
         bundle_dir, registered_name=registered_name, decision=decision, training_run_id=training_run_id,
         pipeline_run=pipeline_run, **kwargs,

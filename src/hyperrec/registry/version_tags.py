@@ -98,6 +98,14 @@ def _numeric_leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, floa
 
 
 def gate_tags(decision: GateDecision) -> dict[str, str]:
+    """The gate's decision as version tags: each figure, and the whole decision as JSON.
+
+    Args:
+        decision: the gate's decision.
+
+    Returns:
+        Tag key -> value; a missing number is "none".
+    """
     def number(value: float | None) -> str:
         return "none" if value is None else repr(float(value))
 
@@ -119,7 +127,18 @@ def gate_tags(decision: GateDecision) -> dict[str, str]:
 def lineage_tags(manifest: Mapping[str, Any], lineage: Mapping[str, str] | None,
                  training_run_id: str | None, pipeline_run: str,
                  protocol: Mapping[str, Any] | None) -> dict[str, str]:
-    """Lineage tags of a version: the caller's ``lineage`` first, then the manifest's, else ``unknown``."""
+    """Lineage tags of a version: the caller's ``lineage`` first, then the manifest's, else ``unknown``.
+
+    Args:
+        manifest: the bundle manifest; its ``lineage`` fills keys the caller did not give.
+        lineage: the caller's lineage tags (keys with or without the ``hyperrec.`` prefix), or None.
+        training_run_id: the MLflow run that trained the model, or None.
+        pipeline_run: the pipeline run id.
+        protocol: the metrics.json protocol block, hashed into the protocol tag, or None.
+
+    Returns:
+        Tag key -> value, including the pipeline run and every lineage key.
+    """
     given = {key if key.startswith("hyperrec.") else f"hyperrec.{key}": str(value)
              for key, value in (lineage or {}).items() if value is not None}
     from_manifest = manifest.get("lineage") if isinstance(manifest.get("lineage"), Mapping) else {}
@@ -148,7 +167,18 @@ def bundle_tags(manifest: Mapping[str, Any], manifest_sha: str) -> dict[str, str
 
 def version_tags(manifest: Mapping[str, Any], lineage: Mapping[str, str], bundle: Mapping[str, str],
                  decision: GateDecision, challenger_metrics: Mapping[str, Any] | None) -> dict[str, str]:
-    """Every tag of a new version: lineage, bundle, the file list (authoritative), gate, metrics, per-file sha256."""
+    """Every tag of a new version: lineage, bundle, the file list (authoritative), gate, metrics, per-file sha256.
+
+    Args:
+        manifest: the bundle manifest (``files``: name -> sha256, ``lineage``).
+        lineage: the lineage tags, from ``lineage_tags``.
+        bundle: the bundle tags (manifest hash and the like).
+        decision: the gate's decision.
+        challenger_metrics: the challenger's metrics.json entry; each number becomes a metric tag.
+
+    Returns:
+        Tag key -> value. Per-file tags are added only for names that are valid tag keys.
+    """
     files: dict[str, str] = manifest["files"]
     metric_tags = {metric_tag(name): repr(value)
                    for name, value in _numeric_leaves(challenger_metrics or {}).items()}
