@@ -16,7 +16,14 @@ logger = logging.getLogger(__name__)
 
 
 def train_baselines_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, models_dir: Path) -> None:
-    """Fit each classical baseline on the train split and save it under ``models_dir/<name>``."""
+    """Fit each classical baseline on the train split and save it under ``models_dir/<name>``.
+
+    Args:
+        cfg: the configuration (baseline settings, fairness balancing, threads, tracking).
+        pipeline_run: the pipeline run id, tagged on the MLflow run.
+        prepared_dir: the prepared-data folder.
+        models_dir: where each baseline's folder is written.
+    """
     from hyperrec.models.registry import build_baselines
 
     set_threads(cfg.threads)

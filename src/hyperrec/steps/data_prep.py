@@ -26,7 +26,16 @@ def with_data_window(cfg: HyperrecConfig, data_window: str) -> HyperrecConfig:
 
 
 def data_prep_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path) -> PreparedData:
-    """Run data prep into ``prepared_dir`` and record the report in MLflow."""
+    """Run data prep into ``prepared_dir`` and record the report in MLflow.
+
+    Args:
+        cfg: the configuration (data and prep settings, threads, tracking).
+        pipeline_run: the pipeline run id, tagged on the MLflow run.
+        prepared_dir: where the prepared data and its report are written.
+
+    Returns:
+        Read access to the prepared data.
+    """
     from hyperrec.data.prep import run_data_prep
 
     set_threads(cfg.threads)

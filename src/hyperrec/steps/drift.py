@@ -22,6 +22,18 @@ def drift_monitor_step(
 
     ``force_retrain`` (a run whose retraining was decided before it started: the trigger's, the weekly
     schedule's) is recorded beside the scores, so the run says why it retrained without drift.
+
+    Args:
+        cfg: the configuration (``monitoring`` settings, tracking).
+        pipeline_run: the pipeline run id, tagged on the MLflow run.
+        reference: the reference events (file or folder).
+        current: the current events (file or folder).
+        report_path: where the HTML report is written.
+        summary_path: where the summary JSON is written.
+        force_retrain: whether retraining was decided before this run.
+
+    Returns:
+        The drift result.
     """
     from hyperrec import tracking
 

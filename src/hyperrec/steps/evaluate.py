@@ -19,7 +19,18 @@ HEADLINE = ("hr@10", "ndcg@10")
 def evaluate_step(
     cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, models_dirs: list[Path], evaluation_dir: Path
 ) -> dict[str, Any]:
-    """Evaluate every saved model on the test split; write metrics.json, metrics.md and recommendations."""
+    """Evaluate every saved model on the test split; write metrics.json, metrics.md and recommendations.
+
+    Args:
+        cfg: the configuration (evaluation and fairness settings, seed, threads, tracking).
+        pipeline_run: the pipeline run id, tagged on the MLflow run.
+        prepared_dir: the prepared-data folder.
+        models_dirs: folders holding one saved model per subfolder.
+        evaluation_dir: where the outputs (and, with ``fairness.audit``, the fairness report) are written.
+
+    Returns:
+        The metrics, as written to metrics.json.
+    """
     from hyperrec.evaluation.harness import evaluate
     from hyperrec.evaluation.tables import metrics_table
     from hyperrec.models.registry import load_model

@@ -17,7 +17,18 @@ logger = logging.getLogger(__name__)
 def export_step(
     cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, lm_models_dir: Path, bundle_dir: Path
 ) -> dict[str, Any]:
-    """Export the served model (``modeling.serve``) with its catalogue into a serving bundle."""
+    """Export the served model (``modeling.serve``) with its catalogue into a serving bundle.
+
+    Args:
+        cfg: the configuration (``modeling.serve``, max history, predictor settings, tracking).
+        pipeline_run: the pipeline run id; also the bundle's version.
+        prepared_dir: the prepared-data folder (catalogue and data report).
+        lm_models_dir: the folder holding the trained language models.
+        bundle_dir: where the bundle is written.
+
+    Returns:
+        The bundle manifest.
+    """
     from hyperrec.export.next_item import export_next_item_bundle
     from hyperrec.export.triton_config import TritonSettings
     from hyperrec.models.registry import load_model

@@ -19,7 +19,14 @@ logger = logging.getLogger(__name__)
 
 
 def fine_tune_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, models_dir: Path) -> None:
-    """Train the language models of ``modeling.train`` (in the configured profile) into ``models_dir/<name>``."""
+    """Train the language models of ``modeling.train`` (in the configured profile) into ``models_dir/<name>``.
+
+    Args:
+        cfg: the configuration (``modeling`` settings and profile, fairness balancing, threads, tracking).
+        pipeline_run: the pipeline run id, tagged on the MLflow run.
+        prepared_dir: the prepared-data folder.
+        models_dir: where each model's folder is written (by the main process only).
+    """
     from hyperrec.modeling import distributed
     from hyperrec.modeling.build import build_language_model
     from hyperrec.modeling.settings import apply_profile
