@@ -88,7 +88,14 @@ class PipelineContract:
 
     @classmethod
     def from_ir(cls, spec: Mapping[str, Any]) -> PipelineContract:
-        """From the first YAML document of a compiled pipeline (the PipelineSpec)."""
+        """From the first YAML document of a compiled pipeline (the PipelineSpec).
+
+        Args:
+            spec: the PipelineSpec document.
+
+        Returns:
+            The pipeline's name, its input parameters and its importers.
+        """
         root = spec["root"]
         inputs = {
             name: InputSpec(name, d["parameterType"], d.get("defaultValue"), "defaultValue" in d,
@@ -110,7 +117,14 @@ class PipelineContract:
         return cls.from_ir(documents[0])
 
     def violations(self, parameters: Mapping[str, Any]) -> list[str]:
-        """Everything wrong with a run's parameters, one message each; empty when the run is acceptable."""
+        """Everything wrong with a run's parameters, one message each; empty when the run is acceptable.
+
+        Args:
+            parameters: the run's parameters, name -> value.
+
+        Returns:
+            The problems: unknown or missing parameters, wrong types, importers without a usable URI.
+        """
         problems = [f"unknown parameter {name!r} (the pipeline's inputs: {sorted(self.inputs)})"
                     for name in sorted(set(parameters) - set(self.inputs))]
         for spec in self.inputs.values():

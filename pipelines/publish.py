@@ -54,7 +54,18 @@ def check_parameters(contract: PipelineContract, params: dict[str, Any]) -> None
 
 def typed_parameters(contract: PipelineContract, texts: dict[str, str]) -> dict[str, Any]:
     """``--param`` values as the pipeline's input types want them: strings stay strings, the others are parsed
-    as YAML (``force_retrain=true``, ``top_k=10``), so the run body carries a bool or a number, not its text."""
+    as YAML (``force_retrain=true``, ``top_k=10``), so the run body carries a bool or a number, not its text.
+
+    Args:
+        contract: the compiled pipeline's contract, for the input types.
+        texts: parameter name -> its ``--param`` text.
+
+    Returns:
+        Parameter name -> typed value.
+
+    Raises:
+        ConfigError: a non-string value is not valid YAML.
+    """
     typed: dict[str, Any] = {}
     for name, text in texts.items():
         spec = contract.inputs.get(name)
@@ -69,7 +80,20 @@ def publish(
     client: Any, package: Path, *, version: str, experiment: str, run_name: str,
     params: dict[str, Any] | None = None, namespace: str | None = None,
 ) -> Published:
-    """Upload ``package`` as version ``version`` of its pipeline (created on first use) and run that version."""
+    """Upload ``package`` as version ``version`` of its pipeline (created on first use) and run that version.
+
+    Args:
+        client: a ``kfp.Client``.
+        package: the compiled pipeline YAML.
+        version: the name of the new pipeline version.
+        experiment: the KFP experiment of the run (created if missing).
+        run_name: the run's name.
+        params: the run's parameters, checked against the pipeline's inputs first.
+        namespace: the Kubeflow profile namespace, or None.
+
+    Returns:
+        The pipeline, version and run ids.
+    """
     params = dict(params or {})
     contract = read_contract(package)
     check_parameters(contract, params)
@@ -92,7 +116,14 @@ def _param(text: str) -> tuple[str, str]:
 
 
 def add_publish_command(pipeline_commands: Any) -> argparse.ArgumentParser:
-    """Register ``hyperrec pipeline publish`` on the ``pipeline`` subparsers."""
+    """Register ``hyperrec pipeline publish`` on the ``pipeline`` subparsers.
+
+    Args:
+        pipeline_commands: the ``pipeline`` parser's subparsers action.
+
+    Returns:
+        The ``publish`` parser.
+    """
     parser = pipeline_commands.add_parser(
         "publish", help="upload a compiled pipeline as a new version to KFP and start a run of it",
         description="Host from --host or KFP_HOST; a bearer token, if the API needs one, from KFP_TOKEN "
@@ -112,7 +143,11 @@ def add_publish_command(pipeline_commands: Any) -> argparse.ArgumentParser:
 
 
 def run_publish_command(args: argparse.Namespace) -> None:
-    """Handler of ``hyperrec pipeline publish``."""
+    """Handler of ``hyperrec pipeline publish``.
+
+    Args:
+        args: the parsed command line.
+    """
     import kfp
     from kfp_server_api.exceptions import ApiException
     from urllib3.exceptions import HTTPError

@@ -12,6 +12,12 @@ def canary_step(config_yaml: str) -> str:
     Run it from a recurring run every ``canary.prometheus.window``; state is kept in ``canary.decision_log``
     (a mounted volume). The service account needs ``get`` and ``patch`` on ``inferenceservices`` (and
     ``inferencegraphs`` in RawDeployment mode). Returns the decision as JSON; see components/canary/README.md.
+
+    Args:
+        config_yaml: the full HyperrecConfig as YAML or JSON (``canary.*``, ``deploy.*``, ``tracking.*``).
+
+    Returns:
+        The decision as sorted JSON, without its evidence.
     """
     import json
 

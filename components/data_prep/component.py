@@ -12,6 +12,13 @@ def data_prep(config_yaml: str, pipeline_run: str, prepared: Output[Dataset], re
     """Write the prepared-data folder (see hyperrec.data.prepared) and its Markdown data report.
 
     ``data_window`` (JSON ``{"start_unix", "end_unix"}``) restricts the events to a time window (retraining).
+
+    Args:
+        config_yaml: the full HyperrecConfig as YAML or JSON.
+        pipeline_run: the pipeline run id, tagged on the MLflow run.
+        prepared: the prepared-data folder (output).
+        report: the Markdown data report (output).
+        data_window: the event time window as JSON; "{}" keeps every event.
     """
     import shutil
     from pathlib import Path

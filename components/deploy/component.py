@@ -12,6 +12,13 @@ def deploy(config_yaml: str, registration: str) -> str:
     No version registered: nothing is done and the task succeeds. The task's service account needs ``get``,
     ``create`` and ``patch`` on ``inferenceservices.serving.kserve.io`` in ``deploy.namespace``. Returns JSON;
     see components/deploy/README.md.
+
+    Args:
+        config_yaml: the full HyperrecConfig as YAML or JSON (``deploy.*``, ``cluster.*``, ``tracking.*``).
+        registration: the JSON output of ``validate_and_register``.
+
+    Returns:
+        JSON: ``{"deployed": false, "reason"}`` or the deployed reference, action, service and traffic.
     """
     import json
 

@@ -20,6 +20,18 @@ def drift_monitor(
 
     The return value is the single ``Output`` (kfp.local resolves only that name in a ``dsl.If``): drift
     detected, or ``force_retrain``. The summary keeps ``drift_detected`` itself.
+
+    Args:
+        config_yaml: the full HyperrecConfig as YAML or JSON (``monitoring.*``, ``tracking.*``).
+        pipeline_run: the pipeline run id, tagged on the MLflow run.
+        reference: the reference events (file or folder).
+        current: the current events (file or folder).
+        report: the HTML drift report (output).
+        summary: the JSON drift summary (output).
+        force_retrain: retrain whatever the drift check finds.
+
+    Returns:
+        Whether to retrain.
     """
     from pathlib import Path
 

@@ -18,7 +18,18 @@ def evaluate(
     table: Output[Markdown],
 ):
     """Evaluate every model folder in ``models`` and ``lm_models`` on the test split (headline numbers go to
-    KFP Metrics)."""
+    KFP Metrics).
+
+    Args:
+        config_yaml: the full HyperrecConfig as YAML or JSON.
+        pipeline_run: the pipeline run id, tagged on the MLflow run.
+        prepared: the prepared-data folder.
+        models: the baselines' folder.
+        lm_models: the language models' folder.
+        evaluation: the evaluation folder: metrics.json, recommendations, fairness report (output).
+        metrics: the headline metrics (output).
+        table: metrics.md, plus fairness.md when the audit is on (output).
+    """
     from pathlib import Path
 
     from hyperrec.config import config_from_yaml

@@ -9,7 +9,15 @@ from hyperrec.components import DEFAULT_IMAGE
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def export(config_yaml: str, pipeline_run: str, prepared: Input[Dataset], models: Input[Model],
            bundle: Output[Model]):
-    """Write the serving bundle of ``modeling.serve`` (ONNX checked against torch, Triton configs validated)."""
+    """Write the serving bundle of ``modeling.serve`` (ONNX checked against torch, Triton configs validated).
+
+    Args:
+        config_yaml: the full HyperrecConfig as YAML or JSON.
+        pipeline_run: the pipeline run id; also the bundle's version.
+        prepared: the prepared-data folder.
+        models: the language models' folder.
+        bundle: the serving bundle (output).
+    """
     from pathlib import Path
 
     from hyperrec.config import config_from_yaml

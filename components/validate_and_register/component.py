@@ -25,6 +25,18 @@ def validate_and_register(
     (decision, registered version or null), and ``registered``, whether a version was registered (what a
     pipeline's ``dsl.If`` can test); see components/validate_and_register/README.md. ``challenger`` "" means: the bundle's
     model name if metrics.json has it, else the best learned model.
+
+    Args:
+        config_yaml: the full HyperrecConfig as YAML or JSON.
+        pipeline_run: the pipeline run id, tagged on the MLflow run and the version.
+        evaluation: the evaluation folder (metrics.json, fairness.json).
+        bundle: the serving bundle.
+        challenger: the metrics.json model the bundle was exported from; "" to infer it.
+        registered_name: the registered model that gets the new version.
+        min_improvement: the lead the challenger needs over every opponent.
+
+    Returns:
+        ``registration`` (the step result as JSON) and ``registered`` (whether a version was registered).
     """
     import json
     from collections import namedtuple

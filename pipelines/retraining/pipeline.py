@@ -20,7 +20,11 @@ PIPELINE_NAME = "hyperrec-retraining"
 
 
 def build_retraining_pipeline(cfg: HyperrecConfig):
-    """Return the pipeline function; the drift sources default to ``monitoring.sources`` of ``cfg``."""
+    """Return the pipeline function; the drift sources default to ``monitoring.sources`` of ``cfg``.
+
+    Args:
+        cfg: the configuration; its JSON is the ``config_yaml`` default, and it sets images and scheduling.
+    """
     reference_default = str(cfg.monitoring.sources.reference or "")
 
     @dsl.pipeline(name=PIPELINE_NAME, description="Retrain on a new window when drift is detected or retraining is forced.")
@@ -33,6 +37,17 @@ def build_retraining_pipeline(cfg: HyperrecConfig):
         trigger_reason: str = "manual",
         force_retrain: bool = False,
     ):
+        """Check drift between the two imported windows; retrain and register when it says so.
+
+        Args:
+            config_yaml: the full HyperrecConfig as YAML or JSON.
+            pipeline_run: the pipeline run id.
+            reference_uri: the reference events' URI.
+            current_uri: the current events' URI.
+            data_window: the event time window for data prep, as JSON.
+            trigger_reason: why the run was started (recorded with the run's parameters).
+            force_retrain: retrain whatever the drift check finds.
+        """
         reference = dsl.importer(artifact_uri=reference_uri, artifact_class=Dataset, reimport=True)
         current = dsl.importer(artifact_uri=current_uri, artifact_class=Dataset, reimport=True)
         drift = on_cluster(

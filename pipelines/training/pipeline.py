@@ -33,10 +33,23 @@ def build_training_pipeline(cfg: HyperrecConfig):
 
     The config travels as one JSON parameter whose default is ``cfg`` itself, so the compiled pipeline runs
     as configured and a KFP UI user can still paste a different config (JSON or YAML) into the run form.
+
+    Args:
+        cfg: the configuration; its JSON is the ``config_yaml`` default, and it sets images, scheduling and
+            whether the deploy task is added.
     """
 
     @dsl.pipeline(name=PIPELINE_NAME, description="Prepare data, fine-tune recommenders, evaluate, register.")
     def training(config_yaml: str = cfg.to_json(), pipeline_run: str = "manual") -> TrainingOutputs:
+        """Train, evaluate and register; deploy the registered version when ``deploy.enabled``.
+
+        Args:
+            config_yaml: the full HyperrecConfig as YAML or JSON.
+            pipeline_run: the pipeline run id.
+
+        Returns:
+            The artifacts of every stage and the registration result.
+        """
         tasks = train_and_register(cfg, config_yaml=config_yaml, pipeline_run=pipeline_run)
         if cfg.deploy.enabled:
             deploy_if_registered(cfg, tasks["gate"], config_yaml=config_yaml)
@@ -54,7 +67,17 @@ def build_training_pipeline(cfg: HyperrecConfig):
 
 def train_and_register(cfg: HyperrecConfig, *, config_yaml, pipeline_run, data_window="{}") -> dict:
     """The tasks shared by training and retraining: data prep → baselines and fine-tuning → evaluation →
-    export → gate and register. Call inside a pipeline function; returns the tasks by role."""
+    export → gate and register. Call inside a pipeline function; returns the tasks by role.
+
+    Args:
+        cfg: the configuration (GPU request, cluster scheduling, ``modeling.serve`` as the challenger).
+        config_yaml: the pipeline's config parameter.
+        pipeline_run: the pipeline's run-id parameter.
+        data_window: the event time window for data prep, as JSON.
+
+    Returns:
+        Role (prep, baselines, tuned, scored, bundle, gate) -> task.
+    """
     common = {"config_yaml": config_yaml, "pipeline_run": pipeline_run}
     prep = data_prep(**common, data_window=data_window).set_display_name("data prep")
     prepared = prep.outputs["prepared"]
