@@ -102,22 +102,17 @@ def run_drift_check(
 ) -> DriftResult:
     """Compare two windows of events and return (and, with ``output_dir``, write) the drift verdicts.
 
-    ``reference``/``current``: monitoring frames (``hyperrec.monitoring.events``) or interaction frames with at
-    least user_id, event, timestamp, or ``Window`` objects that also carry source and requested time range.
-    ``item_embeddings``: the catalogue matrix, row = item_idx (enables item and, without explicit profiles,
-    profile embedding drift). ``reference_profiles``/``current_profiles``: user profile embeddings, row = user.
-    ``*_predictions``: served recommendations with item_id and optionally user_id and score; when absent and
-    both windows hold impressions, the impressions are the predictions.
-
     Args:
-        reference: the reference window.
-        current: the current window.
+        reference: monitoring frame (``hyperrec.monitoring.events``), interaction frame with at least user_id,
+            event, timestamp, or ``Window`` (which also carries source and requested time range).
+        current: the current window, in the same forms.
         config: the monitoring settings; the defaults when None.
-        item_embeddings: the catalogue embedding matrix, or None.
-        reference_profiles: the reference users' profile embeddings, or None.
-        current_profiles: the current users' profile embeddings, or None.
-        reference_predictions: the reference window's served recommendations, or None.
-        current_predictions: the current window's served recommendations, or None.
+        item_embeddings: catalogue matrix, row = item_idx: enables item and (without profiles) profile drift.
+        reference_profiles: reference user profile embeddings, row = user.
+        current_profiles: current user profile embeddings, row = user.
+        reference_predictions: served recommendations with item_id and optionally user_id and score; when
+            absent and both windows hold impressions, the impressions are the predictions.
+        current_predictions: the same for the current window.
         output_dir: where the report, summary and Evidently JSON are written; None writes nothing.
 
     Returns:

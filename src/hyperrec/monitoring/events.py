@@ -58,18 +58,7 @@ _MS_THRESHOLD = 100_000_000_000  # Unix seconds reach this in the year 5138; lar
 
 
 def parse_time(value: Any) -> int:
-    """Unix seconds from Unix seconds/milliseconds (number or digit string) or an ISO-8601 date/time (UTC if naive).
-
-    Args:
-        value: a number, a digit string, a ``datetime`` or an ISO-8601 string; numbers from 1e11 on
-            (``_MS_THRESHOLD``) are read as milliseconds.
-
-    Returns:
-        Unix seconds.
-
-    Raises:
-        ValueError: the value is not a finite number nor an ISO-8601 time.
-    """
+    """Unix seconds from Unix seconds/milliseconds (number or digit string) or an ISO-8601 date/time (UTC if naive)."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         if not math.isfinite(float(value)):
             raise ValueError(f"not a time: {value!r}")
@@ -105,16 +94,6 @@ def normalize_events(frame: pd.DataFrame, *, source: str = "events") -> pd.DataF
     """Coerce any interaction-like table into the monitoring frame (missing optional columns get defaults).
 
     A MovieLens ``ratings.csv`` (userId, movieId, rating, timestamp) is read as rating events.
-
-    Args:
-        frame: the table; needs user_id, event and timestamp (or MovieLens ratings columns).
-        source: the name used for the table in errors.
-
-    Returns:
-        The monitoring frame (``MONITOR_COLUMNS``), with a fresh index.
-
-    Raises:
-        DataError: a required column is missing or a timestamp is unreadable.
     """
     if set(MOVIELENS_RATINGS) <= set(frame.columns) and "event" not in frame.columns:
         frame = frame.rename(columns={"userId": "user_id", "movieId": "item_id", "rating": "value"})
@@ -160,16 +139,7 @@ def feedback_records_to_frame(
     item_index: Mapping[str, int] | None = None,
     settings: FeedbackSettings | None = None,
 ) -> tuple[pd.DataFrame, FeedbackParseStats]:
-    """Turn feedback-log records into the monitoring frame; bad records are counted and dropped, never raised.
-
-    Args:
-        records: feedback-log records.
-        item_index: item_id -> item_idx, to fill item_idx; None leaves it -1.
-        settings: how feedback events become labels and values; the defaults when None.
-
-    Returns:
-        The monitoring frame and the counts of records read, kept, malformed and of unknown event type.
-    """
+    """Turn feedback-log records into the monitoring frame; bad records are counted and dropped, never raised."""
     settings = settings or FeedbackSettings()
     rows: list[dict[str, Any]] = []
     total = malformed = unknown = 0
@@ -285,14 +255,6 @@ def read_feedback_segments(
 
     ``hyperrec.online.feedback.read_feedback`` skips torn last lines (a writer killed mid-line) and reports
     corrupt ones; only their counts are logged here.
-
-    Args:
-        path: a folder holding feedback-log segments, also in subfolders.
-        item_index: item_id -> item_idx, to fill item_idx.
-        settings: how feedback events become labels and values.
-
-    Returns:
-        The monitoring frame of all segments.
     """
     from hyperrec.online.feedback import read_feedback
 
@@ -339,17 +301,13 @@ def read_events(
       carry ``request_id`` or feedback-only events, else interaction records.
 
     Args:
-        path: the file or folder.
+        path: the file or folder, read as listed above.
         item_index: item_id -> item_idx, to fill item_idx where the source lacks it.
         feedback: how feedback events become labels and values.
         table: for a prepared-data folder, which table: "interactions" or "train".
 
     Returns:
-        The monitoring frame.
-
-    Raises:
-        DataError: the path is missing, a folder holds no readable file, the type is unsupported, or the
-            table is unknown or malformed.
+        The monitoring frame; a DataError names the file when it is missing or unreadable.
     """
     path = Path(path)
     if not path.exists():
@@ -422,12 +380,7 @@ class Window:
         return cls(name=name, frame=select_window(frame, start, end), source=source, start=start, end=end)
 
     def describe(self) -> dict[str, Any]:
-        """Time range, row/user/item counts and the event mix: the summary's record of this window.
-
-        Returns:
-            name, source, the requested range, first and last event (ISO and Unix), rows, users, items, and
-            the count of each event type.
-        """
+        """Time range, row/user/item counts and the event mix: the summary's record of this window."""
         frame = self.frame
         stamps = frame["timestamp"]
         return {

@@ -103,11 +103,6 @@ class DecisionLog:
             handle.flush()
 
     def records(self) -> list[dict[str, Any]]:
-        """Every decision logged so far, oldest first; unreadable lines are skipped.
-
-        Returns:
-            The decision records (empty when the log does not exist).
-        """
         if not self.path.exists():
             return []
         out = []
@@ -143,14 +138,6 @@ class MlflowDecisionRecorder:
         return client, client.create_experiment(self.experiment, artifact_location=self.artifact_location)
 
     def record(self, decision: Decision) -> str:
-        """Log ``decision`` as a new, finished MLflow run.
-
-        Args:
-            decision: the decision to log.
-
-        Returns:
-            The MLflow run id.
-        """
         from mlflow.entities import Metric
 
         client, experiment_id = self._client()
@@ -183,11 +170,6 @@ class MlflowDecisionRecorder:
         return run_id
 
     def last_triggered(self) -> dict[str, Any] | None:
-        """The latest decision that triggered a retraining run, as found in MLflow.
-
-        Returns:
-            decision, decided_at_unix and the retraining run id, or None when none triggered.
-        """
         client, experiment_id = self._client()
         runs = client.search_runs(
             [experiment_id],
@@ -298,17 +280,15 @@ class RetrainTrigger:
     ) -> Decision:
         """Decide on one drift result (a ``DriftResult`` or its summary dict); log and return the decision.
 
-        ``current_window``: the checked window's rows, for a launcher whose runs cannot read the local source.
-
         Args:
             result: the drift result or its summary dict.
             pipeline_run: the run id that names the decision; generated when None.
             summary_path: the drift summary's path, kept in the decision.
             report_path: the drift report's path, kept in the decision.
-            current_window: the checked window's rows.
+            current_window: the checked window's rows, for a launcher whose runs cannot read the local source.
 
         Returns:
-            The decision (skipped, triggered or failed), logged to the JSONL file and, with a recorder, to MLflow.
+            The decision (skipped, triggered or failed), logged to the JSONL file and, with a recorder, MLflow.
         """
         summary = result.summary() if hasattr(result, "summary") else dict(result)
         now = self.clock()

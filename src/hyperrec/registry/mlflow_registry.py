@@ -103,17 +103,7 @@ class BundleRegistry:
 
     @classmethod
     def from_target(cls, target: RegistryTarget) -> BundleRegistry:
-        """A registry from a HyperrecConfig (its tracking section), a tracking URI, or a registry.
-
-        Args:
-            target: a HyperrecConfig, a tracking URI or a BundleRegistry (returned as it is).
-
-        Returns:
-            The registry. A config without a tracking URI keeps artifacts in ``mlartifacts`` beside its output dir.
-
-        Raises:
-            TypeError: ``target`` is none of these (or an empty URI).
-        """
+        """A registry from a HyperrecConfig (its tracking section), a tracking URI, or a registry."""
         if isinstance(target, BundleRegistry):
             return target
         if isinstance(target, HyperrecConfig):
@@ -129,14 +119,6 @@ class BundleRegistry:
     # ----------------------------------------------------------------------------------------- lookups
 
     def experiment_id(self) -> str:
-        """The id of the registry's MLflow experiment, created on first use.
-
-        Returns:
-            The experiment id.
-
-        Raises:
-            RegistryError: the experiment can neither be found nor created.
-        """
         from mlflow.exceptions import MlflowException
 
         experiment = self.client.get_experiment_by_name(self.experiment)
@@ -151,14 +133,7 @@ class BundleRegistry:
             return experiment.experiment_id
 
     def aliases(self, registered_name: str) -> dict[str, str]:
-        """``{alias: version}`` of a registered model; empty when the model does not exist.
-
-        Args:
-            registered_name: the registered model.
-
-        Returns:
-            Alias -> version.
-        """
+        """``{alias: version}`` of a registered model; empty when the model does not exist."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -190,13 +165,6 @@ class BundleRegistry:
 
         Raises RegistryError when a champion exists but never recorded that metric (e.g. the gate metric
         was changed in the config): comparing against nothing would let any challenger through.
-
-        Args:
-            registered_name: the registered model.
-            metric: the dotted metric.
-
-        Returns:
-            The champion's value, or None.
         """
         champion = self.alias_version(registered_name, CHAMPION)
         if champion is None:
@@ -232,31 +200,22 @@ class BundleRegistry:
     ) -> VersionInfo:
         """Verify the bundle, log it to an MLflow run, create a model version and point ``challenger`` at it.
 
-        ``run_id``: log into this (active) run, e.g. the validate_and_register step's; otherwise a run
-        tagged ``hyperrec.step=register_bundle`` is created and finished here. ``lineage`` maps lineage tag
-        keys (``hyperrec.data_report_sha256``, ``hyperrec.config_sha256``, ...) to values; the bundle
-        manifest's ``lineage`` fills what is not given (keys with or without the ``hyperrec.`` prefix).
-        ``challenger_metrics`` is the challenger's metrics.json entry (its numbers become metric tags);
-        ``protocol`` the metrics.json protocol block (hashed into ``hyperrec.eval.protocol_sha256``).
-        A failed decision is refused unless ``force``.
-
         Args:
-            bundle_dir: the bundle folder (verified against its manifest first).
+            bundle_dir: the bundle folder, verified against its manifest first.
             registered_name: the registered model that gets the new version.
-            decision: the gate's decision, recorded in tags and the description.
+            decision: the gate's decision; a failed one is refused unless ``force``.
             training_run_id: the MLflow run that trained the model, or None.
             pipeline_run: the pipeline run id.
-            run_id: an active run to log into, or None for a new one.
-            lineage: lineage tag key -> value.
-            challenger_metrics: the challenger's metrics.json entry.
-            protocol: the metrics.json protocol block.
+            run_id: log into this (active) run, e.g. the validate_and_register step's; otherwise a run
+                tagged ``hyperrec.step=register_bundle`` is created and finished here.
+            lineage: lineage tag keys (``hyperrec.data_report_sha256``, ``hyperrec.config_sha256``, ...) ->
+                values; the manifest's ``lineage`` fills what is not given (keys with or without ``hyperrec.``).
+            challenger_metrics: the challenger's metrics.json entry (its numbers become metric tags).
+            protocol: the metrics.json protocol block (hashed into ``hyperrec.eval.protocol_sha256``).
             force: register even when the decision failed.
 
         Returns:
             The new version, with its tags.
-
-        Raises:
-            RegistryError: the decision failed and ``force`` is off.
         """
         if not decision.passed and not force:
             raise RegistryError(f"gate did not pass for {decision.challenger}; refusing to register "
@@ -360,15 +319,6 @@ class BundleRegistry:
 
         ``previous-champion`` then moves one step further back (the version that the restored champion had
         replaced), or is removed when there is none.
-
-        Args:
-            registered_name: the registered model.
-
-        Returns:
-            The restored champion.
-
-        Raises:
-            RegistryError: there is no champion or no previous champion.
         """
         aliases = self.aliases(registered_name)
         if CHAMPION not in aliases:
@@ -401,18 +351,6 @@ class BundleRegistry:
 
         The download lands in a temporary folder beside ``dst`` and is renamed into place only after
         verification, so ``dst`` never holds an unverified bundle. Returns ``dst``.
-
-        Args:
-            registered_name: the registered model.
-            alias: the alias whose version is fetched (e.g. "champion").
-            dst: the bundle's folder; it must be missing or empty unless ``overwrite``.
-            overwrite: replace what ``dst`` holds.
-
-        Returns:
-            ``dst``.
-
-        Raises:
-            RegistryError: the alias is unknown, the version lacks hyperrec's file tags, or ``dst`` is not empty.
         """
         import mlflow
 

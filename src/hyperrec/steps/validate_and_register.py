@@ -66,23 +66,14 @@ def validate_and_register_step(
     nothing and raises nothing: the decision is logged to this step's MLflow run and returned, and the
     pipeline goes on. Broken inputs (missing model or metric, unreadable or tampered bundle) raise.
 
-    Args:
-        cfg: the configuration (gate metric, fairness floors, tracking).
-        pipeline_run: the pipeline run id, tagged on the MLflow run and the version.
-        evaluation_dir: the evaluation folder (metrics.json, and fairness.json when floors are set).
-        bundle_dir: the serving bundle to register.
-        challenger_name: the metrics.json model the bundle was exported from; when None, the bundle's
-            ``model_name`` if metrics.json has it, else the best learned (non-baseline) model.
-        registered_name: the registered model that gets the new version.
-        min_improvement: the lead the challenger needs over every opponent.
-        baselines: the models the challenger must beat; None for all baselines.
+    ``challenger_name``: the metrics.json model the bundle was exported from; when None, the bundle's
+    ``model_name`` if metrics.json has it, else the best learned (non-baseline) model.
 
-    Returns:
-        JSON-ready (the component returns it as a string)::
+    Returns (JSON-ready; the component returns it as a string)::
 
-            {"decision": {GateDecision fields}, "registered": null | {"name", "version", "source", "run_id",
-             "aliases"}, "registered_name": str, "challenger_source": "argument" | "bundle manifest" |
-             "best learned model", "mlflow_run_id": str, "pipeline_run": str}
+        {"decision": {GateDecision fields}, "registered": null | {"name", "version", "source", "run_id",
+         "aliases"}, "registered_name": str, "challenger_source": "argument" | "bundle manifest" |
+         "best learned model", "mlflow_run_id": str, "pipeline_run": str}
     """
 
     from hyperrec import tracking
