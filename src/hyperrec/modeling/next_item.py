@@ -31,12 +31,7 @@ from hyperrec.features import encode_histories, encode_segments
 from hyperrec.modeling.batching import trim_left_padding
 from hyperrec.modeling.cold_items import fit_cold_slot
 from hyperrec.modeling.finetune import (
-    MetricsCallback,
-    Trainer,
-    TrainResult,
-    Validator,
     build_optimizer,
-    data_parallel,
     load_state,
     param_groups,
     prepare_runtime,
@@ -50,6 +45,7 @@ from hyperrec.modeling.next_item_graph import NextItemGraph
 from hyperrec.modeling.recipe import DataShape, resolve_next_item
 from hyperrec.modeling.settings import ItemEncoderSettings, ModelingConfig, NextItemSettings, RuntimeSettings
 from hyperrec.modeling.token_cache import TokenStateCache, cached_encoder, live_text_table
+from hyperrec.modeling.trainer import MetricsCallback, Trainer, TrainResult, Validator, data_parallel
 from hyperrec.models.base import Recommender, ScoringBatch
 from hyperrec.online.cold_items import ColdSlot, reserve_cold_slot
 
