@@ -25,8 +25,8 @@ _EXPORTS = {
     "ZeroShotRecommender": "zero_shot",
     "BiEncoderRecommender": "bi_encoder",
     "CrossEncoderReranker": "cross_encoder",
-    "Trainer": "finetune",
-    "TrainResult": "finetune",
+    "Trainer": "trainer",
+    "TrainResult": "trainer",
     "default_validator": "validation",
     "local_validator": "validation",
 }

@@ -20,10 +20,6 @@ from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
 from hyperrec.model_names import MODEL_FILE
 from hyperrec.modeling.finetune import (
-    MetricsCallback,
-    Trainer,
-    TrainResult,
-    Validator,
     build_optimizer,
     load_state,
     param_groups,
@@ -36,6 +32,7 @@ from hyperrec.modeling.history import decide_exclusion, exclude_history
 from hyperrec.modeling.item_encoder import TextEncoder, embed_catalogue, item_texts
 from hyperrec.modeling.profiles import ProfileFn, profile_builder
 from hyperrec.modeling.settings import BiEncoderSettings, ItemEncoderSettings, ModelingConfig, RuntimeSettings
+from hyperrec.modeling.trainer import MetricsCallback, Trainer, TrainResult, Validator
 from hyperrec.models.base import Recommender, ScoringBatch
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,6 @@ from hyperrec.errors import ModelError
 from hyperrec.model_names import MODEL_FILE
 from hyperrec.modeling.bi_encoder import ITEM_COLUMNS, top_k, training_pairs
 from hyperrec.modeling.finetune import (
-    MetricsCallback,
-    Trainer,
-    TrainResult,
-    Validator,
     build_optimizer,
     load_state,
     param_groups,
@@ -46,6 +43,7 @@ from hyperrec.modeling.settings import (
     ModelingConfig,
     RuntimeSettings,
 )
+from hyperrec.modeling.trainer import MetricsCallback, Trainer, TrainResult, Validator
 from hyperrec.models.base import Recommender, ScoringBatch
 
 log = logging.getLogger(__name__)
@@ -148,44 +146,10 @@ class CrossEncoderReranker(Recommender):
         rng = np.random.default_rng(self.runtime.seed)
         n_groups = len(training_pairs(histories, per_user=s.examples_per_user, min_prefix=s.min_prefix,
                                       rng=np.random.default_rng(0)))
-        group = 1 + s.negatives_per_positive
-        groups_per_batch = max(1, t.batch_size // group)
+        groups_per_batch = max(1, t.batch_size // (1 + s.negatives_per_positive))
         steps_per_epoch = math.ceil(n_groups / groups_per_batch)
         if t.max_steps_per_epoch:
             steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
-
-        def epoch_batches(epoch: int):
-            pairs = training_pairs(histories, per_user=s.examples_per_user, min_prefix=s.min_prefix, rng=rng)
-            pairs = [pairs[i] for i in rng.permutation(len(pairs))]
-            for start in range(0, len(pairs), groups_per_batch):
-                chunk = pairs[start:start + groups_per_batch]
-                prefixes = [histories[u][:pos] for u, pos in chunk]
-                positives = [int(histories[u][pos]) for u, pos in chunk]
-                with torch.no_grad():
-                    cands = self._candidates(prefixes, [u for u, _ in chunk], s.candidates + 1)
-                profiles, items = [], []
-                for prefix, pos, row in zip(prefixes, positives, cands):
-                    hard = [int(i) for i in row if i >= 0 and i != pos]
-                    if len(hard) < s.negatives_per_positive:  # pad with uniform negatives
-                        extra = rng.choice(len(self.texts), size=s.negatives_per_positive, replace=False)
-                        hard += [int(i) for i in extra if i != pos and i not in hard]
-                    negs = rng.choice(hard, size=s.negatives_per_positive, replace=False).tolist()
-                    text = self._profile(prefix)  # type: ignore[misc]
-                    profiles += [text] * group
-                    items += [pos] + negs
-                yield profiles, items
-
-        def step(batch: tuple[list[str], list[int]]) -> tuple[torch.Tensor, int]:
-            profiles, items = batch
-            logits = self._logits(profiles, items)
-            if s.loss == "listwise":
-                grouped = logits.view(-1, group)
-                loss = F.cross_entropy(grouped, torch.zeros(len(grouped), dtype=torch.long, device=logits.device))
-            else:
-                labels = torch.zeros_like(logits).view(-1, group)
-                labels[:, 0] = 1.0
-                loss = F.binary_cross_entropy_with_logits(logits, labels.view(-1))
-            return loss, len(items) // group
 
         groups = param_groups([net.encoder], [net.head], t)
         optimizer = build_optimizer(groups, t, device)
@@ -196,11 +160,55 @@ class CrossEncoderReranker(Recommender):
             validate = default_validator(data, metric=t.validation_metric, seed=self.runtime.seed)
         trainer = Trainer(t, self.runtime, validate=validate, on_metrics=on_metrics, name=self.name)
         self.train_result = trainer.fit(
-            net, optimizer, recommender=self, epoch_batches=epoch_batches, step=step, device=device,
+            net, optimizer, recommender=self, step=self._step, device=device,
+            epoch_batches=lambda epoch: self._training_batches(histories, rng, groups_per_batch),
             steps_per_epoch=steps_per_epoch, encoders=[net.encoder], scheduler=scheduler,
         )
         if s.retriever_weight is None:
             self.calibrate_fusion(validate)
+
+    def _training_batches(self, histories: dict[str, np.ndarray], rng: np.random.Generator,
+                          groups_per_batch: int) -> Iterator[tuple[list[str], list[int]]]:
+        """One epoch of (profiles, items) batches: per drawn history prefix, the next item followed by
+        ``negatives_per_positive`` of the retriever's top candidates that are not it (the hard negatives)."""
+        s = self.settings
+        pairs = training_pairs(histories, per_user=s.examples_per_user, min_prefix=s.min_prefix, rng=rng)
+        pairs = [pairs[i] for i in rng.permutation(len(pairs))]
+        for start in range(0, len(pairs), groups_per_batch):
+            chunk = pairs[start:start + groups_per_batch]
+            prefixes = [histories[u][:pos] for u, pos in chunk]
+            positives = [int(histories[u][pos]) for u, pos in chunk]
+            with torch.no_grad():
+                cands = self._candidates(prefixes, [u for u, _ in chunk], s.candidates + 1)
+            profiles, items = [], []
+            for prefix, pos, row in zip(prefixes, positives, cands):
+                negs = self._hard_negatives(pos, row, rng)
+                profiles += [self._profile(prefix)] * (1 + s.negatives_per_positive)  # type: ignore[misc]
+                items += [pos] + negs
+            yield profiles, items
+
+    def _hard_negatives(self, positive: int, candidates: np.ndarray, rng: np.random.Generator) -> list[int]:
+        """``negatives_per_positive`` of the candidates other than the positive, padded with uniform draws."""
+        n = self.settings.negatives_per_positive
+        hard = [int(i) for i in candidates if i >= 0 and i != positive]
+        if len(hard) < n:
+            extra = rng.choice(len(self.texts), size=n, replace=False)
+            hard += [int(i) for i in extra if i != positive and i not in hard]
+        return rng.choice(hard, size=n, replace=False).tolist()
+
+    def _step(self, batch: tuple[list[str], list[int]]) -> tuple[torch.Tensor, int]:
+        """Loss of groups of (positive, negatives): listwise softmax CE or pointwise BCE."""
+        profiles, items = batch
+        group = 1 + self.settings.negatives_per_positive
+        logits = self._logits(profiles, items)
+        if self.settings.loss == "listwise":
+            grouped = logits.view(-1, group)
+            loss = F.cross_entropy(grouped, torch.zeros(len(grouped), dtype=torch.long, device=logits.device))
+        else:
+            labels = torch.zeros_like(logits).view(-1, group)
+            labels[:, 0] = 1.0
+            loss = F.binary_cross_entropy_with_logits(logits, labels.view(-1))
+        return loss, len(items) // group
 
     def calibrate_fusion(self, validate: Validator) -> float:
         """Pick the retriever weight of ``fusion_grid`` with the best validation metric (logits computed once)."""

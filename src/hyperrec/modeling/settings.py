@@ -71,7 +71,7 @@ class ItemEncoderSettings(_Section):
 
 
 class TrainingSettings(_Section):
-    """The training loop shared by every learned model (see ``hyperrec.modeling.finetune``)."""
+    """The training loop shared by every learned model (see ``hyperrec.modeling.trainer``)."""
 
     max_epochs: int = Field(3, ge=1, description="Upper bound on passes over the training examples.")
     batch_size: int = Field(32, ge=1, description="Training examples per optimizer step.")

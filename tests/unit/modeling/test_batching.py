@@ -7,14 +7,16 @@ import pytest
 import torch
 
 from hyperrec.modeling.batching import trim_left_padding
-from hyperrec.modeling.next_item import IDOnlyNextItemRecommender, NextItemNet, _left_pad
+from hyperrec.modeling.next_item import IDOnlyNextItemRecommender
+from hyperrec.modeling.next_item_net import NextItemNet
+from hyperrec.modeling.next_item_windows import left_pad
 from hyperrec.modeling.settings import NextItemSettings
 
 PAD = 20
 
 
 def test_columns_that_are_padding_in_every_row_are_dropped_but_a_first_target_is_kept() -> None:
-    padded = torch.from_numpy(_left_pad([np.array([3, 4, 5]), np.array([7, 8])], 7, PAD))
+    padded = torch.from_numpy(left_pad([np.array([3, 4, 5]), np.array([7, 8])], 7, PAD))
     inputs, targets = trim_left_padding(padded[:, :-1], padded[:, 1:], PAD)
     # the 3-item window needs 3 columns: its first item is a target read from an empty (padded) prefix
     assert inputs.tolist() == [[PAD, 3, 4], [PAD, PAD, 7]]
@@ -34,7 +36,7 @@ def test_the_loss_of_a_trimmed_batch_equals_the_loss_of_the_padded_one(loss: str
                                 n_sampled_negatives=5, history_penalty="learned")
     model = IDOnlyNextItemRecommender(settings)
     model.net = NextItemNet(PAD, None, settings).eval()
-    padded = torch.from_numpy(_left_pad([np.array([1, 2, 3, 4]), np.array([5, 6]), np.array([9, 2, 9])], 11, PAD))
+    padded = torch.from_numpy(left_pad([np.array([1, 2, 3, 4]), np.array([5, 6]), np.array([9, 2, 9])], 11, PAD))
     inputs, targets = padded[:, :-1], padded[:, 1:]
     segments = torch.zeros(3, dtype=torch.long)
     whole, n_whole = model._loss(inputs, targets, segments, torch.Generator().manual_seed(1))

@@ -11,10 +11,6 @@ import torch
 from torch import nn
 
 from hyperrec.modeling.finetune import (
-    EarlyStopping,
-    Trainer,
-    TrainingTimeout,
-    TrainResult,
     apply_freezing,
     build_optimizer,
     layers_for_epoch,
@@ -24,6 +20,7 @@ from hyperrec.modeling.finetune import (
 )
 from hyperrec.modeling.item_encoder import TextEncoder
 from hyperrec.modeling.settings import RuntimeSettings, TrainingSettings
+from hyperrec.modeling.trainer import EarlyStopping, Trainer, TrainingTimeout, TrainResult
 
 
 def test_layers_for_epoch_follows_the_schedule() -> None:

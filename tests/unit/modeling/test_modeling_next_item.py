@@ -10,7 +10,10 @@ import torch
 from modeling_fixtures import write_prepared
 
 from hyperrec.errors import ModelError
-from hyperrec.modeling.next_item import NextItemNet, NextItemRecommender, _windows
+from hyperrec.modeling.next_item import NextItemRecommender
+from hyperrec.modeling.next_item_loss import history_pairs
+from hyperrec.modeling.next_item_net import NextItemNet
+from hyperrec.modeling.next_item_windows import sequence_windows
 from hyperrec.modeling.settings import NextItemSettings, TrainingSettings
 from hyperrec.modeling.validation import local_validator
 from hyperrec.models.base import ScoringBatch
@@ -50,7 +53,7 @@ def fitted_lm(cyclic_data, runtime, encoder_settings) -> NextItemRecommender:
 
 def test_windows_cover_every_target() -> None:
     seq = np.arange(23)
-    windows = _windows(seq, max_len=8, stride=8)
+    windows = sequence_windows(seq, max_len=8, stride=8)
     targets = sorted({int(x) for w in windows for x in w[1:]})
     assert targets == list(range(1, 23))
     assert all(len(w) <= 9 for w in windows)
@@ -182,12 +185,10 @@ def test_unfitted_model_and_bad_settings_raise(tmp_path: Path) -> None:
 
 
 def test_history_pairs_are_causal() -> None:
-    from hyperrec.modeling.next_item import _history_pairs
-
     inputs = torch.tensor([[9, 1, 2, 3]])  # 9 = pad
     valid_in = inputs != 9
     valid_out = torch.tensor([[False, True, True, False]])
-    rows, positions = _history_pairs(inputs, valid_in, valid_out)
+    rows, positions = history_pairs(inputs, valid_in, valid_out)
     seen = {(int(r), int(inputs.reshape(-1)[p])) for r, p in zip(rows, positions)}
     assert seen == {(0, 1), (1, 1), (1, 2)}  # row 0 predicts after item 1, row 1 after items 1 and 2
 

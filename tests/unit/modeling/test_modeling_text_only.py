@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from test_modeling_next_item import N_ITEMS, accuracy_at_1, small_settings, text_embeddings
 
-from hyperrec.modeling.next_item import NextItemNet, NextItemRecommender
+from hyperrec.modeling.next_item import NextItemRecommender
+from hyperrec.modeling.next_item_net import NextItemNet
 from hyperrec.modeling.settings import NextItemSettings, RuntimeSettings
 from hyperrec.models.base import ScoringBatch
 
