@@ -122,7 +122,11 @@ def _run_local_and_report(cfg: HyperrecConfig) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``hyperrec`` parser: the steps, the pipelines and the demo here, every other group from its package."""
+    """The ``hyperrec`` parser: the steps, the pipelines and the demo here, every other group from its package.
+
+    Returns:
+        The parser; every command sets ``handler``, which ``main`` calls with the parsed arguments.
+    """
     from hyperrec.deploy.cli import add_deploy_commands
     from hyperrec.evaluation.cli import add_audit_command
     from hyperrec.experiments.cli import add_experiment_commands
@@ -220,6 +224,14 @@ def _add_bench_commands(commands: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``hyperrec`` command; a state-changing one is audited first (``privacy.audit``).
+
+    Args:
+        argv: the arguments; None: ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0, or 2 when the command raised a ``HyperrecError`` (logged on one line).
+    """
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     try:

@@ -21,6 +21,13 @@ def encode_histories(histories: Sequence[np.ndarray], max_len: int) -> np.ndarra
 
     Left padding keeps the most recent item in the last column, where causal sequence models read the
     user state from.
+
+    Args:
+        histories: item indices per user, oldest first.
+        max_len: the number of columns, > 0 (longer histories keep their most recent items).
+
+    Returns:
+        (len(histories), max_len) int64 tokens: item index + 1, ``PAD`` on the left.
     """
     if max_len <= 0:
         raise ValueError("max_len must be positive")

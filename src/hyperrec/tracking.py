@@ -48,7 +48,18 @@ def _ensure_experiment(cfg: HyperrecConfig) -> str:
 
 @contextlib.contextmanager
 def step_run(cfg: HyperrecConfig, step: str, pipeline_run: str) -> Iterator[Any]:
-    """Open an MLflow run for one pipeline step and log the whole config as its parameters."""
+    """Open an MLflow run for one pipeline step and log the whole config as its parameters.
+
+    With ``privacy.audit`` on, the step is also audited (``hyperrec.privacy.audit.record_step``).
+
+    Args:
+        cfg: the configuration (tracking URI and experiment); every value becomes a parameter.
+        step: the step's name, tagged and in the run name.
+        pipeline_run: the pipeline run id, tagged and in the run name.
+
+    Yields:
+        The active MLflow run.
+    """
     import mlflow
 
     cfg.output_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,14 @@ def trim_left_padding(inputs: torch.Tensor, targets: torch.Tensor, pad: int) -> 
 
     A target column stays while any row still has a target there, even if its input is padding: the first
     item of a window is predicted from an empty prefix, and that prediction is kept.
+
+    Args:
+        inputs: (B, L) input tokens.
+        targets: (B, L) target tokens.
+        pad: the padding token.
+
+    Returns:
+        ``(inputs, targets)`` trimmed; unchanged when every column is padding.
     """
     used = ((inputs != pad) | (targets != pad)).any(dim=0)
     if not bool(used.any()):

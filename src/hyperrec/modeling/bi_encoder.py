@@ -48,7 +48,17 @@ ITEM_COLUMNS = ["item_id", "title", "text", "categories", "item_idx"]
 def training_pairs(histories: dict[str, np.ndarray], *, per_user: int, min_prefix: int,
                    rng: np.random.Generator) -> list[tuple[str, int]]:
     """(user, position t) pairs: the profile of history[:t] should retrieve history[t]. The last position of
-    every user is always included (it is closest to what is evaluated); the rest are uniform."""
+    every user is always included (it is closest to what is evaluated); the rest are uniform.
+
+    Args:
+        histories: each user's train item indices, oldest first; users with fewer than 2 items give no pair.
+        per_user: the most pairs per user (the last position and up to ``per_user - 1`` others).
+        min_prefix: the shortest prefix a pair may have (capped at the history length minus 1).
+        rng: draws the extra positions.
+
+    Returns:
+        (user id, position) pairs, by user and then position.
+    """
     pairs: list[tuple[str, int]] = []
     for user in sorted(histories):
         n = len(histories[user])
@@ -119,6 +129,13 @@ class BiEncoderRecommender(Recommender):
     # ------------------------------------------------------------------------------------------ training
     def fit(self, data: PreparedData, *, validate: Validator | None = None,
             on_metrics: MetricsCallback | None = None) -> None:
+        """Train both towers (one tower when ``share_towers``) on in-batch negatives, with early stopping.
+
+        Args:
+            data: the prepared folder (train split and catalogue).
+            validate: ``validate(model) -> float`` for early stopping; None: ``default_validator``.
+            on_metrics: receives training and validation metrics (the pipeline forwards them to MLflow).
+        """
         s, t = self.settings, self.settings.training
         self._device = device = prepare_runtime(self.runtime)
         self._set_items(data.items)
@@ -203,7 +220,17 @@ class BiEncoderRecommender(Recommender):
         return exclude_history(scores, batch.histories) if self.exclude_history else scores
 
     def retrieve(self, batch: ScoringBatch, k: int, exclude_history: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k item indices and scores per user: exact, or a faiss inner-product index for big catalogues."""
+        """Top-k item indices and scores per user: exact, or a faiss inner-product index for big catalogues.
+
+        Args:
+            batch: the users and their histories.
+            k: items per user.
+            exclude_history: leave each user's history items out of the result.
+
+        Returns:
+            (item indices, scores), each (n_users, k) and best first; rows with fewer than k items end
+            in -1 and -inf.
+        """
         users = self.user_vectors(batch.histories)
         matrix = self.item_vectors()
         extra = max((len(h) for h in batch.histories), default=0) if exclude_history else 0
@@ -237,6 +264,11 @@ class BiEncoderRecommender(Recommender):
 
     # ------------------------------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:
+        """Write the tower(s), the item matrix, the items table and the settings, for ``load``.
+
+        Args:
+            directory: the folder to write (created when missing).
+        """
         if self.user_tower is None or self.items is None:
             raise ModelError("bi-encoder is not fitted; nothing to save")
         directory = Path(directory)
@@ -259,6 +291,14 @@ class BiEncoderRecommender(Recommender):
 
     @classmethod
     def load(cls, directory: Path) -> BiEncoderRecommender:
+        """Rebuild a fitted bi-encoder from ``save`` output.
+
+        Args:
+            directory: a folder written by ``save``.
+
+        Returns:
+            The model in eval mode on the runtime's device, with the saved item matrix.
+        """
         directory = Path(directory)
         if not (directory / CONFIG_FILE).exists():
             raise ModelError(f"no saved bi-encoder in {directory}")

@@ -11,7 +11,19 @@ from hyperrec.models.base import Recommender
 
 
 def build_language_model(name: str, config: ModelingConfig, fitted: Mapping[str, Recommender]) -> Recommender:
-    """An unfitted model; ``fitted`` holds the models trained before it (the cross-encoder reranks one)."""
+    """An unfitted model; ``fitted`` holds the models trained before it (the cross-encoder reranks one).
+
+    Args:
+        name: a language model of ``LANGUAGE_MODELS``.
+        config: the modeling section, whose settings the model takes.
+        fitted: the models trained so far, by name.
+
+    Returns:
+        The model, not yet fitted.
+
+    Raises:
+        ModelError: the name is unknown, or the cross-encoder's retriever is not in ``fitted``.
+    """
     from hyperrec.modeling.bi_encoder import BiEncoderRecommender
     from hyperrec.modeling.cross_encoder import CrossEncoderReranker
     from hyperrec.modeling.next_item import NextItemRecommender

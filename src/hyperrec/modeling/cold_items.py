@@ -74,7 +74,17 @@ def fit_offset(gaps: np.ndarray, base: np.ndarray, fired: np.ndarray, max_cost: 
 
     Only losses count: a validation user whose cold target the slot finds does not buy firing for others,
     so the budget bounds what warm users pay (on the normal split, counting gains let the slot fire for 95 %
-    of users and cost 2.8 % on test)."""
+    of users and cost 2.8 % on test).
+
+    Args:
+        gaps: per validation user, the offset the slot needs to fire (``slot_gaps``).
+        base: per user, the metric without the slot.
+        fired: per user, the metric when the slot fires.
+        max_cost: the largest relative loss of ``base``'s mean (``ColdSlotSettings.max_cost``).
+
+    Returns:
+        The offset, or -inf.
+    """
     budget = max_cost * float(base.mean())
     delta = np.where(np.isfinite(gaps), np.minimum(fired - base, 0.0), 0.0)
     order = np.argsort(gaps, kind="stable")

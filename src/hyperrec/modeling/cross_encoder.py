@@ -137,6 +137,15 @@ class CrossEncoderReranker(Recommender):
     # ------------------------------------------------------------------------------------------ training
     def fit(self, data: PreparedData, *, validate: Validator | None = None,
             on_metrics: MetricsCallback | None = None) -> None:
+        """Train the cross-encoder on the retriever's hard negatives, with early stopping; then pick the
+        fusion weight on validation unless ``retriever_weight`` fixes it. Fit the retriever first.
+
+        Args:
+            data: the prepared folder (train split and catalogue).
+            validate: ``validate(model) -> float`` for early stopping and the fusion weight; None:
+                ``default_validator``.
+            on_metrics: receives training and validation metrics (the pipeline forwards them to MLflow).
+        """
         s, t = self.settings, self.settings.training
         self._device = device = prepare_runtime(self.runtime)
         self._set_items(data.items)
@@ -211,7 +220,14 @@ class CrossEncoderReranker(Recommender):
         return loss, len(items) // group
 
     def calibrate_fusion(self, validate: Validator) -> float:
-        """Pick the retriever weight of ``fusion_grid`` with the best validation metric (logits computed once)."""
+        """Pick the retriever weight of ``fusion_grid`` with the best validation metric (logits computed once).
+
+        Args:
+            validate: ``validate(model) -> float``, higher is better.
+
+        Returns:
+            The chosen weight (the smallest of equally good ones), also set as ``fusion_weight``.
+        """
         self._logit_cache = {}
         try:
             results = {}
@@ -228,7 +244,15 @@ class CrossEncoderReranker(Recommender):
     # ------------------------------------------------------------------------------------------ scoring
     @torch.no_grad()
     def rerank_scores(self, histories: list[np.ndarray], candidates: np.ndarray) -> np.ndarray:
-        """Cross-encoder logits of each (user, candidate); -inf where the candidate is -1."""
+        """Cross-encoder logits of each (user, candidate); -inf where the candidate is -1.
+
+        Args:
+            histories: each user's item indices, oldest first (the profile text).
+            candidates: (n_users, n_candidates) item indices to score, -1 for none.
+
+        Returns:
+            (n_users, n_candidates) float32 logits.
+        """
         if self.net is None:
             raise ModelError("cross-encoder is not fitted; call fit() or load()")
         was_training = self.net.training
@@ -256,6 +280,15 @@ class CrossEncoderReranker(Recommender):
         return out
 
     def score(self, batch: ScoringBatch) -> np.ndarray:
+        """Score the catalogue: the reranked candidates, fused with the retriever, above every other item.
+
+        Args:
+            batch: the users and their histories.
+
+        Returns:
+            (n_users, n_items) float32 scores; the other items keep the retriever's order below the
+            candidates, and items the retriever scores -inf stay -inf.
+        """
         base = np.array(self.retriever.score(batch), dtype=np.float64)
         n_users, n_items = base.shape
         cands = self._candidates(batch.histories, batch.user_ids, self.settings.candidates)
@@ -277,6 +310,11 @@ class CrossEncoderReranker(Recommender):
 
     # ------------------------------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:
+        """Write the encoder, the head, the items table, the retriever and the settings, for ``load``.
+
+        Args:
+            directory: the folder to write (created when missing).
+        """
         if self.net is None or self.items is None:
             raise ModelError("cross-encoder is not fitted; nothing to save")
         directory = Path(directory)
@@ -297,6 +335,14 @@ class CrossEncoderReranker(Recommender):
 
     @classmethod
     def load(cls, directory: Path) -> CrossEncoderReranker:
+        """Rebuild a fitted reranker, and its retriever, from ``save`` output.
+
+        Args:
+            directory: a folder written by ``save``.
+
+        Returns:
+            The reranker in eval mode on the runtime's device, with its saved fusion weight.
+        """
         directory = Path(directory)
         if not (directory / CONFIG_FILE).exists():
             raise ModelError(f"no saved cross-encoder in {directory}")

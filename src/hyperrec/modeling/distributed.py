@@ -58,7 +58,14 @@ def is_main() -> bool:
 
 @contextlib.contextmanager
 def session(device_type: str | None = None) -> Iterator[bool]:
-    """Start the process group under torchrun (yields whether distributed); a no-op for one process."""
+    """Start the process group under torchrun (yields whether distributed); a no-op for one process.
+
+    Args:
+        device_type: ``"cuda"`` (NCCL) or ``"cpu"`` (gloo); None: CUDA when available.
+
+    Yields:
+        Whether this process trains distributed.
+    """
     if env_world_size() <= 1 or is_distributed():
         yield is_distributed()
         return
@@ -108,7 +115,14 @@ def globally_weighted(loss: torch.Tensor, n_examples: int) -> tuple[torch.Tensor
 
 
 def sharded(epoch_batches: Callable[[int], Iterable[tuple[Any, ...]]]) -> Callable[[int], Iterator[tuple[Any, ...]]]:
-    """Each process's slice of every global batch; a batch with fewer rows than processes is skipped by all."""
+    """Each process's slice of every global batch; a batch with fewer rows than processes is skipped by all.
+
+    Args:
+        epoch_batches: ``epoch -> global batches``, each a tuple of parts with one row per example.
+
+    Returns:
+        ``epoch -> batches`` of this process: every world-size-th row, from its rank on.
+    """
     world, me = dist.get_world_size(), dist.get_rank()
 
     def batches(epoch: int) -> Iterator[tuple[Any, ...]]:

@@ -55,7 +55,19 @@ class EmbeddingCache:
         texts: Sequence[str],
         compute: Callable[[Sequence[str]], np.ndarray],
     ) -> np.ndarray:
-        """Return cached embeddings of ``texts`` or compute, store and return them."""
+        """Return cached embeddings of ``texts`` or compute, store and return them.
+
+        Without a folder it always computes.
+
+        Args:
+            encoder_id: the weights' identity (``TextEncoder.encoder_id``), part of the key.
+            max_length: the token limit of each text, part of the key.
+            texts: the texts, one row each; their order is part of the key.
+            compute: embeds texts on a miss.
+
+        Returns:
+            (len(texts), dim) float32 embeddings.
+        """
         if self.directory is None:
             self.misses += 1
             return np.asarray(compute(texts), dtype=np.float32)

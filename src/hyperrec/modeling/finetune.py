@@ -80,7 +80,15 @@ def layers_for_epoch(schedule: dict[int, int], epoch: int) -> int:
 
 
 def apply_freezing(encoder: TextEncoder, n_top: int) -> list[str]:
-    """Freeze the encoder except its top ``n_top`` layers (-1: nothing frozen); return trainable names."""
+    """Freeze the encoder except its top ``n_top`` layers (-1: nothing frozen); return trainable names.
+
+    Args:
+        encoder: the encoder to freeze; marked modified unless ``n_top`` is 0.
+        n_top: top layers left trainable; -1 (or more than there are): everything; 0: nothing.
+
+    Returns:
+        The names of the parameters that stay trainable.
+    """
     model = encoder.model
     layers = encoder.transformer_layers()
     unfreeze_all = n_top < 0 or n_top > len(layers)
@@ -107,7 +115,16 @@ def param_groups(
 ) -> list[dict[str, Any]]:
     """AdamW groups: pretrained LM params at lm_learning_rate, the rest at learning_rate; no decay on
     biases/norms/position tables. Parameters are included even while frozen (they get no gradient, so AdamW
-    skips them) so that unfreezing later needs no new optimizer."""
+    skips them) so that unfreezing later needs no new optimizer.
+
+    Args:
+        lm_modules: the pretrained modules (the text encoders).
+        head_modules: the modules trained from scratch; a parameter already in ``lm_modules`` is not repeated.
+        settings: the learning rates and weight decay.
+
+    Returns:
+        Up to four groups (``lm``, ``lm_no_decay``, ``head``, ``head_no_decay``), empty ones left out.
+    """
     groups: list[dict[str, Any]] = []
     seen: set[int] = set()
     for modules, lr, tag in ((lm_modules, settings.lm_learning_rate, "lm"),
@@ -140,7 +157,16 @@ def build_optimizer(groups: list[dict[str, Any]], settings: TrainingSettings,
 
 def warmup_schedule(optimizer: torch.optim.Optimizer, total_steps: int, settings: TrainingSettings
                     ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over warmup_ratio * total_steps, then linear decay to 0 (or constant)."""
+    """Linear warm-up over warmup_ratio * total_steps, then linear decay to 0 (or constant).
+
+    Args:
+        optimizer: the optimizer whose learning rates the schedule scales.
+        total_steps: optimizer steps of the whole run.
+        settings: ``warmup_ratio`` and ``linear_decay``.
+
+    Returns:
+        A scheduler to step once per optimizer step.
+    """
     warmup = round(settings.warmup_ratio * total_steps)
     total = max(total_steps, 1)
 

@@ -67,7 +67,18 @@ def _tags(text: object, max_tags: int) -> str:
 
 def item_text(title: str, categories: Iterable[str] | None, tags: object, *, max_tags: int = 10,
               include_categories: bool = True) -> str:
-    """One item's text: ``"<title>. Genres: a, b. Tags: x, y"`` (empty parts left out)."""
+    """One item's text: ``"<title>. Genres: a, b. Tags: x, y"`` (empty parts left out).
+
+    Args:
+        title: the item's title (``"untitled"`` when blank).
+        categories: its genres.
+        tags: its tags, one string split at ``,``, ``;`` or ``|``; anything else gives none.
+        max_tags: the most tags kept (0: none).
+        include_categories: put the genres in.
+
+    Returns:
+        The text.
+    """
     parts = [str(title).strip() or "untitled"]
     cats = [str(c) for c in (categories if categories is not None else []) if str(c).strip()]
     if include_categories and cats:
@@ -138,7 +149,14 @@ class TextEncoder(nn.Module):
         return next(self.model.parameters()).device
 
     def transformer_layers(self) -> list[nn.Module]:
-        """The stacked transformer layers, bottom first (BERT, RoBERTa, DistilBERT, MiniLM layouts)."""
+        """The stacked transformer layers, bottom first (BERT, RoBERTa, DistilBERT, MiniLM layouts).
+
+        Returns:
+            The layers.
+
+        Raises:
+            ModelError: the model has another layout.
+        """
         for path in ("encoder.layer", "transformer.layer", "layers", "encoder.layers"):
             node: object = self.model
             for part in path.split("."):
@@ -179,7 +197,18 @@ class TextEncoder(nn.Module):
     @torch.no_grad()
     def encode(self, texts: Sequence[str], *, batch_size: int = 128, max_length: int | None = None,
                progress: bool = False, autocast: bool = False) -> np.ndarray:
-        """Embed texts without gradients, batching texts of similar length together."""
+        """Embed texts without gradients, batching texts of similar length together.
+
+        Args:
+            texts: the texts.
+            batch_size: texts per forward pass.
+            max_length: the token limit; None: the encoder's.
+            progress: show a progress bar.
+            autocast: bf16 autocast (CUDA only).
+
+        Returns:
+            (len(texts), dim) float32 L2-normalized vectors, in the order of ``texts``.
+        """
         from tqdm.auto import tqdm
 
         if len(texts) == 0:
@@ -218,7 +247,18 @@ def embed_catalogue(
     *,
     encoder: TextEncoder | None = None,
 ) -> np.ndarray:
-    """Embeddings of the item texts, from the disk cache when the same model/length/texts were seen."""
+    """Embeddings of the item texts, from the disk cache when the same model/length/texts were seen.
+
+    Args:
+        texts: the item texts, by item index.
+        settings: the model path, token limit, batch size and cache folder.
+        runtime: device, progress bar and bf16 autocast; None: the defaults.
+        encoder: an encoder to use instead of loading ``settings.model_path``; one trained in memory is never
+            cached.
+
+    Returns:
+        (len(texts), dim) float32 L2-normalized vectors.
+    """
     runtime = runtime or RuntimeSettings()
     cache = EmbeddingCache(settings.cache_dir)
     model_path = resolve_model_path(settings.model_path) if encoder is None else encoder.model_path
@@ -246,7 +286,20 @@ _TINY_WORDS = ["the", "a", "of", "and", "in", "to", "movie", "film", "story", "l
 
 def build_tiny_bert(directory: Path, *, hidden: int = 32, layers: int = 2, heads: int = 2,
                     max_positions: int = 256, seed: int = 0, extra_words: Iterable[str] = ()) -> Path:
-    """Write a random tiny BERT (config, safetensors weights, WordPiece tokenizer) for tests; returns the folder."""
+    """Write a random tiny BERT (config, safetensors weights, WordPiece tokenizer) for tests; returns the folder.
+
+    Args:
+        directory: the folder to write (created when missing).
+        hidden: the hidden size.
+        layers: transformer layers.
+        heads: attention heads.
+        max_positions: the longest input in tokens.
+        seed: seeds the random weights.
+        extra_words: more vocabulary words (lowercased), besides the built-in words and characters.
+
+    Returns:
+        ``directory``.
+    """
     from transformers import BertConfig, BertModel, BertTokenizer
 
     directory = Path(directory)

@@ -260,6 +260,14 @@ class NextItemRecommender(Recommender):
 
     @torch.no_grad()
     def score(self, batch: ScoringBatch) -> np.ndarray:
+        """Score the catalogue with ``scoring_graph``, then reserve the cold slot when one was fitted.
+
+        Args:
+            batch: the users and their histories (indices outside the catalogue are dropped).
+
+        Returns:
+            (n_users, n_items) float32 scores.
+        """
         net = self._require()
         histories = [np.asarray(h, dtype=np.int64) for h in batch.histories]
         histories = [h[(h >= 0) & (h < net.n_items)] for h in histories]
@@ -285,7 +293,15 @@ class NextItemRecommender(Recommender):
 
     @torch.no_grad()
     def last_attention(self, history: np.ndarray, user_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(items actually read, attention of the last position over them, averaged over heads)."""
+        """(items actually read, attention of the last position over them, averaged over heads).
+
+        Args:
+            history: the user's item indices, oldest first.
+            user_id: the user, for the segment embedding; None: an unknown segment.
+
+        Returns:
+            Two arrays of equal length: the item indices the transformer read and their attention weights.
+        """
         net = self._require()
         net.eval()
         seq, valid = self._sequences([history])

@@ -27,6 +27,15 @@ class NextItemGraph(nn.Module):
         self.exclude_history = exclude_history
 
     def forward(self, history: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
+        """Scores of the whole catalogue for each row of tokens.
+
+        Args:
+            history: [B, S] history tokens (``encode_histories``).
+            segment: [B] segment tokens (``encode_segments``).
+
+        Returns:
+            [B, n_items] scores, the history penalty applied.
+        """
         net = self.net
         n_items = net.n_items
         valid_all = history > 0

@@ -19,7 +19,16 @@ from hyperrec.modeling.next_item_text import ItemText
 def history_pairs(inputs: torch.Tensor, valid_in: torch.Tensor, valid_out: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """(row, position) pairs: row = index of a predicted position in ``hidden[valid_out]`` order, position =
-    a flat index into ``inputs`` of an item at or before it (what that prediction has already seen)."""
+    a flat index into ``inputs`` of an item at or before it (what that prediction has already seen).
+
+    Args:
+        inputs: (B, L) item tokens of the windows.
+        valid_in: (B, L) which inputs are items (not padding).
+        valid_out: (B, L) which positions are predicted.
+
+    Returns:
+        (rows, positions), two 1-D long tensors of equal length.
+    """
     batch, length = inputs.shape
     row_id = torch.full((batch, length), -1, dtype=torch.long, device=inputs.device)
     row_id[valid_out] = torch.arange(int(valid_out.sum()), device=inputs.device)

@@ -31,6 +31,16 @@ class CausalBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, need_weights: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Pre-LN attention then feed-forward, each added to ``x``.
+
+        Args:
+            x: (B, L, d) inputs.
+            mask: (B, 1, L, L) boolean, True where a position may attend.
+            need_weights: compute attention explicitly and return its weights (else the fused kernel).
+
+        Returns:
+            (B, L, d) outputs and the (B, heads, L, L) attention weights, or None.
+        """
         batch, length, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(batch, length, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
         weights = None
@@ -99,7 +109,16 @@ class NextItemNet(nn.Module):
     def item_vectors(self, idx: torch.Tensor | None = None, text: torch.Tensor | None = None,
                      text_only: torch.Tensor | None = None) -> torch.Tensor:
         """Vectors of items ``idx`` (all items when None); ``text`` overrides the cached text embeddings;
-        ``text_only`` (default: ``text_only_mask(idx)``) marks items whose ID embedding is left out."""
+        ``text_only`` (default: ``text_only_mask(idx)``) marks items whose ID embedding is left out.
+
+        Args:
+            idx: item indices; None: every item.
+            text: text embeddings of those items in place of ``text_table`` rows.
+            text_only: which of those items leave out their ID embedding.
+
+        Returns:
+            (n, d_model) item vectors.
+        """
         out: torch.Tensor | None = None
         if self.text_dim:
             if text is None:
@@ -121,7 +140,18 @@ class NextItemNet(nn.Module):
 
     def hidden(self, seq_vectors: torch.Tensor, valid: torch.Tensor, segments: torch.Tensor | None = None,
                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """seq_vectors (B, L, d) of a left-padded sequence, valid (B, L) -> hidden (B, L, d) [+ last attention]."""
+        """seq_vectors (B, L, d) of a left-padded sequence, valid (B, L) -> hidden (B, L, d) [+ last attention].
+
+        Args:
+            seq_vectors: (B, L, d) item vectors of the sequence, L at most ``max_len``.
+            valid: (B, L) which positions hold items.
+            segments: (B,) segment indices, or None for no segment embedding.
+            need_weights: also return the attention weights of the last block.
+
+        Returns:
+            (B, L, d) hidden states after the final LayerNorm, and the last block's (B, heads, L, L) attention
+            weights or None.
+        """
         length = seq_vectors.shape[1]
         x = seq_vectors * valid.unsqueeze(-1).to(seq_vectors.dtype)
         x = x + self.pos_emb.weight[self.max_len - length:].unsqueeze(0)

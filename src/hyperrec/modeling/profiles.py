@@ -24,7 +24,17 @@ def _local_phrases(items: pd.DataFrame) -> list[str]:
 
 
 def profile_builder(items: pd.DataFrame, *, max_items: int, max_tokens: int) -> ProfileFn:
-    """A function: history (item indices, oldest first) -> profile text, most recent items first."""
+    """A function: history (item indices, oldest first) -> profile text, most recent items first.
+
+    Args:
+        items: the catalogue (``item_id``, ``item_idx``, and ``title``, ``categories``, ``text`` for the local
+            fallback).
+        max_items: the most history items a profile names.
+        max_tokens: the profile's length limit.
+
+    Returns:
+        The function.
+    """
     items = items.sort_values("item_idx").reset_index(drop=True)
     item_ids: Sequence[str] = items["item_id"].astype(str).tolist()
     try:
@@ -43,6 +53,15 @@ def profile_builder(items: pd.DataFrame, *, max_items: int, max_tokens: int) -> 
     phrases = _local_phrases(items)
 
     def local(history: np.ndarray) -> str:
+        """The local profile text of one history.
+
+        Args:
+            history: item indices, oldest first.
+
+        Returns:
+            The phrases of the ``max_items`` most recent distinct items, newest first, cut to ``max_tokens``
+            words.
+        """
         seen: set[int] = set()
         pieces: list[str] = []
         for idx in np.asarray(history, dtype=np.int64)[::-1]:

@@ -53,7 +53,21 @@ def pytorchjob_body(cfg: HyperrecConfig, *, name: str = "hyperrec-fine-tune", na
                     config_map: str = "hyperrec-config", data_claim: str = "hyperrec-training-data",
                     ) -> dict[str, Any]:
     """One Master and ``workers`` Workers, each using every GPU of its node (``cluster.gpu.accelerator_limit``
-    processes per node); the config is mounted from ``config_map``, data and models live on ``data_claim``."""
+    processes per node); the config is mounted from ``config_map``, data and models live on ``data_claim``.
+
+    Args:
+        cfg: the configuration; its ``cluster`` section gives the image, GPUs and node placement.
+        name: the job's name.
+        namespace: the job's namespace.
+        workers: Worker replicas beside the Master (0: the Master alone).
+        prepared: the prepared-data folder, on the claim.
+        output: where the models are written, on the claim.
+        config_map: the ConfigMap with ``config.yaml``.
+        data_claim: the PersistentVolumeClaim mounted at ``/data``.
+
+    Returns:
+        The PyTorchJob resource (``kubeflow.org/v1``).
+    """
     if workers < 0:
         raise ValueError("workers must be >= 0")
     command = fine_tune_command(prepared, output, f"{CONFIG_MOUNT}/config.yaml")

@@ -41,7 +41,14 @@ class DataShape:
     @classmethod
     def of(cls, data: PreparedData) -> DataShape:
         """The shape of a prepared-data folder; timestamps from the data report's split method when there is
-        one, else from whether the train events carry more than one distinct timestamp."""
+        one, else from whether the train events carry more than one distinct timestamp.
+
+        Args:
+            data: the prepared folder.
+
+        Returns:
+            Its catalogue size, train event count and whether its events are ordered in time.
+        """
         train = data.split("train")
         report = data.root / REPORT_JSON
         method = None
@@ -53,7 +60,15 @@ class DataShape:
 
 
 def resolve_next_item(settings: NextItemSettings, shape: DataShape) -> tuple[NextItemSettings, dict[str, str]]:
-    """``settings`` with every ``auto`` value resolved for ``shape``; and each resolution with its reason."""
+    """``settings`` with every ``auto`` value resolved for ``shape``; and each resolution with its reason.
+
+    Args:
+        settings: the next-item settings, possibly with ``auto`` values.
+        shape: what the data looks like.
+
+    Returns:
+        The resolved settings (``settings`` itself when nothing is ``auto``), and each resolution's reason.
+    """
     update: dict[str, str] = {}
     reasons: dict[str, str] = {}
     if settings.loss == "auto":

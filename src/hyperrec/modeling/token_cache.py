@@ -74,7 +74,14 @@ class TokenStateCache:
         return lengths, offsets, torch.cat([t for t in per_text if t is not None])
 
     def encode(self, idx: torch.Tensor) -> torch.Tensor:
-        """(k,) text indices -> (k, dim) L2-normalized vectors from the top layers on the cached states."""
+        """(k,) text indices -> (k, dim) L2-normalized vectors from the top layers on the cached states.
+
+        Args:
+            idx: (k,) text indices.
+
+        Returns:
+            (k, dim) float32 vectors on the encoder's device, with gradients when the top layers train.
+        """
         idx = idx.cpu()
         lengths = self.lengths[idx]
         width = int(lengths.max())
@@ -94,7 +101,14 @@ class TokenStateCache:
 
     @torch.no_grad()
     def encode_all(self, batch_size: int = 256) -> torch.Tensor:
-        """Every text's vector from the current top layers (eval mode, no gradients), in text order."""
+        """Every text's vector from the current top layers (eval mode, no gradients), in text order.
+
+        Args:
+            batch_size: texts per forward pass.
+
+        Returns:
+            (n_texts, dim) float32 vectors on the CPU.
+        """
         was_training = self.encoder.training
         self.encoder.eval()
         order = torch.from_numpy(np.argsort(-self.lengths.numpy(), kind="stable"))
@@ -116,7 +130,18 @@ def live_text_table(cache: TokenStateCache, table: torch.Tensor, targets: torch.
                     generator: torch.Generator) -> torch.Tensor:
     """``table`` with the rows of up to ``n_live`` of the batch's distinct ``targets`` (a seeded draw) replaced
     by live vectors that carry gradients into the top layers; the rows are also written back, detached, into
-    ``table`` so that the table tracks the encoder between full refreshes."""
+    ``table`` so that the table tracks the encoder between full refreshes.
+
+    Args:
+        cache: the token states of the item texts.
+        table: (n_items, dim) text table, updated in place.
+        targets: the batch's target item indices.
+        n_live: the most rows re-encoded.
+        generator: draws the rows when there are more distinct targets.
+
+    Returns:
+        The table for this step: the live rows carry gradients, the others are detached.
+    """
     items = torch.unique(targets.cpu())
     if len(items) > n_live:
         items = items[torch.randperm(len(items), generator=generator)[:n_live]].sort().values

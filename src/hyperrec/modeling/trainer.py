@@ -303,7 +303,17 @@ def data_parallel(module: nn.Module, loss: Callable[..., tuple[torch.Tensor, int
     """``(step, epoch_batches)`` for ``Trainer.fit``. Under ``torchrun`` (an initialized process group of more
     than one process, see ``hyperrec.modeling.distributed``) ``module`` is wrapped in DistributedDataParallel,
     so gradients are averaged across processes, and each process trains on its slice of every global batch;
-    otherwise ``loss`` runs as it is."""
+    otherwise ``loss`` runs as it is.
+
+    Args:
+        module: the network to train.
+        loss: ``loss(*batch) -> (loss, n_examples)`` on tensors on ``device``.
+        epoch_batches: ``epoch -> batches``, each a tuple of tensors with one row per example.
+        device: where the batches go.
+
+    Returns:
+        ``(step, epoch_batches)``.
+    """
     from hyperrec.modeling import distributed
 
     def to_device(batch: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:

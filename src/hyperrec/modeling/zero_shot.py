@@ -44,6 +44,14 @@ class ZeroShotRecommender(Recommender):
         return cls(config.zero_shot, item_encoder=config.item_encoder, runtime=config.runtime)
 
     def fit(self, data: PreparedData, *, item_embeddings: np.ndarray | None = None, **_: object) -> None:
+        """Keep the item text embeddings, L2-normalized; nothing trains.
+
+        Other keywords (``validate``, ``on_metrics``) are accepted and ignored.
+
+        Args:
+            data: the prepared folder (catalogue; train histories when ``history_penalty`` is ``auto``).
+            item_embeddings: (n_items, dim) embeddings by item index; None: embed the item texts (cached).
+        """
         configure_threads(self.runtime.threads)
         items = data.items
         self.item_ids = items.sort_values("item_idx")["item_id"].astype(str).tolist()
@@ -82,6 +90,11 @@ class ZeroShotRecommender(Recommender):
         return self._require()
 
     def save(self, directory: Path) -> None:
+        """Write the item embeddings and the settings, for ``load``.
+
+        Args:
+            directory: the folder to write (created when missing).
+        """
         import torch
 
         directory = Path(directory)
@@ -97,6 +110,14 @@ class ZeroShotRecommender(Recommender):
 
     @classmethod
     def load(cls, directory: Path) -> ZeroShotRecommender:
+        """Rebuild a fitted zero-shot model from ``save`` output.
+
+        Args:
+            directory: a folder written by ``save``.
+
+        Returns:
+            The model with its saved embeddings.
+        """
         directory = Path(directory)
         if not (directory / CONFIG_FILE).exists():
             raise ModelError(f"no saved zero-shot model in {directory}")

@@ -29,6 +29,13 @@ def cosine_neighbours(user_items: sp.csr_matrix, k: int) -> sp.csr_matrix:
     Similarities are computed in dense blocks so that memory stays at ``_BLOCK x n_items``, and only
     between items with a train user: an item without one has no positive similarity to keep, and on a
     large, sparse catalogue (Debian packages: 37k of 63k items) skipping them cuts the quadratic work by 3x.
+
+    Args:
+        user_items: (n_users, n_items) train interactions.
+        k: neighbours kept per item.
+
+    Returns:
+        (n_items, n_items) float32 similarities.
     """
     full = user_items.T.tocsr().astype(np.float32)
     active = np.flatnonzero(np.diff(full.indptr) > 0)

@@ -27,6 +27,11 @@ def _alert(name: str, expr: str, duration: str, severity: str, summary: str, des
 
 
 def serving_rules() -> list[dict[str, Any]]:
+    """The serving alerts: errors, predictor latency, degraded answers, retries, catalogue mismatch, feedback.
+
+    Returns:
+        One Prometheus alerting rule each.
+    """
     where = "{{ $labels.namespace }}/{{ $labels.revision }}"
     return [
         _alert("HyperrecHighErrorRate", f"({q.error_ratio(BY)}) > 0.05", "10m", "critical",
@@ -58,6 +63,11 @@ def serving_rules() -> list[dict[str, Any]]:
 
 
 def drift_rules() -> list[dict[str, Any]]:
+    """The drift monitor's alerts: drift found, online quality below its floor, and no recent check.
+
+    Returns:
+        One Prometheus alerting rule each.
+    """
     return [
         _alert("HyperrecDriftDetected", f"{q.DRIFT_DETECTED} == 1", "0m", "warning",
                "hyperrec drift monitor found drift",

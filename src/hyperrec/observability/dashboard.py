@@ -124,7 +124,11 @@ def _variables() -> list:
 
 
 def build_dashboard() -> model.Dashboard:
-    """The dashboard model (grafana_foundation_sdk.models.dashboard.Dashboard)."""
+    """The dashboard model (grafana_foundation_sdk.models.dashboard.Dashboard).
+
+    Returns:
+        The dashboard: its variables, then the traffic, latency, predictor, feedback and drift rows.
+    """
     builder = (
         db.Dashboard(TITLE).uid(UID).tags(["hyperrec", "kserve"]).editable().refresh("30s")
         .time("now-6h", "now").tooltip(model.DashboardCursorSync.CROSSHAIR)
