@@ -1,4 +1,4 @@
-"""Which events count as an implicit positive for an item.
+"""The event types, and which events count as an implicit positive for an item.
 
 One rule for every event type, so that ratings, clicks and views can be mixed in one training set:
 a rating at or above ``min_rating`` (every rating when it is None), any click or purchase, a view that
@@ -8,6 +8,9 @@ lasted at least ``min_dwell_seconds``, and never a search (a query is not a judg
 from __future__ import annotations
 
 import pandas as pd
+
+#: Every event type an interaction may have (generic format, feedback log); a search names no item.
+EVENT_TYPES = ("view", "click", "rating", "purchase", "search")
 
 
 def label_events(interactions: pd.DataFrame, min_rating: float | None, min_dwell_seconds: float) -> pd.Series:
