@@ -144,9 +144,10 @@ class TrackingConfig(_Section):
     experiment: str = "hyperrec"
 
 
-#: Settings with one source that other sections read too: ``{key a section reads: the key it follows}``. A
-#: section's key takes the source's value unless the same config sets it as well (the documented section keys
-#: stay per-section overrides). The defaults of both are equal, which tests/unit/test_config.py checks.
+#: Settings with one source that other sections read too: ``{key a section reads: the key it follows}``. When
+#: a config is built (YAML, env, --set, constructor), a section's key takes the source's value unless the same
+#: config sets it as well (the documented section keys stay per-section overrides); assigning to a built
+#: config changes only the key assigned. The defaults of both are equal, which tests/unit/test_config.py checks.
 FOLLOWED_KEYS = {
     "modeling.runtime.seed": "seed",
     "monitoring.drift.seed": "seed",
