@@ -4,7 +4,7 @@ The component body only parses the config, calls ``hyperrec.steps`` and copies a
 outputs; everything testable lives in the core library.
 """
 
-from hyperrec.config import COMPONENTS_IMAGE
+from hyperrec.cluster_settings import COMPONENTS_IMAGE
 
 #: Image every component runs in on a cluster (the default of ``cluster.image``, which pipelines apply).
 DEFAULT_IMAGE = COMPONENTS_IMAGE

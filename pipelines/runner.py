@@ -12,7 +12,8 @@ import shutil
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,21 +62,28 @@ def run_local(cfg: HyperrecConfig, pipeline_run: str | None = None) -> LocalRun:
     """Run the training pipeline in subprocesses of this interpreter and publish its outputs."""
     pipeline_run = pipeline_run or new_pipeline_run_id()
     pipeline_root = cfg.output_dir.parent / "kfp" / pipeline_run
+    started = time.perf_counter()
+    with _embedded(pipeline_root):
+        task = build_training_pipeline(cfg)(config_yaml=cfg.to_json(), pipeline_run=pipeline_run)
+    wall = time.perf_counter() - started
+    _publish(task, cfg.output_dir, pipeline_run, pipeline_root, wall)
+    return LocalRun(pipeline_run=pipeline_run, output_dir=cfg.output_dir, wall_seconds=wall)
+
+
+@contextmanager
+def _embedded(pipeline_root: Path) -> Iterator[None]:
+    """``kfp.local``'s subprocess runner under ``pipeline_root``, with each task's output in its log file."""
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(pipeline_root),
         raise_on_error=True,
     )
-    started = time.perf_counter()
     with warnings.catch_warnings():
         # The local runner warns that GPU requests and the cluster image have no effect here; that is intended.
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
         with task_logs(pipeline_root / "logs"):
-            task = build_training_pipeline(cfg)(config_yaml=cfg.to_json(), pipeline_run=pipeline_run)
-    wall = time.perf_counter() - started
-    _publish(task, cfg.output_dir, pipeline_run, pipeline_root, wall)
-    return LocalRun(pipeline_run=pipeline_run, output_dir=cfg.output_dir, wall_seconds=wall)
+            yield
 
 
 def _publish(task, output_dir: Path, pipeline_run: str, pipeline_root: Path, wall: float) -> None:
@@ -113,21 +121,12 @@ def run_retraining_local(
     records any new challenger.
     """
     pipeline_run = pipeline_run or new_pipeline_run_id()
-    pipeline_root = cfg.output_dir.parent / "kfp" / pipeline_run
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(pipeline_root),
-        raise_on_error=True,
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
-        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-        with task_logs(pipeline_root / "logs"):
-            build_retraining_pipeline(cfg)(
-                config_yaml=cfg.to_json(), pipeline_run=pipeline_run, reference_uri=reference_uri,
-                current_uri=current_uri, data_window=data_window, trigger_reason=trigger_reason,
-                force_retrain=force_retrain,
-            )
+    with _embedded(cfg.output_dir.parent / "kfp" / pipeline_run):
+        build_retraining_pipeline(cfg)(
+            config_yaml=cfg.to_json(), pipeline_run=pipeline_run, reference_uri=reference_uri,
+            current_uri=current_uri, data_window=data_window, trigger_reason=trigger_reason,
+            force_retrain=force_retrain,
+        )
     return pipeline_run
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kfp import dsl, kubernetes
 
-from hyperrec.config import GpuConfig
+from hyperrec.cluster_settings import GpuConfig
 
 
 def request_gpu(task: dsl.PipelineTask, gpu: GpuConfig) -> dsl.PipelineTask:

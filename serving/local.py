@@ -24,7 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyperrec.online.errors import BundleError
+from hyperrec.errors import BundleError
 from hyperrec.online.settings import ServingConfig
 
 from .parent_death import parent_env

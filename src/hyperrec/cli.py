@@ -130,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     from hyperrec.deploy.cli import add_deploy_commands
     from hyperrec.evaluation.cli import add_audit_command
     from hyperrec.experiments.cli import add_experiment_commands
-    from hyperrec.monitoring.cli import add_monitoring_commands
     from hyperrec.online.cli import add_feedback_commands
+    from hyperrec.pipelines.drift_cli import add_monitoring_commands
     from hyperrec.privacy.cli import add_privacy_commands
     from hyperrec.serving.cli import add_serving_commands
 

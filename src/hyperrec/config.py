@@ -17,10 +17,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from hyperrec.cluster_settings import ClusterConfig
 from hyperrec.deploy.settings import DeployConfig
 from hyperrec.errors import ConfigError
-from hyperrec.evaluation.fairness_settings import FairnessConfig
+from hyperrec.evaluation.settings import EvaluationConfig
 from hyperrec.experiments.settings import CanaryConfig
+from hyperrec.fairness_settings import FairnessConfig
 from hyperrec.modeling.settings import ModelingConfig
 from hyperrec.monitoring.settings import MonitoringConfig
 from hyperrec.online.bandits.settings import BanditConfig
@@ -28,7 +30,6 @@ from hyperrec.online.settings import ServingConfig
 from hyperrec.settings_base import Section as _Section
 
 ENV_PREFIX = "HYPERREC__"
-EVENT_TYPES = ("view", "click", "rating", "purchase", "search")
 
 
 class DataConfig(_Section):
@@ -136,16 +137,6 @@ class BaselinesConfig(_Section):
     bpr_iterations: int = Field(100, ge=1)
 
 
-class EvaluationConfig(_Section):
-    """Ranking metrics and the two protocols."""
-
-    k_values: list[int] = Field([10, 20], description="Cutoffs reported for HR/NDCG/MAP/Recall.")
-    sampled_negatives: int = Field(100, ge=1, description="Uniform negatives per user in the sampled protocol.")
-    top_n: int = Field(100, ge=1, description="Recommendations written per user to recommendations.jsonl.")
-    gate_metric: str = Field("full.ndcg@10", description="Metric the registration gate compares.")
-    user_batch_size: int = Field(256, ge=1)
-
-
 class TrackingConfig(_Section):
     """MLflow."""
 
@@ -153,40 +144,25 @@ class TrackingConfig(_Section):
     experiment: str = "hyperrec"
 
 
-class GpuConfig(_Section):
-    """Cluster scheduling of the training task; ignored by the local runner."""
-
-    accelerator_type: str = "nvidia.com/gpu"
-    accelerator_limit: int = Field(1, ge=0)
-    node_selector_key: str = "cloud.google.com/gke-accelerator"
-    node_selector_value: str = "nvidia-l4"
-    toleration_key: str = "nvidia.com/gpu"
-
-
-#: The components image (``cluster.image``'s default; every KFP component is compiled with it).
-COMPONENTS_IMAGE = "ghcr.io/hyperrec/hyperrec:0.1.0"
-
-
-class ClusterConfig(_Section):
-    """How components run on a Kubernetes cluster."""
-
-    image: str = Field(
-        COMPONENTS_IMAGE,
-        description="Components image (hyperrec with torch): every KFP component and the drift CronJob run in it.",
-    )
-    serving_image: str = Field(
-        "ghcr.io/hyperrec/hyperrec-serving:0.1.0",
-        description="Slim serving image (no torch): the KServe transformer runs in it.",
-    )
-    gpu: GpuConfig = GpuConfig()
+#: Settings with one source that other sections read too: ``{key a section reads: the key it follows}``. When
+#: a config is built (YAML, env, --set, constructor), a section's key takes the source's value unless the same
+#: config sets it as well (the documented section keys stay per-section overrides); assigning to a built
+#: config changes only the key assigned. The defaults of both are equal, which tests/unit/test_config.py checks.
+FOLLOWED_KEYS = {
+    "modeling.runtime.seed": "seed",
+    "monitoring.drift.seed": "seed",
+    "modeling.runtime.threads": "threads",
+    "monitoring.feedback.min_rating": "prep.min_rating",
+    "monitoring.feedback.min_dwell_seconds": "prep.min_dwell_seconds",
+}
 
 
 class HyperrecConfig(_Section):
     """The whole configuration."""
 
-    seed: int = 42
+    seed: int = Field(42, description="Seed of every step: data prep, baselines, models, evaluation, drift.")
     output_dir: Path = Field(Path("outputs/latest"), description="Stable output folder of the last run.")
-    threads: int = Field(2, ge=1, description="Threads for torch/BLAS/implicit.")
+    threads: int = Field(2, ge=1, description="Threads for torch/BLAS/implicit (and the models' torch threads).")
     data: DataConfig = DataConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     prep: PrepConfig = PrepConfig()
@@ -201,6 +177,19 @@ class HyperrecConfig(_Section):
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     bandit: BanditConfig = Field(default_factory=BanditConfig)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _follow_sources(cls, tree: Any) -> Any:
+        """Copy each ``FOLLOWED_KEYS`` source the tree sets into its followers that the tree leaves unset."""
+        if not isinstance(tree, Mapping):
+            return tree
+        tree = _plain_copy(tree)
+        for follower, source in FOLLOWED_KEYS.items():
+            found, value = _dotted_value(tree, source)
+            if found and not _dotted_value(tree, follower)[0] and _settable(tree, follower):
+                _set_dotted(tree, follower, value)
+        return tree
 
     def mlflow_uri(self) -> str:
         """The tracking URI, defaulting to a sqlite file beside the outputs."""
@@ -228,6 +217,34 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"cannot set {dotted!r}: {part!r} is not a section")
     node[parts[-1]] = value
+
+
+def _plain_copy(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """The tree with every nested mapping copied (a caller's dict is never changed; section objects are kept)."""
+    return {key: _plain_copy(value) if isinstance(value, Mapping) else value for key, value in tree.items()}
+
+
+def _dotted_value(tree: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
+    """(True, value) when the plain tree sets ``dotted``, else (False, None)."""
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _settable(tree: Mapping[str, Any], dotted: str) -> bool:
+    """Whether every section on the way to ``dotted`` is a plain mapping or absent (a section given as an object
+    was set as a whole, so it is left as it is)."""
+    node: Any = tree
+    for part in dotted.split(".")[:-1]:
+        node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None:
+            return True
+        if not isinstance(node, Mapping):
+            return False
+    return True
 
 
 def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, Any]]:

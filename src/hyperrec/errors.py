@@ -33,3 +33,7 @@ class DatasetUnavailableError(DataError):
 
 class ModelError(HyperrecError):
     """A model cannot be trained, loaded or used as asked."""
+
+
+class BundleError(HyperrecError):
+    """A serving bundle is missing, incomplete, or fails its checksums."""

@@ -20,9 +20,9 @@ import pytest
 
 from hyperrec.cli import main
 from hyperrec.config import load_config
+from hyperrec.data.ledger import ERASURE_LEDGER, state_dir
 from hyperrec.data.pseudonymize import Pseudonymizer
 from hyperrec.pipelines.runner import run_local
-from hyperrec.privacy.ledger import ERASURE_LEDGER, state_dir
 from hyperrec.privacy.taint import HELD_USER, TAINTED_TAG, tainted_aliases
 from hyperrec.registry import BundleRegistry
 from hyperrec.serving.local import LocalServers

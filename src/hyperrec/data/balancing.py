@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from hyperrec.data.activity import activity_labels
 from hyperrec.data.prepared import EXAMPLES_FILE, PROFILES_FILE, SEGMENTS_FILE, PreparedData
-from hyperrec.evaluation.fairness import activity_labels
-from hyperrec.evaluation.fairness_settings import FairnessConfig
+from hyperrec.fairness_settings import FairnessConfig
 
 logger = logging.getLogger(__name__)
 

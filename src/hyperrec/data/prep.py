@@ -26,6 +26,7 @@ from hyperrec.data.examples import build_examples
 from hyperrec.data.fetch import locate_dataset
 from hyperrec.data.labels import label_events
 from hyperrec.data.prepared import PreparedData
+from hyperrec.data.privacy_filter import privacy_filter
 from hyperrec.data.profiles import ItemTextLookup, build_profiles
 from hyperrec.data.pseudonymize import Pseudonymizer
 from hyperrec.data.quarantine import Quarantine
@@ -42,7 +43,6 @@ from hyperrec.data.text import (
     tags_to_text,
 )
 from hyperrec.errors import DataError
-from hyperrec.privacy.prep_filter import privacy_filter
 
 logger = logging.getLogger(__name__)
 

@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hyperrec.config import EVENT_TYPES, DataConfig
+from hyperrec.config import DataConfig
 from hyperrec.data.csv_records import Records, parse_records
+from hyperrec.data.labels import EVENT_TYPES
+from hyperrec.data.privacy_filter import CONSENT_COLUMN, parse_consent
 from hyperrec.data.pseudonymize import Pseudonymizer
 from hyperrec.data.quarantine import FILE_COLUMN, ROW_COLUMN, Quarantine
 from hyperrec.errors import ConfigError, DataError
-from hyperrec.privacy.prep_filter import CONSENT_COLUMN, parse_consent
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ def parse_interactions(table: RawTable, pseudonymizer: Pseudonymizer,
     typed["value"] = values[keep]
     typed["dwell_seconds"] = dwell[keep]
     columns = [*INTERACTION_COLUMNS, FILE_COLUMN, ROW_COLUMN]
-    if consent is not None:  # read by hyperrec.privacy.prep_filter, then dropped
+    if consent is not None:  # read by hyperrec.data.privacy_filter, then dropped
         typed[CONSENT_COLUMN] = consent[keep]
         columns.append(CONSENT_COLUMN)
     return typed[columns].reset_index(drop=True), has_timestamps

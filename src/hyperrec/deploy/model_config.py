@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Literal
 
 from hyperrec.deploy.source import TRITON_DIR, DeployError, RegisteredBundle
+from hyperrec.errors import BundleError
 from hyperrec.export.bundle import CPU_CONFIG_NAME
 from hyperrec.export.triton_config import parse_triton_config
 from hyperrec.hashing import sha256_file
-from hyperrec.online.errors import BundleError
 
 logger = logging.getLogger(__name__)
 

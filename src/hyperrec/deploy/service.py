@@ -5,16 +5,25 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from hyperrec.config import HyperrecConfig
+from hyperrec.cluster_settings import ClusterConfig
 from hyperrec.deploy.apply import CustomObjects, DeployResult, apply_inference_service, kubernetes_api
 from hyperrec.deploy.body import inference_service
 from hyperrec.deploy.model_config import check_model_config
+from hyperrec.deploy.settings import DeployConfig
 from hyperrec.deploy.source import DeployError, RegisteredBundle, resolve_bundle
 from hyperrec.registry.mlflow_registry import BundleRegistry
 
 logger = logging.getLogger(__name__)
+
+
+class DeploySettings(Protocol):
+    """What deploying reads of ``HyperrecConfig``: its deploy and cluster sections, and the tracking settings
+    ``BundleRegistry.from_target`` reads. A protocol, because ``hyperrec.config`` imports this package's settings."""
+
+    deploy: DeployConfig
+    cluster: ClusterConfig
 
 
 @dataclass(frozen=True)
@@ -26,7 +35,7 @@ class DeployPlan:
     body: dict[str, Any]
 
 
-def plan_deployment(cfg: HyperrecConfig, reference: str, registry: BundleRegistry | None = None) -> DeployPlan:
+def plan_deployment(cfg: DeploySettings, reference: str, registry: BundleRegistry | None = None) -> DeployPlan:
     """Resolve ``reference`` in the registry, check its Triton config against the node pool, build the body."""
     registry = registry or BundleRegistry.from_target(cfg)
     bundle = resolve_bundle(registry, reference, cfg.deploy.storage_map)
@@ -34,7 +43,7 @@ def plan_deployment(cfg: HyperrecConfig, reference: str, registry: BundleRegistr
     return DeployPlan(bundle, checked, inference_service(cfg.deploy, cfg.cluster, bundle))
 
 
-def deploy(cfg: HyperrecConfig, reference: str, *, api: CustomObjects | None = None,
+def deploy(cfg: DeploySettings, reference: str, *, api: CustomObjects | None = None,
            registry: BundleRegistry | None = None) -> DeployResult:
     """Plan, then create or patch the InferenceService (``api``: a CustomObjectsApi; default from kubeconfig)."""
     plan = plan_deployment(cfg, reference, registry)
@@ -48,7 +57,7 @@ def deploy(cfg: HyperrecConfig, reference: str, *, api: CustomObjects | None = N
     return result
 
 
-def deploy_registered(cfg: HyperrecConfig, registration: str, *, api: CustomObjects | None = None) -> dict[str, Any]:
+def deploy_registered(cfg: DeploySettings, registration: str, *, api: CustomObjects | None = None) -> dict[str, Any]:
     """Deploy the version a ``validate_and_register`` result names; nothing when the gate registered none.
 
     Returns (JSON-ready) ``{"deployed": false, "reason": ...}`` or ``{"deployed": true, "action", "namespace",

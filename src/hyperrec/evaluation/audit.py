@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any, Protocol
 
-from hyperrec.config import HyperrecConfig
 from hyperrec.data.prepared import PreparedData
 from hyperrec.evaluation.fairness import audit_evaluation
 from hyperrec.evaluation.fairness_report import write_audit
+from hyperrec.fairness_settings import FairnessConfig
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,15 @@ REPORT_HTML = "report.html"
 _MLFLOW_UNSAFE = re.compile(r"[^0-9A-Za-z_\-. /]")
 
 
-def run_audit(cfg: HyperrecConfig, prepared_dir: Path, evaluation_dir: Path,
+class AuditSettings(Protocol):
+    """What the audit reads of ``HyperrecConfig`` (a protocol, because ``hyperrec.config`` imports this
+    package's settings): the fairness section, and the privacy section that pseudonymizes the user attributes."""
+
+    fairness: FairnessConfig
+    privacy: Any
+
+
+def run_audit(cfg: AuditSettings, prepared_dir: Path, evaluation_dir: Path,
               out_dir: Path | None = None) -> dict:
     """Audit ``evaluation_dir`` against ``prepared_dir``; write the three files into ``out_dir`` (default:
     the evaluation folder, where the gate looks for fairness.json)."""
@@ -37,7 +46,7 @@ def run_audit(cfg: HyperrecConfig, prepared_dir: Path, evaluation_dir: Path,
     return audit
 
 
-def audit_after_evaluation(cfg: HyperrecConfig, prepared_dir: Path, evaluation_dir: Path,
+def audit_after_evaluation(cfg: AuditSettings, prepared_dir: Path, evaluation_dir: Path,
                            metrics: dict) -> dict[str, float]:
     """The evaluate step's audit: the three files plus report.html (metrics table and the audit section).
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hyperrec.data.activity import activity_labels
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import DataError
 from hyperrec.evaluation.exposure import (
@@ -44,9 +45,9 @@ from hyperrec.evaluation.exposure import (
     popularity_bins,
     total_variation,
 )
-from hyperrec.evaluation.fairness_settings import FairnessConfig
 from hyperrec.evaluation.metrics import hit_rate, ndcg, standard_error
 from hyperrec.evaluation.recompute import read_recommendations
+from hyperrec.fairness_settings import FairnessConfig
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +67,6 @@ def user_quality(lists: Mapping[str, list[int]], targets: Mapping[str, np.ndarra
         ranks = np.array([position.get(int(item), np.inf) for item in wanted], dtype=np.float64)
         rows[user] = {"ndcg": ndcg(ranks, len(ranks), k), "hr": hit_rate(ranks, k)}
     return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def activity_labels(history_sizes: pd.Series, cfg: FairnessConfig) -> pd.Series:
-    """new (< activity_new_below events), heavy (>= activity_heavy_from), light in between."""
-    labels = np.where(history_sizes < cfg.activity_new_below, "new",
-                      np.where(history_sizes >= cfg.activity_heavy_from, "heavy", "light"))
-    return pd.Series(labels, index=history_sizes.index, dtype=object)
 
 
 def group_disparity(quality: pd.DataFrame, labels: pd.Series, min_users: int) -> dict:

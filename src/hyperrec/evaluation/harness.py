@@ -51,7 +51,6 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from hyperrec.config import EvaluationConfig
 from hyperrec.data.prepared import SPLITS, PreparedData
 from hyperrec.errors import DataError
 from hyperrec.evaluation.metrics import CUTOFF_METRICS, cutoff_metrics, standard_error
@@ -64,6 +63,7 @@ from hyperrec.evaluation.protocols import (
     sampled_ranks,
     top_items,
 )
+from hyperrec.evaluation.settings import EvaluationConfig
 from hyperrec.models.base import Recommender, ScoringBatch
 
 logger = logging.getLogger(__name__)

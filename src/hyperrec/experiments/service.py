@@ -7,9 +7,10 @@ schedule (a KFP recurring run, a CronJob) and ``hyperrec canary run`` can be res
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
-from hyperrec.config import HyperrecConfig
+from hyperrec.cluster_settings import ClusterConfig
+from hyperrec.deploy.settings import DeployConfig
 from hyperrec.errors import HyperrecError
 from hyperrec.experiments.actions import CanaryActions, CanaryTarget
 from hyperrec.experiments.controller import CanaryController, Decision
@@ -18,15 +19,32 @@ from hyperrec.experiments.decisions import DecisionLog, log_to_mlflow
 from hyperrec.experiments.evidence import CHALLENGER, CHAMPION, EvidenceSource
 from hyperrec.experiments.prometheus import PrometheusEvidence, PromQLClient
 from hyperrec.experiments.sequential import ArmCounts
+from hyperrec.experiments.settings import CanaryConfig
+from hyperrec.online.settings import ServingConfig
 
 logger = logging.getLogger(__name__)
+
+
+class CanarySettings(Protocol):
+    """What the canary reads of ``HyperrecConfig`` (a protocol, because ``hyperrec.config`` imports this
+    package's settings): the canary, deploy, cluster and serving sections and the MLflow tracking settings."""
+
+    canary: CanaryConfig
+    deploy: DeployConfig
+    cluster: ClusterConfig
+    serving: ServingConfig
+    tracking: Any
+
+    def mlflow_uri(self) -> str:
+        """Where the decision is recorded."""
+        ...
 
 
 class CanaryError(HyperrecError):
     """The canary cannot run (no challenger, already decided, unreachable Prometheus)."""
 
 
-def feedback_ctr(cfg: HyperrecConfig, versions: dict[str, str]) -> tuple[ArmCounts, ArmCounts]:
+def feedback_ctr(cfg: CanarySettings, versions: dict[str, str]) -> tuple[ArmCounts, ArmCounts]:
     """Cumulative (champion, challenger) impressions and clicks from the feedback log."""
     from hyperrec.online.feedback import read_feedback
 
@@ -34,7 +52,7 @@ def feedback_ctr(cfg: HyperrecConfig, versions: dict[str, str]) -> tuple[ArmCoun
     return tally.counts(CHAMPION), tally.counts(CHALLENGER)
 
 
-def canary_step(cfg: HyperrecConfig, *, api: Any = None, registry: Any = None,
+def canary_step(cfg: CanarySettings, *, api: Any = None, registry: Any = None,
                 source: EvidenceSource | None = None) -> Decision:
     """Decide and apply one step of the canary of ``canary.registered_model``'s ``challenger``."""
     from hyperrec.registry import BundleRegistry
@@ -68,14 +86,14 @@ def canary_step(cfg: HyperrecConfig, *, api: Any = None, registry: Any = None,
     return decision
 
 
-def start_raw_canary(cfg: HyperrecConfig, *, api: Any = None, registry: Any = None) -> list[tuple[str, str]]:
+def start_raw_canary(cfg: CanarySettings, *, api: Any = None, registry: Any = None) -> list[tuple[str, str]]:
     """RawDeployment: create the challenger's InferenceService and the route at the first traffic step."""
     actions = _actions(cfg, api, registry, None)
     actions.start(cfg.canary.traffic_steps[0])
     return [(verb, obj) for verb, obj, _ in actions.sent]
 
 
-def _actions(cfg: HyperrecConfig, api: Any, registry: Any, challenger_version: str | None) -> CanaryActions:
+def _actions(cfg: CanarySettings, api: Any, registry: Any, challenger_version: str | None) -> CanaryActions:
     from hyperrec.registry import BundleRegistry
 
     registry = registry or BundleRegistry.from_target(cfg)

@@ -23,8 +23,8 @@ The ranker contract (the trained next-item model exports to it):
 - outputs ``cold_id`` INT64 / ``cold_score`` FP32 [batch, 1], only in bundles with a non-empty ``cold_slot.json``:
   the best cold item outside the history (what the cold slot needs beside the top K; ``has_cold_outputs``).
 
-``verify_bundle`` needs only the standard library; building imports onnx, onnxruntime and tritonclient's
-model-config protobufs lazily.
+Reading and verifying a bundle (``read_manifest``, ``verify_bundle``, from ``hyperrec.bundle_verify``) need only
+the standard library; building imports onnx, onnxruntime and tritonclient's model-config protobufs lazily.
 """
 
 from __future__ import annotations
@@ -35,11 +35,24 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hyperrec.bundle_verify import MANIFEST_FILE, bundle_file_problems, hash_bundle_files
+from hyperrec.bundle_verify import (
+    BUNDLE_FORMAT,
+    ITEM_EMBEDDINGS_FILE,
+    ITEMS_FILE,
+    MANIFEST_FILE,
+    SEGMENT_POPULARITY_FILE,
+    SEGMENTS_FILE,
+    TRITON_DIR,
+    hash_bundle_files,
+    read_manifest,
+    verify_bundle,
+)
+from hyperrec.errors import BundleError
 from hyperrec.export.onnx_contract import (
     COLD_ID_OUTPUT,
     ONNX_FILE,
@@ -49,7 +62,6 @@ from hyperrec.export.onnx_contract import (
     output_specs,
 )
 from hyperrec.export.triton_config import TritonSettings, triton_config_text
-from hyperrec.online.errors import BundleError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -57,15 +69,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-BUNDLE_FORMAT = "hyperrec-serving-bundle/1"
-ITEMS_FILE = "items.parquet"
-TRITON_DIR = "triton"
+#: The names a bundle reader needs, all defined once in ``hyperrec.bundle_verify``.
+__all__ = [
+    "BUNDLE_FORMAT", "ITEM_EMBEDDINGS_FILE", "ITEMS_FILE", "MANIFEST_FILE", "SEGMENT_POPULARITY_FILE",
+    "SEGMENTS_FILE", "TRITON_DIR", "build_bundle", "has_cold_outputs", "onnx_path", "read_manifest",
+    "to_wire", "verify_bundle", "with_popularity",
+]
 TRITON_VERSION = "1"
 CPU_CONFIG_NAME = "cpu"
-#: Optional files with a meaning to the runtime; other extra names are carried and checksummed only.
-ITEM_EMBEDDINGS_FILE = "item_embeddings.npy"
-SEGMENTS_FILE = "segments.parquet"
-SEGMENT_POPULARITY_FILE = "segment_popularity.parquet"
 ITEM_COLUMNS = ("item_id", "title", "categories", "popularity", "item_idx")
 
 
@@ -101,24 +112,59 @@ def build_bundle(
     """Check the ONNX model against the contract and write the bundle folder ``out``; return the manifest.
 
     The folder is written beside ``out`` and renamed into place, so a crash never leaves half a bundle.
-    ``extra_files`` maps a file name inside the bundle to a source path (see the module doc for the names
-    the runtime understands). ``lineage`` is free JSON (training run id, data hash, metrics, git commit).
-    """
-    from hyperrec.export.next_item_topk import cold_items_of, write_with_top_k  # imports this module
 
+    Args:
+        onnx_model: the ranker, checked against the contract before and after the top-k outputs are added.
+        items: the catalogue (``ITEM_COLUMNS``; ``with_popularity`` adds popularity).
+        out: the bundle folder to write.
+        model_name: the Triton model name (1-128 of [A-Za-z0-9_.-]).
+        version: the bundle version recorded in the manifest.
+        max_history: the history length the transformer sends.
+        extra_files: a file name inside the bundle -> a source path (the module doc names the files the
+            runtime understands).
+        lineage: free JSON (training run id, data hash, metrics, git commit).
+        triton: Triton batching and top-k settings (default: ``TritonSettings()``).
+        overwrite: replace an existing ``out``.
+
+    Returns:
+        The manifest, as written to manifest.json.
+    """
     triton = triton or TritonSettings()
+    _check_request(Path(onnx_model), model_name, version, max_history)
+    frame = _clean_items(items)
+    check_onnx_contract(Path(onnx_model), n_items=len(frame), max_history=max_history)
+    extras = dict(extra_files or {})
+    _check_extras(extras, lineage)
+    _check_known_extras(extras, len(frame))
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise BundleError(f"bundle folder already exists: {out} (pass overwrite=True to replace it)")
+    with _staging(out) as staging:
+        frame.to_parquet(staging / ITEMS_FILE, index=False)
+        shape = _write_triton_model(staging / TRITON_DIR / model_name, Path(onnx_model), model_name, extras,
+                                    n_items=len(frame), max_history=max_history, triton=triton)
+        for name, source in extras.items():
+            shutil.copyfile(source, staging / name)
+        manifest = _manifest(model_name, version, shape, triton, sorted(extras), lineage)
+        manifest["files"] = hash_bundle_files(staging)
+        _write_json_durably(staging / MANIFEST_FILE, manifest)
+    logger.info("wrote serving bundle %s (model %s v%s, %d items)", out, model_name, version, len(frame))
+    return manifest
+
+
+def _check_request(onnx_model: Path, model_name: str, version: str, max_history: int) -> None:
+    """Fail with one clear BundleError before anything is read or written."""
     _check_name(model_name, "model_name")
     if not str(version).strip():
         raise BundleError("version must not be empty")
     if max_history < 1:
         raise BundleError("max_history must be >= 1")
-    onnx_model = Path(onnx_model)
     if not onnx_model.is_file():
         raise BundleError(f"ONNX model not found: {onnx_model}")
-    frame = _clean_items(items)
-    n_items = len(frame)
-    check_onnx_contract(onnx_model, n_items=n_items, max_history=max_history)
-    extras = dict(extra_files or {})
+
+
+def _check_extras(extras: Mapping[str, Path], lineage: Mapping[str, Any]) -> None:
+    """Extra file names are safe and unreserved, their sources exist, and the lineage is JSON."""
     for name, source in extras.items():
         _check_name(name, "extra file name")
         if name in _RESERVED:
@@ -129,59 +175,66 @@ def build_bundle(
         json.dumps(dict(lineage))
     except (TypeError, ValueError) as exc:
         raise BundleError(f"lineage must be JSON-serialisable: {exc}") from None
-    _check_known_extras(extras, n_items)
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise BundleError(f"bundle folder already exists: {out} (pass overwrite=True to replace it)")
+
+@contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A fresh folder beside ``out``, renamed onto ``out`` when the block succeeds and removed when it fails."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        frame.to_parquet(staging / ITEMS_FILE, index=False)
-        model_dir = staging / TRITON_DIR / model_name
-        (model_dir / TRITON_VERSION).mkdir(parents=True)
-        cold_items = cold_items_of(extras, n_items)
-        top_k = write_with_top_k(onnx_model, model_dir / TRITON_VERSION / ONNX_FILE, k=triton.top_k, n_items=n_items,
-                                 cold_items=cold_items)
-        cold = cold_items is not None
-        check_onnx_contract(model_dir / TRITON_VERSION / ONNX_FILE, n_items=n_items, max_history=max_history,
-                            top_k=top_k, cold=cold)
-        (model_dir / "configs").mkdir()
-        shape = {"n_items": n_items, "max_history": max_history, "top_k": top_k, "settings": triton, "cold": cold}
-        (model_dir / "config.pbtxt").write_text(triton_config_text(model_name, gpu=True, **shape), encoding="utf-8")
-        (model_dir / "configs" / f"{CPU_CONFIG_NAME}.pbtxt").write_text(
-            triton_config_text(model_name, gpu=False, **shape), encoding="utf-8"
-        )
-        for name, source in extras.items():
-            shutil.copyfile(source, staging / name)
-        manifest = {
-            "format": BUNDLE_FORMAT,
-            "model_name": model_name,
-            "version": str(version),
-            "n_items": n_items,
-            "max_history": int(max_history),
-            "inputs": [spec.to_json() for spec in input_specs()],
-            "outputs": [spec.to_json() for spec in output_specs(n_items, top_k, cold=cold)],
-            "top_k": top_k,
-            "triton": {
-                "repository": TRITON_DIR,
-                "model_version": TRITON_VERSION,
-                "cpu_config_name": CPU_CONFIG_NAME,
-                "max_batch_size": triton.max_batch_size,
-            },
-            "extra_files": sorted(extras),
-            "lineage": dict(lineage),
-            "files": hash_bundle_files(staging),
-        }
-        _write_json_durably(staging / MANIFEST_FILE, manifest)
+        yield staging
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    logger.info("wrote serving bundle %s (model %s v%s, %d items)", out, model_name, version, n_items)
-    return manifest
+
+
+def _write_triton_model(model_dir: Path, onnx_model: Path, model_name: str, extras: Mapping[str, Path], *,
+                        n_items: int, max_history: int, triton: TritonSettings) -> dict[str, Any]:
+    """Version 1 of the Triton model (the ranker with its top-k and cold outputs) and its GPU and CPU configs;
+    return the shape the manifest records (n_items, max_history, top_k, cold)."""
+    from hyperrec.export.next_item_topk import cold_items_of, write_with_top_k  # imports this module
+
+    onnx_file = model_dir / TRITON_VERSION / ONNX_FILE
+    onnx_file.parent.mkdir(parents=True)
+    cold_items = cold_items_of(extras, n_items)
+    top_k = write_with_top_k(onnx_model, onnx_file, k=triton.top_k, n_items=n_items, cold_items=cold_items)
+    cold = cold_items is not None
+    check_onnx_contract(onnx_file, n_items=n_items, max_history=max_history, top_k=top_k, cold=cold)
+    (model_dir / "configs").mkdir()
+    shape = {"n_items": n_items, "max_history": max_history, "top_k": top_k, "cold": cold}
+    (model_dir / "config.pbtxt").write_text(
+        triton_config_text(model_name, gpu=True, settings=triton, **shape), encoding="utf-8")
+    (model_dir / "configs" / f"{CPU_CONFIG_NAME}.pbtxt").write_text(
+        triton_config_text(model_name, gpu=False, settings=triton, **shape), encoding="utf-8")
+    return shape
+
+
+def _manifest(model_name: str, version: str, shape: Mapping[str, Any], triton: TritonSettings,
+              extra_names: list[str], lineage: Mapping[str, Any]) -> dict[str, Any]:
+    """manifest.json without its ``files`` map (the caller hashes the finished folder)."""
+    n_items, top_k = shape["n_items"], shape["top_k"]
+    return {
+        "format": BUNDLE_FORMAT,
+        "model_name": model_name,
+        "version": str(version),
+        "n_items": n_items,
+        "max_history": int(shape["max_history"]),
+        "inputs": [spec.to_json() for spec in input_specs()],
+        "outputs": [spec.to_json() for spec in output_specs(n_items, top_k, cold=shape["cold"])],
+        "top_k": top_k,
+        "triton": {
+            "repository": TRITON_DIR,
+            "model_version": TRITON_VERSION,
+            "cpu_config_name": CPU_CONFIG_NAME,
+            "max_batch_size": triton.max_batch_size,
+        },
+        "extra_files": extra_names,
+        "lineage": dict(lineage),
+    }
 
 
 def with_popularity(items: pd.DataFrame, positives: pd.DataFrame) -> pd.DataFrame:
@@ -193,40 +246,6 @@ def with_popularity(items: pd.DataFrame, positives: pd.DataFrame) -> pd.DataFram
     frame = items.copy()
     frame["popularity"] = counts.astype(np.float64) / total
     return frame
-
-
-# --------------------------------------------------------------------------------------------- verifying
-
-
-def verify_bundle(path: Path) -> dict[str, Any]:
-    """Re-hash every file against manifest.json; return the manifest, raise BundleError on any difference.
-
-    Files missing, changed, or present but not listed in the manifest all fail the check.
-    """
-    root = Path(path)
-    manifest = read_manifest(root)
-    listed: dict[str, str] = manifest.get("files", {})
-    problems = bundle_file_problems(root, listed)
-    if problems:
-        raise BundleError(f"bundle {root} failed verification: " + "; ".join(problems))
-    return manifest
-
-
-def read_manifest(root: Path) -> dict[str, Any]:
-    """manifest.json of a bundle folder, checked for the fields the runtime reads."""
-    path = Path(root) / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleError(f"not a serving bundle (no {MANIFEST_FILE}): {root}") from None
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"unreadable manifest {path}: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path}: unknown bundle format (expected {BUNDLE_FORMAT})")
-    for key in ("model_name", "version", "n_items", "max_history", "inputs", "outputs", "files"):
-        if key not in manifest:
-            raise BundleError(f"{path}: field {key!r} missing")
-    return manifest
 
 
 def onnx_path(root: Path, manifest: Mapping[str, Any]) -> Path:

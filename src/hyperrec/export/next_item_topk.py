@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hyperrec.errors import BundleError
 from hyperrec.export.onnx_contract import (
     COLD_ID_OUTPUT,
     COLD_SCORE_OUTPUT,
@@ -40,7 +41,6 @@ from hyperrec.export.onnx_contract import (
     TOP_SCORES_OUTPUT,
 )
 from hyperrec.online.cold_items import COLD_SLOT_FILE, ColdSlot
-from hyperrec.online.errors import BundleError
 
 _PREFIX = "hyperrec_topk_"
 

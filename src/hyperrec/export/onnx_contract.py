@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hyperrec.online.errors import BundleError
+from hyperrec.errors import BundleError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np

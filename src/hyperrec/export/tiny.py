@@ -103,14 +103,8 @@ def build_demo_bundle(
 
     import torch
 
-    from hyperrec.export.bundle import (
-        ITEM_EMBEDDINGS_FILE,
-        SEGMENT_POPULARITY_FILE,
-        SEGMENTS_FILE,
-        build_bundle,
-    )
+    from hyperrec.export.bundle import build_bundle
     from hyperrec.export.onnx_contract import check_onnx_matches_torch, export_ranker_onnx
-    from hyperrec.online.cold_items import COLD_SLOT_FILE
 
     model = tiny_ranker(n_items, seed=seed)
     samples = sample_inputs(n_items, max_history, seed=seed)
@@ -121,27 +115,8 @@ def build_demo_bundle(
             dynamo=dynamo,
         )
         max_diff = check_onnx_matches_torch(model, onnx_file, samples)
-        extras: dict[str, Path] = {}
-        if with_embeddings:
-            np.save(tmp_path / ITEM_EMBEDDINGS_FILE, model.item_embeddings())
-            extras[ITEM_EMBEDDINGS_FILE] = tmp_path / ITEM_EMBEDDINGS_FILE
-        users = segment_users or {}
-        pd.DataFrame({"user_id": list(users), "segment": list(users.values())}).astype(
-            {"user_id": str, "segment": "int64"}
-        ).to_parquet(tmp_path / SEGMENTS_FILE, index=False)
-        extras[SEGMENTS_FILE] = tmp_path / SEGMENTS_FILE
-        rows = []
-        for segment in range(4):
-            favourites = np.arange(segment, n_items, 4)[:50]
-            rows += [
-                {"segment": segment, "item_idx": int(i), "popularity": 1.0 / (rank + 1)}
-                for rank, i in enumerate(favourites)
-            ]
-        pd.DataFrame(rows).to_parquet(tmp_path / SEGMENT_POPULARITY_FILE, index=False)
-        extras[SEGMENT_POPULARITY_FILE] = tmp_path / SEGMENT_POPULARITY_FILE
-        if cold_slot is not None:
-            cold_slot.write(tmp_path / COLD_SLOT_FILE)
-            extras[COLD_SLOT_FILE] = tmp_path / COLD_SLOT_FILE
+        extras = _demo_side_files(tmp_path, n_items, model.item_embeddings() if with_embeddings else None,
+                                  segment_users or {}, cold_slot)
         return build_bundle(
             onnx_file,
             demo_items(n_items, seed=seed),
@@ -155,3 +130,35 @@ def build_demo_bundle(
             overwrite=overwrite,
             triton=triton,
         )
+
+
+def _demo_side_files(folder: Path, n_items: int, embeddings: np.ndarray | None, segment_users: dict[str, int],
+                     cold_slot: Any) -> dict[str, Path]:
+    """Write the demo bundle's optional files into ``folder``; return ``build_bundle``'s ``extra_files``.
+
+    Segment popularity is synthetic: segment s prefers every fourth item from s on.
+    """
+    from hyperrec.bundle_verify import ITEM_EMBEDDINGS_FILE, SEGMENT_POPULARITY_FILE, SEGMENTS_FILE
+    from hyperrec.online.cold_items import COLD_SLOT_FILE
+
+    extras: dict[str, Path] = {}
+    if embeddings is not None:
+        np.save(folder / ITEM_EMBEDDINGS_FILE, embeddings)
+        extras[ITEM_EMBEDDINGS_FILE] = folder / ITEM_EMBEDDINGS_FILE
+    pd.DataFrame({"user_id": list(segment_users), "segment": list(segment_users.values())}).astype(
+        {"user_id": str, "segment": "int64"}
+    ).to_parquet(folder / SEGMENTS_FILE, index=False)
+    extras[SEGMENTS_FILE] = folder / SEGMENTS_FILE
+    rows = []
+    for segment in range(4):
+        favourites = np.arange(segment, n_items, 4)[:50]
+        rows += [
+            {"segment": segment, "item_idx": int(i), "popularity": 1.0 / (rank + 1)}
+            for rank, i in enumerate(favourites)
+        ]
+    pd.DataFrame(rows).to_parquet(folder / SEGMENT_POPULARITY_FILE, index=False)
+    extras[SEGMENT_POPULARITY_FILE] = folder / SEGMENT_POPULARITY_FILE
+    if cold_slot is not None:
+        cold_slot.write(folder / COLD_SLOT_FILE)
+        extras[COLD_SLOT_FILE] = folder / COLD_SLOT_FILE
+    return extras

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hyperrec.errors import BundleError
 from hyperrec.export.onnx_contract import (
     COLD_ID_OUTPUT,
     COLD_SCORE_OUTPUT,
@@ -16,7 +17,6 @@ from hyperrec.export.onnx_contract import (
     TOP_IDS_OUTPUT,
     TOP_SCORES_OUTPUT,
 )
-from hyperrec.online.errors import BundleError
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,22 @@ components. manifests/training/pytorchjob.yaml is this body for the default conf
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from hyperrec.config import HyperrecConfig
+from hyperrec.cluster_settings import ClusterConfig
 
 API_VERSION = "kubeflow.org/v1"
 KIND = "PyTorchJob"
 #: The container name the Training Operator requires for PyTorchJob replicas.
 CONTAINER = "pytorch"
 CONFIG_MOUNT = "/etc/hyperrec"
+
+
+class ClusterSettings(Protocol):
+    """What the body reads of ``HyperrecConfig``: its cluster section (a protocol, because ``hyperrec.config``
+    imports this package's settings)."""
+
+    cluster: ClusterConfig
 
 
 def fine_tune_command(prepared: str, output: str, config_path: str) -> list[str]:
@@ -29,7 +36,7 @@ def fine_tune_command(prepared: str, output: str, config_path: str) -> list[str]
             "--output", output]
 
 
-def _replica(cfg: HyperrecConfig, replicas: int, command: list[str], volumes: dict[str, str]) -> dict[str, Any]:
+def _replica(cfg: ClusterSettings, replicas: int, command: list[str], volumes: dict[str, str]) -> dict[str, Any]:
     gpu = cfg.cluster.gpu
     pod: dict[str, Any] = {
         "containers": [{
@@ -48,7 +55,7 @@ def _replica(cfg: HyperrecConfig, replicas: int, command: list[str], volumes: di
     return {"replicas": replicas, "restartPolicy": "OnFailure", "template": {"spec": pod}}
 
 
-def pytorchjob_body(cfg: HyperrecConfig, *, name: str = "hyperrec-fine-tune", namespace: str = "hyperrec",
+def pytorchjob_body(cfg: ClusterSettings, *, name: str = "hyperrec-fine-tune", namespace: str = "hyperrec",
                     workers: int = 1, prepared: str = "/data/prepared", output: str = "/data/models/language",
                     config_map: str = "hyperrec-config", data_claim: str = "hyperrec-training-data",
                     ) -> dict[str, Any]:

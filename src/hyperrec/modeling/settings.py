@@ -25,9 +25,10 @@ class RuntimeSettings(_Section):
     profile: Literal["demo", "full"] = Field(
         "demo", description="demo: CPU defaults (this file); full: GPU values of FULL_PROFILE_OVERRIDES."
     )
-    seed: int = Field(42, description="Seed of torch, numpy and Python's random for every model.")
+    seed: int = Field(42, description="Seed of torch, numpy and Python's random for every model (default: seed).")
     threads: int | None = Field(
-        2, ge=1, description="torch.set_num_threads for training and inference; None leaves torch's default."
+        2, ge=1,
+        description="torch.set_num_threads for training and inference; None leaves torch's default (default: threads).",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: CUDA when available, else CPU."

@@ -1,61 +1,55 @@
 """Validators for early stopping: ``Callable[[Recommender], float]``.
 
-``default_validator`` uses the evaluation harness (``hyperrec.evaluation.harness.evaluate_ranking_metric``)
-when it is importable and otherwise a small local full-ranking metric, so that this library never depends on
-the harness being present. ``local_validator`` is the local metric: full ranking over the catalogue with the
-user's history items masked, binary relevance of the split's items, HR@k or NDCG@k.
+``default_validator`` is the evaluation harness's metric (``hyperrec.evaluation.harness.evaluate_ranking_metric``):
+the value early stopping sees is the one ``metrics.json`` would report. ``local_validator`` is a quicker stand-in
+for tests: full ranking over the catalogue with the user's train items masked, optionally on a sample of users,
+scored with the same metric functions (``hyperrec.evaluation.metrics``) and the same metric names.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import numpy as np
 
 from hyperrec.data.prepared import PreparedData
+from hyperrec.evaluation.harness import evaluate_ranking_metric, parse_metric
+from hyperrec.evaluation.metrics import cutoff_metrics
 from hyperrec.models.base import Recommender, ScoringBatch
-
-log = logging.getLogger(__name__)
 
 Validator = Callable[[Recommender], float]
 
 
-def _parse_metric(metric: str) -> tuple[str, int]:
-    name, _, k = metric.lower().partition("@")
-    if name not in ("ndcg", "hr", "recall") or not k.isdigit():
-        raise ValueError(f"unsupported validation metric {metric!r}; use ndcg@K, hr@K or recall@K")
-    return name, int(k)
+def _cutoff_key(metric: str) -> tuple[str, int]:
+    """``"ndcg@10"`` -> ("ndcg@10", 10): a full-protocol cutoff metric, the only kind a local ranking gives."""
+    protocol, key, cutoff = parse_metric(metric)
+    if protocol != "full" or cutoff is None:
+        raise ValueError(f"unsupported validation metric {metric!r}; use a full-protocol cutoff metric, e.g. ndcg@10")
+    return key, cutoff
 
 
 def ranking_metric(scores: np.ndarray, relevant: list[np.ndarray], metric: str) -> np.ndarray:
-    """Per-user metric of a (n_users, n_items) score matrix whose masked entries are -inf."""
-    name, k = _parse_metric(metric)
+    """Per-user metric of a (n_users, n_items) score matrix whose masked entries are -inf.
+
+    A relevant item's rank is its expected rank under random tie-breaking (1 + the items scored higher + half
+    the other items scored the same); a user without relevant items scores 0.
+    """
+    key, k = _cutoff_key(metric)
     out = np.zeros(len(relevant), dtype=np.float64)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
     for row, rel in enumerate(relevant):
         if len(rel) == 0:
             continue
-        user_scores = scores[row]
-        # rank of each relevant item = items scored strictly higher + half the ties (random tie-breaking)
-        higher = (user_scores[None, :] > user_scores[rel][:, None]).sum(1)
-        ties = (user_scores[None, :] == user_scores[rel][:, None]).sum(1) - 1
-        ranks = higher + ties / 2.0
-        hits = ranks < k
-        if name == "hr":
-            out[row] = float(hits.any())
-        elif name == "recall":
-            out[row] = hits.sum() / min(len(rel), k)
-        else:
-            dcg = (1.0 / np.log2(ranks[hits] + 2)).sum()
-            out[row] = dcg / discounts[: min(len(rel), k)].sum()
+        user_scores = scores[row][None, :]
+        targets = scores[row][rel][:, None]
+        ranks = 1.0 + (user_scores > targets).sum(1) + ((user_scores == targets).sum(1) - 1) / 2.0
+        out[row] = cutoff_metrics(ranks, len(rel), [k])[key]
     return out
 
 
 def local_validator(data: PreparedData, *, split: str = "validation", metric: str = "ndcg@10",
                     max_users: int | None = None, seed: int = 42, batch_size: int = 256) -> Validator:
     """Full-ranking metric on ``split`` with the history of the earlier splits (train items masked)."""
-    _parse_metric(metric)
+    _cutoff_key(metric)
     earlier = {"validation": ("train",), "test": ("train", "validation")}[split]
     histories = data.histories(earlier)
     frame = data.split(split)
@@ -84,12 +78,8 @@ def local_validator(data: PreparedData, *, split: str = "validation", metric: st
 
 
 def default_validator(data: PreparedData, *, metric: str = "ndcg@10", seed: int = 42) -> Validator:
-    """The evaluation harness's validation metric when available, else ``local_validator``."""
-    try:
-        from hyperrec.evaluation.harness import evaluate_ranking_metric  # type: ignore[import-not-found]
-    except ImportError:
-        log.info("hyperrec.evaluation.harness not available; early stopping uses the local %s", metric)
-        return local_validator(data, metric=metric, seed=seed)
+    """The evaluation harness's ``metric`` on the validation split (same users, masking and tie-breaking as
+    ``evaluate`` with this seed)."""
 
     def validate(model: Recommender) -> float:
         return float(evaluate_ranking_metric(model, data, split="validation", metric=metric, seed=seed))

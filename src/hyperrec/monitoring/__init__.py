@@ -6,7 +6,8 @@
   compares: ``verdicts``), whose effects ``significance`` tests against sampling noise -> ``results.DriftResult``
   (JSON summary; the HTML page is ``report``).
 - ``hyperrec.monitoring.trigger``: ``RetrainTrigger`` with KFP / local launchers and the decision log.
-- ``hyperrec.monitoring.cli``: ``add_monitoring_commands`` (``hyperrec drift``).
+- The ``hyperrec drift`` command is an adapter, ``hyperrec.pipelines.drift_cli``: with ``--trigger`` it starts
+  the embedded training pipeline, which this package must not import.
 
 Submodules import Evidently, MLflow and KFP; import them where needed, not from here.
 """

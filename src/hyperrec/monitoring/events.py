@@ -15,6 +15,7 @@ dwell          view         dwell_seconds = value; label = dwell >= feedback.min
 rating         rating       value = the rating; label = rating >= feedback.min_rating (all when None)
 =============  ===========  ==================================================================
 
+Labels follow data prep's rule (``hyperrec.data.labels.is_positive``) and thresholds (``prep.*``) unless set here.
 Impressions are what the system showed, not what users did: interaction features leave them out, and they
 feed the prediction checks (recommended items, scores) and the click-through rate. Timestamps may be Unix
 seconds, Unix milliseconds or ISO-8601 strings; they become int64 Unix seconds (UTC).

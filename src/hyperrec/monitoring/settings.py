@@ -130,7 +130,8 @@ class DriftSettings(_Section):
     disabled_checks: list[str] = Field(
         default_factory=list, description="Check names to skip (reported as disabled), e.g. ['rating']."
     )
-    seed: int = Field(42, description="Seed of the permutations, the embedding samples and the classifiers.")
+    seed: int = Field(
+        42, description="Seed of the permutations, the embedding samples and the classifiers (default: seed).")
 
     @model_validator(mode="after")
     def _known_checks(self) -> DriftSettings:
@@ -180,11 +181,17 @@ class SourceSettings(_Section):
 
 
 class FeedbackSettings(_Section):
-    """How serving feedback-log records become interaction rows."""
+    """How serving feedback-log records become interaction rows.
 
-    min_dwell_seconds: float = Field(10.0, ge=0, description="A dwell at or above this is labelled positive.")
+    Labelled by the rule of data prep (``hyperrec.data.labels.is_positive``), with data prep's thresholds: in a
+    ``HyperrecConfig`` both follow ``prep.min_dwell_seconds`` and ``prep.min_rating`` unless set here.
+    """
+
+    min_dwell_seconds: float = Field(
+        10.0, ge=0, description="A dwell at or above this is labelled positive (default: prep.min_dwell_seconds).")
     min_rating: float | None = Field(
-        None, description="A rating at or above this is labelled positive; None: every rating is positive."
+        None, description="A rating at or above this is labelled positive; None: every rating is positive "
+        "(default: prep.min_rating)."
     )
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hyperrec.bundle_verify import ITEM_EMBEDDINGS_FILE, ITEMS_FILE, SEGMENT_POPULARITY_FILE, SEGMENTS_FILE
+from hyperrec.errors import BundleError
 from hyperrec.online.cold_items import COLD_SLOT_FILE, ColdSlot
-from hyperrec.online.errors import BundleError
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,6 @@ class Catalogue:
     @classmethod
     def from_bundle(cls, root: Path) -> Catalogue:
         """Load items.parquet and the optional side files of a bundle folder."""
-        from hyperrec.export.bundle import (
-            ITEM_EMBEDDINGS_FILE,
-            ITEMS_FILE,
-            SEGMENT_POPULARITY_FILE,
-            SEGMENTS_FILE,
-        )
-
         root = Path(root)
         items = pd.read_parquet(root / ITEMS_FILE)
         emb_path = root / ITEM_EMBEDDINGS_FILE

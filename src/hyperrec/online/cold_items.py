@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperrec.online.errors import BundleError
+from hyperrec.errors import BundleError
 
 #: Bundle extra file holding the slot (written by the export, read by the transformer's catalogue).
 COLD_SLOT_FILE = "cold_slot.json"

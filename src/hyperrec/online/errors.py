@@ -19,7 +19,3 @@ class NotReady(HyperrecError):
 
 class PredictorUnavailable(HyperrecError):
     """The predictor failed, timed out or answered something unusable; callers fall back (degraded)."""
-
-
-class BundleError(HyperrecError):
-    """A serving bundle is missing, incomplete, or fails its checksums."""

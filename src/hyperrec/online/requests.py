@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from hyperrec.config import EVENT_TYPES
+from hyperrec.data.labels import EVENT_TYPES
 from hyperrec.online.errors import InvalidRequest, UnknownModel
 from hyperrec.online.settings import ServingConfig
 

@@ -2,7 +2,7 @@
 
 An entry names the operating-system user (``getpass.getuser``: LOGNAME, USER, ... then the password
 database), the command or step, its arguments with secrets and raw user ids redacted, the pipeline run and
-the time. Entries are appended to ``<privacy.state_dir>/audit.jsonl`` (append-only, hyperrec.privacy.ledger)
+the time. Entries are appended to ``<privacy.state_dir>/audit.jsonl`` (append-only, hyperrec.data.ledger)
 and, for steps, set as tags on the step's MLflow run and logged as its ``audit/entry.json`` artifact.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hyperrec.config import HyperrecConfig
-from hyperrec.privacy.ledger import AUDIT_LOG, append_jsonl, state_dir
+from hyperrec.data.ledger import AUDIT_LOG, append_jsonl, state_dir
 
 logger = logging.getLogger(__name__)
 

@@ -80,8 +80,8 @@ def _cmd_forget(args: argparse.Namespace) -> None:
 
 
 def _cmd_consent(args: argparse.Namespace) -> None:
+    from hyperrec.data.ledger import ConsentLedger
     from hyperrec.privacy.erase import pseudonyms_of
-    from hyperrec.privacy.ledger import ConsentLedger
 
     cfg = config_from_args(args)
     ledger = ConsentLedger.of(cfg)

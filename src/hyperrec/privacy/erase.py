@@ -18,10 +18,10 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from hyperrec.config import HyperrecConfig
+from hyperrec.data.ledger import ErasureLedger, state_dir
 from hyperrec.data.pseudonymize import Pseudonymizer
 from hyperrec.errors import DataError
 from hyperrec.privacy.bandit_state import forget_in_store, local_store_folder
-from hyperrec.privacy.ledger import ErasureLedger, state_dir
 from hyperrec.privacy.rewrite import filter_lines, filter_parquet, mentions
 from hyperrec.privacy.taint import data_lineage, taint_versions
 

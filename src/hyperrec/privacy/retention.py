@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 from hyperrec.config import HyperrecConfig
+from hyperrec.data.privacy_filter import retention_cutoff
 from hyperrec.errors import ConfigError
-from hyperrec.privacy.prep_filter import retention_cutoff
 from hyperrec.privacy.rewrite import SEGMENT_GLOB, filter_lines, older_than
 
 logger = logging.getLogger(__name__)

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from hyperrec.config import HyperrecConfig
+from hyperrec.data.ledger import CONSENT_LEDGER, ERASURE_LEDGER, ConsentLedger, ErasureLedger, state_dir
 from hyperrec.online.bandits.settings import BanditConfig
 from hyperrec.privacy.bandit_state import forget_in_store
 from hyperrec.privacy.erase import forget_feedback
-from hyperrec.privacy.ledger import CONSENT_LEDGER, ERASURE_LEDGER, ConsentLedger, ErasureLedger, state_dir
 
 logger = logging.getLogger(__name__)
 

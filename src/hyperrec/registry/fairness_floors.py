@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperrec.evaluation.fairness import AUDIT_JSON
-from hyperrec.evaluation.fairness_settings import FairnessFloors
+from hyperrec.fairness_settings import FairnessFloors
 from hyperrec.registry.gate import GateError
 
 

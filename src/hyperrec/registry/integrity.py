@@ -7,24 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from hyperrec.bundle_verify import MANIFEST_FILE, bundle_file_problems
+from hyperrec.bundle_verify import IDENTITY_FIELDS, MANIFEST_FILE, bundle_file_problems, read_manifest
 from hyperrec.config import HyperrecConfig
-from hyperrec.errors import HyperrecError
+from hyperrec.errors import BundleError, HyperrecError
 from hyperrec.hashing import sha256_file
-
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class RegistryError(HyperrecError):
     """A registry operation cannot be done (no such model/alias, gate not passed, nothing to roll back to)."""
 
 
-class BundleIntegrityError(RegistryError):
+class BundleIntegrityError(RegistryError, BundleError):
     """A bundle folder does not match its manifest or the sha256s recorded in the registry."""
 
 
@@ -40,26 +37,12 @@ def config_sha256(cfg: HyperrecConfig) -> str:
 
 
 def read_bundle_manifest(root: Path) -> dict[str, Any]:
-    """manifest.json of a bundle folder, checked for a well-formed ``files`` map (no hashing)."""
-    path = Path(root) / MANIFEST_FILE
+    """manifest.json of a bundle folder (``hyperrec.bundle_verify.read_manifest``, no hashing), with the
+    fields the registry records; a problem is a BundleIntegrityError."""
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleIntegrityError(f"not a serving bundle (no {MANIFEST_FILE}): {root}") from None
-    except (OSError, ValueError) as exc:
-        raise BundleIntegrityError(f"unreadable manifest {path}: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise BundleIntegrityError(f"{path} must hold a JSON object")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        raise BundleIntegrityError(f"{path}: 'files' must map every bundle file to its sha256")
-    for name, digest in files.items():
-        pure = PurePosixPath(name)
-        if not name or pure.is_absolute() or ".." in pure.parts or name != pure.as_posix() or name == MANIFEST_FILE:
-            raise BundleIntegrityError(f"{path}: invalid file path {name!r} in 'files'")
-        if not isinstance(digest, str) or not _SHA256_RE.match(digest):
-            raise BundleIntegrityError(f"{path}: {name!r} has no lowercase hex sha256")
-    return manifest
+        return read_manifest(root, required=IDENTITY_FIELDS)
+    except BundleError as exc:
+        raise BundleIntegrityError(str(exc)) from None
 
 
 def verify_bundle_dir(

@@ -9,7 +9,7 @@ import pytest
 
 from hyperrec.data.balancing import BalancedData, balanced_training_data, group_copies
 from hyperrec.data.prepared import PreparedData
-from hyperrec.evaluation.fairness_settings import FairnessConfig
+from hyperrec.fairness_settings import FairnessConfig
 from tests.unit.evaluation.prepared_builder import write_prepared
 
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from prepared_builder import random_prepared, write_prepared
 
-from hyperrec.config import EvaluationConfig
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
 from hyperrec.evaluation.harness import evaluate, evaluate_ranking_metric, parse_metric
 from hyperrec.evaluation.recompute import disagreements, recompute_full_metrics
+from hyperrec.evaluation.settings import EvaluationConfig
 from hyperrec.evaluation.tables import metrics_table, metrics_table_from_file
 from hyperrec.models.base import Recommender, ScoringBatch
 from hyperrec.models.popularity import PopularityRecommender

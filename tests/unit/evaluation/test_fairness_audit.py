@@ -22,7 +22,7 @@ from hyperrec.data.user_attributes import load_user_attributes
 from hyperrec.errors import DataError
 from hyperrec.evaluation.fairness import audit_evaluation
 from hyperrec.evaluation.fairness_report import audit_html_section, audit_markdown
-from hyperrec.evaluation.fairness_settings import FairnessConfig, FairnessFloors
+from hyperrec.fairness_settings import FairnessConfig, FairnessFloors
 from hyperrec.registry.fairness_floors import check_floors
 from tests.conftest import TEST_PSEUDONYM_KEY
 from tests.unit.evaluation.prepared_builder import item_id, write_prepared

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hyperrec.errors import ModelError
+from hyperrec.evaluation import metrics
 from hyperrec.model_names import LANGUAGE_MODEL_CLASSES
 from hyperrec.modeling.next_item import NextItemRecommender
 from hyperrec.modeling.settings import ZeroShotSettings
@@ -56,8 +57,21 @@ def test_ranking_metric_values() -> None:
     assert ranking_metric(scores, [np.array([1]), np.array([0])], "hr@2").tolist() == [1.0, 0.0]
     tied = np.zeros((1, 4), dtype=np.float32)  # 4-way tie: expected rank 1.5 -> not < 1
     assert ranking_metric(tied, [np.array([2])], "hr@1").tolist() == [0.0]
-    with pytest.raises(ValueError):
-        ranking_metric(scores, [np.array([1])], "map@10")
+    with pytest.raises(ValueError, match="full-protocol cutoff metric"):
+        ranking_metric(scores, [np.array([1])], "sampled.ndcg@10")
+    with pytest.raises(ValueError, match="unknown metric"):
+        ranking_metric(scores, [np.array([1])], "precision@10")
+
+
+def test_ranking_metric_is_the_reported_metric_when_a_user_has_more_relevant_items_than_k() -> None:
+    """Recall@K is found / relevant (hyperrec.evaluation.metrics, as metrics.json reports it), not found /
+    min(relevant, K): three relevant items at ranks 1, 2 and 4 give recall@2 = 2/3, and every key agrees."""
+    scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5]], dtype=np.float32)
+    relevant = [np.array([0, 1, 3])]
+    assert ranking_metric(scores, relevant, "recall@2").tolist() == pytest.approx([2 / 3])
+    expected = metrics.cutoff_metrics([1, 2, 4], 3, [2])
+    for key in ("hr@2", "ndcg@2", "map@2", "recall@2"):
+        assert ranking_metric(scores, relevant, key).tolist() == pytest.approx([expected[key]]), key
 
 
 class _Oracle:

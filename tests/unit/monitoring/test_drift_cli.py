@@ -10,10 +10,10 @@ import yaml
 from monitoring_helpers import KFP_UPLOADED, START, synthetic_events
 
 from hyperrec.errors import ConfigError, DataError
-from hyperrec.monitoring.cli import add_monitoring_commands, run_drift_command
 from hyperrec.monitoring.launchers import KfpLauncher
 from hyperrec.monitoring.settings import MonitoringConfig
 from hyperrec.monitoring.trigger import MonitoringError, RetrainTrigger
+from hyperrec.pipelines.drift_cli import add_monitoring_commands, run_drift_command
 
 DAY = 86400
 
@@ -94,7 +94,7 @@ def test_reference_comes_from_the_command_line_or_the_config(events_file, tmp_pa
         parse("--prepared", "a", "--reference", "b", "--current", "c")
     config = tmp_path / "config.yaml"
     config.write_text(f"monitoring:\n  sources:\n    reference: {events_file}\n")
-    monkeypatch.setattr("hyperrec.monitoring.cli.config_from_args", lambda args: SimpleNamespace(
+    monkeypatch.setattr("hyperrec.pipelines.drift_cli.config_from_args", lambda args: SimpleNamespace(
         monitoring=MonitoringConfig.model_validate(yaml.safe_load(config.read_text())["monitoring"])))
     args = parse("--config", str(config), "--current", str(events_file), "--output-dir", str(tmp_path))
     assert run_drift_command(args) == 1

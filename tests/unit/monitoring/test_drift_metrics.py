@@ -15,8 +15,8 @@ import pytest
 from monitoring_helpers import START, synthetic_events
 from prometheus_client.parser import text_string_to_metric_families
 
-from hyperrec.monitoring.cli import add_monitoring_commands, run_drift_command
 from hyperrec.monitoring.metrics import CHECK_DRIFTED, DRIFT_DETECTED, JOB, LAST_CHECK, QUALITY_BELOW_FLOOR
+from hyperrec.pipelines.drift_cli import add_monitoring_commands, run_drift_command
 
 DAY = 86400
 

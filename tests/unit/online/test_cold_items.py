@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hyperrec.errors import BundleError
 from hyperrec.online.catalogue import Catalogue
 from hyperrec.online.cold_items import COLD_SLOT_FILE, ColdSlot, reserve_cold_slot
-from hyperrec.online.errors import BundleError
 
 # Items 0-5 are warm, 6-8 cold. Warm order: 0 (9) > 1 (8) > 2 (7) > 3 (6) > 4 (5) > 5 (4); best cold: 7 (5.5).
 SCORES = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 1.0, 5.5, 2.0], dtype=np.float32)

@@ -3,8 +3,8 @@
 import json
 
 from hyperrec.config import load_config
+from hyperrec.data.ledger import AUDIT_LOG, state_dir
 from hyperrec.privacy.audit import REDACTED, redact
-from hyperrec.privacy.ledger import AUDIT_LOG, state_dir
 
 
 def test_secrets_and_raw_user_ids_are_redacted_everything_else_kept():

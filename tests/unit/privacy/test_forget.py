@@ -12,12 +12,12 @@ import pytest
 
 from hyperrec.cli import main
 from hyperrec.config import load_config
+from hyperrec.data.ledger import ErasureLedger
 from hyperrec.data.prep import run_data_prep
 from hyperrec.data.pseudonymize import Pseudonymizer
 from hyperrec.online.bandits.sqlite_store import SqliteStore
 from hyperrec.online.bandits.state import StateDelta
 from hyperrec.online.feedback import FeedbackLog, read_feedback
-from hyperrec.privacy.ledger import ErasureLedger
 from hyperrec.privacy.taint import HELD_USER, TAINTED_TAG, UNKNOWN_DATA
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "generic"

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from hyperrec.config import DataConfig, HyperrecConfig, PrivacyConfig
+from hyperrec.data.ledger import ConsentLedger, ErasureLedger
 from hyperrec.data.prep import run_data_prep
 from hyperrec.data.pseudonymize import Pseudonymizer
-from hyperrec.privacy.ledger import ConsentLedger, ErasureLedger
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "generic"
 KEY = "privacy-prep-key"

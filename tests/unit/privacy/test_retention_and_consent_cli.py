@@ -3,8 +3,8 @@
 import json
 
 from hyperrec.cli import main
+from hyperrec.data.ledger import CONSENT_LEDGER, ConsentLedger
 from hyperrec.online.feedback import FeedbackLog, read_feedback
-from hyperrec.privacy.ledger import CONSENT_LEDGER, ConsentLedger
 
 DAY = 86_400
 

@@ -6,11 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
+from hyperrec.errors import BundleError
 from hyperrec.export.bundle import build_bundle, verify_bundle
 from hyperrec.export.onnx_contract import check_onnx_matches_torch, export_ranker_onnx
 from hyperrec.export.tiny import demo_items, sample_inputs, tiny_ranker
 from hyperrec.export.triton_config import model_config_pb2, parse_triton_config
-from hyperrec.online.errors import BundleError
 
 
 def test_manifest_lists_contract_lineage_and_every_file(demo_bundle):

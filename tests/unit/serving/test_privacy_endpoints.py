@@ -3,8 +3,8 @@
 import pytest
 from serving_helpers import SEGMENT_USER, OnnxScorer, fake_pseudonymize, make_server
 
+from hyperrec.data.ledger import ErasureLedger
 from hyperrec.online.feedback import read_feedback
-from hyperrec.privacy.ledger import ErasureLedger
 from hyperrec.privacy.serving_guard import PrivacyGuard
 from hyperrec.serving.server import build_models
 

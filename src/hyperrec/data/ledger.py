@@ -5,7 +5,9 @@ before it returns, so concurrent writers (the CLI, several transformer workers) 
 acknowledged entry survives a crash. Nothing here rewrites a ledger: it only grows.
 
 The erasure ledger holds pseudonyms and times, never a raw id; it is the one place a forgotten user's pseudonym
-stays, because data prep needs it to keep the user out of every later training run.
+stays, because data prep needs it to keep the user out of every later training run. The ledgers live with the
+data they govern: data prep reads them (``hyperrec.data.privacy_filter``), and ``hyperrec.privacy`` (erasure, the
+serving guard, the audit log) writes them.
 """
 
 from __future__ import annotations

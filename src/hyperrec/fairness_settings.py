@@ -1,7 +1,8 @@
 """Settings of the fairness audit, the gate's fairness floors and training-data balancing (``fairness:``).
 
-Kept apart from ``hyperrec.config`` (which imports this section) so that the audit, the gate and the balancing
-code share one definition; see docs/FAIRNESS.md.
+A module of its own, below ``hyperrec.config`` (which assembles it) and the packages that read it, so that the
+audit (evaluation), the gate's floors (registry) and the training-data balancing (data) share one definition
+without importing each other; see docs/FAIRNESS.md.
 """
 
 from __future__ import annotations
@@ -9,11 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from hyperrec.settings_base import Section as _Section
 
 
 class FairnessFloors(_Section):

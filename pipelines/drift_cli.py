@@ -2,7 +2,8 @@
 
 ``hyperrec.cli.build_parser`` hooks it in with ``add_monitoring_commands(commands)``. The parser
 carries the same ``--config`` / ``--set`` / ``--log-level`` options as every other subcommand
-(``hyperrec.cli_options``).
+(``hyperrec.cli_options``). It lives with the pipelines, not in ``hyperrec.monitoring``, because ``--trigger``
+runs the embedded training pipeline (``hyperrec.pipelines.runner``), and the pipelines import monitoring.
 
 Examples::
 

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from hyperrec.config import HyperrecConfig
-from hyperrec.privacy.ledger import ConsentLedger, ErasureLedger
+from hyperrec.data.ledger import ConsentLedger, ErasureLedger
 
 #: Optional column of the generic interactions format (docs/DATA.md).
 CONSENT_COLUMN = "consent"
