@@ -8,7 +8,8 @@ Layout written by :func:`build_bundle`::
     triton/<model>/configs/cpu.pbtxt
                                    the same model on CPUs; Triton picks it with ``--model-config-name=cpu``
     triton/<model>/1/model.onnx    the ranker (version 1 of the Triton repository)
-    <extra files>                  optional: item_embeddings.npy, segments.parquet, segment_popularity.parquet
+    <extra files>                  optional: item_embeddings.npy, segments.parquet, segment_popularity.parquet,
+                                   cold_slot.json (+ cold_slot_vectors.npy)
 
 ``triton/`` is a ready Triton model repository (``tritonserver --model-repository=<bundle>/triton``).
 
@@ -20,8 +21,9 @@ The ranker contract (the trained next-item model exports to it):
 - output ``scores`` FP32 [batch, n_items] in catalogue order (items.parquet item_idx);
 - outputs ``top_ids`` INT64 / ``top_scores`` FP32 [batch, K]: the best K items that are not in the history,
   best first (``hyperrec.export.next_item_topk`` appends them; K = ``manifest["top_k"]``);
-- outputs ``cold_id`` INT64 / ``cold_score`` FP32 [batch, 1], only in bundles with a non-empty ``cold_slot.json``:
-  the best cold item outside the history (what the cold slot needs beside the top K; ``has_cold_outputs``).
+- outputs ``cold_id`` INT64 / ``cold_score`` FP32 [batch, 1], only in bundles with a non-empty ``cold_slot.json``
+  that chooses by score: the best cold item outside the history (what the cold slot needs beside the top K;
+  ``has_cold_outputs``). A slot that chooses by the history's text ships ``cold_slot_vectors.npy`` instead.
 
 ``verify_bundle`` needs only the standard library; building imports onnx, onnxruntime and tritonclient's
 model-config protobufs lazily.

@@ -39,7 +39,7 @@ from hyperrec.export.onnx_contract import (
     TOP_IDS_OUTPUT,
     TOP_SCORES_OUTPUT,
 )
-from hyperrec.online.cold_items import COLD_SLOT_FILE, ColdSlot
+from hyperrec.online.cold_items import COLD_SLOT_FILE, COLD_VECTORS_FILE, ColdSlot
 from hyperrec.online.errors import BundleError
 
 _PREFIX = "hyperrec_topk_"
@@ -128,12 +128,18 @@ def add_cold_top(model: Any, cold_items: Any) -> Any:
 
 
 def cold_items_of(extras: Mapping[str, Path], n_items: int) -> Any:
-    """The cold item indices of the bundle's ``cold_slot.json`` extra; None without one or with no items."""
+    """The cold item indices of the bundle's ``cold_slot.json`` extra whose best-scored one the graph should
+    return; None without one, with no items, or for a slot that chooses by the history's text (its item is not
+    the best-scored one, so the transformer ranks such a bundle from the full scores)."""
     if COLD_SLOT_FILE not in extras:
         return None
-    slot = ColdSlot.read(extras[COLD_SLOT_FILE])
+    slot = ColdSlot.read(extras[COLD_SLOT_FILE], extras.get(COLD_VECTORS_FILE))
     if slot.items.size and int(slot.items[-1]) >= n_items:
         raise BundleError(f"{COLD_SLOT_FILE} names item {int(slot.items[-1])} of a {n_items}-item catalogue")
+    if slot.vectors is not None:
+        if slot.vectors.shape[0] != n_items:
+            raise BundleError(f"{COLD_VECTORS_FILE} must be [n_items={n_items}, dim]; got {slot.vectors.shape}")
+        return None
     return slot.items if slot.items.size else None
 
 

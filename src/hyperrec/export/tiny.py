@@ -140,8 +140,7 @@ def build_demo_bundle(
         pd.DataFrame(rows).to_parquet(tmp_path / SEGMENT_POPULARITY_FILE, index=False)
         extras[SEGMENT_POPULARITY_FILE] = tmp_path / SEGMENT_POPULARITY_FILE
         if cold_slot is not None:
-            cold_slot.write(tmp_path / COLD_SLOT_FILE)
-            extras[COLD_SLOT_FILE] = tmp_path / COLD_SLOT_FILE
+            extras.update({name: tmp_path / name for name in cold_slot.write(tmp_path / COLD_SLOT_FILE)})
         return build_bundle(
             onnx_file,
             demo_items(n_items, seed=seed),
