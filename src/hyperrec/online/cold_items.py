@@ -158,8 +158,9 @@ def reserve_cold_slot(scores: np.ndarray, slot: ColdSlot, eligible: np.ndarray |
 def choose_cold_items(rows: np.ndarray, slot: ColdSlot, allowed: np.ndarray,
                       histories: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Per row of ``rows`` [batch, n_items], the slot's eligible cold item (item_idx; -1: none): the
-    best-scored one, or with ``slot.vectors`` the one closest in text to the row's last ``window`` history
-    items (ties by the lower index; a row without history chooses none)."""
+    best-scored one, or with ``slot.vectors`` the one outside the history closest in text to the row's last
+    ``window`` history items (ties by the lower index; a row without history chooses none). History items may
+    hold finite scores (the model's history penalty), so the text choice skips them itself."""
     cold_idx = slot.items[slot.items < rows.shape[1]]
     if not cold_idx.size:
         return np.full(rows.shape[0], -1, dtype=np.int64)
@@ -169,7 +170,8 @@ def choose_cold_items(rows: np.ndarray, slot: ColdSlot, allowed: np.ndarray,
     else:
         if histories is None or len(histories) != rows.shape[0]:
             raise ValueError("a cold slot that chooses by the history's text needs one history per row")
-        preference = np.where(ok, _history_vectors(histories, slot) @ slot.vectors[cold_idx].T, -np.inf)
+        seen = np.stack([np.isin(cold_idx, np.asarray(h, dtype=np.int64)) for h in histories])
+        preference = np.where(ok & ~seen, _history_vectors(histories, slot) @ slot.vectors[cold_idx].T, -np.inf)
     best = np.argmax(preference, axis=1)
     return np.where(np.isfinite(preference[np.arange(rows.shape[0]), best]), cold_idx[best], -1)
 

@@ -107,8 +107,8 @@ def _with_cold_slot(
     The returned items are the first ones of the full ranking after the slot: the prefix, plus the best cold
     item when the slot promotes it from outside the prefix (one that stays outside ranks after the prefix).
     """
-    if top.cold_ids is None or top.cold_scores is None:
-        return None  # a graph without the best cold item
+    if top.cold_ids is None or top.cold_scores is None or slot.vectors is not None:
+        return None  # a graph without the best cold item, or a slot that does not offer the best-scored one
     cold_id, cold_score = int(top.cold_ids[0]), float(top.cold_scores[0])
     if not np.isfinite(cold_score):
         return items, scores  # every cold item is in the history: the slot cannot fire

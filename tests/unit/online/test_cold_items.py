@@ -130,6 +130,8 @@ def test_only_the_last_window_history_items_choose_and_an_empty_history_chooses_
     chosen = choose_cold_items(np.stack([SCORES] * 3), slot, np.ones((3, 9), dtype=bool),
                                [np.array([0, 1, 2, 3, 4]), np.array([3, 0, 1]), np.array([], dtype=np.int64)])
     assert chosen.tolist() == [7, 6, -1]  # the last two of row 0 point along y; row 2 has no history
+    # A cold item in the history is never offered, even when its (penalized) score is finite.
+    assert choose_cold_items(SCORES[None], slot, np.ones((1, 9), dtype=bool), [np.array([0, 6])]).tolist() == [8]
     assert np.array_equal(reserve_cold_slot(SCORES, slot, histories=[np.array([], dtype=np.int64)]), SCORES)
 
 
@@ -171,3 +173,18 @@ def test_the_served_ranking_chooses_by_the_request_history_as_the_model_does(ser
         offline = reserve_cold_slot(np.where(np.arange(6) < 2, -np.inf, scores), slot,
                                     histories=[np.array([base.item_ids.index(i) for i in history])])
         assert [base.item_ids[i] for i in order(offline)[:3]] == served
+
+
+def test_a_top_k_prefix_never_decides_a_history_text_slot(catalogue_factory):
+    """The graph's best cold item is the best-scored one, not the text choice: only the full scores can tell."""
+    from hyperrec.online.settings import ServingConfig
+    from hyperrec.online.topk_ranking import TopK, decided_by_prefix
+
+    base = catalogue_factory()
+    top = TopK(np.array([0, 1, 2]), np.array([9.0, 8.0, 7.0], dtype=np.float32), np.array([5]),
+               np.array([1.0], dtype=np.float32))
+    for vectors, decided in ((None, True), (np.eye(6, 2, dtype=np.float32), False)):
+        slot = ColdSlot(np.array([4, 5]), position=2, offset=0.5, vectors=vectors)
+        catalogue = Catalogue(base.item_ids, base.titles, base.categories, base.popularity, cold_slot=slot)
+        assert decided_by_prefix(top, np.array([], dtype=np.int64), catalogue, ServingConfig(max_per_category=None),
+                                 depth=2) is decided
