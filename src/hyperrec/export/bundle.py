@@ -21,9 +21,10 @@ The ranker contract (the trained next-item model exports to it):
 - output ``scores`` FP32 [batch, n_items] in catalogue order (items.parquet item_idx);
 - outputs ``top_ids`` INT64 / ``top_scores`` FP32 [batch, K]: the best K items that are not in the history,
   best first (``hyperrec.export.next_item_topk`` appends them; K = ``manifest["top_k"]``);
-- outputs ``cold_id`` INT64 / ``cold_score`` FP32 [batch, 1], only in bundles with a non-empty ``cold_slot.json``
-  that chooses by score: the best cold item outside the history (what the cold slot needs beside the top K;
-  ``has_cold_outputs``). A slot that chooses by the history's text ships ``cold_slot_vectors.npy`` instead.
+- outputs ``cold_id`` INT64 / ``cold_score`` FP32 [batch, 1], only in bundles with a non-empty ``cold_slot.json``:
+  the cold slot's item outside the history and its score (what the slot needs beside the top K;
+  ``has_cold_outputs``): the best-scored cold item, or for a slot that chooses by the history's text (it ships
+  ``cold_slot_vectors.npy``) the one closest in text to the history's tail (``next_item_topk``).
 
 ``verify_bundle`` needs only the standard library; building imports onnx, onnxruntime and tritonclient's
 model-config protobufs lazily.
@@ -106,7 +107,7 @@ def build_bundle(
     ``extra_files`` maps a file name inside the bundle to a source path (see the module doc for the names
     the runtime understands). ``lineage`` is free JSON (training run id, data hash, metrics, git commit).
     """
-    from hyperrec.export.next_item_topk import cold_items_of, write_with_top_k  # imports this module
+    from hyperrec.export.next_item_topk import cold_slot_of, write_with_top_k  # imports this module
 
     triton = triton or TritonSettings()
     _check_name(model_name, "model_name")
@@ -142,10 +143,10 @@ def build_bundle(
         frame.to_parquet(staging / ITEMS_FILE, index=False)
         model_dir = staging / TRITON_DIR / model_name
         (model_dir / TRITON_VERSION).mkdir(parents=True)
-        cold_items = cold_items_of(extras, n_items)
+        cold_slot = cold_slot_of(extras, n_items, max_history)
         top_k = write_with_top_k(onnx_model, model_dir / TRITON_VERSION / ONNX_FILE, k=triton.top_k, n_items=n_items,
-                                 cold_items=cold_items)
-        cold = cold_items is not None
+                                 cold_slot=cold_slot)
+        cold = cold_slot is not None
         check_onnx_contract(model_dir / TRITON_VERSION / ONNX_FILE, n_items=n_items, max_history=max_history,
                             top_k=top_k, cold=cold)
         (model_dir / "configs").mkdir()

@@ -20,8 +20,8 @@ fires on that item's score plus the offset. Both the harness and the service pas
 
 Inputs it needs from a top-k predictor (instead of the full score vector): the best ``position`` eligible
 warm items with their scores and the best eligible cold item with its score, scattered into a vector of
-``-inf``; the rule reads nothing else. A history-chosen slot needs the chosen item's score, which the top K
-need not hold, so its bundle has no cold outputs and is ranked from the full scores.
+``-inf``; the rule reads nothing else. For a history-text slot the graph's cold item is the text choice
+(``hyperrec.export.next_item_topk``), so the same holds.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def reserve_cold_slot(scores: np.ndarray, slot: ColdSlot, eligible: np.ndarray |
     allowed = np.isfinite(rows) if eligible is None else np.broadcast_to(eligible, rows.shape) & np.isfinite(rows)
     chosen = choose_cold_items(rows, slot, allowed, histories)
     for row, (values, ok, item) in enumerate(zip(rows, allowed, chosen, strict=True)):
-        promoted = _promoted_score(values, ok, cold, int(item), slot.position, slot.offset)
+        promoted = promoted_score(values, ok, cold, int(item), slot.position, slot.offset)
         if promoted is not None:
             out[row, item] = promoted
     return out.reshape(scores.shape)
@@ -177,7 +177,8 @@ def choose_cold_items(rows: np.ndarray, slot: ColdSlot, allowed: np.ndarray,
 
 
 def _history_vectors(histories: Sequence[np.ndarray], slot: ColdSlot) -> np.ndarray:
-    """[batch, d] mean text vector of each history's last ``window`` known items (NaN rows: no history)."""
+    """[batch, d] summed text vectors of each history's last ``window`` known items (NaN rows: no history):
+    against unit cold vectors the sum ranks like the mean's cosine, and it is what the exported graph computes."""
     assert slot.vectors is not None
     n_items, dim = slot.vectors.shape
     out = np.full((len(histories), dim), np.nan, dtype=np.float32)
@@ -185,13 +186,15 @@ def _history_vectors(histories: Sequence[np.ndarray], slot: ColdSlot) -> np.ndar
         items = np.asarray(history, dtype=np.int64)
         items = items[(items >= 0) & (items < n_items)][-slot.window:]
         if items.size:
-            out[row] = slot.vectors[items].mean(axis=0)
+            out[row] = slot.vectors[items].sum(axis=0)
     return out
 
 
-def _promoted_score(values: np.ndarray, ok: np.ndarray, cold: np.ndarray, item: int, position: int,
+def promoted_score(values: np.ndarray, ok: np.ndarray, cold: np.ndarray, item: int, position: int,
                     offset: float) -> float | None:
-    """The new score of cold ``item`` in one row, or None when the slot does not fire."""
+    """The new score of cold ``item`` in one row (``values``, candidates ``ok``, cold mask ``cold``): just above
+    the warm item at rank ``position`` when ``values[item] + offset`` reaches it; None when the slot does not
+    fire (or ``item`` is -1, none chosen)."""
     warm_idx = np.flatnonzero(ok & ~cold)
     if warm_idx.size < position or item < 0:
         return None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hyperrec.online.catalogue import Catalogue
-from hyperrec.online.cold_items import ColdSlot, reserve_cold_slot
+from hyperrec.online.cold_items import ColdSlot, promoted_score
 from hyperrec.online.ranking import top_k_diverse
 from hyperrec.online.settings import ServingConfig
 
@@ -107,8 +107,8 @@ def _with_cold_slot(
     The returned items are the first ones of the full ranking after the slot: the prefix, plus the best cold
     item when the slot promotes it from outside the prefix (one that stays outside ranks after the prefix).
     """
-    if top.cold_ids is None or top.cold_scores is None or slot.vectors is not None:
-        return None  # a graph without the best cold item, or a slot that does not offer the best-scored one
+    if top.cold_ids is None or top.cold_scores is None:
+        return None  # a graph without the best cold item
     cold_id, cold_score = int(top.cold_ids[0]), float(top.cold_scores[0])
     if not np.isfinite(cold_score):
         return items, scores  # every cold item is in the history: the slot cannot fire
@@ -121,8 +121,13 @@ def _with_cold_slot(
     if appended:
         items, scores = np.append(items, cold_id), np.append(scores, cold_score)
         is_cold = np.append(is_cold, True)
-    # The slot rule on positions: the prefix order is the full order, and the best cold item is the graph's.
-    promoted = reserve_cold_slot(scores, ColdSlot(np.flatnonzero(is_cold), slot.position, slot.offset))
+    # The slot rule on positions: the prefix order is the full order, and the slot's item is the graph's (the
+    # best-scored cold item, or the text choice).
+    promoted = scores.copy()
+    chosen = int(np.flatnonzero(items == cold_id)[0])
+    score = promoted_score(scores, np.ones(items.size, dtype=bool), is_cold, chosen, slot.position, slot.offset)
+    if score is not None:
+        promoted[chosen] = score
     if appended and promoted[-1] == scores[-1]:
         return items[:-1], scores[:-1]
     return items, promoted

@@ -93,8 +93,7 @@ def test_a_zero_budget_turns_the_slot_off(cyclic_data, runtime, encoder_settings
 def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, runtime, encoder_settings,
                                                                     tmp_path: Path, chooser: str):
     """Export with the slot, load the bundle as the transformer does, score with the bundle's ONNX ranker:
-    RecommendationService answers exactly the top of model.score, cold item included where it was promoted.
-    A history-text slot ships its vectors and no cold outputs (the fast top-k path then does not apply)."""
+    RecommendationService answers exactly the top of model.score, cold item included where it was promoted."""
     import onnxruntime as ort
 
     from hyperrec.export.bundle import has_cold_outputs, onnx_path, read_manifest
@@ -108,7 +107,7 @@ def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, 
     bundle = tmp_path / "bundle"
     export_next_item_bundle(model, cyclic_data, bundle, model_name="ranker", version="v1", max_history=32,
                             lineage={})
-    assert has_cold_outputs(read_manifest(bundle)) == (chooser == "score")
+    assert has_cold_outputs(read_manifest(bundle))
     catalogue = Catalogue.from_bundle(bundle)
     assert catalogue.cold_slot is not None and catalogue.cold_slot.to_dict() == model.cold_slot.to_dict()
     service = RecommendationService(catalogue, model_name="ranker", model_version="v1", max_history=32,
@@ -126,10 +125,12 @@ def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, 
     assert promoted > 0  # the slot (position 3) fired for some users, in both lists alike
 
 
+@pytest.mark.parametrize("chooser", ["score", "history_text"])
 def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(cyclic_data, runtime, encoder_settings,
-                                                                         tmp_path: Path):
-    """The exported graph's top 6 and best cold item (cold_id/cold_score), ranked as the transformer's fast
-    path ranks them, answer what the full scores answer, promoted cold item included."""
+                                                                         tmp_path: Path, chooser: str):
+    """The exported graph's top 6 and the slot's cold item (cold_id/cold_score: the best-scored one or the text
+    choice), ranked as the transformer's fast path ranks them, answer what the full scores answer, promoted
+    cold item included."""
     import onnxruntime as ort
 
     from hyperrec.export.bundle import onnx_path, read_manifest
@@ -140,7 +141,7 @@ def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(cyclic
     from hyperrec.online.settings import ServingConfig
     from hyperrec.online.topk_ranking import TopK, decided_by_prefix, sparse_scores
 
-    model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9)
+    model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9, chooser=chooser)
     bundle = tmp_path / "bundle"
     export_next_item_bundle(model, cyclic_data, bundle, model_name="ranker", version="v1", max_history=32,
                             lineage={}, triton=TritonSettings(top_k=6))

@@ -175,16 +175,23 @@ def test_the_served_ranking_chooses_by_the_request_history_as_the_model_does(ser
         assert [base.item_ids[i] for i in order(offline)[:3]] == served
 
 
-def test_a_top_k_prefix_never_decides_a_history_text_slot(catalogue_factory):
-    """The graph's best cold item is the best-scored one, not the text choice: only the full scores can tell."""
+def test_a_top_k_prefix_promotes_the_graphs_cold_item_even_below_a_better_scored_cold_item(catalogue_factory):
+    """For a history-text slot the graph returns the text choice (item 5), not the best-scored cold item (4,
+    already in the prefix): the prefix rule promotes 5, as the full-score rule does with the same history."""
     from hyperrec.online.settings import ServingConfig
-    from hyperrec.online.topk_ranking import TopK, decided_by_prefix
+    from hyperrec.online.topk_ranking import TopK, _with_cold_slot, decided_by_prefix
 
     base = catalogue_factory()
-    top = TopK(np.array([0, 1, 2]), np.array([9.0, 8.0, 7.0], dtype=np.float32), np.array([5]),
+    vectors = np.array([[1, 0], [1, 0], [1, 0], [1, 0], [0, 1], [1, 0]], dtype=np.float32)
+    slot = ColdSlot(np.array([4, 5]), position=2, offset=10.0, vectors=vectors)
+    catalogue = Catalogue(base.item_ids, base.titles, base.categories, base.popularity, cold_slot=slot)
+    top = TopK(np.array([0, 4, 1, 2]), np.array([9.0, 8.5, 8.0, 7.0], dtype=np.float32), np.array([5]),
                np.array([1.0], dtype=np.float32))
-    for vectors, decided in ((None, True), (np.eye(6, 2, dtype=np.float32), False)):
-        slot = ColdSlot(np.array([4, 5]), position=2, offset=0.5, vectors=vectors)
-        catalogue = Catalogue(base.item_ids, base.titles, base.categories, base.popularity, cold_slot=slot)
-        assert decided_by_prefix(top, np.array([], dtype=np.int64), catalogue, ServingConfig(max_per_category=None),
-                                 depth=2) is decided
+    history = np.array([3])
+    items, scores = _with_cold_slot(top.ids, top.scores.astype(np.float64), top, history, slot)
+    assert items[np.argsort(-scores, kind="stable")].tolist() == [0, 4, 5, 1, 2]
+    assert decided_by_prefix(top, history, catalogue, ServingConfig(max_per_category=None), depth=4)
+    full = np.array([-np.inf, 8.0, 7.0, -np.inf, 8.5, 1.0])
+    full[0] = 9.0
+    offline = reserve_cold_slot(full, slot, np.arange(6) != 3, histories=[history])
+    assert order(offline)[:5] == [0, 4, 5, 1, 2]
