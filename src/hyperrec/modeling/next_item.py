@@ -415,6 +415,7 @@ class NextItemRecommender(Recommender):
         log.info("%s trained in %.1fs (%.0f examples/s), best val %s", self.name, time.perf_counter() - start,
                  self.train_result.examples_per_second, self.train_result.best_metric)
         if net.text_dim:
+            self._refresh_text_table()  # the slot's vectors are the text table that scoring and save() use
             self.cold_slot = fit_cold_slot(self, data, np.flatnonzero(net.text_only.cpu().numpy()), s.cold_slot,
                                            seed=self.runtime.seed, vectors=text_vectors(net.text_table.cpu().numpy()))
 
