@@ -19,8 +19,9 @@ Protocol (``derive_cold_start``, then ``run_cold_start``):
 The catalogue is unchanged, so the next-item models know the held-out items' texts while they train; they
 treat items without a train event as text-only (never softmax classes, no ID embedding, the shared cold
 bias), which is how a truly new item arrives at serving time. ``next_item.id_dropout`` trains that text-only
-path on warm items too, so that it is on the scale of learned-ID scores, and ``next_item.cold_slot`` lets the
-best cold item take rank 10 when its calibrated score reaches the warm item there (``hyperrec.online.cold_items``).
+path on warm items too, so that it is on the scale of learned-ID scores, and ``next_item.cold_slot`` lets one
+cold item (by default the one closest in text to the user's recent history) take rank 10 when its calibrated
+score reaches the warm item there (``hyperrec.online.cold_items``).
 Baselines that learn only from events (popularity, item-kNN, ALS, BPR) have nothing to score a held-out item
 with and land near zero on the full protocol: that is the expected result, not a bug.
 

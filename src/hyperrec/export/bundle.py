@@ -8,7 +8,8 @@ Layout written by :func:`build_bundle`::
     triton/<model>/configs/cpu.pbtxt
                                    the same model on CPUs; Triton picks it with ``--model-config-name=cpu``
     triton/<model>/1/model.onnx    the ranker (version 1 of the Triton repository)
-    <extra files>                  optional: item_embeddings.npy, segments.parquet, segment_popularity.parquet
+    <extra files>                  optional: item_embeddings.npy, segments.parquet, segment_popularity.parquet,
+                                   cold_slot.json (+ cold_slot_vectors.npy)
 
 ``triton/`` is a ready Triton model repository (``tritonserver --model-repository=<bundle>/triton``).
 
@@ -21,7 +22,9 @@ The ranker contract (the trained next-item model exports to it):
 - outputs ``top_ids`` INT64 / ``top_scores`` FP32 [batch, K]: the best K items that are not in the history,
   best first (``hyperrec.export.next_item_topk`` appends them; K = ``manifest["top_k"]``);
 - outputs ``cold_id`` INT64 / ``cold_score`` FP32 [batch, 1], only in bundles with a non-empty ``cold_slot.json``:
-  the best cold item outside the history (what the cold slot needs beside the top K; ``has_cold_outputs``).
+  the cold slot's item outside the history and its score (what the slot needs beside the top K;
+  ``has_cold_outputs``): the best-scored cold item, or for a slot that chooses by the history's text (it ships
+  ``cold_slot_vectors.npy``) the one closest in text to the history's tail (``next_item_topk``).
 
 Reading and verifying a bundle (``read_manifest``, ``verify_bundle``, from ``hyperrec.bundle_verify``) need only
 the standard library; building imports onnx, onnxruntime and tritonclient's model-config protobufs lazily.
@@ -196,13 +199,13 @@ def _write_triton_model(model_dir: Path, onnx_model: Path, model_name: str, extr
                         n_items: int, max_history: int, triton: TritonSettings) -> dict[str, Any]:
     """Version 1 of the Triton model (the ranker with its top-k and cold outputs) and its GPU and CPU configs;
     return the shape the manifest records (n_items, max_history, top_k, cold)."""
-    from hyperrec.export.next_item_topk import cold_items_of, write_with_top_k  # imports this module
+    from hyperrec.export.next_item_topk import cold_slot_of, write_with_top_k  # imports this module
 
     onnx_file = model_dir / TRITON_VERSION / ONNX_FILE
     onnx_file.parent.mkdir(parents=True)
-    cold_items = cold_items_of(extras, n_items)
-    top_k = write_with_top_k(onnx_model, onnx_file, k=triton.top_k, n_items=n_items, cold_items=cold_items)
-    cold = cold_items is not None
+    cold_slot = cold_slot_of(extras, n_items, max_history)
+    top_k = write_with_top_k(onnx_model, onnx_file, k=triton.top_k, n_items=n_items, cold_slot=cold_slot)
+    cold = cold_slot is not None
     check_onnx_contract(onnx_file, n_items=n_items, max_history=max_history, top_k=top_k, cold=cold)
     (model_dir / "configs").mkdir()
     shape = {"n_items": n_items, "max_history": max_history, "top_k": top_k, "cold": cold}

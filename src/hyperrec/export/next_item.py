@@ -85,8 +85,7 @@ def export_next_item_bundle(
         segment_popularity(data).to_parquet(folder / SEGMENT_POPULARITY_FILE, index=False)
         extras = [ITEM_EMBEDDINGS_FILE, SEGMENTS_FILE, SEGMENT_POPULARITY_FILE]
         if getattr(model, "cold_slot", None) is not None:  # the ranking rule the transformer applies to the scores
-            model.cold_slot.write(folder / COLD_SLOT_FILE)
-            extras.append(COLD_SLOT_FILE)
+            extras += model.cold_slot.write(folder / COLD_SLOT_FILE)
         items = with_popularity(data.items, data.split("train"))
         return build_bundle(
             onnx_file,

@@ -159,6 +159,5 @@ def _demo_side_files(folder: Path, n_items: int, embeddings: np.ndarray | None, 
     pd.DataFrame(rows).to_parquet(folder / SEGMENT_POPULARITY_FILE, index=False)
     extras[SEGMENT_POPULARITY_FILE] = folder / SEGMENT_POPULARITY_FILE
     if cold_slot is not None:
-        cold_slot.write(folder / COLD_SLOT_FILE)
-        extras[COLD_SLOT_FILE] = folder / COLD_SLOT_FILE
+        extras.update({name: folder / name for name in cold_slot.write(folder / COLD_SLOT_FILE)})
     return extras

@@ -10,17 +10,20 @@ removes them), which is why the fit is a budget on the price, not a search for t
 
 Each user fires or not independently of the others, so two harness runs (never / always firing) give every
 user's NDCG both ways, and any offset's metric is a mean of those two columns: no grid of evaluations.
+
+``chooser`` picks which cold item the slot offers: the best-scored (``score``) or the one whose text is
+closest to the user's recent history (``history_text``, with the model's item text table as the vectors).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
 
-from hyperrec.online.cold_items import ColdSlot, reserve_cold_slot
+from hyperrec.online.cold_items import ColdSlot, choose_cold_items, reserve_cold_slot
 from hyperrec.settings_base import Section
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,6 +43,12 @@ class ColdSlotSettings(Section):
         description="Largest relative loss of validation NDCG@10 the slot may cost; the calibration offset is "
         "the largest that stays within it. 0 turns the slot off.",
     )
+    chooser: Literal["score", "history_text"] = Field(
+        "history_text",
+        description="Which cold item the slot offers: the best-scored one, or the one whose text is closest "
+        "(cosine) to the mean text of the user's last `window` history items.",
+    )
+    window: int = Field(20, ge=1, description="Most recent history items whose text chooses the cold item.")
 
 
 class _FixedScores:
@@ -53,18 +62,23 @@ class _FixedScores:
 
     def score(self, batch: ScoringBatch) -> np.ndarray:
         rows = self.scores[[self.row[u] for u in batch.user_ids]]
-        return rows if self.slot is None else reserve_cold_slot(rows, self.slot)
+        return rows if self.slot is None else reserve_cold_slot(rows, self.slot, histories=batch.histories)
 
 
-def slot_gaps(scores: np.ndarray, cold: np.ndarray, position: int) -> np.ndarray:
-    """Per row, the offset the slot needs to fire: k-th warm score minus best cold score (+inf: it never can,
-    -inf: the best cold item already ranks within ``position``)."""
+def slot_gaps(scores: np.ndarray, cold: np.ndarray, position: int, chosen: np.ndarray | None = None) -> np.ndarray:
+    """Per row, the offset the slot needs to fire: k-th warm score minus the chosen cold item's score (default:
+    the best cold score); +inf: it never can (or no item is chosen), -inf: the item already ranks within
+    ``position``."""
     gaps = np.full(scores.shape[0], np.inf)
     if not cold.any() or (~cold).sum() < position:
         return gaps
     warm = scores[:, ~cold]
     kth = np.partition(warm, warm.shape[1] - position, axis=1)[:, warm.shape[1] - position]
-    gaps = kth - scores[:, cold].max(axis=1)
+    if chosen is None:
+        gaps = kth - scores[:, cold].max(axis=1)
+    else:
+        picked = scores[np.arange(scores.shape[0]), np.maximum(chosen, 0)]
+        gaps = np.where(chosen >= 0, kth - picked, np.inf)
     return np.where(gaps <= 0, -np.inf, gaps)
 
 
@@ -94,10 +108,27 @@ def fit_offset(gaps: np.ndarray, base: np.ndarray, fired: np.ndarray, max_cost: 
     return float(gaps[order[candidates[-1]]]) if candidates else -np.inf
 
 
+def text_vectors(table: np.ndarray) -> np.ndarray:
+    """The item text table as the slot's vectors: float32 rows scaled to unit length (zero rows stay zero)."""
+    table = np.asarray(table, dtype=np.float32)
+    norms = np.linalg.norm(table, axis=1, keepdims=True)
+    return table / np.where(norms > 0, norms, 1).astype(np.float32)
+
+
+def saved_slot(payload: dict | None, text_table: np.ndarray | None) -> ColdSlot | None:
+    """The slot a saved model's config holds (``ColdSlot.to_dict``), its vectors rebuilt from the model's text
+    table when it chooses by the history's text."""
+    if not payload:
+        return None
+    history_text = payload.get("chooser") == "history_text" and text_table is not None
+    return ColdSlot.from_dict(payload, text_vectors(text_table) if history_text else None)
+
+
 def fit_cold_slot(model: object, data: PreparedData, cold: np.ndarray, settings: ColdSlotSettings, *,
-                  seed: int, metric: str = "ndcg@10") -> ColdSlot | None:
+                  seed: int, metric: str = "ndcg@10", vectors: np.ndarray | None = None) -> ColdSlot | None:
     """The slot of ``model`` (scores without a slot) fitted on ``data``'s validation split; None when it is
-    off, there are no cold items, or no offset fits the budget."""
+    off, there are no cold items, or no offset fits the budget. ``vectors`` (item text, rows L2-normalized)
+    are what a ``history_text`` chooser compares; without them the slot chooses by score."""
     from hyperrec.evaluation.harness import EvaluationSet, _run_model
     from hyperrec.models.base import ScoringBatch
 
@@ -107,13 +138,15 @@ def fit_cold_slot(model: object, data: PreparedData, cold: np.ndarray, settings:
     scores = np.concatenate([model.score(ScoringBatch(eval_set.user_ids[rows], eval_set.histories[rows]))  # type: ignore[attr-defined]
                              for rows in eval_set.batches(256)])
     cutoff = int(metric.split("@")[1])
-    always = ColdSlot(cold, settings.position, np.inf)
+    vectors = vectors if settings.chooser == "history_text" else None
+    always = ColdSlot(cold, settings.position, np.inf, vectors, settings.window)
     runs = [_run_model("cold_slot_fit", _FixedScores(scores, eval_set.user_ids, slot), eval_set,
                        k_values=[cutoff], batch_size=256, top_n=0).full[metric].to_numpy()
             for slot in (None, always)]
     mask = np.zeros(scores.shape[1], dtype=bool)
     mask[cold] = True
-    gaps = slot_gaps(scores, mask, settings.position)
+    chosen = choose_cold_items(scores, always, np.isfinite(scores), eval_set.histories)
+    gaps = slot_gaps(scores, mask, settings.position, chosen)
     offset = fit_offset(gaps, runs[0], runs[1], settings.max_cost)
     fires = float(np.mean(np.isfinite(gaps) & (gaps <= offset)))
     log.info("cold slot: %d cold items; offset %.3f fires for %.1f%% of validation users (validation %s "
@@ -121,4 +154,4 @@ def fit_cold_slot(model: object, data: PreparedData, cold: np.ndarray, settings:
              np.where(gaps <= offset, runs[1], runs[0]).mean())
     if not np.isfinite(offset):
         return None
-    return ColdSlot(cold, settings.position, offset)
+    return ColdSlot(cold, settings.position, offset, vectors, settings.window)

@@ -27,7 +27,7 @@ from torch import nn
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
 from hyperrec.features import encode_histories, encode_segments
-from hyperrec.modeling.cold_items import fit_cold_slot
+from hyperrec.modeling.cold_items import fit_cold_slot, saved_slot, text_vectors
 from hyperrec.modeling.finetune import (
     build_optimizer,
     load_state,
@@ -158,8 +158,10 @@ class NextItemRecommender(Recommender):
         self.train_result = self._train(net, windows, data, validate, on_metrics)
         self._text.token_cache = None  # the refreshed table holds what scoring needs; free the token states
         if net.text_dim:
+            self._refresh_text_table()  # the slot's vectors are the text table that scoring and save() use
             self.cold_slot = fit_cold_slot(self, data, np.flatnonzero(net.text_only.cpu().numpy()),
-                                           self.settings.cold_slot, seed=self.runtime.seed)
+                                           self.settings.cold_slot, seed=self.runtime.seed,
+                                           vectors=text_vectors(net.text_table.cpu().numpy()))
 
     def _build_net(self, items: pd.DataFrame, item_embeddings: np.ndarray | None,
                    warm_start: Path | None) -> NextItemNet:
@@ -282,7 +284,7 @@ class NextItemRecommender(Recommender):
         finally:
             net.train(was_training)
         scores = scores.float().cpu().numpy().astype(np.float32, copy=False)
-        return scores if self.cold_slot is None else reserve_cold_slot(scores, self.cold_slot)
+        return scores if self.cold_slot is None else reserve_cold_slot(scores, self.cold_slot, histories=histories)
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:
@@ -361,7 +363,6 @@ class NextItemRecommender(Recommender):
         model.item_ids = list(config.get("item_ids") or [])
         model.exclude_history = bool(config.get("exclude_history", model.exclude_history))
         model.train_repeat_rate = config.get("train_repeat_rate")
-        model.cold_slot = ColdSlot.from_dict(config["cold_slot"]) if config.get("cold_slot") else None
         model.n_segments = int(config["n_segments"])
         model.segments = {str(k): int(v) for k, v in
                           json.loads((directory / SEGMENTS_JSON).read_text(encoding="utf-8")).items()}
@@ -376,6 +377,7 @@ class NextItemRecommender(Recommender):
         if set(incompatible.missing_keys) - missing or incompatible.unexpected_keys:
             raise ModelError(f"{directory / WEIGHTS_FILE} does not fit the saved settings: {incompatible}")
         model.net = net.to(model._device).eval()
+        model.cold_slot = saved_slot(config.get("cold_slot"), net.text_table.cpu().numpy() if net.text_dim else None)
         if (directory / ENCODER_DIR).exists():
             encoder = TextEncoder(directory / ENCODER_DIR, max_length=model.item_encoder_settings.max_length)
             model._text = ItemText(encoder.to(model._device).eval(), batch_size=model.item_encoder_settings.batch_size)

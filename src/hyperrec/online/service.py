@@ -188,7 +188,7 @@ class RecommendationService:
             mask = eligible_mask(cat.n_items, scores, exclude=exclude, candidates=plan.candidate_idx)
             blended = blend_popularity(scores, cat.popularity, settings.popularity_weight, mask)
             if cat.cold_slot is not None:  # the same rule NextItemRecommender.score applies offline
-                blended = reserve_cold_slot(blended, cat.cold_slot, mask)
+                blended = reserve_cold_slot(blended, cat.cold_slot, mask, histories=[plan.history_idx])
             return blended, mask, "model"
         ranked_scores, source = popularity_scores(cat.popularity, cat.segment_popularity, plan.segment)
         mask = eligible_mask(cat.n_items, ranked_scores, exclude=exclude, candidates=plan.candidate_idx)

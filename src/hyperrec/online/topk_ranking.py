@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hyperrec.online.catalogue import Catalogue
-from hyperrec.online.cold_items import ColdSlot, reserve_cold_slot
+from hyperrec.online.cold_items import ColdSlot, promoted_score
 from hyperrec.online.ranking import top_k_diverse
 from hyperrec.online.settings import ServingConfig
 
@@ -121,8 +121,13 @@ def _with_cold_slot(
     if appended:
         items, scores = np.append(items, cold_id), np.append(scores, cold_score)
         is_cold = np.append(is_cold, True)
-    # The slot rule on positions: the prefix order is the full order, and the best cold item is the graph's.
-    promoted = reserve_cold_slot(scores, ColdSlot(np.flatnonzero(is_cold), slot.position, slot.offset))
+    # The slot rule on positions: the prefix order is the full order, and the slot's item is the graph's (the
+    # best-scored cold item, or the text choice).
+    promoted = scores.copy()
+    chosen = int(np.flatnonzero(items == cold_id)[0])
+    score = promoted_score(scores, np.ones(items.size, dtype=bool), is_cold, chosen, slot.position, slot.offset)
+    if score is not None:
+        promoted[chosen] = score
     if appended and promoted[-1] == scores[-1]:
         return items[:-1], scores[:-1]
     return items, promoted

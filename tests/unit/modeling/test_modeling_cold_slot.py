@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_modeling_next_item import N_ITEMS, accuracy_at_1, small_settings, text_embeddings
 
-from hyperrec.modeling.cold_items import ColdSlotSettings, fit_offset, slot_gaps
+from hyperrec.modeling.cold_items import ColdSlotSettings, fit_offset, slot_gaps, text_vectors
 from hyperrec.modeling.next_item import NextItemRecommender
 from hyperrec.models.base import ScoringBatch
 from hyperrec.online.cold_items import reserve_cold_slot
@@ -35,20 +36,36 @@ def test_the_offset_is_the_largest_whose_metric_stays_within_the_budget():
     assert fit_offset(np.array([1.0, 1.0]), np.array([1.0, 1.0]), np.array([1.0, 0.0]), 0.1) == -np.inf
 
 
-def _fit(cyclic_data, runtime, encoder_settings, max_cost: float) -> NextItemRecommender:
-    model = NextItemRecommender(small_settings(cold_slot=ColdSlotSettings(position=3, max_cost=max_cost)),
-                                item_encoder=encoder_settings, runtime=runtime)
+def test_gaps_follow_the_chosen_cold_item_when_one_is_given():
+    scores = np.array([[5.0, 4.0, 3.0, 1.0, 0.5],
+                       [5.0, 4.0, 3.0, 4.5, 0.0]])
+    cold = np.array([False, False, False, True, True])
+    # Row 0 offers item 4 (needs 3.5); row 1 chose nothing (no history), so it never fires.
+    np.testing.assert_array_equal(slot_gaps(scores, cold, position=2, chosen=np.array([4, -1])), [3.5, np.inf])
+
+
+def test_text_vectors_are_unit_rows_and_keep_zero_rows():
+    vectors = text_vectors(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def _fit(cyclic_data, runtime, encoder_settings, max_cost: float, chooser: str = "score") -> NextItemRecommender:
+    settings = ColdSlotSettings(position=3, max_cost=max_cost, chooser=chooser)
+    model = NextItemRecommender(small_settings(cold_slot=settings), item_encoder=encoder_settings, runtime=runtime)
     model.fit(cyclic_data, validate=lambda m: accuracy_at_1(m, cyclic_data), item_embeddings=text_embeddings(N_ITEMS))
     return model
 
 
+@pytest.mark.parametrize("chooser", ["score", "history_text"])
 def test_a_fitted_model_scores_through_the_slot_and_keeps_it_across_save_and_load(cyclic_data, runtime,
-                                                                                   encoder_settings, tmp_path: Path):
+                                                                                   encoder_settings, tmp_path: Path,
+                                                                                   chooser: str):
     """Item 23 has no train event. With a generous budget the slot is fitted; model.score (what the harness
     ranks) is the scoring graph's output passed through reserve_cold_slot, the transformer's rule."""
-    model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9)
+    model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9, chooser=chooser)
     slot = model.cold_slot
-    assert slot is not None and slot.items.tolist() == [23] and slot.position == 3
+    assert slot is not None and slot.items.tolist() == [23] and slot.position == 3 and slot.chooser == chooser
     histories = cyclic_data.histories(("train", "validation"))
     users = sorted(histories)
     batch = ScoringBatch(users, [histories[u] for u in users])
@@ -56,10 +73,15 @@ def test_a_fitted_model_scores_through_the_slot_and_keeps_it_across_save_and_loa
     model.cold_slot = None
     raw = model.score(batch)
     model.cold_slot = slot
-    np.testing.assert_array_equal(scores, reserve_cold_slot(raw, slot))
+    np.testing.assert_array_equal(scores, reserve_cold_slot(raw, slot, histories=batch.histories))
+    assert (scores != raw).any()  # it fired
+    if chooser == "history_text":  # the vectors are the model's text table, unit rows
+        np.testing.assert_allclose(slot.vectors, text_vectors(text_embeddings(N_ITEMS)), rtol=1e-6)
     model.save(tmp_path / "model")
     loaded = NextItemRecommender.load(tmp_path / "model")
     assert loaded.cold_slot is not None and loaded.cold_slot.to_dict() == slot.to_dict()
+    if chooser == "history_text":
+        np.testing.assert_array_equal(loaded.cold_slot.vectors, slot.vectors)
     np.testing.assert_array_equal(loaded.score(batch), scores)
 
 
@@ -67,23 +89,25 @@ def test_a_zero_budget_turns_the_slot_off(cyclic_data, runtime, encoder_settings
     assert _fit(cyclic_data, runtime, encoder_settings, max_cost=0.0).cold_slot is None
 
 
+@pytest.mark.parametrize("chooser", ["score", "history_text"])
 def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, runtime, encoder_settings,
-                                                                    tmp_path: Path):
+                                                                    tmp_path: Path, chooser: str):
     """Export with the slot, load the bundle as the transformer does, score with the bundle's ONNX ranker:
     RecommendationService answers exactly the top of model.score, cold item included where it was promoted."""
     import onnxruntime as ort
 
-    from hyperrec.export.bundle import onnx_path, read_manifest
+    from hyperrec.export.bundle import has_cold_outputs, onnx_path, read_manifest
     from hyperrec.export.next_item import export_next_item_bundle
     from hyperrec.online.catalogue import Catalogue
     from hyperrec.online.service import RecommendationService
     from hyperrec.online.settings import ServingConfig
 
-    model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9)
+    model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9, chooser=chooser)
     assert model.cold_slot is not None
     bundle = tmp_path / "bundle"
     export_next_item_bundle(model, cyclic_data, bundle, model_name="ranker", version="v1", max_history=32,
                             lineage={})
+    assert has_cold_outputs(read_manifest(bundle))
     catalogue = Catalogue.from_bundle(bundle)
     assert catalogue.cold_slot is not None and catalogue.cold_slot.to_dict() == model.cold_slot.to_dict()
     service = RecommendationService(catalogue, model_name="ranker", model_version="v1", max_history=32,
@@ -101,10 +125,12 @@ def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, 
     assert promoted > 0  # the slot (position 3) fired for some users, in both lists alike
 
 
+@pytest.mark.parametrize("chooser", ["score", "history_text"])
 def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(cyclic_data, runtime, encoder_settings,
-                                                                         tmp_path: Path):
-    """The exported graph's top 6 and best cold item (cold_id/cold_score), ranked as the transformer's fast
-    path ranks them, answer what the full scores answer, promoted cold item included."""
+                                                                         tmp_path: Path, chooser: str):
+    """The exported graph's top 6 and the slot's cold item (cold_id/cold_score: the best-scored one or the text
+    choice), ranked as the transformer's fast path ranks them, answer what the full scores answer, promoted
+    cold item included."""
     import onnxruntime as ort
 
     from hyperrec.export.bundle import onnx_path, read_manifest
@@ -115,7 +141,7 @@ def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(cyclic
     from hyperrec.online.settings import ServingConfig
     from hyperrec.online.topk_ranking import TopK, decided_by_prefix, sparse_scores
 
-    model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9)
+    model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9, chooser=chooser)
     bundle = tmp_path / "bundle"
     export_next_item_bundle(model, cyclic_data, bundle, model_name="ranker", version="v1", max_history=32,
                             lineage={}, triton=TritonSettings(top_k=6))

@@ -157,3 +157,38 @@ def test_manifest_and_triton_configs_declare_the_cold_outputs_only_with_a_cold_s
                               .values_by_number[o.data_type].name) for o in config.output}
             expected = {"cold_id": ([1], "TYPE_INT64"), "cold_score": ([1], "TYPE_FP32")} if cold else {}
             assert {name: types[name] for name in types if name.startswith("cold")} == expected
+
+
+def test_a_text_choosing_slot_returns_the_rules_choice_and_its_score(tmp_path):
+    """With ColdSlot.vectors the graph's cold_id is choose_cold_items's pick on the same history (the tail's
+    summed text against the cold items', history excluded), cold_score its score; no history: -inf."""
+    import onnxruntime as ort
+    from serving_helpers import COLD_ITEMS
+
+    from hyperrec.export.tiny import build_demo_bundle
+    from hyperrec.online.cold_items import ColdSlot, choose_cold_items
+
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(N_ITEMS, 4)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    slot = ColdSlot(np.array(COLD_ITEMS), position=4, offset=1.0, vectors=vectors, window=3)
+    build_demo_bundle(tmp_path / "ranker", n_items=N_ITEMS, max_history=MAX_HISTORY, dynamo=False, cold_slot=slot)
+    session = ort.InferenceSession(str(tmp_path / "ranker/triton/ranker/1/model.onnx"))
+    history = np.zeros((30, MAX_HISTORY), dtype=np.int64)
+    for row in range(1, 30):  # row 0: no history; odd rows end in a cold item
+        length = 1 + row % MAX_HISTORY
+        history[row, MAX_HISTORY - length:] = rng.integers(1, N_ITEMS + 1, size=length)
+        if row % 2:
+            history[row, -1] = 1 + rng.choice(COLD_ITEMS)
+    scores, cold_id, cold_score = session.run(["scores", "cold_id", "cold_score"],
+                                              {"history": history, "segment": np.zeros(30, np.int64)})
+    items = [row[row > 0] - 1 for row in history]
+    allowed = np.ones_like(scores, dtype=bool)
+    for row, seen in enumerate(items):
+        allowed[row, seen] = False
+    chosen = choose_cold_items(scores, slot, allowed, items)
+    assert chosen[0] == -1 and cold_score[0, 0] == -np.inf
+    np.testing.assert_array_equal(cold_id[1:, 0], chosen[1:])
+    np.testing.assert_array_equal(cold_score[1:, 0], scores[np.arange(1, 30), chosen[1:]])
+    best_scored = choose_cold_items(scores, ColdSlot(np.array(COLD_ITEMS), 4, 1.0), allowed)
+    assert (best_scored[1:] != chosen[1:]).any()  # the text choice is not the best-scored item
