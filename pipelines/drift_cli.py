@@ -51,22 +51,40 @@ def add_monitoring_commands(subparsers: Any) -> argparse.ArgumentParser:
 
     src = drift.add_argument_group("sources")
     ref = src.add_mutually_exclusive_group()
-    ref.add_argument("--prepared", type=Path, help="champion's prepared-data folder (reference = its interactions)")
-    ref.add_argument("--reference", type=source_path_or_uri,
-                     help="reference events: file or folder (.parquet/.csv/.jsonl), a local path or an s3:// / "
-                     "gs:// URI; default: monitoring.sources.reference")
-    src.add_argument("--reference-table", choices=["interactions", "train"],
-                     help="table of a prepared folder used as reference (default: monitoring.sources.reference_table)")
+    ref.add_argument(
+        "--prepared", type=Path, help="champion's prepared-data folder (reference = its interactions)"
+    )
+    ref.add_argument(
+        "--reference",
+        type=source_path_or_uri,
+        help="reference events: file or folder (.parquet/.csv/.jsonl), a local path or an s3:// / "
+        "gs:// URI; default: monitoring.sources.reference",
+    )
+    src.add_argument(
+        "--reference-table",
+        choices=["interactions", "train"],
+        help="table of a prepared folder used as reference (default: monitoring.sources.reference_table)",
+    )
     src.add_argument("--current", type=Path, required=True,
                      help="current events: interaction file/folder or the serving feedback log (JSONL)")
-    src.add_argument("--items", type=Path,
-                     help="item_id -> item_idx: a prepared items.parquet, or the raw items file data prep read "
-                     "(items.csv, movies.csv), numbered as data prep numbers it (default: the prepared one)")
-    src.add_argument("--item-embeddings", type=Path,
-                     help=".npy catalogue embeddings, row = item_idx (default: monitoring.sources.item_embeddings)")
+    src.add_argument(
+        "--items",
+        type=Path,
+        help="item_id -> item_idx: a prepared items.parquet, or the raw items file data prep read "
+        "(items.csv, movies.csv), numbered as data prep numbers it (default: the prepared one)",
+    )
+    src.add_argument(
+        "--item-embeddings",
+        type=Path,
+        help=".npy catalogue embeddings, row = item_idx (default: monitoring.sources.item_embeddings)",
+    )
     src.add_argument("--reference-profiles", type=Path, help=".npy user profile embeddings of the reference")
-    src.add_argument("--current-profiles", type=Path, help=".npy user profile embeddings of the current window")
-    src.add_argument("--reference-predictions", type=Path, help="served recommendations: item_id[, user_id, score]")
+    src.add_argument(
+        "--current-profiles", type=Path, help=".npy user profile embeddings of the current window"
+    )
+    src.add_argument(
+        "--reference-predictions", type=Path, help="served recommendations: item_id[, user_id, score]"
+    )
     src.add_argument("--current-predictions", type=Path, help="served recommendations of the current window")
 
     win = drift.add_argument_group("windows (ISO date/time or Unix seconds; [start, end))")
@@ -79,12 +97,16 @@ def add_monitoring_commands(subparsers: Any) -> argparse.ArgumentParser:
     run = drift.add_argument_group("running")
     run.add_argument("--output-dir", type=Path, help="report folder (default: monitoring.output_dir)")
     run.add_argument("--watch", action="store_true", help="check again every --interval seconds")
-    run.add_argument("--interval", type=float, help="seconds between checks (default: monitoring.watch_interval_seconds)")
+    run.add_argument(
+        "--interval", type=float, help="seconds between checks (default: monitoring.watch_interval_seconds)"
+    )
     run.add_argument("--max-checks", type=int, help="stop --watch after this many checks (default: never)")
     run.add_argument("--trigger", action="store_true",
                      help="start the retraining pipeline when drift or low quality says so (KFP when "
                      "monitoring.trigger.kfp.host is set, else embedded)")
-    run.add_argument("--pipeline-run", help="id of the retraining run to start (default: retrain-<time>-<hex>)")
+    run.add_argument(
+        "--pipeline-run", help="id of the retraining run to start (default: retrain-<time>-<hex>)"
+    )
     drift.set_defaults(handler=run_drift_command)
     return drift
 
@@ -132,7 +154,9 @@ def _sources(args: argparse.Namespace, settings: MonitoringConfig, workdir: Path
 
     reference = args.prepared or args.reference or settings.sources.reference
     if reference is None:
-        raise ConfigError("no reference window: pass --prepared or --reference, or set monitoring.sources.reference")
+        raise ConfigError(
+            "no reference window: pass --prepared or --reference, or set monitoring.sources.reference"
+        )
     return Sources(
         reference=_local_reference(reference, workdir),
         current=args.current,
@@ -155,7 +179,9 @@ def run_drift_command(args: argparse.Namespace, trigger: Any = None, sleep=time.
         return _check_loop(args, settings, _sources(args, settings, Path(workdir)), trigger, sleep)
 
 
-def _check_loop(args: argparse.Namespace, settings: MonitoringConfig, sources: Any, trigger: Any, sleep) -> int:
+def _check_loop(
+    args: argparse.Namespace, settings: MonitoringConfig, sources: Any, trigger: Any, sleep
+) -> int:
     """One check, or with --watch one every interval; each may end in a retraining decision."""
     from hyperrec.errors import HyperrecError
     from hyperrec.monitoring.sources import Bounds, check_windows, load_windows

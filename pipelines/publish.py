@@ -131,12 +131,16 @@ def add_publish_command(pipeline_commands: Any) -> argparse.ArgumentParser:
     )
     add_common_options(parser)
     parser.add_argument("package", type=Path, help="compiled pipeline YAML (hyperrec pipeline compile)")
-    parser.add_argument("--version", required=True, help="name of the new pipeline version, e.g. the git commit")
+    parser.add_argument(
+        "--version", required=True, help="name of the new pipeline version, e.g. the git commit"
+    )
     parser.add_argument("--experiment", required=True, help="KFP experiment of the run (created if missing)")
     parser.add_argument("--run-name", help="run name (default: <pipeline>-<version>)")
     parser.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
                         help="run parameter (repeatable); checked against the pipeline's inputs")
-    parser.add_argument("--host", default=os.environ.get("KFP_HOST"), help="KFP API endpoint (default: $KFP_HOST)")
+    parser.add_argument(
+        "--host", default=os.environ.get("KFP_HOST"), help="KFP API endpoint (default: $KFP_HOST)"
+    )
     parser.add_argument("--namespace", help="Kubeflow profile namespace (multi-user installs)")
     parser.set_defaults(handler=run_publish_command)
     return parser
@@ -165,4 +169,6 @@ def run_publish_command(args: argparse.Namespace) -> None:
                             namespace=args.namespace)
     except (ApiException, HTTPError) as exc:
         raise HyperrecError(f"KFP API at {args.host} failed: {str(exc).splitlines()[0]}") from None
-    sys.stdout.write(f"pipeline {published.pipeline_id} version {published.version_id} run {published.run_id}\n")
+    sys.stdout.write(
+        f"pipeline {published.pipeline_id} version {published.version_id} run {published.run_id}\n"
+    )

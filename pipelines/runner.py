@@ -29,7 +29,10 @@ from hyperrec.pipelines.training.pipeline import PIPELINE_NAME, build_training_p
 logger = logging.getLogger(__name__)
 
 PUBLISHED = {
-    "prepared": "data", "models": "models/baselines", "lm_models": "models/language", "evaluation": "evaluation",
+    "prepared": "data",
+    "models": "models/baselines",
+    "lm_models": "models/language",
+    "evaluation": "evaluation",
     "bundle": "bundle",
 }
 
@@ -95,7 +98,11 @@ def _publish(task, output_dir: Path, pipeline_run: str, pipeline_root: Path, wal
     (staging / "registration.json").write_text(task.outputs["registration"], encoding="utf-8")
     (staging / "run.json").write_text(
         json.dumps(
-            {"pipeline_run": pipeline_run, "pipeline_root": str(pipeline_root.resolve()), "wall_seconds": wall},
+            {
+                "pipeline_run": pipeline_run,
+                "pipeline_root": str(pipeline_root.resolve()),
+                "wall_seconds": wall,
+            },
             indent=2,
         )
     )

@@ -67,7 +67,9 @@ class TaskLogStream:
             return
         if _INPUT_START in line:
             self._in_input = True
-            self.console.write(line.replace(_INPUT_START, f"executor input in {self.log_dir / self.task}.log", 1))
+            self.console.write(
+                line.replace(_INPUT_START, f"executor input in {self.log_dir / self.task}.log", 1)
+            )
             return
         self.console.write(line)
 

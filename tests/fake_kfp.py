@@ -32,8 +32,15 @@ from kfp_server_api.exceptions import ApiException
 
 from hyperrec.pipelines.contract import ContractError, PipelineContract
 
-_JOB_CONFIG_ARGS = ("params", "pipeline_package_path", "pipeline_id", "version_id", "enable_caching", "cache_key",
-                    "pipeline_root")
+_JOB_CONFIG_ARGS = (
+    "params",
+    "pipeline_package_path",
+    "pipeline_id",
+    "version_id",
+    "enable_caching",
+    "cache_key",
+    "pipeline_root",
+)
 
 
 def _bind(method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -60,7 +67,9 @@ class FakeKfpClient:
     def __init__(self, fail_runs: int = 0, fail_gets: int = 0) -> None:
         self.fail_runs, self.fail_gets = fail_runs, fail_gets
         self.pipelines: dict[str, str] = {}  # name -> pipeline id
-        self.versions: dict[str, tuple[str, str, PipelineContract]] = {}  # version id -> (pipeline id, name, IR)
+        self.versions: dict[
+            str, tuple[str, str, PipelineContract]
+        ] = {}  # version id -> (pipeline id, name, IR)
         self.experiments: dict[str, str] = {}  # name -> experiment id
         self.states: dict[str, str] = {}
         self.runs: list[dict[str, Any]] = []
@@ -89,7 +98,9 @@ class FakeKfpClient:
         call = _bind("upload_pipeline_version", *args, **kwargs)
         pipeline_id = call["pipeline_id"] or self.pipelines.get(call["pipeline_name"] or "")
         if pipeline_id not in self.pipelines.values():
-            raise ApiException(status=404, reason=f"Not Found: pipeline {pipeline_id or call['pipeline_name']!r}")
+            raise ApiException(
+                status=404, reason=f"Not Found: pipeline {pipeline_id or call['pipeline_name']!r}"
+            )
         spec = _read_pipeline(call["pipeline_package_path"])
         version_id = self._add_version(spec, pipeline_id, call["pipeline_version_name"])
         return V2beta1PipelineVersion(pipeline_id=pipeline_id, pipeline_version_id=version_id,
@@ -131,7 +142,9 @@ class FakeKfpClient:
 
     def _add_version(self, spec: dict[str, Any], pipeline_id: str, name: str) -> str:
         if any(owner == pipeline_id and known == name for owner, known, _ in self.versions.values()):
-            raise ApiException(status=409, reason=f"Conflict: pipeline {pipeline_id} already has version {name!r}")
+            raise ApiException(
+                status=409, reason=f"Conflict: pipeline {pipeline_id} already has version {name!r}"
+            )
         try:
             contract = PipelineContract.from_ir(spec)
         except (KeyError, TypeError, ContractError) as exc:
@@ -145,9 +158,14 @@ class FakeKfpClient:
             return PipelineContract.from_ir(config.pipeline_spec.get("pipeline_spec", config.pipeline_spec))
         reference = config.pipeline_version_reference
         if reference.pipeline_version_id not in self.versions:
-            raise ApiException(status=404, reason=f"Not Found: pipeline version {reference.pipeline_version_id!r}")
+            raise ApiException(
+                status=404, reason=f"Not Found: pipeline version {reference.pipeline_version_id!r}"
+            )
         owner, _, contract = self.versions[reference.pipeline_version_id]
         if owner != reference.pipeline_id:
-            raise ApiException(status=400, reason=f"Bad Request: version {reference.pipeline_version_id!r} is "
-                               f"not a version of pipeline {reference.pipeline_id!r}")
+            raise ApiException(
+                status=400,
+                reason=f"Bad Request: version {reference.pipeline_version_id!r} is "
+                f"not a version of pipeline {reference.pipeline_id!r}",
+            )
         return contract

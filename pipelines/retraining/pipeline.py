@@ -27,7 +27,10 @@ def build_retraining_pipeline(cfg: HyperrecConfig):
     """
     reference_default = str(cfg.monitoring.sources.reference or "")
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="Retrain on a new window when drift is detected or retraining is forced.")
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Retrain on a new window when drift is detected or retraining is forced.",
+    )
     def retraining(
         config_yaml: str = cfg.to_json(),
         pipeline_run: str = "manual",
@@ -56,6 +59,8 @@ def build_retraining_pipeline(cfg: HyperrecConfig):
             cfg,
         ).set_display_name("drift check")
         with dsl.If(drift.outputs["Output"] == True, name="retrain"):  # noqa: E712 - KFP syntax
-            train_and_register(cfg, config_yaml=config_yaml, pipeline_run=pipeline_run, data_window=data_window)
+            train_and_register(
+                cfg, config_yaml=config_yaml, pipeline_run=pipeline_run, data_window=data_window
+            )
 
     return retraining

@@ -92,7 +92,14 @@ def train_and_register(cfg: HyperrecConfig, *, config_yaml, pipeline_run, data_w
         **common, evaluation=scored.outputs["evaluation"], bundle=bundle.outputs["bundle"],
         challenger=cfg.modeling.serve,
     ).set_display_name("validate and register")
-    tasks = {"prep": prep, "baselines": baselines, "tuned": tuned, "scored": scored, "bundle": bundle, "gate": gate}
+    tasks = {
+        "prep": prep,
+        "baselines": baselines,
+        "tuned": tuned,
+        "scored": scored,
+        "bundle": bundle,
+        "gate": gate,
+    }
     for task in tasks.values():
         on_cluster(task, cfg)
     return tasks

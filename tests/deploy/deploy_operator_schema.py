@@ -14,7 +14,10 @@ from typing import Any
 import jsonschema
 
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-_DURATION = {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+_DURATION = {
+    "type": "string",
+    "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+}
 _METADATA = {
     "type": "object",
     "required": ["name"],
@@ -43,7 +46,8 @@ POD_MONITOR = {
     "type": "object",
     "required": ["apiVersion", "kind", "metadata", "spec"],
     "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"}, "kind": {"const": "PodMonitor"},
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PodMonitor"},
         "metadata": _METADATA,
         "spec": {
             "type": "object",
@@ -55,14 +59,19 @@ POD_MONITOR = {
                 "jobLabel": {"type": "string"},
                 "podTargetLabels": {"type": "array", "items": {"type": "string"}},
                 "podMetricsEndpoints": {
-                    "type": "array", "minItems": 1,
+                    "type": "array",
+                    "minItems": 1,
                     "items": {
                         "type": "object",
                         "additionalProperties": False,
                         "properties": {
-                            "port": {"type": "string", "minLength": 1}, "portNumber": {"type": "integer"},
-                            "path": {"type": "string", "pattern": "^/"}, "scheme": {"enum": ["http", "https"]},
-                            "interval": _DURATION, "scrapeTimeout": _DURATION, "honorLabels": {"type": "boolean"},
+                            "port": {"type": "string", "minLength": 1},
+                            "portNumber": {"type": "integer"},
+                            "path": {"type": "string", "pattern": "^/"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "interval": _DURATION,
+                            "scrapeTimeout": _DURATION,
+                            "honorLabels": {"type": "boolean"},
                             "relabelings": {"type": "array", "items": _RELABEL},
                             "metricRelabelings": {"type": "array", "items": _RELABEL},
                         },

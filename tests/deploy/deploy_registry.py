@@ -13,9 +13,17 @@ NAME = "hyperrec-ranker"
 
 def passing_decision(challenger: str = "ranker") -> GateDecision:
     """A gate decision that lets ``register_bundle`` register (the gate itself is tested in tests/unit/registry)."""
-    return GateDecision(passed=True, metric="full.ndcg@10", challenger=challenger, challenger_value=0.1,
-                        best_baseline="popularity", best_baseline_value=0.05, champion_value=None, margin=0.05,
-                        min_improvement=0.0)
+    return GateDecision(
+        passed=True,
+        metric="full.ndcg@10",
+        challenger=challenger,
+        challenger_value=0.1,
+        best_baseline="popularity",
+        best_baseline_value=0.05,
+        champion_value=None,
+        margin=0.05,
+        min_improvement=0.0,
+    )
 
 
 def register(registry: BundleRegistry, bundle: Path, pipeline_run: str, name: str = NAME) -> VersionInfo:

@@ -32,8 +32,16 @@ _QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0
                              r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 #: Keyword arguments the generated CustomObjectsApi methods accept besides the positional ones.
-CLIENT_KWARGS = {"pretty", "dry_run", "field_manager", "field_validation", "async_req", "_return_http_data_only",
-                 "_preload_content", "_request_timeout"}
+CLIENT_KWARGS = {
+    "pretty",
+    "dry_run",
+    "field_manager",
+    "field_validation",
+    "async_req",
+    "_return_http_data_only",
+    "_preload_content",
+    "_request_timeout",
+}
 
 
 def api_error(status: int, reason: str, message: str) -> ApiException:
@@ -110,7 +118,9 @@ class FakeKubernetesApi:
             raise api_error(409, "Conflict", f'{plural}.{group} "{name}" already exists')
         obj["metadata"]["namespace"] = namespace
         self._validate(group, version, plural, obj)
-        obj["metadata"].update({"resourceVersion": "1", "generation": 1, "uid": f"uid-{len(self.objects) + 1}"})
+        obj["metadata"].update(
+            {"resourceVersion": "1", "generation": 1, "uid": f"uid-{len(self.objects) + 1}"}
+        )
         self.objects[key] = obj
         return copy.deepcopy(obj)
 
@@ -139,12 +149,18 @@ class FakeKubernetesApi:
 
     # -------------------------------------------------------------------------------------------- checks
 
-    def _key(self, group: str, version: str, namespace: str, plural: str, name: str) -> tuple[str, str, str, str]:
+    def _key(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> tuple[str, str, str, str]:
         if plural not in self.plurals:
-            raise api_error(404, "Not Found", f"the server could not find the requested resource ({plural}.{group})")
+            raise api_error(
+                404, "Not Found", f"the server could not find the requested resource ({plural}.{group})"
+            )
         return (f"{group}/{version}", plural, namespace, name)
 
-    def _check_target(self, group: str, version: str, namespace: str, plural: str, obj: dict[str, Any]) -> None:
+    def _check_target(
+        self, group: str, version: str, namespace: str, plural: str, obj: dict[str, Any]
+    ) -> None:
         api_version, kind = f"{group}/{version}", self.plurals[plural]
         if obj.get("apiVersion") != api_version or obj.get("kind") != kind:
             raise api_error(400, "Bad Request", f"the API version/kind in the body ({obj.get('apiVersion')}, "
@@ -153,8 +169,12 @@ class FakeKubernetesApi:
             raise api_error(422, "Unprocessable Entity", "metadata.name: Required value")
         body_namespace = obj["metadata"].get("namespace")
         if body_namespace not in (None, namespace):
-            raise api_error(400, "Bad Request", f"the namespace of the provided object ({body_namespace}) does "
-                            f"not match the namespace sent on the request ({namespace})")
+            raise api_error(
+                400,
+                "Bad Request",
+                f"the namespace of the provided object ({body_namespace}) does "
+                f"not match the namespace sent on the request ({namespace})",
+            )
 
     def _validate(self, group: str, version: str, plural: str, obj: dict[str, Any]) -> None:
         validator = self.validators[(f"{group}/{version}", self.plurals[plural])]

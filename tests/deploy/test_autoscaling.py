@@ -88,7 +88,9 @@ def test_kpa_settings_in_values_reach_the_revision_annotations(helm):
         scenario_values(("minimal-values.yaml",)),
         {"predictor": {"kpa": {"targetUtilizationPercentage": 55, "window": "90s", "scaleDownDelay": "10m"}}},
     )
-    predictor = _isvc(Build("x", manifests_of(render_chart(helm, values, "hyperrec")), "helm"))["spec"]["predictor"]
+    predictor = _isvc(Build("x", manifests_of(render_chart(helm, values, "hyperrec")), "helm"))["spec"][
+        "predictor"
+    ]
     assert _knative_annotations(predictor) == {
         f"{KNATIVE}class": KPA_CLASS,
         f"{KNATIVE}target-utilization-percentage": "55",

@@ -28,7 +28,9 @@ def _services(build: Build) -> list[dict[str, Any]]:
 
 def _config(build: Build) -> dict[str, Any]:
     (config_map,) = [
-        o for o in build.objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("hyperrec-config")
+        o
+        for o in build.objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("hyperrec-config")
     ]
     return yaml.safe_load(config_map["data"]["config.yaml"])
 
@@ -56,7 +58,9 @@ def test_the_config_reads_the_bundle_where_it_is_mounted(all_builds):
         for isvc in _services(build):
             (bundle,) = isvc["spec"]["transformer"]["storageUris"]
             assert _config(build)["serving"]["bundle_dir"] == bundle["mountPath"], build.name
-            mounts = {m["mountPath"] for c in isvc["spec"]["transformer"]["containers"] for m in c["volumeMounts"]}
+            mounts = {
+                m["mountPath"] for c in isvc["spec"]["transformer"]["containers"] for m in c["volumeMounts"]
+            }
             assert bundle["mountPath"] not in mounts, f"{build.name}: KServe adds the bundle's mount itself"
 
 
@@ -148,7 +152,9 @@ def test_helm_bundle_mount_path_reaches_the_config(helm):
 
 def test_helm_refuses_a_storage_uri_that_is_not_a_bundles_triton_folder(helm):
     with pytest.raises(helm.HelmValuesError) as caught:
-        render_chart(helm, {"predictor": {"storageUri": "s3://hyperrec-models/hyperrec-ranker/1"}}, "hyperrec")
+        render_chart(
+            helm, {"predictor": {"storageUri": "s3://hyperrec-models/hyperrec-ranker/1"}}, "hyperrec"
+        )
     assert "/predictor/storageUri" in str(caught.value)
 
 

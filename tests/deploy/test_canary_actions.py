@@ -52,8 +52,16 @@ def config(registry, *overrides):
 
 
 def decision(action: str, before: int, after: int) -> Decision:
-    return Decision(step=1, action=action, traffic_before=before, traffic_after=after, reason=f"test {action}",
-                    evidence={}, test={}, guardrails={})
+    return Decision(
+        step=1,
+        action=action,
+        traffic_before=before,
+        traffic_after=after,
+        reason=f"test {action}",
+        evidence={},
+        test={},
+        guardrails={},
+    )
 
 
 def actions_for(cfg, api, registry, body=None) -> CanaryActions:
@@ -77,9 +85,24 @@ def test_serverless_ramp_and_promotion_send_exactly_these_patches(api, registry)
     assert api.objects[ISVC]["spec"]["predictor"]["canaryTrafficPercent"] == 50
     actions.apply(decision(PROMOTE, 50, 100))
     assert api.calls == [
-        ("patch", {"spec": {"predictor": {"canaryTrafficPercent": 50}, "transformer": {"canaryTrafficPercent": 50}}}),
-        ("patch", {"spec": {"predictor": {"canaryTrafficPercent": None},
-                            "transformer": {"canaryTrafficPercent": None}}}),
+        (
+            "patch",
+            {
+                "spec": {
+                    "predictor": {"canaryTrafficPercent": 50},
+                    "transformer": {"canaryTrafficPercent": 50},
+                }
+            },
+        ),
+        (
+            "patch",
+            {
+                "spec": {
+                    "predictor": {"canaryTrafficPercent": None},
+                    "transformer": {"canaryTrafficPercent": None},
+                }
+            },
+        ),
     ]
     live = api.objects[ISVC]
     assert "canaryTrafficPercent" not in live["spec"]["predictor"]
@@ -94,12 +117,18 @@ def test_serverless_rollback_sends_canary_zero_and_keeps_the_champion(api, regis
     serverless_canary(cfg, api, registry)
     actions_for(cfg, api, registry).apply(decision(ROLLBACK, 10, 0))
     assert api.calls == [
-        ("patch", {"spec": {"predictor": {"canaryTrafficPercent": 0}, "transformer": {"canaryTrafficPercent": 0}}}),
+        (
+            "patch",
+            {"spec": {"predictor": {"canaryTrafficPercent": 0}, "transformer": {"canaryTrafficPercent": 0}}},
+        ),
     ]
     assert api.objects[ISVC]["spec"]["transformer"]["canaryTrafficPercent"] == 0
     assert registry.aliases(NAME) == {"champion": "1"}
     tags = registry.version(NAME, "2").tags
-    assert tags["hyperrec.canary.decision"] == "rolled-back" and tags["hyperrec.canary.reason"] == "test rollback"
+    assert (
+        tags["hyperrec.canary.decision"] == "rolled-back"
+        and tags["hyperrec.canary.reason"] == "test rollback"
+    )
 
 
 def test_traffic_of_another_version_is_never_moved(api, registry):

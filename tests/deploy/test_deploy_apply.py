@@ -72,7 +72,9 @@ def test_first_deploy_creates_the_body_and_a_second_starts_a_canary_every_body_v
     assert [call for call, _ in fake_kubernetes.calls] == ["create", "patch"]
 
 
-def test_the_canary_patch_is_exactly_the_new_body_with_the_share_and_no_removals(deploy_registry, fake_kubernetes):
+def test_the_canary_patch_is_exactly_the_new_body_with_the_share_and_no_removals(
+    deploy_registry, fake_kubernetes
+):
     registry, _ = deploy_registry
     cfg = config(deploy_registry)
     deploy(cfg, f"{NAME}@champion", api=fake_kubernetes, registry=registry)
@@ -93,7 +95,9 @@ def test_moving_to_the_cpu_pool_removes_the_gpu_fields_the_last_deploy_set(deplo
     assert predictor_patch["nodeSelector"] is None and predictor_patch["tolerations"] is None
     assert predictor_patch["model"]["resources"]["limits"]["nvidia.com/gpu"] is None
     stored = without_bookkeeping(fake_kubernetes.objects[KEY])
-    assert stored == with_last_applied(with_canary(plan_deployment(cpu, f"{NAME}@challenger", registry).body, 10))
+    assert stored == with_last_applied(
+        with_canary(plan_deployment(cpu, f"{NAME}@challenger", registry).body, 10)
+    )
     assert stored["spec"]["predictor"]["model"]["args"] == ["--model-config-name=cpu"]
 
 
@@ -128,8 +132,12 @@ def test_the_namespace_flag_reaches_the_body_and_the_url(deploy_registry, fake_k
 def test_an_api_refusal_is_one_clear_deploy_error(deploy_registry, fake_kubernetes):
     registry, _ = deploy_registry
     with pytest.raises(DeployError, match=r"refused inferenceservice hyperrec/Hyperrec: 422 .*metadata.name"):
-        deploy(config(deploy_registry, "deploy.service_name=Hyperrec"), f"{NAME}@champion", api=fake_kubernetes,
-               registry=registry)
+        deploy(
+            config(deploy_registry, "deploy.service_name=Hyperrec"),
+            f"{NAME}@champion",
+            api=fake_kubernetes,
+            registry=registry,
+        )
 
 
 def test_a_local_artifact_path_is_not_sent_to_a_cluster(deploy_registry, fake_kubernetes):
@@ -197,7 +205,9 @@ def test_the_fake_rejects_what_the_api_server_rejects(fake_kubernetes, deploy_re
     bad_patch = {"spec": {"predictor": {"canaryTrafficPercent": "ten"}}}
     assert status(fake_kubernetes.patch_namespaced_custom_object, *args, "hyperrec", bad_patch) == 422
     with pytest.raises(ApiTypeError):
-        fake_kubernetes.patch_namespaced_custom_object(*args, "hyperrec", {}, _content_type="application/json")
+        fake_kubernetes.patch_namespaced_custom_object(
+            *args, "hyperrec", {}, _content_type="application/json"
+        )
 
 
 def test_the_real_client_sends_a_custom_object_patch_as_a_json_merge_patch():
@@ -209,7 +219,9 @@ def test_the_real_client_sends_a_custom_object_patch_as_a_json_merge_patch():
     api_client.call_api = lambda path, method, path_params, query, headers, **kwargs: sent.update(
         method=method, headers=headers, body=kwargs.get("body"))
     api = client.CustomObjectsApi(api_client)
-    api.patch_namespaced_custom_object("serving.kserve.io", "v1beta1", "ns", "inferenceservices", "x", {"a": 1})
+    api.patch_namespaced_custom_object(
+        "serving.kserve.io", "v1beta1", "ns", "inferenceservices", "x", {"a": 1}
+    )
     assert sent["method"] == "PATCH" and sent["body"] == {"a": 1}
     assert sent["headers"]["Content-Type"] == "application/merge-patch+json"
     with pytest.raises(ApiTypeError):

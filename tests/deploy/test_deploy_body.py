@@ -39,8 +39,12 @@ EXPECTED_GPU_SERVERLESS = {
     "metadata": {
         "name": "hyperrec",
         "namespace": "hyperrec",
-        "labels": {"app.kubernetes.io/name": "hyperrec", "app.kubernetes.io/instance": "hyperrec",
-                   "app.kubernetes.io/part-of": "hyperrec", "app.kubernetes.io/managed-by": "hyperrec-deploy"},
+        "labels": {
+            "app.kubernetes.io/name": "hyperrec",
+            "app.kubernetes.io/instance": "hyperrec",
+            "app.kubernetes.io/part-of": "hyperrec",
+            "app.kubernetes.io/managed-by": "hyperrec-deploy",
+        },
         "annotations": {
             "serving.kserve.io/deploymentMode": "Serverless",
             "serving.kserve.io/enable-prometheus-scraping": "true",
@@ -58,10 +62,12 @@ EXPECTED_GPU_SERVERLESS = {
             "maxReplicas": 3,
             "scaleMetric": "concurrency",
             "scaleTarget": 16,
-            "annotations": {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
-                            "autoscaling.knative.dev/target-utilization-percentage": "70",
-                            "autoscaling.knative.dev/window": "120s",
-                            "autoscaling.knative.dev/scale-down-delay": "5m"},
+            "annotations": {
+                "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
+                "autoscaling.knative.dev/target-utilization-percentage": "70",
+                "autoscaling.knative.dev/window": "120s",
+                "autoscaling.knative.dev/scale-down-delay": "5m",
+            },
             "nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
             "volumes": [{"name": "tmp", "emptyDir": {}}],
@@ -71,8 +77,10 @@ EXPECTED_GPU_SERVERLESS = {
                 "protocolVersion": "grpc-v2",
                 "storageUri": f"{ROOT}/triton",
                 "ports": [{"name": "h2c", "containerPort": 9000, "protocol": "TCP"}],
-                "resources": {"requests": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": "1"},
-                              "limits": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"}},
+                "resources": {
+                    "requests": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": "1"},
+                    "limits": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"},
+                },
                 "securityContext": security(1000),
                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
             },
@@ -83,31 +91,55 @@ EXPECTED_GPU_SERVERLESS = {
             "maxReplicas": 4,
             "scaleMetric": "concurrency",
             "scaleTarget": 32,
-            "annotations": {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
-                            "autoscaling.knative.dev/target-utilization-percentage": "70",
-                            "autoscaling.knative.dev/window": "60s",
-                            "autoscaling.knative.dev/scale-down-delay": "1m"},
+            "annotations": {
+                "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
+                "autoscaling.knative.dev/target-utilization-percentage": "70",
+                "autoscaling.knative.dev/window": "60s",
+                "autoscaling.knative.dev/scale-down-delay": "1m",
+            },
             "storageUris": [{"uri": f"{ROOT}/", "mountPath": "/mnt/models"}],
-            "volumes": [{"name": "config", "configMap": {"name": "hyperrec-config"}},
-                        {"name": "feedback", "persistentVolumeClaim": {"claimName": "hyperrec-feedback"}},
-                        {"name": "tmp", "emptyDir": {}}],
-            "containers": [{
-                "name": "kserve-container",
-                "image": "ghcr.io/hyperrec/hyperrec-serving:0.1.0",
-                "imagePullPolicy": "IfNotPresent",
-                "command": ["python", "-m", "hyperrec.serving"],
-                "args": ["transformer", "--predictor_protocol", "grpc-v2", "--config", "/etc/hyperrec/config.yaml"],
-                "env": [{"name": "HYPERREC_PSEUDONYM_KEY",
-                         "valueFrom": {"secretKeyRef": {"name": "hyperrec-pseudonym-key", "key": "key"}}},
-                        {"name": "HOME", "value": "/tmp"}],
-                "ports": [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}],
-                "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8080}, "periodSeconds": 10},
-                "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
-                "securityContext": security(10001),
-                "volumeMounts": [{"name": "config", "mountPath": "/etc/hyperrec", "readOnly": True},
-                                 {"name": "feedback", "mountPath": "/var/lib/hyperrec/feedback"},
-                                 {"name": "tmp", "mountPath": "/tmp"}],
-            }],
+            "volumes": [
+                {"name": "config", "configMap": {"name": "hyperrec-config"}},
+                {"name": "feedback", "persistentVolumeClaim": {"claimName": "hyperrec-feedback"}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": "ghcr.io/hyperrec/hyperrec-serving:0.1.0",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["python", "-m", "hyperrec.serving"],
+                    "args": [
+                        "transformer",
+                        "--predictor_protocol",
+                        "grpc-v2",
+                        "--config",
+                        "/etc/hyperrec/config.yaml",
+                    ],
+                    "env": [
+                        {
+                            "name": "HYPERREC_PSEUDONYM_KEY",
+                            "valueFrom": {"secretKeyRef": {"name": "hyperrec-pseudonym-key", "key": "key"}},
+                        },
+                        {"name": "HOME", "value": "/tmp"},
+                    ],
+                    "ports": [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}],
+                    "readinessProbe": {
+                        "httpGet": {"path": "/v2/health/ready", "port": 8080},
+                        "periodSeconds": 10,
+                    },
+                    "resources": {
+                        "requests": {"cpu": "1", "memory": "2Gi"},
+                        "limits": {"cpu": "2", "memory": "2Gi"},
+                    },
+                    "securityContext": security(10001),
+                    "volumeMounts": [
+                        {"name": "config", "mountPath": "/etc/hyperrec", "readOnly": True},
+                        {"name": "feedback", "mountPath": "/var/lib/hyperrec/feedback"},
+                        {"name": "tmp", "mountPath": "/tmp"},
+                    ],
+                }
+            ],
         },
     },
 }
@@ -124,9 +156,13 @@ def test_the_cpu_pool_drops_every_gpu_field_and_tells_triton_to_load_the_cpu_con
     for block in predictor["model"]["resources"].values():
         del block["nvidia.com/gpu"]
     model = {**predictor["model"]}
-    predictor["model"] = {key: model[key] for key in ("modelFormat", "runtime", "protocolVersion", "storageUri")}
+    predictor["model"] = {
+        key: model[key] for key in ("modelFormat", "runtime", "protocolVersion", "storageUri")
+    }
     predictor["model"]["args"] = ["--model-config-name=cpu"]
-    predictor["model"].update({key: model[key] for key in ("ports", "resources", "securityContext", "volumeMounts")})
+    predictor["model"].update(
+        {key: model[key] for key in ("ports", "resources", "securityContext", "volumeMounts")}
+    )
     assert body_for("deploy.node_pool=cpu") == expected
 
 
@@ -155,13 +191,19 @@ def test_autoscaling_and_resources_come_from_the_config():
     assert transformer["maxReplicas"] == 12
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["deploy.mode=RawDeployment"], "does not work in RawDeployment mode"),
-    (["deploy.predictor.scale_metric=cpu"], "does not work in Serverless mode"),
-    (["deploy.predictor.min_replicas=5", "deploy.predictor.max_replicas=2"], "max_replicas must be >= min_replicas"),
-    ([*RAW, "deploy.transformer.min_replicas=0"], "min_replicas must be >= 1 in RawDeployment"),
-    (["deploy.canary_traffic_percent=101"], "canary_traffic_percent"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["deploy.mode=RawDeployment"], "does not work in RawDeployment mode"),
+        (["deploy.predictor.scale_metric=cpu"], "does not work in Serverless mode"),
+        (
+            ["deploy.predictor.min_replicas=5", "deploy.predictor.max_replicas=2"],
+            "max_replicas must be >= min_replicas",
+        ),
+        ([*RAW, "deploy.transformer.min_replicas=0"], "min_replicas must be >= 1 in RawDeployment"),
+        (["deploy.canary_traffic_percent=101"], "canary_traffic_percent"),
+    ],
+)
 def test_settings_that_no_autoscaler_could_honour_are_refused_with_the_field_named(overrides, message):
     from hyperrec.errors import ConfigError
 
@@ -212,7 +254,9 @@ def test_a_chart_installed_without_its_inference_service_holds_everything_the_de
     body = body_for()
     volumes = body["spec"]["transformer"]["volumes"]
     assert ("ConfigMap", next(v["configMap"]["name"] for v in volumes if "configMap" in v)) in names
-    assert ("PersistentVolumeClaim",
-            next(v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v)) in names
+    assert (
+        "PersistentVolumeClaim",
+        next(v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v),
+    ) in names
     for role in ("predictor", "transformer"):
         assert ("ServiceAccount", body["spec"][role]["serviceAccountName"]) in names

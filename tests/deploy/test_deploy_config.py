@@ -182,7 +182,9 @@ def test_config_and_components_default_to_the_images_make_image_tags():
     cluster = config.HyperrecConfig().cluster
     assert cluster.image == components.DEFAULT_IMAGE == f"{COMPONENTS_IMAGE}:{_version()}"
     assert cluster.serving_image == f"{SERVING_IMAGE}:{_version()}"
-    dry_run = subprocess.run(["make", "-n", "image"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    dry_run = subprocess.run(
+        ["make", "-n", "image"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
     tags = re.findall(r"podman build .* -t (\S+) \.$", dry_run.stdout, flags=re.MULTILINE)
     assert tags == [cluster.image, cluster.serving_image], dry_run.stdout
 
@@ -203,7 +205,10 @@ def test_chart_and_overlays_tag_both_images_with_the_package_version():
     chart = yaml.safe_load((REPO_ROOT / "helm" / "hyperrec" / "Chart.yaml").read_text())
     assert chart["appVersion"] == _version()
     values = yaml.safe_load((REPO_ROOT / "helm" / "hyperrec" / "values.yaml").read_text())
-    assert (values["image"]["repository"], values["servingImage"]["repository"]) == (COMPONENTS_IMAGE, SERVING_IMAGE)
+    assert (values["image"]["repository"], values["servingImage"]["repository"]) == (
+        COMPONENTS_IMAGE,
+        SERVING_IMAGE,
+    )
     for overlay in ("local", "gpu", "prod"):
         spec = yaml.safe_load((MANIFESTS / "overlays" / overlay / "kustomization.yaml").read_text())
         assert spec["images"] == [

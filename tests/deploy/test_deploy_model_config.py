@@ -25,7 +25,9 @@ def registry(tmp_path: Path) -> BundleRegistry:
 
 
 @pytest.mark.parametrize("pool, kind", [("gpu", "KIND_GPU"), ("cpu", "KIND_CPU")])
-def test_a_built_bundle_has_the_config_of_each_pool_with_its_device_kind(deploy_registry, pool, kind, tmp_path):
+def test_a_built_bundle_has_the_config_of_each_pool_with_its_device_kind(
+    deploy_registry, pool, kind, tmp_path
+):
     registry, _ = deploy_registry
     bundle = resolve_bundle(registry, f"{NAME}@champion", {})
     assert check_model_config(bundle, pool, registry.tracking_uri) == config_path("ranker", pool)
@@ -35,11 +37,16 @@ def test_a_built_bundle_has_the_config_of_each_pool_with_its_device_kind(deploy_
 def test_a_cpu_config_that_asks_for_gpus_is_refused_naming_the_file(registry, tmp_path):
     root = build_tiny_bundle(tmp_path / "bundle")
     cpu = root / "triton/ranker/configs/cpu.pbtxt"
-    rewrite_bundle_file(root, "triton/ranker/configs/cpu.pbtxt", cpu.read_text().replace("KIND_CPU", "KIND_GPU"))
+    rewrite_bundle_file(
+        root, "triton/ranker/configs/cpu.pbtxt", cpu.read_text().replace("KIND_CPU", "KIND_GPU")
+    )
     register(registry, root, "run-gpu-in-cpu")
     bundle = resolve_bundle(registry, f"{NAME}@challenger", {})
-    with pytest.raises(DeployError, match=r"triton/ranker/configs/cpu.pbtxt: instance groups \['KIND_GPU'\] do not "
-                                          r"match the cpu node pool \(needs KIND_CPU only\)"):
+    with pytest.raises(
+        DeployError,
+        match=r"triton/ranker/configs/cpu.pbtxt: instance groups \['KIND_GPU'\] do not "
+        r"match the cpu node pool \(needs KIND_CPU only\)",
+    ):
         check_model_config(bundle, "cpu", registry.tracking_uri)
     assert check_model_config(bundle, "gpu", registry.tracking_uri) == "triton/ranker/config.pbtxt"
 
@@ -63,7 +70,9 @@ def test_a_config_changed_in_the_store_after_registration_is_refused(registry, t
     stored = Path(cluster_uri(info.source, {})) / "triton/ranker/config.pbtxt"
     stored.write_text(stored.read_text().replace("count: 1", "count: 2"))
     bundle = resolve_bundle(registry, f"{NAME}/{info.version}", {})
-    with pytest.raises(DeployError, match="config.pbtxt: sha256 differs from the one recorded at registration"):
+    with pytest.raises(
+        DeployError, match="config.pbtxt: sha256 differs from the one recorded at registration"
+    ):
         check_model_config(bundle, "gpu", registry.tracking_uri)
 
 
@@ -123,7 +132,9 @@ def test_dry_run_prints_exactly_the_planned_body(deploy_registry, capsys):
     assert printed["metadata"]["namespace"] == "staging"
     assert printed["spec"]["transformer"]["storageUris"][0]["uri"].startswith(str(Path(artifact_root[7:])))
     assert main(["deploy", f"{NAME}@champion", "--dry-run", "--output", "json", *sets]) == 0
-    assert json.loads(capsys.readouterr().out)["spec"]["predictor"]["model"]["args"] == ["--model-config-name=cpu"]
+    assert json.loads(capsys.readouterr().out)["spec"]["predictor"]["model"]["args"] == [
+        "--model-config-name=cpu"
+    ]
 
 
 @pytest.mark.parametrize("reference, message", [
@@ -138,7 +149,9 @@ def test_bad_references_are_one_line_and_exit_2(deploy_registry, reference, mess
     assert code == 2 and message in err and len(err.splitlines()) == 1
 
 
-def test_without_kubernetes_credentials_deploy_says_so_in_one_line(deploy_registry, tmp_path, monkeypatch, capsys):
+def test_without_kubernetes_credentials_deploy_says_so_in_one_line(
+    deploy_registry, tmp_path, monkeypatch, capsys
+):
     registry, artifact_root = deploy_registry
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)

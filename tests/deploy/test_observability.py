@@ -40,7 +40,9 @@ def _rule_files(all_builds: list[Build]) -> dict[str, dict]:
     for build in all_builds:
         for obj in build.objects:
             if obj["kind"] == "PrometheusRule":
-                specs.setdefault(json.dumps(obj["spec"], sort_keys=True), {"build": build.name, **obj["spec"]})
+                specs.setdefault(
+                    json.dumps(obj["spec"], sort_keys=True), {"build": build.name, **obj["spec"]}
+                )
     return {spec.pop("build"): spec for spec in specs.values()}
 
 
@@ -75,7 +77,9 @@ def test_the_alerts_fire_on_synthetic_series(all_builds, promtool, tmp_path):
 def test_promtool_rejects_a_broken_rule(promtool, tmp_path):
     """The check is real: an expression with a typo fails it."""
     path = tmp_path / "rules.yaml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "sum(rate(x[5m]"}]}]}))
+    path.write_text(
+        yaml.safe_dump({"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "sum(rate(x[5m]"}]}]})
+    )
     assert _run([promtool, "check", "rules", str(path)]).returncode != 0
 
 
@@ -84,7 +88,10 @@ def test_the_dashboard_configmaps_hold_the_generated_dashboard(all_builds):
     found = 0
     for build in all_builds:
         for obj in build.objects:
-            if obj["kind"] == "ConfigMap" and obj["metadata"].get("labels", {}).get("grafana_dashboard") == "1":
+            if (
+                obj["kind"] == "ConfigMap"
+                and obj["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+            ):
                 assert json.loads(obj["data"]["hyperrec.json"]) == expected, build.name
                 assert expected["uid"] == UID
                 found += 1

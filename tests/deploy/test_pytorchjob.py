@@ -38,10 +38,14 @@ def test_the_committed_manifest_is_the_generated_body_and_valid(validator: CrdVa
 
 
 def test_bodies_for_other_shapes_and_gpu_settings_are_valid(validator: CrdValidator) -> None:
-    cfg = HyperrecConfig.model_validate({"cluster": {"gpu": {"accelerator_limit": 8, "node_selector_value": "h100"}}})
+    cfg = HyperrecConfig.model_validate(
+        {"cluster": {"gpu": {"accelerator_limit": 8, "node_selector_value": "h100"}}}
+    )
     body = pytorchjob_body(cfg, workers=3, name="tune-big")
     assert validator.errors(body) == []
-    assert body["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 3 and body["spec"]["nprocPerNode"] == "8"
+    assert (
+        body["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 3 and body["spec"]["nprocPerNode"] == "8"
+    )
     assert "Worker" not in pytorchjob_body(cfg, workers=0)["spec"]["pytorchReplicaSpecs"]
 
 

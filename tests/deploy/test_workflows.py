@@ -54,7 +54,9 @@ def actionlint() -> list[str]:
 def shellcheck() -> str:
     binary = shutil.which("shellcheck")
     if binary is None:
-        pytest.skip("shellcheck is not installed: apt-get install shellcheck (the Makefile's test target does)")
+        pytest.skip(
+            "shellcheck is not installed: apt-get install shellcheck (the Makefile's test target does)"
+        )
     return binary
 
 
@@ -83,7 +85,9 @@ def test_every_run_block_passes_shellcheck(shellcheck, tmp_path):
                 script = tmp_path / f"{workflow.stem}-{job_name}-{index}.sh"
                 script.write_text("#!/bin/bash\n" + re.sub(r"\$\{\{.*?\}\}", "PLACEHOLDER", step["run"]))
                 result = _run([shellcheck, "--severity=style", str(script)])
-                assert result.returncode == 0, f"{workflow.name} job {job_name} step {index}:\n{result.stdout}"
+                assert result.returncode == 0, (
+                    f"{workflow.name} job {job_name} step {index}:\n{result.stdout}"
+                )
 
 
 def test_every_ci_script_passes_shellcheck(shellcheck):
@@ -129,7 +133,9 @@ def test_pipeline_publishing_is_skipped_with_a_notice_without_a_kfp_host(tmp_pat
 
 def test_the_tag_bump_changes_what_the_prod_overlay_deploys(tmp_path, kubectl):
     if shutil.which("kustomize") is None:
-        pytest.skip("the kustomize binary (for `kustomize edit`) is not installed here; GitHub's runners have it")
+        pytest.skip(
+            "the kustomize binary (for `kustomize edit`) is not installed here; GitHub's runners have it"
+        )
     shutil.copytree(REPO_ROOT / "manifests", tmp_path / "manifests")
     env = {**os.environ, "IMAGES": "ghcr.io/hyperrec/hyperrec"}
     result = _run([str(REPO_ROOT / ".github/scripts/bump-image-tag.sh"), "0123456789ab",

@@ -25,7 +25,10 @@ LOCK = threading.Lock()
 
 
 def observe(requests: int, errors: int, degraded: int, latency_seconds: float) -> None:
-    stages = {stage: STAGE_SECONDS.labels(model=MODEL, stage=stage, revision=REVISION) for stage in ("preprocess", "predictor")}
+    stages = {
+        stage: STAGE_SECONDS.labels(model=MODEL, stage=stage, revision=REVISION)
+        for stage in ("preprocess", "predictor")
+    }
     with LOCK:
         for _ in range(requests):
             stages["preprocess"].observe(0.001)

@@ -47,14 +47,30 @@ def prometheus(tmp_path):
         proc = subprocess.Popen([sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True)
         servers.append(proc)
         ports[revision] = int(proc.stdout.readline())
-    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": [
-        {"job_name": "hyperrec-transformer", "static_configs": [
-            {"targets": [f"127.0.0.1:{port}"], "labels": {"revision": revision}} for revision, port in ports.items()]}]}
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "hyperrec-transformer",
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{port}"], "labels": {"revision": revision}}
+                    for revision, port in ports.items()
+                ],
+            }
+        ],
+    }
     (tmp_path / "prometheus.yml").write_text(json.dumps(config))
     port = free_port()
-    server = subprocess.Popen([binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-                               f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     client = PromQLClient(f"http://127.0.0.1:{port}", timeout=5)
     try:
         poll(lambda: _ready(port), "readiness")

@@ -42,20 +42,36 @@ def plant(tmp: Path) -> tuple[Path, list[str]]:
     shutil.copytree(FIXTURE, folder)
     ratings = pd.read_csv(folder / "ratings.csv")
     items = [str(i) for i in pd.read_csv(folder / "movies.csv")["movieId"].head(12)]
-    planted = pd.DataFrame({"userId": PLANTED, "movieId": [int(i) for i in items], "rating": 4.5,
-                            "timestamp": [int(ratings["timestamp"].max()) - 3600 * (12 - n) for n in range(12)]})
+    planted = pd.DataFrame(
+        {
+            "userId": PLANTED,
+            "movieId": [int(i) for i in items],
+            "rating": 4.5,
+            "timestamp": [int(ratings["timestamp"].max()) - 3600 * (12 - n) for n in range(12)],
+        }
+    )
     pd.concat([ratings, planted], ignore_index=True).to_csv(folder / "ratings.csv", index=False)
     return folder, items
 
 
 def overrides(tmp: Path, dataset: Path) -> list[str]:
     return [
-        f"data.dataset_dir={dataset}", "data.download=false", f"output_dir={tmp / 'outputs' / 'latest'}",
-        "prep.segments_k_max=3", "modeling.train=[next_item_lm]", "modeling.next_item.training.max_epochs=3",
-        "modeling.next_item.max_seq_len=20", f"modeling.item_encoder.cache_dir={tmp / 'embeddings'}",
-        f"serving.feedback_dir={tmp / 'feedback'}", "serving.predictor_http_port=0", "serving.predictor_grpc_port=0",
-        "serving.transformer_http_port=0", "serving.request_timeout_s=5", "serving.attempt_timeout_s=5",
-        "bandit.enabled=true", f"bandit.store_url=sqlite:///{tmp / 'bandit' / 'state.sqlite'}",
+        f"data.dataset_dir={dataset}",
+        "data.download=false",
+        f"output_dir={tmp / 'outputs' / 'latest'}",
+        "prep.segments_k_max=3",
+        "modeling.train=[next_item_lm]",
+        "modeling.next_item.training.max_epochs=3",
+        "modeling.next_item.max_seq_len=20",
+        f"modeling.item_encoder.cache_dir={tmp / 'embeddings'}",
+        f"serving.feedback_dir={tmp / 'feedback'}",
+        "serving.predictor_http_port=0",
+        "serving.predictor_grpc_port=0",
+        "serving.transformer_http_port=0",
+        "serving.request_timeout_s=5",
+        "serving.attempt_timeout_s=5",
+        "bandit.enabled=true",
+        f"bandit.store_url=sqlite:///{tmp / 'bandit' / 'state.sqlite'}",
     ]
 
 
@@ -88,7 +104,9 @@ def holders(roots: list[Path], pseudonym: str) -> set[Path]:
                 continue
             if path.suffix == ".parquet":
                 frame = pd.read_parquet(path)
-                hit = any(frame[c].astype(str).str.contains(pseudonym, regex=False).any() for c in frame.columns)
+                hit = any(
+                    frame[c].astype(str).str.contains(pseudonym, regex=False).any() for c in frame.columns
+                )
             else:
                 hit = pseudonym.encode() in path.read_bytes()
             if hit:
@@ -132,7 +150,9 @@ def test_a_forgotten_user_leaves_no_trace_and_their_model_is_replaced(tmp_path, 
         assert refused.value.code == 401
         assert holders([tmp_path / "feedback"], pseudonym)
         # 3a. the transformer forgets the user in what it holds (it writes its queued answers first)
-        counts = post(f"{base}/hyperrec/forget", {"user_ids": [PLANTED]}, {"Authorization": f"Bearer {TOKEN}"})
+        counts = post(
+            f"{base}/hyperrec/forget", {"user_ids": [PLANTED]}, {"Authorization": f"Bearer {TOKEN}"}
+        )
         assert counts["feedback_lines"] > 0 and counts["cached_answers"] == 2 and counts["bandit_keys"] > 0
         assert not holders([tmp_path / "feedback", tmp_path / "bandit"], pseudonym)
 
@@ -149,7 +169,9 @@ def test_a_forgotten_user_leaves_no_trace_and_their_model_is_replaced(tmp_path, 
     # 4. retrain: data prep reads the ledger, so the new model never sees the user
     retrained = run_local(cfg)
     report = json.loads((retrained.output_dir / "data" / "data_report.json").read_text())
-    assert report["steps"]["privacy"]["erased_users"] == 1 and report["steps"]["privacy"]["erased_events"] == 12
+    assert (
+        report["steps"]["privacy"]["erased_users"] == 1 and report["steps"]["privacy"]["erased_events"] == 12
+    )
     v2 = registered_version(registry, retrained.output_dir, retrained.pipeline_run)
     assert v2 != v1 and TAINTED_TAG not in registry.version(NAME, v2).tags
     registry.promote(NAME, v2)

@@ -117,9 +117,18 @@ def prometheus_for(tmp_path):
             {"job_name": "hyperrec-embedded", "static_configs": [{"targets": [target]}]}]}
         (tmp_path / "prometheus.yml").write_text(json.dumps(config))
         port = free_port()
-        started.append(subprocess.Popen(
-            [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        started.append(
+            subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         client = PromQLClient(f"http://127.0.0.1:{port}", timeout=5)
         poll(lambda: _up(client), "the embedded transformer scraped")
         return client
@@ -174,9 +183,14 @@ def test_served_clicked_retrained_canaried_and_decided(tmp_path, monkeypatch, pr
         window / "items.csv", index=False)
 
     # 4. retrain on the window with the embedded retraining pipeline → challenger
-    retrain_cfg = config(tmp_path, "data.format=generic", f"data.interactions_path={window / 'interactions.csv'}",
-                         f"data.items_path={window / 'items.csv'}", f"tracking.tracking_uri={cfg.mlflow_uri()}",
-                         f"output_dir={tmp_path / 'outputs' / 'retrained'}")
+    retrain_cfg = config(
+        tmp_path,
+        "data.format=generic",
+        f"data.interactions_path={window / 'interactions.csv'}",
+        f"data.items_path={window / 'items.csv'}",
+        f"tracking.tracking_uri={cfg.mlflow_uri()}",
+        f"output_dir={tmp_path / 'outputs' / 'retrained'}",
+    )
     retrain_run = run_retraining_local(retrain_cfg, reference_uri=str(FIXTURE / "ratings.csv"),
                                        current_uri=str(window / "interactions.csv"), force_retrain=True,
                                        trigger_reason="e2e: feedback window")
@@ -193,7 +207,9 @@ def test_served_clicked_retrained_canaried_and_decided(tmp_path, monkeypatch, pr
     challenger = registry.download_bundle(NAME, "challenger", tmp_path / "serve" / "challenger")
     canary_dir = tmp_path / "canary-feedback"
     split = SplitConfig(challenger_percent=50, challenger_registered_version=v2)
-    serving = cfg.serving.model_copy(update={"registered_version": v1, "split": split, "feedback_dir": canary_dir})
+    serving = cfg.serving.model_copy(
+        update={"registered_version": v1, "split": split, "feedback_dir": canary_dir}
+    )
     with LocalServers(champion, serving, log_dir=tmp_path / "logs-2", challenger=challenger) as endpoints:
         client = prometheus_for(endpoints.transformer_http.removeprefix("http://"))
         canary_cfg = config(
@@ -204,7 +220,9 @@ def test_served_clicked_retrained_canaried_and_decided(tmp_path, monkeypatch, pr
             f"canary.decision_log={tmp_path / 'decisions.jsonl'}")
         totals: dict[str, int] = {}
         for step in range(MAX_STEPS):
-            for revision, n in serve_and_click(endpoints, population, rng, REQUESTS_PER_STEP, f"c{step}").items():
+            for revision, n in serve_and_click(
+                endpoints, population, rng, REQUESTS_PER_STEP, f"c{step}"
+            ).items():
                 totals[revision] = totals.get(revision, 0) + n
             expected = sum(totals.values())
             poll(lambda expected=expected: client.scalar(
@@ -222,7 +240,9 @@ def test_served_clicked_retrained_canaried_and_decided(tmp_path, monkeypatch, pr
     records = DecisionLog(canary_cfg.canary.decision_log).records()
     assert len(records) == decision.step and records[-1]["action"] == decision.action
     # Prometheus saw both revisions' requests; the feedback log's CTR counts both registry versions.
-    assert all(r["evidence"]["serving"][rev]["requests"] > 0 for r in records for rev in ("champion", "challenger"))
+    assert all(
+        r["evidence"]["serving"][rev]["requests"] > 0 for r in records for rev in ("champion", "challenger")
+    )
     assert all(records[-1]["evidence"]["ctr"][rev]["impressions"] > 0 for rev in ("champion", "challenger"))
     assert {"champion", "challenger"} <= set(totals)
     aliases = registry.aliases(NAME)

@@ -38,9 +38,11 @@ def kserve_storage_python() -> Path:
     check = subprocess.run([str(path), "-c", "import kserve_storage"], capture_output=True, check=False) \
         if path.exists() else None
     if check is None or check.returncode != 0:
-        pytest.skip(f"kserve-storage is not installed at {path}: run `make test` (it builds that venv) or "
-                    "`python -m venv .cache/kserve-storage-venv && .cache/kserve-storage-venv/bin/pip install "
-                    "kserve-storage==0.21.0`")
+        pytest.skip(
+            f"kserve-storage is not installed at {path}: run `make test` (it builds that venv) or "
+            "`python -m venv .cache/kserve-storage-venv && .cache/kserve-storage-venv/bin/pip install "
+            "kserve-storage==0.21.0`"
+        )
     return path
 
 
@@ -89,7 +91,9 @@ def test_a_bundle_registered_in_s3_is_served_from_the_uris_hyperrec_deploy_wrote
     assert triton_files == sorted(name.removeprefix("triton/") for name in expected_files
                                   if name.startswith("triton/"))
     for name in triton_files:  # Triton's repository is byte for byte the registered one
-        assert (downloads["predictor"] / name).read_bytes() == (downloads["transformer"] / "triton" / name).read_bytes()
+        assert (downloads["predictor"] / name).read_bytes() == (
+            downloads["transformer"] / "triton" / name
+        ).read_bytes()
     assert body["spec"]["predictor"]["model"]["args"] == ["--model-config-name=cpu"]
     assert instance_kinds(downloads["predictor"] / "ranker/configs/cpu.pbtxt") == ["KIND_CPU"]
 
@@ -99,8 +103,9 @@ def test_a_bundle_registered_in_s3_is_served_from_the_uris_hyperrec_deploy_wrote
     servers = LocalServers(downloads["transformer"], settings, env={"HYPERREC_PSEUDONYM_KEY": "e2e-key"},
                            log_dir=tmp_path / "logs", startup_timeout_s=120)
     with servers as endpoints, httpx.Client(timeout=30) as client:
-        response = client.post(endpoints.recommend_url, json={"user_id": "alice", "history": ["m00001", "m00002"],
-                                                              "k": 5})
+        response = client.post(
+            endpoints.recommend_url, json={"user_id": "alice", "history": ["m00001", "m00002"], "k": 5}
+        )
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["source"] == "model" and answer["degraded"] is False

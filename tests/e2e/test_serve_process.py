@@ -83,18 +83,41 @@ def serve(tmp_path):
     ports = {"transformer": free_port(), "http": free_port(), "grpc": free_port()}
     logs = tmp_path / "serve-logs"
     command = [
-        sys.executable, "-m", "hyperrec.cli", "serve", "--bundle", str(bundle), "--port", str(ports["transformer"]),
-        "--set", f"serving.predictor_http_port={ports['http']}", "--set", f"serving.predictor_grpc_port={ports['grpc']}",
-        "--set", f"serving.feedback_dir={tmp_path / 'feedback'}", "--set", f"serving.supervisor.log_dir={logs}",
-        "--set", "serving.supervisor.backoff_initial_s=0.2", "--set", "serving.request_timeout_s=1.0",
-        "--set", "serving.attempt_timeout_s=0.5",
+        sys.executable,
+        "-m",
+        "hyperrec.cli",
+        "serve",
+        "--bundle",
+        str(bundle),
+        "--port",
+        str(ports["transformer"]),
+        "--set",
+        f"serving.predictor_http_port={ports['http']}",
+        "--set",
+        f"serving.predictor_grpc_port={ports['grpc']}",
+        "--set",
+        f"serving.feedback_dir={tmp_path / 'feedback'}",
+        "--set",
+        f"serving.supervisor.log_dir={logs}",
+        "--set",
+        "serving.supervisor.backoff_initial_s=0.2",
+        "--set",
+        "serving.request_timeout_s=1.0",
+        "--set",
+        "serving.attempt_timeout_s=0.5",
     ]
     env = {**os.environ, "HYPERREC_PSEUDONYM_KEY": "serve-process-test"}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         base = f"http://127.0.0.1:{ports['transformer']}"
-        poll(lambda: process.poll() is not None or (r := get(f"{base}/v2/health/ready")) and r.status_code == 200,
-             "the transformer ready")
+        poll(
+            lambda: (
+                process.poll() is not None or (r := get(f"{base}/v2/health/ready")) and r.status_code == 200
+            ),
+            "the transformer ready",
+        )
         assert process.poll() is None, process.stdout.read().decode()
         yield process, ports, logs
     finally:
@@ -119,12 +142,18 @@ def test_a_killed_predictor_is_restarted_while_the_transformer_answers_degraded(
     ready = get(f"http://127.0.0.1:{ports['transformer']}/v2/health/ready")
     assert ready.status_code == 503 and ready.json()["models"]["ranker"] == "predictor_unavailable"
 
-    poll(lambda: (r := get(f"http://127.0.0.1:{ports['transformer']}/v2/health/ready")) and r.status_code == 200,
-         "readiness back after the restart")
+    poll(
+        lambda: (
+            (r := get(f"http://127.0.0.1:{ports['transformer']}/v2/health/ready")) and r.status_code == 200
+        ),
+        "readiness back after the restart",
+    )
     assert process.poll() is None  # serve itself never stopped
     (restarted,) = [pid for pid, cmd in children_of(process.pid).items() if " predictor " in cmd]
     assert restarted != predictor
-    first = recommend(ports["transformer"])  # the channel reconnected promptly: the first answer is the model's
+    first = recommend(
+        ports["transformer"]
+    )  # the channel reconnected promptly: the first answer is the model's
     assert first.status_code == 200 and first.json()["degraded"] is False
 
     process.send_signal(signal.SIGTERM)

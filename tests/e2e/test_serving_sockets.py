@@ -76,16 +76,21 @@ def test_tritonclient_http_against_the_embedded_predictor(servers):
 
     _, endpoints, bundle = servers
     history, segment = _inputs()
-    client = httpclient.InferenceServerClient(endpoints.predictor_http.removeprefix("http://"), connection_timeout=10,
-                                              network_timeout=10)
+    client = httpclient.InferenceServerClient(
+        endpoints.predictor_http.removeprefix("http://"), connection_timeout=10, network_timeout=10
+    )
     try:
         assert client.is_server_live() and client.is_model_ready("ranker")
         inputs = [httpclient.InferInput("history", list(history.shape), "INT64"),
                   httpclient.InferInput("segment", [len(segment), 1], "INT64")]
         inputs[0].set_data_from_numpy(history, binary_data=False)
         inputs[1].set_data_from_numpy(segment.reshape(-1, 1), binary_data=False)
-        result = client.infer("ranker", inputs, outputs=[httpclient.InferRequestedOutput("scores", binary_data=False)],
-                              headers={"Content-Type": "application/json"})
+        result = client.infer(
+            "ranker",
+            inputs,
+            outputs=[httpclient.InferRequestedOutput("scores", binary_data=False)],
+            headers={"Content-Type": "application/json"},
+        )
         scores = result.as_numpy("scores")
     finally:
         client.close()

@@ -98,7 +98,9 @@ def _start(dist, repository, log_path, **kwargs) -> TritonServerProcess:
     except BaseException:
         server.stop()
         raise
-    print(f"\n[triton] server ready in {server.start_s:.2f} s on http {server.http_url}, grpc {server.grpc_url}")
+    print(
+        f"\n[triton] server ready in {server.start_s:.2f} s on http {server.http_url}, grpc {server.grpc_url}"
+    )
     return server
 
 
@@ -155,7 +157,9 @@ def _http_infer(server, feeds: dict[str, np.ndarray]) -> np.ndarray:
         for name, array in feeds.items():
             inputs.append(httpclient.InferInput(name, list(array.shape), "INT64"))
             inputs[-1].set_data_from_numpy(array)
-        return client.infer(MODEL, inputs, outputs=[httpclient.InferRequestedOutput("scores")]).as_numpy("scores")
+        return client.infer(MODEL, inputs, outputs=[httpclient.InferRequestedOutput("scores")]).as_numpy(
+            "scores"
+        )
     finally:
         client.close()
 
@@ -271,8 +275,17 @@ def test_the_transformer_v2_client_scores_on_real_triton(triton, generated, prot
 
     bundle, _ = generated
     url = triton.grpc_url if protocol == "grpc" else triton.http_url
-    client = TritonV2Client(ServingConfig(predictor_protocol=protocol, predictor_url=url, request_timeout_s=30,
-                                          attempt_timeout_s=15, retries=1), MODEL, N_ITEMS)
+    client = TritonV2Client(
+        ServingConfig(
+            predictor_protocol=protocol,
+            predictor_url=url,
+            request_timeout_s=30,
+            attempt_timeout_s=15,
+            retries=1,
+        ),
+        MODEL,
+        N_ITEMS,
+    )
     feeds = _encoded(2)
 
     async def run():
@@ -291,9 +304,16 @@ def test_a_recommendation_round_trip_through_the_transformer_and_real_triton(tri
 
     bundle, _ = generated
     port = free_port()
-    settings = ServingConfig(predictor_protocol="grpc", predictor_url=triton.grpc_url, transformer_http_port=port,
-                             request_timeout_s=30, attempt_timeout_s=15, retries=1,
-                             feedback_dir=tmp_path / "feedback", load_in_background=False)
+    settings = ServingConfig(
+        predictor_protocol="grpc",
+        predictor_url=triton.grpc_url,
+        transformer_http_port=port,
+        request_timeout_s=30,
+        attempt_timeout_s=15,
+        retries=1,
+        feedback_dir=tmp_path / "feedback",
+        load_in_background=False,
+    )
     settings_file = tmp_path / "serving.json"
     settings_file.write_text(settings.model_dump_json(), encoding="utf-8")
     log_path = tmp_path / "transformer.log"
@@ -316,7 +336,9 @@ def test_a_recommendation_round_trip_through_the_transformer_and_real_triton(tri
                         break
             except (urllib.error.URLError, OSError):
                 pass
-            assert time.monotonic() < deadline, "transformer not ready in 90 s:\n" + log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, (
+                "transformer not ready in 90 s:\n" + log_path.read_text()[-3000:]
+            )
             time.sleep(0.25)
         with httpx.Client(timeout=60) as http:
             response = http.post(f"{base}/v1/models/{MODEL}:predict",

@@ -305,8 +305,14 @@ class TritonServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             try:
-                self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, env=self.dist.env(), start_new_session=True)
+                self.proc = subprocess.Popen(
+                    self.command(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self.dist.env(),
+                    start_new_session=True,
+                )
             except OSError as exc:
                 raise TritonUnavailable(f"tritonserver could not be executed: {exc}") from None
         urls = [f"http://{self.http_url}/v2/health/ready"] + [
@@ -315,7 +321,9 @@ class TritonServerProcess:
         deadline = started + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                reason = f"tritonserver exited with code {self.proc.returncode} at start-up: {self.error_line()}"
+                reason = (
+                    f"tritonserver exited with code {self.proc.returncode} at start-up: {self.error_line()}"
+                )
                 # A model Triton refused is the repository's fault, unless the python-backend stub (the test
                 # harness, not the product) is what failed.
                 if "failed to load" in reason and "stub" not in reason.lower():

@@ -92,7 +92,9 @@ def give_to_user(path: Path, image: Image) -> None:
         os.chown(item, int(uid), int(gid or uid), follow_symlinks=False)
 
 
-def run_in(root: Path, image: Image, argv: Sequence[str], *, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_in(
+    root: Path, image: Image, argv: Sequence[str], *, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run ``argv`` inside ``root`` as the image would: its Env only, its WorkingDir, its User.
 
     The command is looked up on the image's PATH, as a runtime does; stdout and stderr are captured.
@@ -112,8 +114,12 @@ def run_in(root: Path, image: Image, argv: Sequence[str], *, timeout: float = 60
 
 def build_images() -> tuple[Image, Image]:
     """`make image` (cached base and wheelhouse), then the components and serving images it tagged."""
-    done = subprocess.run(["make", "--no-print-directory", "image"], cwd=REPO_ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "image"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"make image failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+        raise RuntimeError(
+            f"make image failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
     version = package_version()
     return Image.load(f"{COMPONENTS_REPOSITORY}:{version}"), Image.load(f"{SERVING_REPOSITORY}:{version}")

@@ -24,7 +24,9 @@ def main(bundle: Path, feedback_dir: Path) -> None:
     from hyperrec.serving.server import HyperrecModelServer, build_models, create_rest_app
 
     # Port 9 (discard) is closed: every predictor call fails fast and the answer degrades.
-    settings = ServingConfig(feedback_dir=feedback_dir, predictor_url="127.0.0.1:9", predictor_protocol="http")
+    settings = ServingConfig(
+        feedback_dir=feedback_dir, predictor_url="127.0.0.1:9", predictor_protocol="http"
+    )
     models = build_models("transformer", bundle, settings, pseudonymize=lambda user: "p:" + user)
     server = HyperrecModelServer(enable_grpc=False)
     for model in models:
@@ -32,7 +34,9 @@ def main(bundle: Path, feedback_dir: Path) -> None:
         server.register_model(model)
     client = TestClient(create_rest_app(server), raise_server_exceptions=False)
     name = models[0].name
-    response = client.post(f"/v1/models/{name}:predict", json={"user_id": "u1", "history": ["m00003"], "k": 3})
+    response = client.post(
+        f"/v1/models/{name}:predict", json={"user_id": "u1", "history": ["m00003"], "k": 3}
+    )
     print(json.dumps({
         "status": response.status_code,
         "answer": response.json(),

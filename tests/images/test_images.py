@@ -91,7 +91,9 @@ def test_every_installed_distribution_is_the_locked_version(images, which):
     image = images[0] if which == "components" else images[1]
     locked = {
         _normalize(name): version
-        for name, version in (line.split("==") for line in (REPO_ROOT / "requirements.lock").read_text().split())
+        for name, version in (
+            line.split("==") for line in (REPO_ROOT / "requirements.lock").read_text().split()
+        )
     }
     script = "import importlib.metadata as m; print(*(f'{d.name}=={d.version}' for d in m.distributions()))"
     with container_root(image) as root:
@@ -133,7 +135,9 @@ def test_image_sizes_are_within_the_targets(images, tmp_path):
     sizes = {image.reference: image.size for image in images}
     report = tmp_path / "image_sizes.json"
     report.write_text(json.dumps(sizes, indent=2))
-    print(yaml.safe_dump({ref: f"{size / 1e6:.0f} MB" for ref, size in sizes.items()}), f"(written to {report})")
+    print(
+        yaml.safe_dump({ref: f"{size / 1e6:.0f} MB" for ref, size in sizes.items()}), f"(written to {report})"
+    )
     assert components.size <= COMPONENTS_MAX_BYTES, sizes
     assert serving.size <= SERVING_MAX_BYTES, sizes
 

@@ -50,10 +50,21 @@ def fixtures_dir_module() -> Path:
 def test_pipeline_publishes_the_documented_layout(tiny_run):
     _, run = tiny_run
     out = run.output_dir
-    for relative in ("run.json", "registration.json", "data/test.parquet", "data/data_report.md",
-                     "data/quarantine.jsonl", "evaluation/metrics.json", "evaluation/metrics.md",
-                     "evaluation/fairness.json", "evaluation/fairness.md", "evaluation/report.html",
-                     "bundle/manifest.json", "bundle/triton/ranker/config.pbtxt", "bundle/triton/ranker/1/model.onnx"):
+    for relative in (
+        "run.json",
+        "registration.json",
+        "data/test.parquet",
+        "data/data_report.md",
+        "data/quarantine.jsonl",
+        "evaluation/metrics.json",
+        "evaluation/metrics.md",
+        "evaluation/fairness.json",
+        "evaluation/fairness.md",
+        "evaluation/report.html",
+        "bundle/manifest.json",
+        "bundle/triton/ranker/config.pbtxt",
+        "bundle/triton/ranker/1/model.onnx",
+    ):
         assert (out / relative).exists(), relative
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
     baselines = {"popularity", "item_knn", "als", "bpr"}
@@ -81,7 +92,9 @@ def test_the_gate_decides_on_the_served_model_and_says_why(tiny_run):
 def test_metrics_json_agrees_with_an_independent_recomputation(tiny_run):
     _, run = tiny_run
     metrics = json.loads((run.output_dir / "evaluation" / "metrics.json").read_text())
-    assert disagreements(metrics, run.output_dir / "evaluation", run.output_dir / "data" / "test.parquet") == []
+    assert (
+        disagreements(metrics, run.output_dir / "evaluation", run.output_dir / "data" / "test.parquet") == []
+    )
 
 
 def test_planted_pii_reaches_no_file_the_run_wrote(tiny_run):
@@ -103,7 +116,9 @@ def test_every_step_is_tracked_in_mlflow_under_one_pipeline_run(tiny_run):
         experiment_names=[cfg.tracking.experiment],
         filter_string=f"tags.`hyperrec.pipeline_run` = '{run.pipeline_run}'",
     )
-    assert {"data_prep", "train_baselines", "fine_tune", "evaluate", "export"} <= set(runs["tags.hyperrec.step"])
+    assert {"data_prep", "train_baselines", "fine_tune", "evaluate", "export"} <= set(
+        runs["tags.hyperrec.step"]
+    )
     evaluate_run = runs[runs["tags.hyperrec.step"] == "evaluate"].iloc[0]
     assert evaluate_run["metrics.item_knn.full.ndcg_at_10"] >= 0
 

@@ -19,7 +19,9 @@ from hyperrec.monitoring.events import Window, parse_time
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-DATASET_DIR = Path(os.environ.get("HYPERREC_DATASET_DIR", ROOT.parent / "shared" / "datasets" / "ml-latest-small"))
+DATASET_DIR = Path(
+    os.environ.get("HYPERREC_DATASET_DIR", ROOT.parent / "shared" / "datasets" / "ml-latest-small")
+)
 EARLY_END = parse_time("2004-01-01")  # reference: 1996-2003
 RECENT_START = parse_time("2015-01-01")  # current: 2015-2018
 
@@ -53,8 +55,10 @@ def _halves(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]
 
 def _report(name, result, seconds=None):
     scores = ", ".join(
-        f"{c.name}={c.score:.3f}{'*' if c.drift else ''}" + (f"(p={c.p_value:.2g})" if c.p_value is not None else "")
-        for c in result.checks.values() if c.score is not None
+        f"{c.name}={c.score:.3f}{'*' if c.drift else ''}"
+        + (f"(p={c.p_value:.2g})" if c.p_value is not None else "")
+        for c in result.checks.values()
+        if c.score is not None
     )
     wall = f" [{seconds:.1f} s]" if seconds is not None else ""
     print(f"\n{name}: drift_detected={result.drift_detected}{wall}: {scores}")

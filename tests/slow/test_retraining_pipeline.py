@@ -41,13 +41,20 @@ def _config(tmp_path: Path):
     # These tests check which steps run and what window data prep keeps, nothing about model quality: one
     # short epoch of a fixed number of steps is enough, and no wall-clock budget (max_train_seconds=null), so
     # the work done does not depend on the machine's load.
-    return load_config(overrides=[
-        f"data.dataset_dir={DATASET}", "data.download=false", f"output_dir={tmp_path / 'out' / 'latest'}",
-        "modeling.train=[next_item_lm]", "modeling.next_item.training.max_epochs=1",
-        "modeling.next_item.training.max_steps_per_epoch=20", "modeling.next_item.training.max_train_seconds=null",
-        f"modeling.item_encoder.cache_dir={tmp_path / 'embeddings'}",
-        "monitoring.drift.disabled_checks=[item_embeddings, profile_embeddings]",
-    ], environ={})
+    return load_config(
+        overrides=[
+            f"data.dataset_dir={DATASET}",
+            "data.download=false",
+            f"output_dir={tmp_path / 'out' / 'latest'}",
+            "modeling.train=[next_item_lm]",
+            "modeling.next_item.training.max_epochs=1",
+            "modeling.next_item.training.max_steps_per_epoch=20",
+            "modeling.next_item.training.max_train_seconds=null",
+            f"modeling.item_encoder.cache_dir={tmp_path / 'embeddings'}",
+            "monitoring.drift.disabled_checks=[item_embeddings, profile_embeddings]",
+        ],
+        environ={},
+    )
 
 
 def _steps(cfg, pipeline_run: str) -> set[str]:

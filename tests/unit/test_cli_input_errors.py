@@ -12,8 +12,16 @@ import pytest
 from hyperrec.cli import main
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-PREPARED_TABLES = ("items.parquet", "interactions.parquet", "train.parquet", "validation.parquet", "test.parquet",
-                   "segments.parquet", "examples.parquet", "profiles.parquet")
+PREPARED_TABLES = (
+    "items.parquet",
+    "interactions.parquet",
+    "train.parquet",
+    "validation.parquet",
+    "test.parquet",
+    "segments.parquet",
+    "examples.parquet",
+    "profiles.parquet",
+)
 
 
 @pytest.fixture
@@ -36,48 +44,92 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pseudonym_key: str) -
 
 
 GENERIC = ["--set", "data.format=generic", "--set", "data.items_path=items.csv"]
-DRIFT = ["drift", "--reference", "interactions.csv", "--current", "interactions.csv", "--output-dir", "report"]
+DRIFT = [
+    "drift",
+    "--reference",
+    "interactions.csv",
+    "--current",
+    "interactions.csv",
+    "--output-dir",
+    "report",
+]
 
 CASES = {
     # (argv, the file the one line must name)
     "data-prep interactions wrong format": (
-        ["data-prep", *GENERIC, "--set", "data.interactions_path=not_parquet.parquet"], "not_parquet.parquet"),
+        ["data-prep", *GENERIC, "--set", "data.interactions_path=not_parquet.parquet"],
+        "not_parquet.parquet",
+    ),
     "data-prep interactions missing": (
-        ["data-prep", *GENERIC, "--set", "data.interactions_path=missing.csv"], "missing.csv"),
-    "data-prep interactions empty": (["data-prep", *GENERIC, "--set", "data.interactions_path=empty.csv"],
-                                     "empty.csv"),
+        ["data-prep", *GENERIC, "--set", "data.interactions_path=missing.csv"],
+        "missing.csv",
+    ),
+    "data-prep interactions empty": (
+        ["data-prep", *GENERIC, "--set", "data.interactions_path=empty.csv"],
+        "empty.csv",
+    ),
     "data-prep config not YAML": (["data-prep", "--config", "bad.yaml"], "bad.yaml"),
     "data-prep config missing": (["data-prep", "--config", "missing.yaml"], "missing.yaml"),
     "drift items wrong format": ([*DRIFT, "--items", "not_parquet.parquet"], "not_parquet.parquet"),
     "drift items missing": ([*DRIFT, "--items", "missing.parquet"], "missing.parquet"),
     "drift items empty": ([*DRIFT, "--items", "empty.csv"], "empty.csv"),
     "drift items of the wrong kind": ([*DRIFT, "--items", "interactions.csv"], "interactions.csv"),
-    "drift reference wrong format": (["drift", "--reference", "not_parquet.parquet", "--current", "interactions.csv",
-                                      "--output-dir", "report"], "not_parquet.parquet"),
-    "drift reference empty": (["drift", "--reference", "empty.csv", "--current", "interactions.csv",
-                               "--output-dir", "report"], "empty.csv"),
-    "drift current missing": (["drift", "--reference", "interactions.csv", "--current", "missing.csv",
-                               "--output-dir", "report"], "missing.csv"),
-    "drift current without event columns": (["drift", "--reference", "interactions.csv", "--current", "items.csv",
-                                             "--output-dir", "report"], "items.csv"),
+    "drift reference wrong format": (
+        [
+            "drift",
+            "--reference",
+            "not_parquet.parquet",
+            "--current",
+            "interactions.csv",
+            "--output-dir",
+            "report",
+        ],
+        "not_parquet.parquet",
+    ),
+    "drift reference empty": (
+        ["drift", "--reference", "empty.csv", "--current", "interactions.csv", "--output-dir", "report"],
+        "empty.csv",
+    ),
+    "drift current missing": (
+        ["drift", "--reference", "interactions.csv", "--current", "missing.csv", "--output-dir", "report"],
+        "missing.csv",
+    ),
+    "drift current without event columns": (
+        ["drift", "--reference", "interactions.csv", "--current", "items.csv", "--output-dir", "report"],
+        "items.csv",
+    ),
     "drift embeddings wrong format": ([*DRIFT, "--item-embeddings", "items.csv"], "items.csv"),
     "drift embeddings empty": ([*DRIFT, "--item-embeddings", "empty.npy"], "empty.npy"),
     "drift embeddings missing": ([*DRIFT, "--item-embeddings", "missing.npy"], "missing.npy"),
-    "drift predictions wrong format": ([*DRIFT, "--reference-predictions", "not_parquet.parquet"],
-                                       "not_parquet.parquet"),
-    "bench quality prepared folder empty": (["bench", "quality", "--prepared", "empty_folder", "--output-dir", "b"],
-                                            "empty_folder"),
+    "drift predictions wrong format": (
+        [*DRIFT, "--reference-predictions", "not_parquet.parquet"],
+        "not_parquet.parquet",
+    ),
+    "bench quality prepared folder empty": (
+        ["bench", "quality", "--prepared", "empty_folder", "--output-dir", "b"],
+        "empty_folder",
+    ),
     "bench quality prepared tables corrupt": (
-        ["bench", "quality", "--prepared", "corrupt_prepared", "--output-dir", "b"], "corrupt_prepared"),
-    "bench cold-start prepared missing": (["bench", "cold-start", "--prepared", "missing", "--output-dir", "b"],
-                                          "missing"),
-    "bench debian-dataset wrong format": (["bench", "debian-dataset", "--packages", "items.csv", "--output-dir",
-                                           "d"], "items.csv"),
-    "bench debian-dataset missing": (["bench", "debian-dataset", "--packages", "missing", "--output-dir", "d"],
-                                     "missing"),
+        ["bench", "quality", "--prepared", "corrupt_prepared", "--output-dir", "b"],
+        "corrupt_prepared",
+    ),
+    "bench cold-start prepared missing": (
+        ["bench", "cold-start", "--prepared", "missing", "--output-dir", "b"],
+        "missing",
+    ),
+    "bench debian-dataset wrong format": (
+        ["bench", "debian-dataset", "--packages", "items.csv", "--output-dir", "d"],
+        "items.csv",
+    ),
+    "bench debian-dataset missing": (
+        ["bench", "debian-dataset", "--packages", "missing", "--output-dir", "d"],
+        "missing",
+    ),
     "bench serve bundle empty": (["bench", "serve", "--bundle", "empty_folder"], "empty_folder"),
-    "deploy config not YAML": (["deploy", "--config", "bad.yaml", "--dry-run", "hyperrec-ranker@champion"],
-                               "bad.yaml"),
+    "deploy config not YAML": (
+        ["deploy", "--config", "bad.yaml", "--dry-run", "hyperrec-ranker@champion"],
+        "bad.yaml",
+    ),
     "canary config not YAML": (["canary", "step", "--config", "bad.yaml"], "bad.yaml"),
     "ab analyze a file, not a folder": (["ab", "analyze", "items.csv"], "items.csv"),
     "ab analyze a folder without segments": (["ab", "analyze", "no_segments"], "no_segments"),

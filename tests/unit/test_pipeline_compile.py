@@ -20,7 +20,9 @@ def test_compile_writes_yaml_that_kfp_loads_back(tmp_path):
 
 def test_fine_tuning_task_requests_a_gpu_node_and_every_task_the_configured_image(tmp_path):
     image = "registry.example/hyperrec:test"
-    assert main(["pipeline", "compile", "--output-dir", str(tmp_path), "--set", f"cluster.image={image}"]) == 0
+    assert (
+        main(["pipeline", "compile", "--output-dir", str(tmp_path), "--set", f"cluster.image={image}"]) == 0
+    )
     pipeline_spec, platform_spec = yaml.safe_load_all((tmp_path / "hyperrec-training.yaml").read_text())
     executors = pipeline_spec["deploymentSpec"]["executors"]
     assert {executor["container"]["image"] for executor in executors.values()} == {image}

@@ -57,9 +57,25 @@ def test_a_retraining_run_without_downloadable_inputs_is_refused_before_any_call
 def test_cli_params_are_typed_as_the_pipeline_declares_them(packages, monkeypatch, capsys):
     client = FakeKfpClient()
     monkeypatch.setattr("kfp.Client", lambda host, namespace=None, existing_token=None: client)
-    argv = ["pipeline", "publish", str(packages["hyperrec-retraining"]), "--version", "v1", "--experiment", "e",
-            "--host", "http://kfp.example", "--param", "force_retrain=true", "--param", "pipeline_run=42",
-            "--param", "reference_uri=s3://data/reference/", "--param", "current_uri=s3://data/current/"]
+    argv = [
+        "pipeline",
+        "publish",
+        str(packages["hyperrec-retraining"]),
+        "--version",
+        "v1",
+        "--experiment",
+        "e",
+        "--host",
+        "http://kfp.example",
+        "--param",
+        "force_retrain=true",
+        "--param",
+        "pipeline_run=42",
+        "--param",
+        "reference_uri=s3://data/reference/",
+        "--param",
+        "current_uri=s3://data/current/",
+    ]
     assert main(argv) == 0
     (run,) = client.runs
     assert run["params"]["force_retrain"] is True and run["params"]["pipeline_run"] == "42"

@@ -28,7 +28,9 @@ class Clock:
 
 
 def make_candidates(n: int = 10) -> Candidates:
-    return Candidates(tuple(f"m{j}" for j in range(n)), np.linspace(3.0, 1.0, n), np.arange(n, dtype=float) * 10)
+    return Candidates(
+        tuple(f"m{j}" for j in range(n)), np.linspace(3.0, 1.0, n), np.arange(n, dtype=float) * 10
+    )
 
 
 CONTEXT = BanditContext(segment=2, history_length=25)

@@ -28,7 +28,9 @@ def candidates(n: int = N) -> Candidates:
 
 
 def request(k: int = K, budget: float = 1.0, n: int = N) -> SlateRequest:
-    return SlateRequest(candidates(n), BanditContext(segment=1, history_length=12), k, outsider_cap(k, budget, n))
+    return SlateRequest(
+        candidates(n), BanditContext(segment=1, history_length=12), k, outsider_cap(k, budget, n)
+    )
 
 
 EMPTY = StateSnapshot({}, {}, None)
@@ -54,7 +56,9 @@ def test_without_feedback_a_policy_shows_the_plain_ranking(name: str) -> None:
 def test_evidence_moves_a_clicked_item_up_for_every_exploiting_policy() -> None:
     snapshot = learned("m6", clicks=30.0)
     for name in ("epsilon_greedy", "ucb1", "thompson"):
-        choice = make_policy(name, BanditConfig(epsilon=0.0)).choose(request(), snapshot, np.random.default_rng(3))
+        choice = make_policy(name, BanditConfig(epsilon=0.0)).choose(
+            request(), snapshot, np.random.default_rng(3)
+        )
         assert choice.slate[0] == 6, name
 
 
@@ -76,8 +80,12 @@ def test_ucb1_prefers_the_less_shown_of_two_equal_items() -> None:
 def test_same_seed_same_slates() -> None:
     for name in POLICIES:
         policy = make_policy(name, BanditConfig(epsilon=0.5))
-        first = [policy.choose(request(), EMPTY, rng).slate.tolist() for rng in [np.random.default_rng(11)] * 5]
-        second = [policy.choose(request(), EMPTY, rng).slate.tolist() for rng in [np.random.default_rng(11)] * 5]
+        first = [
+            policy.choose(request(), EMPTY, rng).slate.tolist() for rng in [np.random.default_rng(11)] * 5
+        ]
+        second = [
+            policy.choose(request(), EMPTY, rng).slate.tolist() for rng in [np.random.default_rng(11)] * 5
+        ]
         assert first == second, name
 
 

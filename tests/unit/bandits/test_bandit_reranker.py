@@ -45,10 +45,20 @@ def test_clicks_on_a_lower_ranked_item_bring_it_into_the_slate() -> None:
     impressions = []
     for i in range(40):  # m8 is shown (e.g. by an exploring replica) and clicked most of the time
         impressions += outcomes(served, f"r{i}", clicked=set())
-        impressions.append(Impression(
-            request_id=f"r{i}", policy="epsilon_greedy", item_id="m8", position=4, ranker_rank=8, propensity=0.1,
-            segment=2, history_length=25, item_features=tuple(candidate_features(make_candidates())[8]),
-            clicked=i % 4 != 0))
+        impressions.append(
+            Impression(
+                request_id=f"r{i}",
+                policy="epsilon_greedy",
+                item_id="m8",
+                position=4,
+                ranker_rank=8,
+                propensity=0.1,
+                segment=2,
+                history_length=25,
+                item_features=tuple(candidate_features(make_candidates())[8]),
+                clicked=i % 4 != 0,
+            )
+        )
     assert reranker.update(impressions)
     slate = reranker.rerank(make_candidates(), CONTEXT, 5)
     assert slate.items[0] == "m8" and not slate.degraded
@@ -129,8 +139,12 @@ def test_update_sums_counts_and_linucb_statistics() -> None:
     snapshot = store.read(config.namespace, [item_key(slate.items[1]), "total"], [LINUCB_A, LINUCB_B])
     assert snapshot.stat("total").n == 5 and snapshot.stat("total").r == 1
     assert snapshot.stat(item_key(slate.items[1])).r == 1
-    x = linucb_features(CONTEXT, np.array([imp.item_features for imp in impressions]), segments=config.segments,
-                        max_history=config.max_history)
+    x = linucb_features(
+        CONTEXT,
+        np.array([imp.item_features for imp in impressions]),
+        segments=config.segments,
+        max_history=config.max_history,
+    )
     np.testing.assert_allclose(snapshot.arrays[LINUCB_A].reshape(x.shape[1], -1), x.T @ x)
     np.testing.assert_allclose(snapshot.arrays[LINUCB_B], x[1])
 
@@ -138,7 +152,8 @@ def test_update_sums_counts_and_linucb_statistics() -> None:
 def test_linucb_state_of_another_layout_degrades_instead_of_failing() -> None:
     store = MemoryStore()
     BanditReranker(settings(policy="linucb", segments=4), store).update(
-        outcomes(BanditReranker(settings(), MemoryStore()).rerank(make_candidates(), CONTEXT, 5), "r", {"m0"}))
+        outcomes(BanditReranker(settings(), MemoryStore()).rerank(make_candidates(), CONTEXT, 5), "r", {"m0"})
+    )
     slate = BanditReranker(settings(policy="linucb", segments=8), store).rerank(make_candidates(), CONTEXT, 5)
     assert slate.degraded and slate.reason == "state_unavailable" and slate.items == PLAIN
 
@@ -164,7 +179,9 @@ def test_served_records_round_trip_and_bad_fields_are_named() -> None:
 
 def test_context_features_put_unknown_and_out_of_range_segments_in_slot_zero() -> None:
     dim = feature_dim(8)
-    known = linucb_features(BanditContext(3, 10), candidate_features(make_candidates()), segments=8, max_history=500)
+    known = linucb_features(
+        BanditContext(3, 10), candidate_features(make_candidates()), segments=8, max_history=500
+    )
     unknown = linucb_features(BanditContext(None, 10), candidate_features(make_candidates()), segments=8,
                               max_history=500)
     beyond = linucb_features(BanditContext(99, 10), candidate_features(make_candidates()), segments=8,

@@ -47,8 +47,14 @@ class Transformer:
         self.start()
 
     def start(self):
-        self.models = build_models("transformer", self.bundle, self.serving, pseudonymize=lambda u: "p:" + u,
-                                   scorer_factory=lambda manifest: OnnxScorer(self.bundle), bandit=self.bandit)
+        self.models = build_models(
+            "transformer",
+            self.bundle,
+            self.serving,
+            pseudonymize=lambda u: "p:" + u,
+            scorer_factory=lambda manifest: OnnxScorer(self.bundle),
+            bandit=self.bandit,
+        )
         for model in self.models:
             model.load()
         server = HyperrecModelServer(enable_grpc=False)
@@ -111,7 +117,11 @@ def test_redis_down_serves_the_plain_ranking_with_no_error(bundle, tmp_path, red
         answer = response.json()
         reasons.add(answer["policy"]["plain_ranking_because"])
         slates.add(tuple(shown(answer)))
-        click = {"request_id": f"down-{i}", "user_id": "u1", "events": [{"type": "click", "item_id": shown(answer)[0]}]}
+        click = {
+            "request_id": f"down-{i}",
+            "user_id": "u1",
+            "events": [{"type": "click", "item_id": shown(answer)[0]}],
+        }
         statuses.append(transformer.client.post(FEEDBACK, json=click).status_code)
     transformer.flush()
     assert set(statuses) == {200}

@@ -25,7 +25,10 @@ from hyperrec.online.bandits.simulator import simulate, true_value
 
 ROOT = Path(__file__).resolve().parents[3]
 _CANDIDATES = [Path(os.environ["HYPERREC_DATASET_DIR"])] if "HYPERREC_DATASET_DIR" in os.environ else []
-_CANDIDATES += [ROOT.parent / "shared/datasets/ml-latest-small", ROOT.parent.parent / "shared/datasets/ml-latest-small"]
+_CANDIDATES += [
+    ROOT.parent / "shared/datasets/ml-latest-small",
+    ROOT.parent.parent / "shared/datasets/ml-latest-small",
+]
 DATASET = next((p for p in _CANDIDATES if (p / "ratings.csv").exists()), None)
 
 pytestmark = pytest.mark.skipif(DATASET is None, reason=f"ml-latest-small not found at {_CANDIDATES} "

@@ -138,7 +138,9 @@ def _train_then_restart(settings: BanditConfig) -> tuple[dict, list[str]]:
     m7 = tuple(candidate_features(make_candidates())[7].tolist())
     for i in range(30):
         impressions = outcomes(slate, f"r{i}", clicked=set())
-        impressions[-1] = replace(impressions[-1], item_id="m7", ranker_rank=7, item_features=m7, clicked=True)
+        impressions[-1] = replace(
+            impressions[-1], item_id="m7", ranker_rank=7, item_features=m7, clicked=True
+        )
         assert reranker.update(impressions)
     expected = list(reranker.rerank(make_candidates(), CONTEXT, 5).items)
     reranker.store.close()
@@ -155,7 +157,9 @@ def test_state_survives_a_transformer_restart_with_sqlite(tmp_path: Path) -> Non
 
 
 def test_state_survives_a_transformer_restart_with_redis(redis_server: RedisServer) -> None:
-    settings = BanditConfig(enabled=True, epsilon=0.0, store_url=redis_server.url, store_timeout_s=1.0, seed=0)
+    settings = BanditConfig(
+        enabled=True, epsilon=0.0, store_url=redis_server.url, store_timeout_s=1.0, seed=0
+    )
     answer, expected = _train_then_restart(settings)
     assert answer == {"items": expected, "degraded": False}
     assert expected[0] == "m7"

@@ -119,6 +119,10 @@ def test_one_bench_group_holds_serve_and_every_offline_benchmark():
         args = parser.parse_args(["bench", *argv])
         assert args.bench_command == argv[0] and callable(args.handler)
     args = parser.parse_args(["bench", "cold-start", "--fraction", "0.2", "--set", "seed=3"])
-    assert (args.fraction, args.overrides, args.output_dir) == (0.2, ["seed=3"], Path("outputs/bench/cold_start"))
+    assert (args.fraction, args.overrides, args.output_dir) == (
+        0.2,
+        ["seed=3"],
+        Path("outputs/bench/cold_start"),
+    )
     args = parser.parse_args(["bench", "quality", "--with-encoders", "--output-dir", "x"])
     assert args.with_encoders and args.output_dir == Path("x")

@@ -23,7 +23,9 @@ HEADER = "user_id,item_id,event,timestamp,value,dwell_seconds,query"
 ROWS = 480
 BAD_LINE = 101  # the header is line 1, so the first data row is line 2
 CLOSING_LINE = 479
-ITEMS = "item_id,title,text,categories\n" + "".join(f"sku-{n:03d},Item {n},Sturdy gear,home\n" for n in range(1, 21))
+ITEMS = "item_id,title,text,categories\n" + "".join(
+    f"sku-{n:03d},Item {n},Sturdy gear,home\n" for n in range(1, 21)
+)
 
 
 def _row(line: int) -> list[str]:
@@ -62,7 +64,9 @@ def _load(tmp_path: Path, content: str, items: str = ITEMS):
     return load_generic(cfg, Pseudonymizer(b"quoting-test-key"), quarantine), quarantine
 
 
-def _quarantined(quarantine: Quarantine, file_name: str = "interactions.csv") -> list[tuple[int, str, str | None]]:
+def _quarantined(
+    quarantine: Quarantine, file_name: str = "interactions.csv"
+) -> list[tuple[int, str, str | None]]:
     return [(r["row"], r["reason"], r["field"]) for r in quarantine.records if r["file"] == file_name]
 
 

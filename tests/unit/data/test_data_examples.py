@@ -22,7 +22,9 @@ def test_one_row_per_train_positive_with_k_distinct_untouched_negatives():
     train = _train([(f"u{u}", int(i)) for u in range(20) for i in rng.choice(30, 8, replace=False)])
     touched = pd.concat([train[["user_id", "item_idx"]],
                          pd.DataFrame({"user_id": ["u0"] * 5, "item_idx": [25, 26, 27, 28, 29]})])
-    examples = build_examples(train, touched, n_items=30, negatives_per_positive=4, sampling="uniform", seed=1)
+    examples = build_examples(
+        train, touched, n_items=30, negatives_per_positive=4, sampling="uniform", seed=1
+    )
     assert len(examples) == len(train)
     assert examples["item_idx"].tolist() == train["item_idx"].tolist()
     assert all(len(set(row)) == 4 for row in examples["negatives"])
@@ -39,7 +41,9 @@ def test_sampling_is_seeded():
 
 def test_popularity_sampling_only_draws_items_seen_in_train():
     train = _train([("a", 0), ("b", 1), ("b", 2), ("c", 2), ("d", 3), ("e", 3), ("e", 4)])
-    examples = build_examples(train, train, n_items=100, negatives_per_positive=2, sampling="popularity", seed=0)
+    examples = build_examples(
+        train, train, n_items=100, negatives_per_positive=2, sampling="popularity", seed=0
+    )
     assert set(np.concatenate(examples["negatives"].to_list())) <= {0, 1, 2, 3, 4}
     assert not _touched_by(examples, train)
 

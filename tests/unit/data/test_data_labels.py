@@ -16,7 +16,17 @@ EVENTS = pd.DataFrame({
 
 
 def test_every_rating_is_positive_without_a_threshold():
-    assert label_events(EVENTS, None, 10.0).tolist() == [True, True, True, True, True, False, False, False, False]
+    assert label_events(EVENTS, None, 10.0).tolist() == [
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
 
 
 def test_ratings_below_min_rating_are_not_positive():

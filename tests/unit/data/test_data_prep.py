@@ -197,7 +197,10 @@ def test_when_nothing_usable_remains_the_error_is_clear_and_the_quarantine_is_ke
     (tmp_path / "bad.csv").write_text("user_id,item_id,event\nu1,sku-001,like\nu2,sku-002,poke\n")
     with pytest.raises(DataError, match="quarantine"):
         run_data_prep(_generic(tmp_path, tmp_path / "bad.csv"), tmp_path / "out")
-    reasons = [json.loads(line)["reason"] for line in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()]
+    reasons = [
+        json.loads(line)["reason"]
+        for line in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()
+    ]
     assert reasons == ["unknown_event", "unknown_event"]
 
 

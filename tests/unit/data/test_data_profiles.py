@@ -20,8 +20,10 @@ def test_an_item_reads_title_genres_and_top_tags():
 
 def test_most_recent_items_come_first_then_recent_searches():
     profile = build_profile(["1", "2", "3"], ITEMS, ["old query", "new query"], max_items=10, max_tokens=100)
-    assert profile == ("Alien (1979) (space horror) | Up (2009) (Animation) | "
-                       "Heat (1995) (Action, Crime; heist, Al Pacino, long) | search: new query | search: old query")
+    assert profile == (
+        "Alien (1979) (space horror) | Up (2009) (Animation) | "
+        "Heat (1995) (Action, Crime; heist, Al Pacino, long) | search: new query | search: old query"
+    )
 
 
 def test_max_items_unknown_items_and_repeats():
@@ -51,5 +53,9 @@ def test_profiles_use_train_history_and_only_searches_before_the_last_train_even
     searches = pd.DataFrame({"user_id": ["u", "u"], "query": ["before", "after"], "timestamp": [15, 99]})
     profiles = build_profiles(train, searches, ItemTextLookup.from_items(ITEMS), max_items=5, max_tokens=50)
     assert profiles.to_dict("records") == [
-        {"user_id": "u", "profile": "Up (2009) (Animation) | Heat (1995) (Action, Crime; heist, Al Pacino, long)"
-                                    " | search: before"}]
+        {
+            "user_id": "u",
+            "profile": "Up (2009) (Animation) | Heat (1995) (Action, Crime; heist, Al Pacino, long)"
+            " | search: before",
+        }
+    ]

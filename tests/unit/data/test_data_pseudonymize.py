@@ -29,14 +29,18 @@ def test_a_column_maps_like_single_calls_and_keeps_missing_ids_missing():
 def test_the_env_var_key_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("MY_KEY", "from-env")
     privacy = PrivacyConfig(pseudonym_key_env="MY_KEY", pseudonym_key_file=tmp_path / "key")
-    assert Pseudonymizer.from_config(privacy).pseudonymize("u") == Pseudonymizer(b"from-env").pseudonymize("u")
+    assert Pseudonymizer.from_config(privacy).pseudonymize("u") == Pseudonymizer(b"from-env").pseudonymize(
+        "u"
+    )
     assert not (tmp_path / "key").exists()
 
 
 def test_an_empty_env_var_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("MY_KEY", "  ")
     with pytest.raises(ConfigError, match="MY_KEY"):
-        Pseudonymizer.from_config(PrivacyConfig(pseudonym_key_env="MY_KEY", pseudonym_key_file=tmp_path / "k"))
+        Pseudonymizer.from_config(
+            PrivacyConfig(pseudonym_key_env="MY_KEY", pseudonym_key_file=tmp_path / "k")
+        )
 
 
 def test_a_key_file_is_created_once_with_mode_0600_and_reused(tmp_path, monkeypatch, caplog):
@@ -55,7 +59,9 @@ def test_an_empty_key_file_is_refused(tmp_path, monkeypatch):
     monkeypatch.delenv("MY_KEY", raising=False)
     (tmp_path / "key").write_text("\n")
     with pytest.raises(ConfigError, match="empty"):
-        Pseudonymizer.from_config(PrivacyConfig(pseudonym_key_env="MY_KEY", pseudonym_key_file=tmp_path / "key"))
+        Pseudonymizer.from_config(
+            PrivacyConfig(pseudonym_key_env="MY_KEY", pseudonym_key_file=tmp_path / "key")
+        )
 
 
 def test_a_home_relative_key_file_lands_in_the_home_folder(tmp_path, monkeypatch):

@@ -118,7 +118,9 @@ def test_an_unknown_event_type_is_quarantined(tmp_path):
 
 
 def test_a_non_numeric_rating_is_quarantined(tmp_path):
-    _, quarantine = _load(tmp_path, HEADER + "u1,i1,rating,1700000000,five,,\nu1,i2,rating,1700000000,4.5,,\n")
+    _, quarantine = _load(
+        tmp_path, HEADER + "u1,i1,rating,1700000000,five,,\nu1,i2,rating,1700000000,4.5,,\n"
+    )
     assert _reasons(quarantine) == [(2, "bad_rating", "value")]
 
 

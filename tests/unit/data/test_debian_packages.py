@@ -48,8 +48,15 @@ def test_builds_users_items_and_text_from_the_index(tmp_path: Path) -> None:
 
 def test_output_reads_as_the_generic_format_without_timestamps(tmp_path: Path) -> None:
     summary = build_debian_dataset(FIXTURE, tmp_path / "out")
-    cfg = HyperrecConfig.model_validate({"data": {"format": "generic", "interactions_path": summary.interactions_path,
-                                                  "items_path": summary.items_path}})
+    cfg = HyperrecConfig.model_validate(
+        {
+            "data": {
+                "format": "generic",
+                "interactions_path": summary.interactions_path,
+                "items_path": summary.items_path,
+            }
+        }
+    )
     loaded = load_generic(cfg.data, Pseudonymizer(b"k" * 32), Quarantine())
     assert not loaded.has_timestamps
     assert len(loaded.interactions) == 6 and len(loaded.items) == 5

@@ -42,8 +42,9 @@ def folders(tmp_path: Path, pseudonym_key: str) -> tuple[PreparedData, Path, Pat
     test = {pseudonym(u): [30] for u in RAW_A} | {pseudonym(u): [31] for u in RAW_B}
     data = write_prepared(tmp_path / "prepared", 40, train, test=test)
     users = sorted(train)
-    pd.DataFrame({"user_id": users, "segment": [0 if u in {pseudonym(r) for r in RAW_A} else 1 for u in users]}
-                 ).to_parquet(tmp_path / "prepared" / "segments.parquet", index=False)
+    pd.DataFrame(
+        {"user_id": users, "segment": [0 if u in {pseudonym(r) for r in RAW_A} else 1 for u in users]}
+    ).to_parquet(tmp_path / "prepared" / "segments.parquet", index=False)
     lists = {pseudonym(u): [30, *range(11)] for u in RAW_A}
     lists |= {pseudonym(u): [35, 36, 31, *range(20, 29)] for u in RAW_B[:10]}
     lists |= {pseudonym(u): [35, 36, 37, 38, 39, 32, 33, 34, 26, 27, 28, 29] for u in RAW_B[10:]}
@@ -73,11 +74,16 @@ def test_quality_per_segment_activity_and_attribute_with_disparity_ratios(folder
     assert segment["groups"]["0"]["ndcg"] == pytest.approx(1.0)
     assert segment["groups"]["1"]["ndcg"] == pytest.approx(0.25)
     assert segment["groups"]["1"]["hr"] == pytest.approx(0.5)
-    assert segment["groups"]["1"]["ndcg_se"] == pytest.approx(np.std([0.5] * 10 + [0] * 10, ddof=1) / np.sqrt(20))
+    assert segment["groups"]["1"]["ndcg_se"] == pytest.approx(
+        np.std([0.5] * 10 + [0] * 10, ddof=1) / np.sqrt(20)
+    )
     assert (segment["worst"], segment["best"]) == ("1", "0")
     assert segment["ndcg_ratio"] == pytest.approx(0.25) and segment["hr_ratio"] == pytest.approx(0.5)
     activity = entry["groups"]["activity"]  # A: 25 history events (light), B: 5 (new)
-    assert {label: group["n_users"] for label, group in activity["groups"].items()} == {"light": 20, "new": 20}
+    assert {label: group["n_users"] for label, group in activity["groups"].items()} == {
+        "light": 20,
+        "new": 20,
+    }
     assert activity["ndcg_ratio"] == pytest.approx(0.25)
     band = entry["groups"]["attribute:band"]
     assert band["hr_ratio"] == pytest.approx(0.5)  # disparate impact: fails the four-fifths rule
@@ -106,11 +112,16 @@ def test_small_groups_are_reported_but_left_out_of_the_ratios(folders):
 
 def test_floors_name_what_fails(folders):
     audit = audit_of(folders)
-    failures, notes = check_floors(audit, "lm", FairnessFloors(min_segment_ndcg_ratio=0.5,
-                                                               min_attribute_hr_ratio=0.8, max_exposure_gini=0.99))
+    failures, notes = check_floors(
+        audit,
+        "lm",
+        FairnessFloors(min_segment_ndcg_ratio=0.5, min_attribute_hr_ratio=0.8, max_exposure_gini=0.99),
+    )
     assert len(failures) == 2 and not notes
-    assert "worst segment group '1' has NDCG@10 0.2500, 25.0% of the best group '0' (1.0000); the floor is 50%" \
+    assert (
+        "worst segment group '1' has NDCG@10 0.2500, 25.0% of the best group '0' (1.0000); the floor is 50%"
         in failures[0]
+    )
     assert "attribute:band" in failures[1] and "HR@10 0.5000" in failures[1]
     failures, _ = check_floors(audit, "lm", FairnessFloors(min_segment_ndcg_ratio=0.2, min_coverage=0.9))
     assert len(failures) == 1 and "coverage@10" in failures[0]

@@ -23,8 +23,16 @@ def write_log(directory, *, users=400, requests_per_user=5, ctr=(0.05, 0.08), ch
             variant = "challenger" if challenger else "champion"
             request_id = f"req-{u}-{r}"
             for i in range(10):
-                base = {"request_id": request_id, "user": f"user-{u}", "item_id": f"m{i}", "value": None,
-                        "ts": 1.0, "received": 1.0, "revision": variant, "model_version": "2" if challenger else "1"}
+                base = {
+                    "request_id": request_id,
+                    "user": f"user-{u}",
+                    "item_id": f"m{i}",
+                    "value": None,
+                    "ts": 1.0,
+                    "received": 1.0,
+                    "revision": variant,
+                    "model_version": "2" if challenger else "1",
+                }
                 records.append({**base, "type": "impression"})
                 if rng.random() < ctr[challenger]:
                     records.append({**base, "type": "click"})

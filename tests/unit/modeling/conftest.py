@@ -25,7 +25,9 @@ def runtime() -> RuntimeSettings:
 
 @pytest.fixture
 def encoder_settings(tiny_bert_path: Path, tmp_path: Path) -> ItemEncoderSettings:
-    return ItemEncoderSettings(model_path=tiny_bert_path, max_length=24, batch_size=16, cache_dir=tmp_path / "cache")
+    return ItemEncoderSettings(
+        model_path=tiny_bert_path, max_length=24, batch_size=16, cache_dir=tmp_path / "cache"
+    )
 
 
 @pytest.fixture

@@ -36,7 +36,9 @@ def test_the_loss_of_a_trimmed_batch_equals_the_loss_of_the_padded_one(loss: str
                                 n_sampled_negatives=5, history_penalty="learned")
     model = IDOnlyNextItemRecommender(settings)
     model.net = NextItemNet(PAD, None, settings).eval()
-    padded = torch.from_numpy(left_pad([np.array([1, 2, 3, 4]), np.array([5, 6]), np.array([9, 2, 9])], 11, PAD))
+    padded = torch.from_numpy(
+        left_pad([np.array([1, 2, 3, 4]), np.array([5, 6]), np.array([9, 2, 9])], 11, PAD)
+    )
     inputs, targets = padded[:, :-1], padded[:, 1:]
     segments = torch.zeros(3, dtype=torch.long)
     whole, n_whole = model._loss(inputs, targets, segments, torch.Generator().manual_seed(1))

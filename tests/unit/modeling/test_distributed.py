@@ -52,8 +52,18 @@ def _free_port() -> int:
 
 def _fine_tune(prefix: list[str], config: Path, prepared: Path, output: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    command = [*prefix, "-m", "hyperrec.cli", "fine-tune", "--config", str(config), "--prepared", str(prepared),
-               "--output", str(output)]
+    command = [
+        *prefix,
+        "-m",
+        "hyperrec.cli",
+        "fine-tune",
+        "--config",
+        str(config),
+        "--prepared",
+        str(prepared),
+        "--output",
+        str(output),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return done

@@ -41,7 +41,9 @@ def test_gaps_follow_the_chosen_cold_item_when_one_is_given():
                        [5.0, 4.0, 3.0, 4.5, 0.0]])
     cold = np.array([False, False, False, True, True])
     # Row 0 offers item 4 (needs 3.5); row 1 chose nothing (no history), so it never fires.
-    np.testing.assert_array_equal(slot_gaps(scores, cold, position=2, chosen=np.array([4, -1])), [3.5, np.inf])
+    np.testing.assert_array_equal(
+        slot_gaps(scores, cold, position=2, chosen=np.array([4, -1])), [3.5, np.inf]
+    )
 
 
 def test_text_vectors_are_unit_rows_and_keep_zero_rows():
@@ -50,17 +52,25 @@ def test_text_vectors_are_unit_rows_and_keep_zero_rows():
     np.testing.assert_allclose(vectors, [[0.6, 0.8], [0.0, 0.0]])
 
 
-def _fit(cyclic_data, runtime, encoder_settings, max_cost: float, chooser: str = "score") -> NextItemRecommender:
+def _fit(
+    cyclic_data, runtime, encoder_settings, max_cost: float, chooser: str = "score"
+) -> NextItemRecommender:
     settings = ColdSlotSettings(position=3, max_cost=max_cost, chooser=chooser)
-    model = NextItemRecommender(small_settings(cold_slot=settings), item_encoder=encoder_settings, runtime=runtime)
-    model.fit(cyclic_data, validate=lambda m: accuracy_at_1(m, cyclic_data), item_embeddings=text_embeddings(N_ITEMS))
+    model = NextItemRecommender(
+        small_settings(cold_slot=settings), item_encoder=encoder_settings, runtime=runtime
+    )
+    model.fit(
+        cyclic_data,
+        validate=lambda m: accuracy_at_1(m, cyclic_data),
+        item_embeddings=text_embeddings(N_ITEMS),
+    )
     return model
 
 
 @pytest.mark.parametrize("chooser", ["score", "history_text"])
-def test_a_fitted_model_scores_through_the_slot_and_keeps_it_across_save_and_load(cyclic_data, runtime,
-                                                                                   encoder_settings, tmp_path: Path,
-                                                                                   chooser: str):
+def test_a_fitted_model_scores_through_the_slot_and_keeps_it_across_save_and_load(
+    cyclic_data, runtime, encoder_settings, tmp_path: Path, chooser: str
+):
     """Item 23 has no train event. With a generous budget the slot is fitted; model.score (what the harness
     ranks) is the scoring graph's output passed through reserve_cold_slot, the transformer's rule."""
     model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9, chooser=chooser)
@@ -110,9 +120,17 @@ def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, 
     assert has_cold_outputs(read_manifest(bundle))
     catalogue = Catalogue.from_bundle(bundle)
     assert catalogue.cold_slot is not None and catalogue.cold_slot.to_dict() == model.cold_slot.to_dict()
-    service = RecommendationService(catalogue, model_name="ranker", model_version="v1", max_history=32,
-                                    settings=ServingConfig(max_per_category=None), pseudonymize=lambda raw: raw)
-    session = ort.InferenceSession(str(onnx_path(bundle, read_manifest(bundle))), providers=["CPUExecutionProvider"])
+    service = RecommendationService(
+        catalogue,
+        model_name="ranker",
+        model_version="v1",
+        max_history=32,
+        settings=ServingConfig(max_per_category=None),
+        pseudonymize=lambda raw: raw,
+    )
+    session = ort.InferenceSession(
+        str(onnx_path(bundle, read_manifest(bundle))), providers=["CPUExecutionProvider"]
+    )
     histories = cyclic_data.histories(("train", "validation"))
     promoted = 0
     for user in sorted(histories):
@@ -126,8 +144,9 @@ def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, 
 
 
 @pytest.mark.parametrize("chooser", ["score", "history_text"])
-def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(cyclic_data, runtime, encoder_settings,
-                                                                         tmp_path: Path, chooser: str):
+def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(
+    cyclic_data, runtime, encoder_settings, tmp_path: Path, chooser: str
+):
     """The exported graph's top 6 and the slot's cold item (cold_id/cold_score: the best-scored one or the text
     choice), ranked as the transformer's fast path ranks them, answer what the full scores answer, promoted
     cold item included."""
@@ -146,14 +165,24 @@ def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(cyclic
     export_next_item_bundle(model, cyclic_data, bundle, model_name="ranker", version="v1", max_history=32,
                             lineage={}, triton=TritonSettings(top_k=6))
     catalogue = Catalogue.from_bundle(bundle)
-    service = RecommendationService(catalogue, model_name="ranker", model_version="v1", max_history=32,
-                                    settings=ServingConfig(max_per_category=None), pseudonymize=lambda raw: raw)
-    session = ort.InferenceSession(str(onnx_path(bundle, read_manifest(bundle))), providers=["CPUExecutionProvider"])
+    service = RecommendationService(
+        catalogue,
+        model_name="ranker",
+        model_version="v1",
+        max_history=32,
+        settings=ServingConfig(max_per_category=None),
+        pseudonymize=lambda raw: raw,
+    )
+    session = ort.InferenceSession(
+        str(onnx_path(bundle, read_manifest(bundle))), providers=["CPUExecutionProvider"]
+    )
     histories = cyclic_data.histories(("train", "validation"))
     decided = promoted = 0
     for user in sorted(histories):
         plan = service.prepare({"user_id": user, "history": [f"m{i}" for i in histories[user]], "k": 5})
-        scores, *outputs = session.run(["scores", "top_ids", "top_scores", "cold_id", "cold_score"], plan.model_inputs)
+        scores, *outputs = session.run(
+            ["scores", "top_ids", "top_scores", "cold_id", "cold_score"], plan.model_inputs
+        )
         top = TopK(*outputs).row(0)
         if not decided_by_prefix(top, plan.history_idx, catalogue, service.settings, depth=5):
             continue

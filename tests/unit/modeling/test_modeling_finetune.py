@@ -157,7 +157,10 @@ def test_trainer_applies_the_unfreeze_schedule(tiny_bert_path: Path) -> None:
         vectors = encoder.encode_tokens(["love story", "war night"])
         return (vectors[:, 0] - 1.0).pow(2).mean(), 2
 
-    before = (lower.attention.self.query.weight.detach().clone(), upper.attention.self.query.weight.detach().clone())
+    before = (
+        lower.attention.self.query.weight.detach().clone(),
+        upper.attention.self.query.weight.detach().clone(),
+    )
     settings = TrainingSettings(max_epochs=2, unfreeze_schedule={0: 1, 1: 2}, lm_learning_rate=1e-2)
     optimizer = build_optimizer(param_groups([encoder], [], settings), settings, torch.device("cpu"))
     Trainer(settings, RuntimeSettings(progress=False), validate=validate).fit(

@@ -19,7 +19,9 @@ def test_item_text_has_title_genres_and_top_tags() -> None:
     assert text == "Heat (1995). Genres: Action, Crime. Tags: heist, pacino"
     assert item_text("X", [], None) == "X"
     assert item_text("X", ["Drama"], "", include_categories=False) == "X"
-    items = pd.DataFrame({"item_idx": [1, 0], "title": ["B", "A"], "categories": [["c"], []], "text": ["", "t"]})
+    items = pd.DataFrame(
+        {"item_idx": [1, 0], "title": ["B", "A"], "categories": [["c"], []], "text": ["", "t"]}
+    )
     assert item_texts(items) == ["A. Tags: t", "B. Genres: c"]
 
 

@@ -25,7 +25,14 @@ def small_settings(**overrides) -> NextItemSettings:
     training = TrainingSettings(max_epochs=40, batch_size=16, learning_rate=5e-3, weight_decay=0.0,
                                 warmup_ratio=0.0, linear_decay=False, unfreeze_schedule={0: 0}, patience=40,
                                 max_train_seconds=None)
-    values = {"d_model": 32, "n_layers": 1, "n_heads": 2, "max_seq_len": 8, "dropout": 0.0, "training": training}
+    values = {
+        "d_model": 32,
+        "n_layers": 1,
+        "n_heads": 2,
+        "max_seq_len": 8,
+        "dropout": 0.0,
+        "training": training,
+    }
     values.update(overrides)
     return NextItemSettings(**values)
 
@@ -47,7 +54,11 @@ def accuracy_at_1(model: NextItemRecommender, data) -> float:
 def fitted_lm(cyclic_data, runtime, encoder_settings) -> NextItemRecommender:
     model = NextItemRecommender(small_settings(), item_encoder=encoder_settings, runtime=runtime)
     # unmasked next-item accuracy: masking train items would make this cycle trivially easy
-    model.fit(cyclic_data, validate=lambda m: accuracy_at_1(m, cyclic_data), item_embeddings=text_embeddings(N_ITEMS))
+    model.fit(
+        cyclic_data,
+        validate=lambda m: accuracy_at_1(m, cyclic_data),
+        item_embeddings=text_embeddings(N_ITEMS),
+    )
     return model
 
 
@@ -107,7 +118,9 @@ def test_same_seed_same_model(cyclic_data, runtime, encoder_settings) -> None:
     scores = []
     for _ in range(2):
         model = NextItemRecommender(settings, item_encoder=encoder_settings, runtime=runtime)
-        model.fit(cyclic_data, validate=local_validator(cyclic_data), item_embeddings=text_embeddings(N_ITEMS))
+        model.fit(
+            cyclic_data, validate=local_validator(cyclic_data), item_embeddings=text_embeddings(N_ITEMS)
+        )
         scores.append(model.score(ScoringBatch(["u000"], [np.array([1, 2, 3])])))
     np.testing.assert_array_equal(scores[0], scores[1])
 
@@ -225,8 +238,9 @@ def test_history_penalty_auto_learns_when_users_repeat(tmp_path: Path, runtime) 
     assert NextItemNet(8, 16, off.settings).repeat_bias is None
 
 
-def test_warm_start_from_a_champion_starts_where_it_left_off(fitted_lm, cyclic_data, runtime, encoder_settings,
-                                                               tmp_path: Path) -> None:
+def test_warm_start_from_a_champion_starts_where_it_left_off(
+    fitted_lm, cyclic_data, runtime, encoder_settings, tmp_path: Path
+) -> None:
     fitted_lm.save(tmp_path / "champion")
     no_training = small_settings(training=TrainingSettings(
         max_epochs=1, max_steps_per_epoch=1, learning_rate=1e-9, unfreeze_schedule={0: 0}, warmup_ratio=0.0))

@@ -17,8 +17,16 @@ from hyperrec.models.base import ScoringBatch
 
 
 def _training(**kw) -> TrainingSettings:
-    values = {"max_epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "lm_learning_rate": 1e-3, "warmup_ratio": 0.1,
-              "unfreeze_schedule": {0: 1, 1: 2}, "patience": 5, "max_steps_per_epoch": 4}
+    values = {
+        "max_epochs": 2,
+        "batch_size": 8,
+        "learning_rate": 1e-3,
+        "lm_learning_rate": 1e-3,
+        "warmup_ratio": 0.1,
+        "unfreeze_schedule": {0: 1, 1: 2},
+        "patience": 5,
+        "max_steps_per_epoch": 4,
+    }
     values.update(kw)
     return TrainingSettings(**values)
 
@@ -49,7 +57,9 @@ def test_bi_encoder_trains_scores_retrieves_and_round_trips(bi_encoder, cyclic_d
     assert result is not None and result.epochs_run == 2 and result.steps == 8
     assert len(result.history) == 2 and result.best_metric is not None
     # the schedule {0: 1, 1: 2} ended with both layers trainable
-    assert all(p.requires_grad for layer in bi_encoder.user_tower.transformer_layers() for p in layer.parameters())
+    assert all(
+        p.requires_grad for layer in bi_encoder.user_tower.transformer_layers() for p in layer.parameters()
+    )
     assert bi_encoder.user_tower is bi_encoder.item_tower and bi_encoder.user_tower.modified
 
     histories = cyclic_data.histories(("train",))
@@ -76,8 +86,14 @@ def test_bi_encoder_trains_scores_retrieves_and_round_trips(bi_encoder, cyclic_d
 
 
 def test_bi_encoder_frozen_lower_layer_does_not_change(cyclic_data, runtime, encoder_settings) -> None:
-    settings = BiEncoderSettings(profile_max_length=32, item_max_length=16, examples_per_user=1, min_prefix=2,
-                                 share_towers=False, training=_training(max_epochs=1, unfreeze_schedule={0: 1}))
+    settings = BiEncoderSettings(
+        profile_max_length=32,
+        item_max_length=16,
+        examples_per_user=1,
+        min_prefix=2,
+        share_towers=False,
+        training=_training(max_epochs=1, unfreeze_schedule={0: 1}),
+    )
     model = BiEncoderRecommender(settings, item_encoder=encoder_settings, runtime=runtime)
     from hyperrec.modeling.item_encoder import TextEncoder
 
@@ -93,11 +109,21 @@ def test_bi_encoder_frozen_lower_layer_does_not_change(cyclic_data, runtime, enc
     assert model.user_tower is not model.item_tower
 
 
-def test_cross_encoder_reranks_the_retriever_top(cyclic_data, runtime, encoder_settings, tmp_path: Path) -> None:
+def test_cross_encoder_reranks_the_retriever_top(
+    cyclic_data, runtime, encoder_settings, tmp_path: Path
+) -> None:
     retriever = ZeroShotRecommender(runtime=runtime)
-    retriever.fit(cyclic_data, item_embeddings=np.random.default_rng(0).normal(size=(24, 8)).astype(np.float32))
-    settings = CrossEncoderSettings(max_length=64, profile_max_items=3, candidates=5, negatives_per_positive=2,
-                                    min_prefix=2, training=_training(max_epochs=1, batch_size=6))
+    retriever.fit(
+        cyclic_data, item_embeddings=np.random.default_rng(0).normal(size=(24, 8)).astype(np.float32)
+    )
+    settings = CrossEncoderSettings(
+        max_length=64,
+        profile_max_items=3,
+        candidates=5,
+        negatives_per_positive=2,
+        min_prefix=2,
+        training=_training(max_epochs=1, batch_size=6),
+    )
     reranker = CrossEncoderReranker(retriever, settings, item_encoder=encoder_settings, runtime=runtime)
     reranker.fit(cyclic_data, validate=local_validator(cyclic_data, max_users=5))
     assert reranker.train_result is not None and reranker.train_result.steps == 4
@@ -128,7 +154,9 @@ def test_cross_encoder_reranks_the_retriever_top(cyclic_data, runtime, encoder_s
 
 def test_cross_encoder_listwise_loss_runs(cyclic_data, runtime, encoder_settings) -> None:
     retriever = ZeroShotRecommender(runtime=runtime)
-    retriever.fit(cyclic_data, item_embeddings=np.random.default_rng(1).normal(size=(24, 8)).astype(np.float32))
+    retriever.fit(
+        cyclic_data, item_embeddings=np.random.default_rng(1).normal(size=(24, 8)).astype(np.float32)
+    )
     settings = CrossEncoderSettings(max_length=48, candidates=4, negatives_per_positive=3, loss="listwise",
                                     min_prefix=2, training=_training(max_epochs=1, batch_size=8,
                                                                      max_steps_per_epoch=2))
@@ -138,11 +166,21 @@ def test_cross_encoder_listwise_loss_runs(cyclic_data, runtime, encoder_settings
     assert reranker.fusion_weight == 0.0  # ties: the smallest weight wins
 
 
-def test_cross_encoder_with_fixed_weight_follows_the_retriever(cyclic_data, runtime, encoder_settings) -> None:
+def test_cross_encoder_with_fixed_weight_follows_the_retriever(
+    cyclic_data, runtime, encoder_settings
+) -> None:
     retriever = ZeroShotRecommender(runtime=runtime)
-    retriever.fit(cyclic_data, item_embeddings=np.random.default_rng(2).normal(size=(24, 8)).astype(np.float32))
-    settings = CrossEncoderSettings(max_length=48, candidates=6, negatives_per_positive=2, min_prefix=2,
-                                    retriever_weight=1e6, training=_training(max_epochs=1, max_steps_per_epoch=1))
+    retriever.fit(
+        cyclic_data, item_embeddings=np.random.default_rng(2).normal(size=(24, 8)).astype(np.float32)
+    )
+    settings = CrossEncoderSettings(
+        max_length=48,
+        candidates=6,
+        negatives_per_positive=2,
+        min_prefix=2,
+        retriever_weight=1e6,
+        training=_training(max_epochs=1, max_steps_per_epoch=1),
+    )
     reranker = CrossEncoderReranker(retriever, settings, item_encoder=encoder_settings, runtime=runtime)
     reranker.fit(cyclic_data, validate=lambda m: 0.0)
     batch = ScoringBatch(["u000"], [np.array([1, 2, 3])])

@@ -57,7 +57,9 @@ def test_id_dropout_trains_the_text_only_path_a_cold_item_then_ranks_at_the_top(
     are never in the softmax and it stays 0). Given the text of each user's true next item, the cold item
     ranks right behind or beside that warm item."""
     histories = cyclic_data.histories(("train",))
-    targets = dict(zip(cyclic_data.split("validation")["user_id"], cyclic_data.split("validation")["item_idx"]))
+    targets = dict(
+        zip(cyclic_data.split("validation")["user_id"], cyclic_data.split("validation")["item_idx"])
+    )
     users = sorted(histories)
 
     def fitted(id_dropout: float) -> NextItemRecommender:
@@ -83,12 +85,17 @@ def test_id_dropout_trains_the_text_only_path_a_cold_item_then_ranks_at_the_top(
 def test_same_seed_and_threads_give_identical_weights(cyclic_data, encoder_settings) -> None:
     """Determinism: budgets are epochs and steps, so two runs match bit for bit (here with 2 threads)."""
     runtime = RuntimeSettings(threads=2, device="cpu", progress=False, seed=11)
-    settings = small_settings(id_dropout=0.3, training=small_settings().training.model_copy(update={"max_epochs": 4}))
+    settings = small_settings(
+        id_dropout=0.3, training=small_settings().training.model_copy(update={"max_epochs": 4})
+    )
     runs = []
     for _ in range(2):
         model = NextItemRecommender(settings, item_encoder=encoder_settings, runtime=runtime)
-        model.fit(cyclic_data, validate=lambda m: float(m.score(ScoringBatch(["u001"], [np.arange(5)]))[0, 5]),
-                  item_embeddings=text_embeddings(N_ITEMS))
+        model.fit(
+            cyclic_data,
+            validate=lambda m: float(m.score(ScoringBatch(["u001"], [np.arange(5)]))[0, 5]),
+            item_embeddings=text_embeddings(N_ITEMS),
+        )
         assert model.net is not None and model.train_result is not None
         runs.append((model.net.state_dict(), model.train_result.history))
     (first, history_a), (second, history_b) = runs

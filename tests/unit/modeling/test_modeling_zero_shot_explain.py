@@ -90,7 +90,9 @@ class _Oracle:
 
 def test_local_validator_and_default_validator(cyclic_data) -> None:
     assert local_validator(cyclic_data)(_Oracle(cyclic_data)) == pytest.approx(1.0)
-    assert local_validator(cyclic_data, metric="hr@5", max_users=10)(_Oracle(cyclic_data)) == pytest.approx(1.0)
+    assert local_validator(cyclic_data, metric="hr@5", max_users=10)(_Oracle(cyclic_data)) == pytest.approx(
+        1.0
+    )
     assert default_validator(cyclic_data, seed=1)(_Oracle(cyclic_data)) == pytest.approx(1.0)
 
 

@@ -30,12 +30,19 @@ def test_large_catalogue_without_timestamps_samples_negatives_and_ignores_order(
 
 
 def test_the_threshold_is_a_setting_and_end_to_end_training_always_samples() -> None:
-    assert resolve_next_item(NextItemSettings(full_softmax_max_items=100), shape(101))[0].loss == "sampled_softmax"
-    assert resolve_next_item(NextItemSettings(full_softmax_max_items=100), shape(100))[0].loss == "full_softmax"
+    assert (
+        resolve_next_item(NextItemSettings(full_softmax_max_items=100), shape(101))[0].loss
+        == "sampled_softmax"
+    )
+    assert (
+        resolve_next_item(NextItemSettings(full_softmax_max_items=100), shape(100))[0].loss == "full_softmax"
+    )
     end_to_end = NextItemSettings(finetune_item_encoder=True, token_cache=False)
     assert resolve_next_item(end_to_end, shape(50))[0].loss == "sampled_softmax"
     # over the token cache only a bounded number of items is re-encoded per step: the full softmax stays
-    assert resolve_next_item(NextItemSettings(finetune_item_encoder=True), shape(50))[0].loss == "full_softmax"
+    assert (
+        resolve_next_item(NextItemSettings(finetune_item_encoder=True), shape(50))[0].loss == "full_softmax"
+    )
 
 
 def test_explicit_values_are_kept() -> None:

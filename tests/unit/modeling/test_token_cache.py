@@ -18,8 +18,13 @@ from hyperrec.modeling.settings import RuntimeSettings
 from hyperrec.modeling.token_cache import TokenStateCache, cached_encoder, live_text_table
 from hyperrec.models.base import ScoringBatch
 
-TEXTS = ["love story (1990). Genres: drama", "war", "night city. Genres: action, horror. Tags: girl, boy, house",
-         "the world of time and love and war in the city at night", "a boy"]
+TEXTS = [
+    "love story (1990). Genres: drama",
+    "war",
+    "night city. Genres: action, horror. Tags: girl, boy, house",
+    "the world of time and love and war in the city at night",
+    "a boy",
+]
 
 
 @pytest.fixture
@@ -99,8 +104,12 @@ def test_two_runs_with_the_same_seed_and_threads_are_identical(cyclic_data, enco
     runtime = RuntimeSettings(threads=2, device="cpu", progress=False, seed=5)
     runs = []
     for _ in range(2):
-        model = NextItemRecommender(_cached_settings(max_epochs=2), item_encoder=encoder_settings, runtime=runtime)
-        model.fit(cyclic_data, validate=lambda m: float(m.score(ScoringBatch(["u001"], [np.arange(5)]))[0, 7]))
+        model = NextItemRecommender(
+            _cached_settings(max_epochs=2), item_encoder=encoder_settings, runtime=runtime
+        )
+        model.fit(
+            cyclic_data, validate=lambda m: float(m.score(ScoringBatch(["u001"], [np.arange(5)]))[0, 7])
+        )
         assert model.net is not None and model.encoder is not None and model.train_result is not None
         runs.append(({**model.net.state_dict(), **model.encoder.state_dict()}, model.train_result.history))
     (first, history_a), (second, history_b) = runs

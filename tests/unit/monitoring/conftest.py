@@ -19,7 +19,9 @@ def kfp_client(retraining_package):
 
     def make(**options) -> FakeKfpClient:
         client = FakeKfpClient(**options)
-        client.add_uploaded(retraining_package, KFP_UPLOADED["pipeline_id"], KFP_UPLOADED["pipeline_version_id"])
+        client.add_uploaded(
+            retraining_package, KFP_UPLOADED["pipeline_id"], KFP_UPLOADED["pipeline_version_id"]
+        )
         return client
 
     return make

@@ -15,9 +15,13 @@ from hyperrec.pipelines.retraining.pipeline import build_retraining_pipeline
 
 # Trigger settings of an uploaded retraining pipeline with object-store sources, as a cluster config sets them.
 DATA_BUCKET = "hyperrec-data"
-KFP_UPLOADED = {"host": "http://kfp.example", "pipeline_id": "retraining-id", "pipeline_version_id": "retraining-v1",
-                "reference_uri": f"s3://{DATA_BUCKET}/reference/prepared/",
-                "current_uri": f"s3://{DATA_BUCKET}/feedback/"}
+KFP_UPLOADED = {
+    "host": "http://kfp.example",
+    "pipeline_id": "retraining-id",
+    "pipeline_version_id": "retraining-v1",
+    "reference_uri": f"s3://{DATA_BUCKET}/reference/prepared/",
+    "current_uri": f"s3://{DATA_BUCKET}/feedback/",
+}
 
 DAY = 86400
 START = 1_700_000_000  # 2023-11-14
@@ -70,7 +74,9 @@ def synthetic_events(
                 if kind == "view":
                     row["dwell_seconds"] = float(rng.lognormal(3.0, 0.8) * dwell_scale)
                 elif kind == "rating":
-                    row["value"] = float(np.clip(np.round(3.5 + bias + rating_shift + rng.normal(0, 0.8)), 1, 5))
+                    row["value"] = float(
+                        np.clip(np.round(3.5 + bias + rating_shift + rng.normal(0, 0.8)), 1, 5)
+                    )
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -108,8 +114,16 @@ def feedback_records(
                 if rng.random() < ctr:
                     records.append({"request_id": request, "user_id": f"u{u}", "item_id": f"i{item}",
                                     "event": "click", "value": None, "timestamp": t + 5})
-                    records.append({"request_id": request, "user_id": f"u{u}", "item_id": f"i{item}",
-                                    "event": "dwell", "value": float(rng.lognormal(3, 0.8)), "timestamp": t + 60})
+                    records.append(
+                        {
+                            "request_id": request,
+                            "user_id": f"u{u}",
+                            "item_id": f"i{item}",
+                            "event": "dwell",
+                            "value": float(rng.lognormal(3, 0.8)),
+                            "timestamp": t + 60,
+                        }
+                    )
     return records
 
 
@@ -117,7 +131,13 @@ def drift_summary(drift: bool = True, ctr: float | None = None, floor: float = 0
     """A drift summary as ``DriftResult.summary()`` writes it: item_popularity drifted (or not), CTR optional."""
     checks = {"item_popularity": {"method": "wasserstein", "score": 1.38 if drift else 0.05, "threshold": 0.2,
                                   "p_value": 0.0017 if drift else None}}
-    quality = {"metric": "ctr", "status": "not_applicable", "value": None, "floor": floor, "below_floor": False}
+    quality = {
+        "metric": "ctr",
+        "status": "not_applicable",
+        "value": None,
+        "floor": floor,
+        "below_floor": False,
+    }
     if ctr is not None:
         quality.update(value=ctr, impressions=5000, status="below_floor" if ctr < floor else "ok",
                        below_floor=ctr < floor)

@@ -150,14 +150,20 @@ def test_explicit_predictions_compare_recommended_items():
         ("wasserstein", ColumnType.Numerical, np.random.default_rng(1).lognormal(0, 1, 900)),
         ("wasserstein", ColumnType.Numerical, np.random.default_rng(2).integers(1, 6, 900).astype(float)),
         ("jensenshannon", ColumnType.Categorical, np.random.default_rng(3).choice(list("abcde"), 900)),
-        (RELATIVE_RATE_CHANGE, ColumnType.Numerical, (np.random.default_rng(4).random(900) < 0.1).astype(float)),
+        (
+            RELATIVE_RATE_CHANGE,
+            ColumnType.Numerical,
+            (np.random.default_rng(4).random(900) < 0.1).astype(float),
+        ),
     ],
 )
 def test_permutation_statistics_equal_evidently(method, kind, values):
     mask = np.random.default_rng(5).random(len(values)) < 0.4
     ref, cur = pd.Series(values[mask]), pd.Series(values[~mask])
     expected = get_stattest(ref, cur, kind, method)(ref, cur, kind, 0.1).drift_score
-    assert fast_statistic(method, kind == ColumnType.Categorical, values)(mask) == pytest.approx(expected, rel=1e-9)
+    assert fast_statistic(method, kind == ColumnType.Categorical, values)(mask) == pytest.approx(
+        expected, rel=1e-9
+    )
 
 
 def test_logs_carry_no_user_ids(reference, caplog):

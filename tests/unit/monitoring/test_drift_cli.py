@@ -36,8 +36,18 @@ def events_file(tmp_path_factory):
 
 
 def test_one_shot_with_windows_cut_from_one_file(events_file, tmp_path, capsys):
-    args = parse("--reference", str(events_file), "--reference-end", str(START + 50 * DAY),
-                 "--current", str(events_file), "--current-start", "2024-02-01", "--output-dir", str(tmp_path))
+    args = parse(
+        "--reference",
+        str(events_file),
+        "--reference-end",
+        str(START + 50 * DAY),
+        "--current",
+        str(events_file),
+        "--current-start",
+        "2024-02-01",
+        "--output-dir",
+        str(tmp_path),
+    )
     assert args.handler is run_drift_command
     assert run_drift_command(args) == 1
     out = capsys.readouterr().out
@@ -63,9 +73,24 @@ def test_watch_with_trigger_checks_max_checks_times_and_logs_every_decision(even
     client = kfp_client()
     trigger = RetrainTrigger(cfg, KfpLauncher(client, cfg.trigger.kfp))
     sleeps = []
-    args = parse("--reference", str(events_file), "--reference-end", str(START + 50 * DAY),
-                 "--current", str(events_file), "--current-start", str(START + 90 * DAY),
-                 "--output-dir", str(tmp_path), "--watch", "--interval", "7", "--max-checks", "3", "--trigger")
+    args = parse(
+        "--reference",
+        str(events_file),
+        "--reference-end",
+        str(START + 50 * DAY),
+        "--current",
+        str(events_file),
+        "--current-start",
+        str(START + 90 * DAY),
+        "--output-dir",
+        str(tmp_path),
+        "--watch",
+        "--interval",
+        "7",
+        "--max-checks",
+        "3",
+        "--trigger",
+    )
     assert run_drift_command(args, trigger=trigger, sleep=sleeps.append) == 3
     assert sleeps == [7.0, 7.0]
     decisions = [json.loads(line)["decision"] for line in (tmp_path / "d.jsonl").read_text().splitlines()]
@@ -109,4 +134,6 @@ def test_watch_survives_a_failing_check(events_file, tmp_path, capsys):
     assert run_drift_command(args, sleep=sleeps.append) == 2
     assert capsys.readouterr().out.count("drift check failed") == 2 and sleeps == [1.0]
     with pytest.raises(DataError):
-        run_drift_command(parse("--reference", str(events_file), "--current", str(tmp_path / "not-there.jsonl")))
+        run_drift_command(
+            parse("--reference", str(events_file), "--current", str(tmp_path / "not-there.jsonl"))
+        )

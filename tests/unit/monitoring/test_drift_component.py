@@ -47,8 +47,11 @@ def test_component_body_writes_report_and_summary_and_returns_whether_to_retrain
 
 
 @pytest.mark.local
-@pytest.mark.parametrize("shift, force, retrain", [(0.6, False, True), (0.0, False, False), (0.0, True, True)],
-                         ids=["drift", "no drift", "no drift, forced"])
+@pytest.mark.parametrize(
+    "shift, force, retrain",
+    [(0.6, False, True), (0.0, False, False), (0.0, True, True)],
+    ids=["drift", "no drift", "no drift, forced"],
+)
 def test_component_runs_under_kfp_local_and_feeds_dsl_if(tmp_path, shift, force, retrain):
     reference, current = tmp_path / "reference.parquet", tmp_path / "current.parquet"
     synthetic_events(150, seed=1).to_parquet(reference)

@@ -40,7 +40,9 @@ def pushgateway(tmp_path):
         pytest.skip("prometheus-pushgateway is not installed (apt-get install prometheus-pushgateway)")
     address = f"127.0.0.1:{_free_port()}"
     log = (tmp_path / "pushgateway.log").open("w")
-    process = subprocess.Popen([binary, f"--web.listen-address={address}"], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [binary, f"--web.listen-address={address}"], stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         for _ in range(100):  # bounded: at most ~10 s for it to listen
             try:
@@ -72,11 +74,23 @@ def test_a_drift_check_pushes_its_status_to_the_pushgateway(pushgateway, tmp_pat
     pd.concat([early, late], ignore_index=True).to_csv(events, index=False)
     parser = argparse.ArgumentParser(prog="hyperrec")
     add_monitoring_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([
-        "drift", "--reference", str(events), "--reference-end", str(START + 50 * DAY), "--current", str(events),
-        "--current-start", "2024-02-01", "--output-dir", str(tmp_path / "out"),
-        "--set", f"monitoring.pushgateway_url={pushgateway}",
-    ])
+    args = parser.parse_args(
+        [
+            "drift",
+            "--reference",
+            str(events),
+            "--reference-end",
+            str(START + 50 * DAY),
+            "--current",
+            str(events),
+            "--current-start",
+            "2024-02-01",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--set",
+            f"monitoring.pushgateway_url={pushgateway}",
+        ]
+    )
 
     assert run_drift_command(args) == 1
 

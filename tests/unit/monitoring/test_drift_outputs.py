@@ -20,7 +20,13 @@ def test_html_report_and_json_summary_are_written(tmp_path):
     dwell = summary["checks"]["dwell_seconds"]
     assert dwell["drift"] is True and dwell["method"] == "wasserstein"
     assert dwell["score"] >= dwell["threshold"] == 0.2 and dwell["p_value"] <= dwell["alpha_per_check"]
-    assert set(summary["checks"]) >= {"event_mix", "item_popularity", "user_activity", "item_embeddings", "ctr"}
+    assert set(summary["checks"]) >= {
+        "event_mix",
+        "item_popularity",
+        "user_activity",
+        "item_embeddings",
+        "ctr",
+    }
     for window in summary["windows"].values():
         assert window["rows"] > 0 and window["users"] == 200
         assert window["first_event"] <= window["last_event"]

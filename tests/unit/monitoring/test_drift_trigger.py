@@ -31,8 +31,15 @@ def make(tmp_path, client, *, recorder=None, **trigger):
     cfg = MonitoringConfig.model_validate({"trigger": {"kfp": KFP, "cooldown_seconds": 3600, **trigger}})
     sleeps = []
     clock = Clock()
-    engine = RetrainTrigger(cfg, KfpLauncher(client, cfg.trigger.kfp), decision_log=tmp_path / "decisions.jsonl",
-                            recorder=recorder, clock=clock, sleep=sleeps.append, config_yaml="{}")
+    engine = RetrainTrigger(
+        cfg,
+        KfpLauncher(client, cfg.trigger.kfp),
+        decision_log=tmp_path / "decisions.jsonl",
+        recorder=recorder,
+        clock=clock,
+        sleep=sleeps.append,
+        config_yaml="{}",
+    )
     return engine, client, clock, sleeps
 
 
@@ -179,19 +186,30 @@ def test_local_launcher_runs_the_injected_callable(tmp_path):
 URIS = {key: KFP[key] for key in ("reference_uri", "current_uri")}
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({**URIS}, "needs pipeline_id and pipeline_version_id"),
-    ({"pipeline_id": "p", **URIS}, "needs both pipeline_id and pipeline_version_id"),
-    ({"pipeline_package": "retraining.yaml"}, "reference_uri and monitoring.trigger.kfp.current_uri must name"),
-    ({"pipeline_package": "retraining.yaml", "reference_uri": KFP["reference_uri"]},
-     "monitoring.trigger.kfp.current_uri must name the object-store location"),
-], ids=["no pipeline", "pipeline without version", "no URIs", "no current_uri"])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({**URIS}, "needs pipeline_id and pipeline_version_id"),
+        ({"pipeline_id": "p", **URIS}, "needs both pipeline_id and pipeline_version_id"),
+        (
+            {"pipeline_package": "retraining.yaml"},
+            "reference_uri and monitoring.trigger.kfp.current_uri must name",
+        ),
+        (
+            {"pipeline_package": "retraining.yaml", "reference_uri": KFP["reference_uri"]},
+            "monitoring.trigger.kfp.current_uri must name the object-store location",
+        ),
+    ],
+    ids=["no pipeline", "pipeline without version", "no URIs", "no current_uri"],
+)
 def test_a_kfp_launcher_refuses_settings_that_could_only_start_broken_runs(kfp_client, settings, message):
     with pytest.raises(ConfigError, match=message):
         KfpLauncher(kfp_client(), KfpSettings(host="http://kfp", **settings))
 
 
-@pytest.mark.parametrize("uri", ["/var/lib/hyperrec/feedback", "pvc://hyperrec-feedback/", "file:///data", ""])
+@pytest.mark.parametrize(
+    "uri", ["/var/lib/hyperrec/feedback", "pvc://hyperrec-feedback/", "file:///data", ""]
+)
 def test_importer_uris_must_be_object_store_uris(uri):
     with pytest.raises(ValueError, match="not a URI the KFP launcher can download"):
         KfpSettings(current_uri=uri)

@@ -30,13 +30,46 @@ def test_parse_time_accepts_seconds_milliseconds_and_iso():
 
 def test_feedback_records_become_interaction_rows():
     records = [
-        {"request_id": "r1", "user_id": "u1", "item_id": "i1", "event": "impression", "value": 0.7, "timestamp": 100},
-        {"request_id": "r1", "user_id": "u1", "item_id": "i1", "event": "click", "value": None, "timestamp": 101},
-        {"request_id": "r1", "user_id": "u1", "item_id": "i1", "event": "dwell", "value": 42.0,
-         "timestamp": "1970-01-01T00:02:00Z"},
-        {"request_id": "r1", "user_id": "u1", "item_id": "i2", "event": "dwell", "value": 3.0, "timestamp": 130},
-        {"request_id": "r2", "user_id": "u2", "item_id": "i2", "event": "RATING", "value": 2.5,
-         "timestamp": 140_000},
+        {
+            "request_id": "r1",
+            "user_id": "u1",
+            "item_id": "i1",
+            "event": "impression",
+            "value": 0.7,
+            "timestamp": 100,
+        },
+        {
+            "request_id": "r1",
+            "user_id": "u1",
+            "item_id": "i1",
+            "event": "click",
+            "value": None,
+            "timestamp": 101,
+        },
+        {
+            "request_id": "r1",
+            "user_id": "u1",
+            "item_id": "i1",
+            "event": "dwell",
+            "value": 42.0,
+            "timestamp": "1970-01-01T00:02:00Z",
+        },
+        {
+            "request_id": "r1",
+            "user_id": "u1",
+            "item_id": "i2",
+            "event": "dwell",
+            "value": 3.0,
+            "timestamp": 130,
+        },
+        {
+            "request_id": "r2",
+            "user_id": "u2",
+            "item_id": "i2",
+            "event": "RATING",
+            "value": 2.5,
+            "timestamp": 140_000,
+        },
     ]
     frame, stats = feedback_records_to_frame(records, item_index={"i1": 0, "i2": 1},
                                              settings=FeedbackSettings(min_dwell_seconds=10, min_rating=3))

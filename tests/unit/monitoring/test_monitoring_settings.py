@@ -36,7 +36,9 @@ def test_unknown_keys_and_unknown_checks_are_rejected():
     with pytest.raises(ValidationError, match="unknown checks"):
         MonitoringConfig.model_validate({"drift": {"disabled_checks": ["not_a_check"]}})
     with pytest.raises(ValidationError):
-        MonitoringConfig.model_validate({"drift": {"thresholds": {"item_embeddings": 0.4}}})  # AUC must be > 0.5
+        MonitoringConfig.model_validate(
+            {"drift": {"thresholds": {"item_embeddings": 0.4}}}
+        )  # AUC must be > 0.5
 
 
 def test_the_section_mounts_into_hyperrec_config_and_round_trips():

@@ -23,7 +23,10 @@ from hyperrec.pipelines.contract import PipelineContract
 
 REPO = Path(__file__).resolve().parents[3]
 MONITORING = REPO / "manifests" / "components" / "monitoring"
-URIS = {"REFERENCE_URI": KFP_UPLOADED["reference_uri"], "CURRENT_URI": f"{KFP_UPLOADED['current_uri']}latest/"}
+URIS = {
+    "REFERENCE_URI": KFP_UPLOADED["reference_uri"],
+    "CURRENT_URI": f"{KFP_UPLOADED['current_uri']}latest/",
+}
 IDS = {"PIPELINE_ID": "p", "PIPELINE_VERSION_ID": "v", "EXPERIMENT_ID": "e"}
 
 
@@ -59,8 +62,12 @@ def test_the_docs_say_what_the_schedules_do():
 
 
 # The ConfigMap the platform engineer creates after uploading hyperrec-retraining (docs/DEPLOY.md).
-RETRAINING_PIPELINE = {"hyperrec-retraining-pipeline": {"pipeline_id": KFP_UPLOADED["pipeline_id"],
-                                                        "pipeline_version_id": KFP_UPLOADED["pipeline_version_id"]}}
+RETRAINING_PIPELINE = {
+    "hyperrec-retraining-pipeline": {
+        "pipeline_id": KFP_UPLOADED["pipeline_id"],
+        "pipeline_version_id": KFP_UPLOADED["pipeline_version_id"],
+    }
+}
 
 
 def shipped_config(tmp_path: Path, **changes) -> dict:
@@ -87,7 +94,9 @@ def upload_reference(uri: str, frame: pd.DataFrame, tmp_path: Path) -> None:
 
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     frame.to_parquet(tmp_path / "interactions.parquet")
-    boto3.client("s3").upload_file(str(tmp_path / "interactions.parquet"), bucket, f"{prefix}interactions.parquet")
+    boto3.client("s3").upload_file(
+        str(tmp_path / "interactions.parquet"), bucket, f"{prefix}interactions.parquet"
+    )
 
 
 def run_cronjob_command(tmp_path: Path, config: dict, monkeypatch, client) -> tuple[int, list[str]]:
@@ -132,8 +141,9 @@ def s3_objects(uri: str) -> dict[str, bytes]:
     return {key[len(prefix):]: client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
 
 
-def test_the_shipped_cronjob_starts_a_run_that_imports_the_window_it_checked(tmp_path, monkeypatch, kfp_client,
-                                                                            s3):
+def test_the_shipped_cronjob_starts_a_run_that_imports_the_window_it_checked(
+    tmp_path, monkeypatch, kfp_client, s3
+):
     config = shipped_config(tmp_path)
     kfp = config["monitoring"]["trigger"]["kfp"]
     reference = synthetic_events(200, seed=1)
@@ -142,7 +152,9 @@ def test_the_shipped_cronjob_starts_a_run_that_imports_the_window_it_checked(tmp
     rc, command = run_cronjob_command(tmp_path, config, monkeypatch, client)
     assert rc == 0 and command[:2] == ["hyperrec", "drift"] and "--trigger" in command
     # The CronJob's own check read the reference from the object store.
-    summary = json.loads((tmp_path / "pod" / "tmp" / "hyperrec" / "monitoring" / "drift_summary.json").read_text())
+    summary = json.loads(
+        (tmp_path / "pod" / "tmp" / "hyperrec" / "monitoring" / "drift_summary.json").read_text()
+    )
     assert summary["windows"]["reference"]["rows"] == len(reference)
     (run,) = client.runs  # FakeKfpClient accepted it: it fits the compiled pipeline
     params = run["params"]
@@ -157,9 +169,13 @@ def test_the_shipped_cronjob_starts_a_run_that_imports_the_window_it_checked(tmp
     assert s3_objects(f"{kfp['current_uri']}latest/") == objects
     (tmp_path / "import").mkdir()
     (tmp_path / "import" / "current.parquet").write_bytes(objects["current.parquet"])
-    imported = read_events(tmp_path / "import")  # what the pipeline's drift step reads from the imported folder
+    imported = read_events(
+        tmp_path / "import"
+    )  # what the pipeline's drift step reads from the imported folder
     window = json.loads(params["data_window"])
-    checked = select_window(read_events(tmp_path / "pod" / "feedback"), window["start_unix"], window["end_unix"])
+    checked = select_window(
+        read_events(tmp_path / "pod" / "feedback"), window["start_unix"], window["end_unix"]
+    )
     assert len(imported) == window["rows"] > 0
     pd.testing.assert_frame_equal(imported, checked.reset_index(drop=True))
 
@@ -171,4 +187,7 @@ def test_without_object_store_uris_the_cronjob_fails_instead_of_starting_a_broke
                                          "monitoring.trigger.kfp.current_uri": None})
     rc, _ = run_cronjob_command(tmp_path, config, monkeypatch, client)
     assert rc == 2 and client.runs == []
-    assert "monitoring.trigger.kfp.reference_uri and monitoring.trigger.kfp.current_uri" in capsys.readouterr().err
+    assert (
+        "monitoring.trigger.kfp.reference_uri and monitoring.trigger.kfp.current_uri"
+        in capsys.readouterr().err
+    )

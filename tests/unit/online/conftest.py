@@ -23,7 +23,10 @@ def make_catalogue(with_embeddings: bool = True) -> Catalogue:
     seg_pop = pd.DataFrame({"segment": [1, 1], "item_idx": [0, 3], "popularity": [5.0, 2.0]})
     segments = pd.DataFrame({"user_id": ["p:seg-user"], "segment": [1]})
     return Catalogue.from_frame(
-        items, embeddings=embeddings if with_embeddings else None, segment_popularity=seg_pop, segments=segments
+        items,
+        embeddings=embeddings if with_embeddings else None,
+        segment_popularity=seg_pop,
+        segments=segments,
     )
 
 

@@ -68,7 +68,9 @@ def test_rows_of_a_batch_are_decided_one_by_one():
 
 
 def test_no_cold_items_or_too_few_warm_items_change_nothing():
-    assert np.array_equal(reserve_cold_slot(SCORES, ColdSlot(np.array([], dtype=np.int64), 3, np.inf)), SCORES)
+    assert np.array_equal(
+        reserve_cold_slot(SCORES, ColdSlot(np.array([], dtype=np.int64), 3, np.inf)), SCORES
+    )
     assert np.array_equal(reserve_cold_slot(SCORES, ColdSlot(COLD, position=7, offset=np.inf)), SCORES)
 
 
@@ -110,7 +112,9 @@ def test_a_catalogue_rejects_a_slot_naming_items_it_does_not_have(catalogue_fact
 
 # Text vectors of items 0-8 in 2-D: warm items 0-2 point along x, 3-5 along y; cold item 6 along x, 7 along y,
 # 8 between them.
-VECTORS = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0, 1], [1, 0], [0, 1], [0.6, 0.8]], dtype=np.float32)
+VECTORS = np.array(
+    [[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0, 1], [1, 0], [0, 1], [0.6, 0.8]], dtype=np.float32
+)
 
 
 def test_a_history_text_slot_offers_the_cold_item_closest_to_the_recent_history_not_the_best_scored():
@@ -131,7 +135,9 @@ def test_only_the_last_window_history_items_choose_and_an_empty_history_chooses_
                                [np.array([0, 1, 2, 3, 4]), np.array([3, 0, 1]), np.array([], dtype=np.int64)])
     assert chosen.tolist() == [7, 6, -1]  # the last two of row 0 point along y; row 2 has no history
     # A cold item in the history is never offered, even when its (penalized) score is finite.
-    assert choose_cold_items(SCORES[None], slot, np.ones((1, 9), dtype=bool), [np.array([0, 6])]).tolist() == [8]
+    assert choose_cold_items(
+        SCORES[None], slot, np.ones((1, 9), dtype=bool), [np.array([0, 6])]
+    ).tolist() == [8]
     assert np.array_equal(reserve_cold_slot(SCORES, slot, histories=[np.array([], dtype=np.int64)]), SCORES)
 
 
@@ -157,7 +163,9 @@ def test_a_history_text_slot_round_trips_with_its_vectors_and_refuses_a_mismatch
         ColdSlot(COLD, position=1, offset=0.0, vectors=VECTORS[:5])
 
 
-def test_the_served_ranking_chooses_by_the_request_history_as_the_model_does(service_factory, catalogue_factory):
+def test_the_served_ranking_chooses_by_the_request_history_as_the_model_does(
+    service_factory, catalogue_factory
+):
     """RecommendationService passes the request's history to the rule: the same cold item as offline."""
     base = catalogue_factory()
     vectors = np.array([[1, 0], [0, 1], [1, 0], [0, 1], [0.9, 0.1], [0.1, 0.9]], dtype=np.float32)
@@ -167,7 +175,9 @@ def test_the_served_ranking_chooses_by_the_request_history_as_the_model_does(ser
     scores = np.array([10.0, 9.0, 5.0, 4.0, 3.0, 2.5], dtype=np.float32)
     service = service_factory(catalogue)
     for history, expected in ((["b", "a"], ["c", "e", "d"]), (["a", "b"], ["c", "f", "d"])):
-        plan = service.prepare({"user_id": "u", "history": history, "k": 3})  # the last item chooses (window 1)
+        plan = service.prepare(
+            {"user_id": "u", "history": history, "k": 3}
+        )  # the last item chooses (window 1)
         served = [r["item_id"] for r in service.answer(plan, scores)["recommendations"]]
         assert served == expected
         offline = reserve_cold_slot(np.where(np.arange(6) < 2, -np.inf, scores), slot,

@@ -31,15 +31,24 @@ def pseudo(raw):
 
 def test_feedback_bodies_become_records_keyed_by_request_id():
     records = parse_feedback(
-        {"request_id": "req-1", "user_id": "u1", "events": [
-            {"type": "impression", "item_id": "a"}, {"type": "click", "item_id": 3, "timestamp": 1_700_000_000},
-            {"type": "dwell", "item_id": "a", "value": 12.5}, {"type": "rating", "item_id": "a", "value": 4},
-        ]},
-        pseudonymize=pseudo, max_events=10,
+        {
+            "request_id": "req-1",
+            "user_id": "u1",
+            "events": [
+                {"type": "impression", "item_id": "a"},
+                {"type": "click", "item_id": 3, "timestamp": 1_700_000_000},
+                {"type": "dwell", "item_id": "a", "value": 12.5},
+                {"type": "rating", "item_id": "a", "value": 4},
+            ],
+        },
+        pseudonymize=pseudo,
+        max_events=10,
     )
     assert [r["type"] for r in records] == ["impression", "click", "dwell", "rating"]
     assert {r["request_id"] for r in records} == {"req-1"} and {r["user"] for r in records} == {"p:u1"}
-    assert records[1]["item_id"] == "3" and records[1]["ts"] == 1_700_000_000.0 and records[2]["value"] == 12.5
+    assert (
+        records[1]["item_id"] == "3" and records[1]["ts"] == 1_700_000_000.0 and records[2]["value"] == 12.5
+    )
 
 
 @pytest.mark.parametrize(
@@ -48,15 +57,32 @@ def test_feedback_bodies_become_records_keyed_by_request_id():
         ({"user_id": "u", "events": [{"type": "click", "item_id": "a"}]}, "request_id is required"),
         ({"request_id": "r", "events": [{"type": "click", "item_id": "a"}]}, "user_id is required"),
         ({"request_id": "r", "user_id": "u", "events": []}, "non-empty list"),
-        ({"request_id": "r", "user_id": "u", "events": [{"type": "like", "item_id": "a"}]}, "type must be one of"),
+        (
+            {"request_id": "r", "user_id": "u", "events": [{"type": "like", "item_id": "a"}]},
+            "type must be one of",
+        ),
         ({"request_id": "r", "user_id": "u", "events": [{"type": "click"}]}, "item_id is required"),
-        ({"request_id": "r", "user_id": "u", "events": [{"type": "dwell", "item_id": "a"}]}, "dwell event needs"),
-        ({"request_id": "r", "user_id": "u", "events": [{"type": "rating", "item_id": "a"}]}, "rating event needs"),
-        ({"request_id": "r", "user_id": "u", "events": [{"type": "click", "item_id": "a", "value": "x"}]},
-         "finite number"),
+        (
+            {"request_id": "r", "user_id": "u", "events": [{"type": "dwell", "item_id": "a"}]},
+            "dwell event needs",
+        ),
+        (
+            {"request_id": "r", "user_id": "u", "events": [{"type": "rating", "item_id": "a"}]},
+            "rating event needs",
+        ),
+        (
+            {"request_id": "r", "user_id": "u", "events": [{"type": "click", "item_id": "a", "value": "x"}]},
+            "finite number",
+        ),
         ({"request_id": "r", "user_id": "u", "events": [{"type": "click", "item_id": "a"}] * 3}, "at most 2"),
-        ({"request_id": "r", "user_id": "u", "events": [{"type": "click", "item_id": "a", "timestamp": -1}]},
-         "Unix seconds"),
+        (
+            {
+                "request_id": "r",
+                "user_id": "u",
+                "events": [{"type": "click", "item_id": "a", "timestamp": -1}],
+            },
+            "Unix seconds",
+        ),
     ],
 )
 def test_bad_feedback_is_rejected_with_a_clear_message(body, message):
@@ -87,7 +113,9 @@ def test_a_torn_tail_is_skipped_reported_and_never_appended_to(tmp_path):
 
 
 def test_nothing_acknowledged_is_lost_when_the_writer_is_killed_mid_stream(tmp_path):
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     acknowledged = 0
     deadline = time.monotonic() + 30
     try:

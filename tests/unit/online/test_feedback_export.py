@@ -65,7 +65,12 @@ def test_each_shown_item_is_clicked_or_a_negative_and_strays_are_counted(feedbac
 def test_the_export_is_generic_interactions_that_data_prep_labels(feedback_dir, tmp_path):
     output, ope = tmp_path / "window" / "interactions.csv", tmp_path / "ope.jsonl"
     summary = export_feedback(feedback_dir, output, ope_log=ope)
-    assert (summary["shown"], summary["clicked"], summary["unattributed_clicks"], summary["rows"]) == (5, 2, 1, 6)
+    assert (summary["shown"], summary["clicked"], summary["unattributed_clicks"], summary["rows"]) == (
+        5,
+        2,
+        1,
+        6,
+    )
     items = tmp_path / "items.csv"
     pd.DataFrame({"item_id": [f"i{n}" for n in range(1, 10)], "title": [f"Item {n}" for n in range(1, 10)]}
                  ).to_csv(items, index=False)
@@ -74,7 +79,10 @@ def test_the_export_is_generic_interactions_that_data_prep_labels(feedback_dir, 
     assert quarantine.records == [] and len(loaded.interactions) == 6
     labels = label_events(loaded.interactions, min_rating=None, min_dwell_seconds=10.0)
     by_item = loaded.interactions.assign(label=labels).groupby(["event", "label"]).size().to_dict()
-    assert by_item == {("click", True): 3, ("view", False): 3}  # 2 joined clicks + 1 stray; 3 shown, not clicked
+    assert by_item == {
+        ("click", True): 3,
+        ("view", False): 3,
+    }  # 2 joined clicks + 1 stray; 3 shown, not clicked
     (logged,) = read_log(ope)
     assert logged.candidates == ("i2", "i4", "i5") and [i.reward for i in logged.slate] == [0.0, 1.0]
 
@@ -88,7 +96,10 @@ def test_cli_export_prints_the_counts_and_bad_input_is_one_line_with_exit_2(feed
     out = tmp_path / "i.parquet"
     assert main(["feedback", "export", "--feedback", str(feedback_dir), "--output", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["clicked"] == 2 and len(pd.read_parquet(out)) == 6
-    assert main(["feedback", "export", "--feedback", str(feedback_dir), "--output", str(tmp_path / "i.txt")]) == 2
+    assert (
+        main(["feedback", "export", "--feedback", str(feedback_dir), "--output", str(tmp_path / "i.txt")])
+        == 2
+    )
     (feedback_dir / "feedback-000001.jsonl").open("a").write("{broken\n")
     assert main(["feedback", "export", "--feedback", str(feedback_dir), "--output", str(out)]) == 2
 

@@ -10,7 +10,9 @@ SETTINGS = ServingConfig(max_k=50, max_history=5, max_candidates=3)
 
 
 def parse(body, **kwargs):
-    return parse_request(body, settings=SETTINGS, pseudonymize=lambda raw: "p:" + raw, model_name="ranker", **kwargs)
+    return parse_request(
+        body, settings=SETTINGS, pseudonymize=lambda raw: "p:" + raw, model_name="ranker", **kwargs
+    )
 
 
 def test_a_full_request_is_parsed_and_the_user_id_pseudonymized():
@@ -75,5 +77,7 @@ def test_bad_requests_are_rejected_with_a_clear_message(body, message):
 
 
 def test_an_unknown_model_is_named_in_the_error():
-    with pytest.raises(UnknownModel, match="model names a model this server does not serve; it serves 'ranker'"):
+    with pytest.raises(
+        UnknownModel, match="model names a model this server does not serve; it serves 'ranker'"
+    ):
         parse({"user_id": "u", "model": "other"})

@@ -26,7 +26,11 @@ def test_answer_ranks_model_scores_excluding_seen_items_and_reports_unknown_ids(
     assert answer["request_id"] == "r1"
     # Traceable: which revision answered and which policy chose the slate (the plain ranking: propensity 1).
     assert answer["revision"] == "champion"
-    assert answer["policy"] == {"name": "ranker", "propensity_method": "deterministic", "plain_ranking_because": None}
+    assert answer["policy"] == {
+        "name": "ranker",
+        "propensity_method": "deterministic",
+        "plain_ranking_because": None,
+    }
 
 
 def test_candidates_restrict_the_ranking(service):

@@ -10,9 +10,20 @@ from hyperrec.privacy.audit import REDACTED, redact
 def test_secrets_and_raw_user_ids_are_redacted_everything_else_kept():
     args = ["forget", "--user-id", "alice", "--user-id=bob", "--set", "privacy.erasure_token=abc",
             "--token", "xyz", "--set", "prep.min_rating=4", "--config", "c.yaml"]
-    assert redact(args) == ["forget", "--user-id", REDACTED, f"--user-id={REDACTED}", "--set",
-                            f"privacy.erasure_token={REDACTED}", "--token", REDACTED, "--set", "prep.min_rating=4",
-                            "--config", "c.yaml"]
+    assert redact(args) == [
+        "forget",
+        "--user-id",
+        REDACTED,
+        f"--user-id={REDACTED}",
+        "--set",
+        f"privacy.erasure_token={REDACTED}",
+        "--token",
+        REDACTED,
+        "--set",
+        "prep.min_rating=4",
+        "--config",
+        "c.yaml",
+    ]
 
 
 def test_a_pipeline_step_is_audited_in_the_local_log_and_on_its_mlflow_run(tmp_path, monkeypatch):
@@ -38,7 +49,9 @@ def test_a_pipeline_step_is_audited_in_the_local_log_and_on_its_mlflow_run(tmp_p
 def test_audit_can_be_switched_off(tmp_path):
     from hyperrec import tracking
 
-    cfg = load_config(overrides=[f"output_dir={tmp_path / 'outputs' / 'latest'}", "privacy.audit=false"], environ={})
+    cfg = load_config(
+        overrides=[f"output_dir={tmp_path / 'outputs' / 'latest'}", "privacy.audit=false"], environ={}
+    )
     with tracking.step_run(cfg, "evaluate", "run-8"):
         pass
     assert not (state_dir(cfg) / AUDIT_LOG).exists()

@@ -36,10 +36,14 @@ def world(tmp_path, monkeypatch):
     lines, a feedback log, bandit state, and three registered versions."""
     monkeypatch.setenv("HYPERREC_PSEUDONYM_KEY", KEY)
     monkeypatch.chdir(tmp_path)
-    overrides = [f"output_dir={tmp_path / 'outputs' / 'latest'}", "data.format=generic",
-                 f"data.items_path={FIXTURES / 'items.csv'}", f"data.interactions_path={FIXTURES / 'interactions.csv'}",
-                 f"serving.feedback_dir={tmp_path / 'feedback'}",
-                 f"bandit.store_url=sqlite:///{tmp_path / 'bandit' / 'state.sqlite'}"]
+    overrides = [
+        f"output_dir={tmp_path / 'outputs' / 'latest'}",
+        "data.format=generic",
+        f"data.items_path={FIXTURES / 'items.csv'}",
+        f"data.interactions_path={FIXTURES / 'interactions.csv'}",
+        f"serving.feedback_dir={tmp_path / 'feedback'}",
+        f"bandit.store_url=sqlite:///{tmp_path / 'bandit' / 'state.sqlite'}",
+    ]
     cfg = load_config(overrides=overrides, environ={})
     before = run_data_prep(cfg, cfg.output_dir / "data").root
     ErasureLedger.of(cfg).record([pseudonym("u3")])
@@ -49,8 +53,18 @@ def world(tmp_path, monkeypatch):
     recommendations.write_text("".join(json.dumps({"user_id": pseudonym(u), "items": ["sku-001"]}) + "\n"
                                        for u in ("u1", "u3", "u4")))
     with FeedbackLog(tmp_path / "feedback") as log:
-        log.append([{"request_id": f"r{i}", "user": pseudonym(u), "type": "click", "item_id": "sku-001", "ts": 1.0}
-                    for i, u in enumerate(("u3", "u4", "u3"))])
+        log.append(
+            [
+                {
+                    "request_id": f"r{i}",
+                    "user": pseudonym(u),
+                    "type": "click",
+                    "item_id": "sku-001",
+                    "ts": 1.0,
+                }
+                for i, u in enumerate(("u3", "u4", "u3"))
+            ]
+        )
     store = SqliteStore(tmp_path / "bandit" / "state.sqlite")
     delta = StateDelta(updated_at=1.0)
     for key in (f"user:{pseudonym('u3')}:sku-001", f"user:{pseudonym('u4')}:sku-001", "item:sku-001"):
@@ -71,8 +85,10 @@ def register(cfg, digests):
 
     client = MlflowClient(tracking_uri=cfg.mlflow_uri(), registry_uri=cfg.mlflow_uri())
     client.create_registered_model(NAME)
-    versions = [client.create_model_version(NAME, "file:///nowhere", tags={"hyperrec.data_report_sha256": d}).version
-                for d in digests]
+    versions = [
+        client.create_model_version(NAME, "file:///nowhere", tags={"hyperrec.data_report_sha256": d}).version
+        for d in digests
+    ]
     client.set_registered_model_alias(NAME, "champion", versions[0])
     return client, versions
 
@@ -96,13 +112,20 @@ def test_forget_erases_the_user_everywhere_and_taints_what_learned_from_them(wor
     # bandit: the user's own key went; other users' keys and the anonymous sums stay
     snapshot = SqliteStore(Path(cfg.bandit.store_url.removeprefix("sqlite:///"))).read(
         "hyperrec", [f"user:{gone}:sku-001", f"user:{pseudonym('u4')}:sku-001", "item:sku-001"], ["A"])
-    assert set(snapshot.stats) == {f"user:{pseudonym('u4')}:sku-001", "item:sku-001"} and "A" in snapshot.arrays
+    assert (
+        set(snapshot.stats) == {f"user:{pseudonym('u4')}:sku-001", "item:sku-001"} and "A" in snapshot.arrays
+    )
     # registry: trained on the user → tainted; lineage unknown → tainted; trained without the user → clean
     tags = {v: client.get_model_version(NAME, v).tags for v in versions}
-    assert tags[versions[0]][TAINTED_TAG] == "true" and tags[versions[0]]["hyperrec.privacy.taint_reason"] == HELD_USER
+    assert (
+        tags[versions[0]][TAINTED_TAG] == "true"
+        and tags[versions[0]]["hyperrec.privacy.taint_reason"] == HELD_USER
+    )
     assert tags[versions[1]]["hyperrec.privacy.taint_reason"] == UNKNOWN_DATA
     assert TAINTED_TAG not in tags[versions[2]]
-    assert summary["aliases_on_tainted_versions"] == [{"name": NAME, "alias": "champion", "version": str(versions[0])}]
+    assert summary["aliases_on_tainted_versions"] == [
+        {"name": NAME, "alias": "champion", "version": str(versions[0])}
+    ]
     # the ledger holds pseudonyms only; the audit log names the command, never the raw id
     ledger = ErasureLedger.of(cfg)
     assert ledger.pseudonyms() == {gone} and "u3" not in ledger.path.read_text()
@@ -114,7 +137,10 @@ def test_forget_erases_the_user_everywhere_and_taints_what_learned_from_them(wor
 def test_a_batch_file_forgets_every_id_in_it(world, tmp_path, capsys):
     cfg, overrides, _ = world
     (tmp_path / "ids.txt").write_text("# erasure requests\nu3\n\nu4\n")
-    assert main(["forget", "--file", str(tmp_path / "ids.txt"), *(a for o in overrides for a in ("--set", o))]) == 0
+    assert (
+        main(["forget", "--file", str(tmp_path / "ids.txt"), *(a for o in overrides for a in ("--set", o))])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["users"] == 2
     users = set(pd.read_parquet(cfg.output_dir / "data" / "interactions.parquet")["user_id"])
     assert not {pseudonym("u3"), pseudonym("u4")} & users
@@ -122,7 +148,10 @@ def test_a_batch_file_forgets_every_id_in_it(world, tmp_path, capsys):
 
 def test_a_missing_id_file_is_one_line_and_exit_2(world, tmp_path, capsys):
     _, overrides, _ = world
-    assert main(["forget", "--file", str(tmp_path / "nope.txt"), *(a for o in overrides for a in ("--set", o))]) == 2
+    assert (
+        main(["forget", "--file", str(tmp_path / "nope.txt"), *(a for o in overrides for a in ("--set", o))])
+        == 2
+    )
     assert "nope.txt" in capsys.readouterr().err
 
 

@@ -56,7 +56,9 @@ def test_a_forgotten_user_never_reaches_the_prepared_data_and_is_counted(tmp_pat
 
 def test_the_consent_column_and_the_consent_ledger_each_exclude_a_user(tmp_path):
     frame = pd.read_csv(FIXTURES / "interactions.csv")
-    frame["consent"] = ["no" if u == "u5" else ("yes" if i % 2 else "") for i, u in enumerate(frame["user_id"])]
+    frame["consent"] = [
+        "no" if u == "u5" else ("yes" if i % 2 else "") for i, u in enumerate(frame["user_id"])
+    ]
     frame.loc[frame.index[-1], "consent"] = "maybe"  # unreadable: that row is quarantined, not guessed
     path = tmp_path / "interactions.csv"
     frame.to_csv(path, index=False)

@@ -12,10 +12,21 @@ DAY = 86_400
 def test_retention_drops_old_feedback_records_atomically(tmp_path, capsys, pseudonym_key):
     with FeedbackLog(tmp_path / "feedback", rotate_bytes=200) as log:  # small segments: several files
         for day in range(10):
-            log.append([{"request_id": f"r{day}", "user": "a" * 32, "type": "click", "ts": 1_000_000 + day * DAY}])
+            log.append(
+                [{"request_id": f"r{day}", "user": "a" * 32, "type": "click", "ts": 1_000_000 + day * DAY}]
+            )
     now = 1_000_000 + 9 * DAY
-    argv = ["retention", "--feedback", str(tmp_path / "feedback"), "--set", "privacy.retention_days=3",
-            "--set", f"privacy.retention_now_unix={now}", "--set", f"output_dir={tmp_path / 'outputs' / 'latest'}"]
+    argv = [
+        "retention",
+        "--feedback",
+        str(tmp_path / "feedback"),
+        "--set",
+        "privacy.retention_days=3",
+        "--set",
+        f"privacy.retention_now_unix={now}",
+        "--set",
+        f"output_dir={tmp_path / 'outputs' / 'latest'}",
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["records_dropped"] == 6 and summary["segments"] > 1
@@ -24,7 +35,9 @@ def test_retention_drops_old_feedback_records_atomically(tmp_path, capsys, pseud
 
 
 def test_retention_without_a_window_is_one_line_and_exit_2(tmp_path, capsys, pseudonym_key):
-    assert main(["retention", "--feedback", str(tmp_path), "--set", f"output_dir={tmp_path / 'o' / 'l'}"]) == 2
+    assert (
+        main(["retention", "--feedback", str(tmp_path), "--set", f"output_dir={tmp_path / 'o' / 'l'}"]) == 2
+    )
     assert "privacy.retention_days is not set" in capsys.readouterr().err
 
 

@@ -23,8 +23,12 @@ NAME = "hyperrec-ranker"
 
 @pytest.fixture
 def evaluated(tmp_path: Path, pseudonym_key: str, fresh_db):
-    settings = [f"output_dir={tmp_path / 'outputs' / 'latest'}", f"data.dataset_dir={FIXTURES / 'movielens_tiny'}",
-                "data.download=false", "fairness.min_group_users=3"]
+    settings = [
+        f"output_dir={tmp_path / 'outputs' / 'latest'}",
+        f"data.dataset_dir={FIXTURES / 'movielens_tiny'}",
+        "data.download=false",
+        "fairness.min_group_users=3",
+    ]
     cfg = load_config(environ={}, overrides=settings)
     fresh_db(tmp_path / "outputs" / "mlflow.db")
     prepared, models, evaluation = tmp_path / "prepared", tmp_path / "models", tmp_path / "evaluation"

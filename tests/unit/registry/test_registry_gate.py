@@ -25,7 +25,9 @@ def test_challenger_that_beats_every_baseline_passes_when_there_is_no_champion(m
     assert (decision.best_baseline, decision.best_baseline_value) == ("als", pytest.approx(0.06))
     assert decision.champion_value is None and decision.champion_version is None
     assert decision.margin == pytest.approx(0.02)
-    assert decision.baselines == pytest.approx({"popularity": 0.02, "item_knn": 0.05, "als": 0.06, "bpr": 0.04})
+    assert decision.baselines == pytest.approx(
+        {"popularity": 0.02, "item_knn": 0.05, "als": 0.06, "bpr": 0.04}
+    )
     assert decision.reasons[0].startswith("PASS")
     assert any("no champion" in reason for reason in decision.reasons)
 
@@ -54,7 +56,9 @@ def test_beating_the_champion_and_every_baseline_passes(metrics):
     assert decision.margin == pytest.approx(0.01)
 
 
-def test_a_tie_is_not_an_improvement_and_min_improvement_is_a_strict_absolute_lead(make_metrics, baseline_values):
+def test_a_tie_is_not_an_improvement_and_min_improvement_is_a_strict_absolute_lead(
+    make_metrics, baseline_values
+):
     tie = make_metrics({**baseline_values, "next_item_lm": 0.06})
     assert not decide(tie, "next_item_lm", BASELINES, None).passed
     metrics = make_metrics({**baseline_values, "next_item_lm": 0.065})

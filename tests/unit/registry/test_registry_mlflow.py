@@ -140,7 +140,9 @@ def test_rollback_walks_back_down_the_chain_of_promotions(
         registry, tmp_path, write_bundle, make_metrics, baseline_values):
     for index, value in enumerate((0.07, 0.08, 0.09), start=1):
         decision, metrics = passing(make_metrics, baseline_values, value=value)
-        info = register(registry, write_bundle(tmp_path / f"b{index}", seed=bytes([index])), decision, metrics)
+        info = register(
+            registry, write_bundle(tmp_path / f"b{index}", seed=bytes([index])), decision, metrics
+        )
         registry.promote(NAME, info.version)
     assert registry.aliases(NAME) == {CHAMPION: "3", PREVIOUS_CHAMPION: "2"}
     assert registry.rollback(NAME).version == "2"
@@ -175,7 +177,9 @@ def test_download_returns_the_registered_bundle_and_detects_tampering(
 
     dst = download_bundle(registry, NAME, CHAMPION, tmp_path / "serving" / "bundle")
     assert verify_bundle_dir(dst) == json.loads((bundle_dir / "manifest.json").read_text())
-    assert (dst / "triton/ranker/1/model.onnx").read_bytes() == (bundle_dir / "triton/ranker/1/model.onnx").read_bytes()
+    assert (dst / "triton/ranker/1/model.onnx").read_bytes() == (
+        bundle_dir / "triton/ranker/1/model.onnx"
+    ).read_bytes()
     with pytest.raises(RegistryError, match="not empty"):
         download_bundle(registry, NAME, CHAMPION, dst)
     assert download_bundle(registry, NAME, CHAMPION, dst, overwrite=True) == dst

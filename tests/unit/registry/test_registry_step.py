@@ -37,7 +37,9 @@ def write_evaluation(folder: Path, metrics: dict) -> Path:
 
 
 def decision_artifact(registry: BundleRegistry, run_id: str, tmp: Path) -> dict:
-    return json.loads(Path(registry.client.download_artifacts(run_id, "gate/decision.json", str(tmp))).read_text())
+    return json.loads(
+        Path(registry.client.download_artifacts(run_id, "gate/decision.json", str(tmp))).read_text()
+    )
 
 
 def test_a_passing_challenger_is_registered_with_lineage_and_a_losing_one_is_not(
@@ -76,8 +78,9 @@ def test_a_passing_challenger_is_registered_with_lineage_and_a_losing_one_is_not
     registry.promote(NAME, "1")
     # beats every baseline but not the champion: recorded, returned, nothing registered, no exception
     evaluation = write_evaluation(tmp_path / "eval2", make_metrics({**baseline_values, "next_item_lm": 0.07}))
-    result = validate_and_register_step(cfg, "pipe-2", evaluation,
-                                        write_bundle(tmp_path / "bundle2", model_name="next_item_lm", seed=b"2"))
+    result = validate_and_register_step(
+        cfg, "pipe-2", evaluation, write_bundle(tmp_path / "bundle2", model_name="next_item_lm", seed=b"2")
+    )
     assert not result["decision"]["passed"] and result["registered"] is None
     assert result["decision"]["champion_value"] == pytest.approx(0.08)
     assert result["decision"]["champion_version"] == "1"
@@ -89,14 +92,17 @@ def test_a_passing_challenger_is_registered_with_lineage_and_a_losing_one_is_not
 
     # better than the champion: version 2 becomes the challenger, the champion stays
     evaluation = write_evaluation(tmp_path / "eval3", make_metrics({**baseline_values, "next_item_lm": 0.1}))
-    result = validate_and_register_step(cfg, "pipe-3", evaluation,
-                                        write_bundle(tmp_path / "bundle3", model_name="next_item_lm", seed=b"3"))
+    result = validate_and_register_step(
+        cfg, "pipe-3", evaluation, write_bundle(tmp_path / "bundle3", model_name="next_item_lm", seed=b"3")
+    )
     assert result["decision"]["passed"] and result["registered"]["version"] == "2"
     assert registry.aliases(NAME) == {CHAMPION: "1", CHALLENGER: "2"}
 
 
 def test_losing_to_a_baseline_registers_nothing(cfg, tmp_path, bundle_dir, make_metrics, baseline_values):
-    evaluation = write_evaluation(tmp_path / "eval", make_metrics({**baseline_values, "lm": 0.055, "lm2": 0.01}))
+    evaluation = write_evaluation(
+        tmp_path / "eval", make_metrics({**baseline_values, "lm": 0.055, "lm2": 0.01})
+    )
     result = validate_and_register_step(cfg, "pipe", evaluation, bundle_dir, min_improvement=0.0)
     assert result["challenger_source"] == "best learned model"  # the bundle's "ranker" is not in metrics.json
     assert result["decision"]["challenger"] == "lm" and not result["decision"]["passed"]

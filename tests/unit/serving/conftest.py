@@ -13,7 +13,9 @@ def demo_bundle(tmp_path_factory) -> Path:
     from hyperrec.export.tiny import build_demo_bundle
 
     out = tmp_path_factory.mktemp("bundle") / "ranker"
-    build_demo_bundle(out, n_items=60, max_history=8, dynamo=False, segment_users={fake_pseudonymize(SEGMENT_USER): 2})
+    build_demo_bundle(
+        out, n_items=60, max_history=8, dynamo=False, segment_users={fake_pseudonymize(SEGMENT_USER): 2}
+    )
     return out
 
 
@@ -29,7 +31,9 @@ def topk_bundle(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session", params=COLD_SLOTS, ids=[f"cold-rank{position}" for position, _ in COLD_SLOTS])
+@pytest.fixture(
+    scope="session", params=COLD_SLOTS, ids=[f"cold-rank{position}" for position, _ in COLD_SLOTS]
+)
 def cold_topk_bundle(tmp_path_factory, request) -> Path:
     """``topk_bundle`` with a cold slot: its graph also returns the best cold item (cold_id/cold_score)."""
     import numpy as np
@@ -39,9 +43,14 @@ def cold_topk_bundle(tmp_path_factory, request) -> Path:
     from hyperrec.online.cold_items import ColdSlot
 
     out = tmp_path_factory.mktemp("cold-topk") / "ranker"
-    build_demo_bundle(out, n_items=60, max_history=8, dynamo=False,
-                      triton=TritonSettings(top_k=10, max_batch_size=16, preferred_batch_sizes=(4, 8)),
-                      cold_slot=ColdSlot(np.array(COLD_ITEMS), position=request.param[0], offset=request.param[1]))
+    build_demo_bundle(
+        out,
+        n_items=60,
+        max_history=8,
+        dynamo=False,
+        triton=TritonSettings(top_k=10, max_batch_size=16, preferred_batch_sizes=(4, 8)),
+        cold_slot=ColdSlot(np.array(COLD_ITEMS), position=request.param[0], offset=request.param[1]),
+    )
     return out
 
 

@@ -17,8 +17,10 @@ def test_the_wrk_script_posts_every_body_to_the_path_and_reports_json():
 
 
 def test_wrk_output_is_parsed_with_errors_summed():
-    line = ('HYPERREC_WRK_JSON {"requests":1000,"duration_us":2000000,"socket_errors":2,"timeouts":1,"non200":3,'
-            '"degraded":4,"p50_us":1500,"p95_us":4000,"p99_us":9100}')
+    line = (
+        'HYPERREC_WRK_JSON {"requests":1000,"duration_us":2000000,"socket_errors":2,"timeouts":1,"non200":3,'
+        '"degraded":4,"p50_us":1500,"p95_us":4000,"p99_us":9100}'
+    )
     result = parse_wrk_output("Running 2s test\n" + line + "\n")
     assert (result.requests, result.errors, result.degraded, result.wall_s) == (1000, 6, 4, 2.0)
     assert (result.p50_ms, result.p95_ms, result.p99_ms, result.generator) == (1.5, 4.0, 9.1, "wrk")

@@ -46,7 +46,11 @@ def test_triton_configs_parse_into_model_config_with_exact_dims(demo_bundle):
         scores, top_ids, top_scores = config.output
         assert (scores.name, scores.data_type, list(scores.dims)) == ("scores", mc.TYPE_FP32, [60])
         assert (top_ids.name, top_ids.data_type, list(top_ids.dims)) == ("top_ids", mc.TYPE_INT64, [60])
-        assert (top_scores.name, top_scores.data_type, list(top_scores.dims)) == ("top_scores", mc.TYPE_FP32, [60])
+        assert (top_scores.name, top_scores.data_type, list(top_scores.dims)) == (
+            "top_scores",
+            mc.TYPE_FP32,
+            [60],
+        )
         assert list(config.dynamic_batching.preferred_batch_size) == [8, 16, 32]
         assert config.dynamic_batching.max_queue_delay_microseconds == 2000
     assert gpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU

@@ -29,7 +29,9 @@ def test_explain_answers_with_the_reasons_even_when_the_request_does_not_ask(tra
     assert len(answer["recommendations"]) == 3
     assert all("because" in rec for rec in answer["recommendations"])
     plain = transformer.post("/v1/models/ranker:predict", json=body).json()
-    assert [r["item_id"] for r in plain["recommendations"]] == [r["item_id"] for r in answer["recommendations"]]
+    assert [r["item_id"] for r in plain["recommendations"]] == [
+        r["item_id"] for r in answer["recommendations"]
+    ]
 
 
 def test_explain_validates_like_predict(transformer):

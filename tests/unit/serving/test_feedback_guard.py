@@ -18,14 +18,25 @@ def body(**event):
     return {"request_id": "r-1", "user_id": "u1", "events": [{"type": "click", "item_id": "m00001", **event}]}
 
 
-@pytest.mark.parametrize(("event", "field"), [
-    ({"item_id": "no-such-item"}, "events[0].item_id"),
-    ({"timestamp": 1e20}, "events[0].timestamp"),
-    ({"timestamp": 0}, "events[0].timestamp"),
-    ({"timestamp": time.time() + 86_400 * 30}, "events[0].timestamp"),
-    ({"type": "rating", "value": 1e308}, "events[0].value"),
-    ({"type": "dwell", "value": 1e12}, "events[0].value"),
-], ids=["unknown item", "timestamp 1e20", "timestamp 1970", "a month ahead", "value 1e308", "dwell 30,000 years"])
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"item_id": "no-such-item"}, "events[0].item_id"),
+        ({"timestamp": 1e20}, "events[0].timestamp"),
+        ({"timestamp": 0}, "events[0].timestamp"),
+        ({"timestamp": time.time() + 86_400 * 30}, "events[0].timestamp"),
+        ({"type": "rating", "value": 1e308}, "events[0].value"),
+        ({"type": "dwell", "value": 1e12}, "events[0].value"),
+    ],
+    ids=[
+        "unknown item",
+        "timestamp 1e20",
+        "timestamp 1970",
+        "a month ahead",
+        "value 1e308",
+        "dwell 30,000 years",
+    ],
+)
 def test_implausible_feedback_is_400_naming_the_field(demo_bundle, serving_settings, event, field):
     settings = serving_settings()
     client = transformer_server(demo_bundle, settings)

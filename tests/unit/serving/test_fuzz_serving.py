@@ -30,12 +30,36 @@ SERVED = settings(max_examples=120, deadline=None, derandomize=True, database=No
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
-KEYS = st.sampled_from(["user_id", "history", "candidates", "k", "context", "explain", "model", "request_id",
-                        "events", "type", "item_id", "value", "timestamp", "event", "device", "query"]) | st.text()
+KEYS = (
+    st.sampled_from(
+        [
+            "user_id",
+            "history",
+            "candidates",
+            "k",
+            "context",
+            "explain",
+            "model",
+            "request_id",
+            "events",
+            "type",
+            "item_id",
+            "value",
+            "timestamp",
+            "event",
+            "device",
+            "query",
+        ]
+    )
+    | st.text()
+)
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text()
            | st.sampled_from(["m00001", "m00002", "click", "rating", "dwell", "ranker", "\ud800"]))
-JSONISH = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(KEYS, inner, max_size=6),
-                       max_leaves=20)
+JSONISH = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(KEYS, inner, max_size=6),
+    max_leaves=20,
+)
 BODIES = st.dictionaries(KEYS, JSONISH, max_size=8)
 
 
@@ -87,10 +111,17 @@ CONTENT_TYPES = st.sampled_from([
     "application/cloudevents+json", "application/octet-stream", "", "application/json; charset=latin-1",
     "multipart/form-data; boundary=x",
 ])
-PATHS = st.sampled_from(["/v1/models/ranker:predict", "/v1/models/feedback:predict", "/v1/models/ranker:explain",
-                         "/v1/models/feedback:explain",
-                         "/v2/models/ranker/infer", "/v2/models/ranker/versions/x/infer",
-                         "/v2/repository/models/ranker/unload"])
+PATHS = st.sampled_from(
+    [
+        "/v1/models/ranker:predict",
+        "/v1/models/feedback:predict",
+        "/v1/models/ranker:explain",
+        "/v1/models/feedback:explain",
+        "/v2/models/ranker/infer",
+        "/v2/models/ranker/versions/x/infer",
+        "/v2/repository/models/ranker/unload",
+    ]
+)
 
 
 def _encode(body) -> bytes:

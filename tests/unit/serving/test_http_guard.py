@@ -41,7 +41,11 @@ CRAFTED = {
     "100,000 brackets, json+charset": (JSON_UTF8, DEEP, 400),
     "100,000 brackets, plain json": ("application/json", DEEP, 400),
     "structured CloudEvent with string data": ("application/json", json.dumps(CLOUDEVENT).encode(), 400),
-    "structured CloudEvent content type": ("application/cloudevents+json", json.dumps(CLOUDEVENT).encode(), 415),
+    "structured CloudEvent content type": (
+        "application/cloudevents+json",
+        json.dumps(CLOUDEVENT).encode(),
+        415,
+    ),
     "form-encoded (curl's default)": ("application/x-www-form-urlencoded", GOOD, 415),
     "json in another charset": ("application/json; charset=latin-1", GOOD, 415),
     "invalid UTF-8": (JSON_UTF8, b'{"user_id": "\xff\xfe"}', 400),
@@ -70,7 +74,9 @@ def test_a_body_past_the_limit_is_413(demo_bundle, serving_settings):
     assert len(big) > 2048
     response = client.post(URL, content=big, headers={"content-type": "application/json"})
     assert response.status_code == 413 and "2048" in response.json()["error"]
-    chunked = client.post(URL, content=iter([big[:1000], big[1000:]]), headers={"content-type": "application/json"})
+    chunked = client.post(
+        URL, content=iter([big[:1000], big[1000:]]), headers={"content-type": "application/json"}
+    )
     assert chunked.status_code == 413  # no content-length: counted while reading
     assert client.post(URL, content=GOOD, headers={"content-type": "application/json"}).status_code == 200
 
@@ -92,7 +98,12 @@ def test_an_oversized_body_is_refused_before_it_is_read_whole():
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": URL, "headers": [(b"content-type", b"application/json")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": URL,
+        "headers": [(b"content-type", b"application/json")],
+    }
     asyncio.run(RequestGuard(app, HttpGuardConfig(max_body_bytes=4096))(scope, receive, send))
     assert sent[0]["status"] == 413 and not reached_app
     assert len(pulled) == 5  # 4 KiB allowed: the fifth chunk crosses it, the other 995 are never read
@@ -109,16 +120,29 @@ def test_history_and_item_id_lengths_come_from_config(demo_bundle, serving_setti
 PLANTED = "jane.doe.planted@example.org"
 
 
-@pytest.mark.parametrize("body", [
-    {"user_id": PLANTED * 20},
-    {"user_id": "u1", PLANTED: 1},
-    {"user_id": "u1", "k": PLANTED},
-    {"user_id": "u1", "model": PLANTED},
-    {"user_id": "u1", "history": [{"item_id": "m00001", "event": PLANTED}]},
-    {"user_id": "u1", "context": {PLANTED: "x"}},
-    {"user_id": "u1", "request_id": PLANTED},
-    {"user_id": "u1", "history": [PLANTED * 1000]},
-], ids=["user_id too long", "unknown field", "k", "model", "event", "context field", "request_id", "1 MB item"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"user_id": PLANTED * 20},
+        {"user_id": "u1", PLANTED: 1},
+        {"user_id": "u1", "k": PLANTED},
+        {"user_id": "u1", "model": PLANTED},
+        {"user_id": "u1", "history": [{"item_id": "m00001", "event": PLANTED}]},
+        {"user_id": "u1", "context": {PLANTED: "x"}},
+        {"user_id": "u1", "request_id": PLANTED},
+        {"user_id": "u1", "history": [PLANTED * 1000]},
+    ],
+    ids=[
+        "user_id too long",
+        "unknown field",
+        "k",
+        "model",
+        "event",
+        "context field",
+        "request_id",
+        "1 MB item",
+    ],
+)
 def test_a_4xx_is_one_log_line_without_the_clients_values(client, caplog, body):
     caplog.set_level(logging.DEBUG)
     response = client.post(URL, json=body)

@@ -29,7 +29,14 @@ from hyperrec.serving.server import (
 MANIFEST_ARGS = ["transformer", "--predictor_protocol", "grpc-v2", "--config", "/etc/hyperrec/config.yaml"]
 #: What KServe's controller appends to them for InferenceService "hyperrec" in namespace "hyperrec"
 #: (pkg/apis/serving/v1beta1/transformer_custom.go, CustomTransformer.GetContainer).
-KSERVE_APPENDS = ["--model_name", "hyperrec", "--predictor_host", "hyperrec-predictor.hyperrec", "--http_port", "8080"]
+KSERVE_APPENDS = [
+    "--model_name",
+    "hyperrec",
+    "--predictor_host",
+    "hyperrec-predictor.hyperrec",
+    "--http_port",
+    "8080",
+]
 
 
 def resolved(argv: list[str], settings: ServingConfig | None = None) -> ServingConfig:
@@ -86,8 +93,14 @@ def test_an_explicit_predictor_url_wins_over_kserve_predictor_host():
     ],
 )
 def test_kserve_protocol_flags_map_onto_serving_predictor_protocol(flags, protocol):
-    assert resolved(["transformer", *flags], ServingConfig(predictor_protocol="http")).predictor_protocol == protocol
-    assert resolved(["transformer", *flags], ServingConfig(predictor_protocol="grpc")).predictor_protocol == protocol
+    assert (
+        resolved(["transformer", *flags], ServingConfig(predictor_protocol="http")).predictor_protocol
+        == protocol
+    )
+    assert (
+        resolved(["transformer", *flags], ServingConfig(predictor_protocol="grpc")).predictor_protocol
+        == protocol
+    )
 
 
 def test_v1_is_refused_not_ignored():
@@ -107,7 +120,11 @@ def test_tls_to_the_predictor_is_refused():
     [
         ("hyperrec-predictor.hyperrec", False, "hyperrec-predictor.hyperrec:80"),
         ("hyperrec-predictor.hyperrec", True, "hyperrec-predictor.hyperrec:443"),
-        ("hyperrec-predictor.hyperrec.svc.cluster.local:9000", False, "hyperrec-predictor.hyperrec.svc.cluster.local:9000"),
+        (
+            "hyperrec-predictor.hyperrec.svc.cluster.local:9000",
+            False,
+            "hyperrec-predictor.hyperrec.svc.cluster.local:9000",
+        ),
         ("http://p.ns/", False, "p.ns:80"),
         ("[fd00::1]", False, "[fd00::1]:80"),
         ("[fd00::1]:8001", False, "[fd00::1]:8001"),
@@ -159,7 +176,11 @@ def triton_metadata(n_items: int, name: str = "ranker") -> dict:
         (triton_metadata(60), "paired", "fits 60 items"),
         (triton_metadata(61), "mismatch", "scores 61 items"),
         ({"outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 60]}]}, "mismatch", "no 'scores'"),
-        ({"outputs": [{"name": "scores", "datatype": "FP32", "shape": [-1, -1]}]}, "unknown", "no fixed item axis"),
+        (
+            {"outputs": [{"name": "scores", "datatype": "FP32", "shape": [-1, -1]}]},
+            "unknown",
+            "no fixed item axis",
+        ),
         ({"outputs": []}, "unknown", "still loading"),
         ({"name": "ranker"}, "unknown", "lists no outputs"),
     ],
@@ -266,8 +287,16 @@ def test_a_failed_predictor_call_brings_the_next_check_forward():
         async def score(self, inputs, request_id):
             raise PredictorUnavailable("predictor scores have shape (1, 75); expected (1, 60)")
 
-    scorer = PairedScorer(Failing(), transformer_name="t-suspect", model_name="ranker", n_items=60,
-                          fetch_metadata=lambda: triton_metadata(60), recheck_s=30, recheck_soon_s=5, clock=clock)
+    scorer = PairedScorer(
+        Failing(),
+        transformer_name="t-suspect",
+        model_name="ranker",
+        n_items=60,
+        fetch_metadata=lambda: triton_metadata(60),
+        recheck_s=30,
+        recheck_soon_s=5,
+        clock=clock,
+    )
     scorer.check()
     clock.now += 5
     assert not scorer.due()
@@ -276,7 +305,9 @@ def test_a_failed_predictor_call_brings_the_next_check_forward():
     assert scorer.due()
 
 
-def test_the_transformer_answers_degraded_rather_than_ranking_another_catalogue(demo_bundle, serving_settings):
+def test_the_transformer_answers_degraded_rather_than_ranking_another_catalogue(
+    demo_bundle, serving_settings
+):
     """End to end through KServe's REST app: the default scorer factory with a predictor serving 61 items."""
     seen = []
 
@@ -316,7 +347,11 @@ def test_the_transformer_uses_a_paired_predictors_scores(demo_bundle, serving_se
                           pseudonymize=fake_pseudonymize, scorer_factory=with_onnx)
     for model in models:
         model.load()
-    answer = make_server(models).post("/v1/models/t-ok:predict", json={"user_id": "u", "history": ["m00001"]}).json()
+    answer = (
+        make_server(models)
+        .post("/v1/models/t-ok:predict", json={"user_id": "u", "history": ["m00001"]})
+        .json()
+    )
     assert answer["source"] == "model" and answer["degraded"] is False
     assert len(onnx.calls) == 1
     assert metric("hyperrec_errors_total", model="t-ok", kind="predictor_mismatch") == 0

@@ -29,7 +29,9 @@ SCRAPE_LABELS = {"namespace", "revision", "pod", "component", "job", "instance",
 
 def _client(bundle, settings, scorer=None):
     factory = (lambda manifest: scorer) if scorer is not None else None
-    models = build_models("transformer", bundle, settings, pseudonymize=fake_pseudonymize, scorer_factory=factory)
+    models = build_models(
+        "transformer", bundle, settings, pseudonymize=fake_pseudonymize, scorer_factory=factory
+    )
     for model in models:
         model.load()
     return make_server(models)

@@ -28,7 +28,9 @@ def test_the_trimmed_predictor_answers_as_the_full_width_graph(demo_bundle):
     outputs = {o["name"]: o["data"] for o in make_server([model]).post("/v2/models/ranker/infer", json=body)
                .json()["outputs"]}
     session = ort.InferenceSession(str(demo_bundle / "triton/ranker/1/model.onnx"))
-    scores, ids = session.run(["scores", "top_ids"], {"history": np.array(history), "segment": np.array([0, 2])})
+    scores, ids = session.run(
+        ["scores", "top_ids"], {"history": np.array(history), "segment": np.array([0, 2])}
+    )
     assert outputs["top_ids"] == ids.reshape(-1).tolist()
     np.testing.assert_allclose(outputs["scores"], scores.reshape(-1), atol=1e-6)
 

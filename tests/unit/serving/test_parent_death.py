@@ -27,7 +27,9 @@ def test_a_child_whose_parent_is_already_gone_exits_at_once():
 def test_a_child_without_a_named_parent_is_left_alone():
     env = {k: v for k, v in os.environ.items() if k != PARENT_PID_ENV}
     script = "from hyperrec.serving.parent_death import die_with_parent; die_with_parent(); print('running')"
-    child = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    child = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
     assert child.returncode == 0 and child.stdout.strip() == "running"
 
 

@@ -36,7 +36,10 @@ def test_v2_infer_returns_fp32_scores_over_the_catalogue(predictor):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"inputs": [{"name": "segment", "shape": [1, 1], "datatype": "INT64", "data": [0]}]}, "'history' is missing"),
+        (
+            {"inputs": [{"name": "segment", "shape": [1, 1], "datatype": "INT64", "data": [0]}]},
+            "'history' is missing",
+        ),
         (infer_body([[0, 1]], [0], datatype="FP32"), "must be INT64"),
         (infer_body([[0, 1]], [0], shape=[2]), "must have rank 2"),
         (infer_body([[0, 61]], [0]), "must lie in 0..60"),
@@ -67,7 +70,9 @@ def test_503_until_the_bundle_is_loaded(demo_bundle):
 
 
 def test_without_named_outputs_all_come_back_like_triton_and_top_k_excludes_the_history(predictor):
-    response = make_server([predictor]).post("/v2/models/ranker/infer", json=infer_body([[0] * 6 + [4, 9]], [0]))
+    response = make_server([predictor]).post(
+        "/v2/models/ranker/infer", json=infer_body([[0] * 6 + [4, 9]], [0])
+    )
     assert response.status_code == 200, response.text
     outputs = {o["name"]: o for o in response.json()["outputs"]}
     assert {name: (o["datatype"], o["shape"]) for name, o in outputs.items()} == {
@@ -89,7 +94,9 @@ def test_only_the_named_outputs_are_returned(predictor):
 
 def test_a_batch_over_max_batch_size_is_a_400_before_any_inference(predictor):
     rows = predictor.max_batch_size + 1
-    response = make_server([predictor]).post("/v2/models/ranker/infer", json=infer_body([[0, 1]] * rows, [0] * rows))
+    response = make_server([predictor]).post(
+        "/v2/models/ranker/infer", json=infer_body([[0, 1]] * rows, [0] * rows)
+    )
     assert response.status_code == 400
     assert f"exceeds the model's max_batch_size {predictor.max_batch_size}" in response.json()["error"]
     assert predictor.max_batch_size == 64  # the bundle's Triton config

@@ -36,7 +36,9 @@ def test_without_a_token_the_endpoints_do_not_exist(demo_bundle, serving_setting
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}", TOKEN])
-def test_a_missing_or_wrong_token_is_401_and_changes_nothing(demo_bundle, serving_settings, scorer, tmp_path, header):
+def test_a_missing_or_wrong_token_is_401_and_changes_nothing(
+    demo_bundle, serving_settings, scorer, tmp_path, header
+):
     client, _ = client_with_guard(demo_bundle, serving_settings(), scorer, tmp_path / "privacy", token=TOKEN)
     headers = {"Authorization": header} if header else {}
     for path, body in (("/hyperrec/forget", {"user_ids": ["u1"]}),
@@ -47,8 +49,9 @@ def test_a_missing_or_wrong_token_is_401_and_changes_nothing(demo_bundle, servin
     assert not (tmp_path / "privacy").exists()
 
 
-def test_forget_clears_the_feedback_log_the_answer_cache_and_the_segment(demo_bundle, serving_settings, scorer,
-                                                                          tmp_path):
+def test_forget_clears_the_feedback_log_the_answer_cache_and_the_segment(
+    demo_bundle, serving_settings, scorer, tmp_path
+):
     settings = serving_settings()
     client, models = client_with_guard(demo_bundle, settings, scorer, tmp_path / "privacy", token=TOKEN)
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -74,12 +77,16 @@ def test_forget_clears_the_feedback_log_the_answer_cache_and_the_segment(demo_bu
     assert client.post(URL, json={"user_id": SEGMENT_USER, "k": 3}).json()["source"] == "popular"
 
 
-def test_a_user_without_consent_gets_the_non_personalized_ranking(demo_bundle, serving_settings, scorer, tmp_path):
+def test_a_user_without_consent_gets_the_non_personalized_ranking(
+    demo_bundle, serving_settings, scorer, tmp_path
+):
     client, _ = client_with_guard(demo_bundle, serving_settings(), scorer, tmp_path / "privacy", token=TOKEN)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     body = {"user_id": SEGMENT_USER, "history": ["m00003", "m00007"], "k": 3}
     assert client.post(URL, json=body).json()["source"] == "model"
-    response = client.post("/hyperrec/consent", json={"user_ids": [SEGMENT_USER], "consent": False}, headers=auth)
+    response = client.post(
+        "/hyperrec/consent", json={"user_ids": [SEGMENT_USER], "consent": False}, headers=auth
+    )
     assert response.status_code == 200, response.text
     calls = len(scorer.calls)
     answer = client.post(URL, json=body).json()

@@ -85,7 +85,10 @@ def test_the_transformer_answers_degraded_but_is_not_ready_while_its_predictor_i
     assert answer.status_code == 200 and answer.json()["degraded"] is True
     ready = client.get("/v2/health/ready")
     assert ready.status_code == 503
-    assert ready.json() == {"ready": False, "models": {"ranker": "predictor_unavailable", "feedback": "ready"}}
+    assert ready.json() == {
+        "ready": False,
+        "models": {"ranker": "predictor_unavailable", "feedback": "ready"},
+    }
     assert client.get("/v2/models/ranker/ready").status_code == 503
     assert client.get("/v2/health/live").status_code == 200  # alive: no restart, the predictor is the problem
 
@@ -137,7 +140,9 @@ def test_the_grpc_repository_calls_are_refused_too(demo_bundle, monkeypatch):
     servicer, server = grpc_servicer(demo_bundle, HttpGuardConfig())
     context = GrpcContext()
     with pytest.raises(Aborted, match="serving.http.repository_api"):
-        asyncio.run(servicer.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="ranker"), context))
+        asyncio.run(
+            servicer.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="ranker"), context)
+        )
     assert context.code == StatusCode.PERMISSION_DENIED
     assert server.registered_models.get_model("ranker") is not None
 

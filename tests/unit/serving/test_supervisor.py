@@ -54,7 +54,9 @@ def test_a_dead_predictor_is_restarted_with_doubling_capped_back_off_then_serve_
     assert children.restarts == ["predictor"] * 3
     assert clock.slept == [0.5, 1.0, 1.5]
     children.dead["predictor"] = -9
-    with pytest.raises(GaveUp, match=r"predictor exited \(code -9\) after 3 restarts[\s\S]*last lines of predictor"):
+    with pytest.raises(
+        GaveUp, match=r"predictor exited \(code -9\) after 3 restarts[\s\S]*last lines of predictor"
+    ):
         sup.check()
 
 

@@ -29,7 +29,9 @@ def test_top_ids_are_the_argsort_of_the_logits_without_the_history(topk_bundle):
         length = 1 + row % MAX_HISTORY
         history[row, MAX_HISTORY - length:] = rng.integers(1, N_ITEMS + 1, size=length)
     segment = rng.integers(0, 4, size=12).astype(np.int64)
-    scores, ids, top = session.run(["scores", "top_ids", "top_scores"], {"history": history, "segment": segment})
+    scores, ids, top = session.run(
+        ["scores", "top_ids", "top_scores"], {"history": history, "segment": segment}
+    )
     assert ids.shape == top.shape == (12, TOP_K) and ids.dtype == np.int64
     for row in range(12):
         np.testing.assert_array_equal(ids[row], reference_top(scores[row], history[row], TOP_K))
@@ -84,7 +86,9 @@ def test_manifest_and_triton_config_declare_the_top_k_outputs_batching_and_insta
 def test_top_k_depth_is_clamped_to_the_catalogue(demo_bundle):
     import json
 
-    assert json.loads((demo_bundle / "manifest.json").read_text())["top_k"] == N_ITEMS  # default 100 > 60 items
+    assert (
+        json.loads((demo_bundle / "manifest.json").read_text())["top_k"] == N_ITEMS
+    )  # default 100 > 60 items
 
 
 def test_cold_outputs_are_the_argmax_over_the_cold_items_without_the_history(cold_topk_bundle):
@@ -94,14 +98,20 @@ def test_cold_outputs_are_the_argmax_over_the_cold_items_without_the_history(col
     session = ort.InferenceSession(str(cold_topk_bundle / "triton/ranker/1/model.onnx"))
     rng = np.random.default_rng(11)
     history = np.zeros((40, MAX_HISTORY), dtype=np.int64)
-    for row in range(40):  # histories of 1..8 items; every other one holds cold items, row 0 all but one of them
+    for row in range(
+        40
+    ):  # histories of 1..8 items; every other one holds cold items, row 0 all but one of them
         length = 1 + row % MAX_HISTORY
         history[row, MAX_HISTORY - length:] = rng.integers(1, N_ITEMS + 1, size=length)
         if row % 2:
             history[row, -1] = 1 + rng.choice(COLD_ITEMS)
     history[[0, 2]] = 0
-    history[0, MAX_HISTORY - len(COLD_ITEMS) + 1:] = 1 + np.array(COLD_ITEMS[1:])  # only the first cold item unseen
-    history[2, MAX_HISTORY - len(COLD_ITEMS):] = 1 + np.array(COLD_ITEMS)  # every cold item seen: none to offer
+    history[0, MAX_HISTORY - len(COLD_ITEMS) + 1 :] = 1 + np.array(
+        COLD_ITEMS[1:]
+    )  # only the first cold item unseen
+    history[2, MAX_HISTORY - len(COLD_ITEMS) :] = 1 + np.array(
+        COLD_ITEMS
+    )  # every cold item seen: none to offer
     segment = rng.integers(0, 4, size=40).astype(np.int64)
     scores, cold_id, cold_score = session.run(["scores", "cold_id", "cold_score"],
                                               {"history": history, "segment": segment})
@@ -136,12 +146,16 @@ def test_cold_ties_break_by_the_lower_item_index(tmp_path):
     model = add_cold_top(add_top_k(onnx.load(str(path)), 3), [11, 4, 8, 5, 7])
     session = ort.InferenceSession(model.SerializeToString())
     history = np.array([[0, 0, 0, 6], [0, 0, 0, 0]], dtype=np.int64)  # row 0 has seen item 5 (token 6)
-    ids, score = session.run(["cold_id", "cold_score"], {"history": history, "segment": np.zeros(2, np.int64)})
+    ids, score = session.run(
+        ["cold_id", "cold_score"], {"history": history, "segment": np.zeros(2, np.int64)}
+    )
     assert ids[:, 0].tolist() == [8, 5]  # scores 2: items 5, 8, 11; row 0 has seen 5
     assert score[:, 0].tolist() == [2.0, 2.0]
 
 
-def test_manifest_and_triton_configs_declare_the_cold_outputs_only_with_a_cold_slot(cold_topk_bundle, topk_bundle):
+def test_manifest_and_triton_configs_declare_the_cold_outputs_only_with_a_cold_slot(
+    cold_topk_bundle, topk_bundle
+):
     import json
 
     from hyperrec.export.bundle import has_cold_outputs
@@ -150,7 +164,9 @@ def test_manifest_and_triton_configs_declare_the_cold_outputs_only_with_a_cold_s
         manifest = json.loads((bundle / "manifest.json").read_text())
         assert has_cold_outputs(manifest) is cold
         shapes = {o["name"]: o["shape"] for o in manifest["outputs"]}
-        assert (shapes.get("cold_id"), shapes.get("cold_score")) == (([-1, 1], [-1, 1]) if cold else (None, None))
+        assert (shapes.get("cold_id"), shapes.get("cold_score")) == (
+            ([-1, 1], [-1, 1]) if cold else (None, None)
+        )
         for path in ("config.pbtxt", "configs/cpu.pbtxt"):
             config = parse_triton_config(bundle / "triton/ranker" / path)
             types = {o.name: (list(o.dims), type(o).DESCRIPTOR.fields_by_name["data_type"].enum_type
@@ -172,7 +188,9 @@ def test_a_text_choosing_slot_returns_the_rules_choice_and_its_score(tmp_path):
     vectors = rng.normal(size=(N_ITEMS, 4)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     slot = ColdSlot(np.array(COLD_ITEMS), position=4, offset=1.0, vectors=vectors, window=3)
-    build_demo_bundle(tmp_path / "ranker", n_items=N_ITEMS, max_history=MAX_HISTORY, dynamo=False, cold_slot=slot)
+    build_demo_bundle(
+        tmp_path / "ranker", n_items=N_ITEMS, max_history=MAX_HISTORY, dynamo=False, cold_slot=slot
+    )
     session = ort.InferenceSession(str(tmp_path / "ranker/triton/ranker/1/model.onnx"))
     history = np.zeros((30, MAX_HISTORY), dtype=np.int64)
     for row in range(1, 30):  # row 0: no history; odd rows end in a cold item

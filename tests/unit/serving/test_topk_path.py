@@ -58,7 +58,10 @@ def bodies(n: int, seed: int = 3):
 def test_top_k_answers_equal_the_full_score_answers(topk_bundle, serving_settings, max_per_category):
     settings = serving_settings(max_per_category=max_per_category, log_served=False)
     fast, full = GraphScorer(topk_bundle, 10), GraphScorer(topk_bundle, None)
-    fast_client, full_client = client_with(topk_bundle, settings, fast), client_with(topk_bundle, settings, full)
+    fast_client, full_client = (
+        client_with(topk_bundle, settings, fast),
+        client_with(topk_bundle, settings, full),
+    )
     for body in bodies(60):
         expected = full_client.post(URL, json=body).json()
         answer = fast_client.post(URL, json=body).json()
@@ -119,7 +122,10 @@ def test_with_a_cold_slot_top_k_answers_equal_the_full_score_answers(cold_topk_b
     settings = serving_settings(max_per_category=max_per_category, log_served=False)
     fast, full = GraphScorer(cold_topk_bundle, 10), GraphScorer(cold_topk_bundle, None)
     assert fast.cold_outputs
-    fast_client, full_client = client_with(cold_topk_bundle, settings, fast), client_with(cold_topk_bundle, settings, full)
+    fast_client, full_client = (
+        client_with(cold_topk_bundle, settings, fast),
+        client_with(cold_topk_bundle, settings, full),
+    )
     slot = Catalogue.from_bundle(cold_topk_bundle).cold_slot
     decided = {True: 0, False: 0}  # answers the prefix decided, by whether the slot fired
     undecided = 0
@@ -157,7 +163,10 @@ def test_a_prefix_thinned_by_history_beyond_the_encoded_tail_cannot_decide_the_s
 
     settings = serving_settings(log_served=False)
     fast, full = GraphScorer(cold_topk_bundle, 10), GraphScorer(cold_topk_bundle, None)
-    fast_client, full_client = client_with(cold_topk_bundle, settings, fast), client_with(cold_topk_bundle, settings, full)
+    fast_client, full_client = (
+        client_with(cold_topk_bundle, settings, fast),
+        client_with(cold_topk_bundle, settings, full),
+    )
     slot = Catalogue.from_bundle(cold_topk_bundle).cold_slot
     rng = np.random.default_rng(17)
     fired = 0
@@ -165,12 +174,15 @@ def test_a_prefix_thinned_by_history_beyond_the_encoded_tail_cannot_decide_the_s
         tail = rng.choice(60, size=8, replace=False)
         inputs = {"history": encode_histories([tail], 8), "segment": encode_segments([None])}
         warm = [int(j) for j in fast.session.run(["top_ids"], inputs)[0][0] if int(j) not in COLD_ITEMS]
-        older = warm[: len(warm) - slot.position + 1]  # seen before the tail: the prefix keeps position - 1 warm
+        older = warm[
+            : len(warm) - slot.position + 1
+        ]  # seen before the tail: the prefix keeps position - 1 warm
         body = {"user_id": f"u{i}", "history": [f"m{j:05d}" for j in [*older, *tail.tolist()]], "k": 3}
         fast.calls.clear()
         answer = fast_client.post(URL, json=body).json()
-        assert ([(r["item_id"], r["score"]) for r in answer["recommendations"]]
-                == [(r["item_id"], r["score"]) for r in full_client.post(URL, json=body).json()["recommendations"]])
+        assert [(r["item_id"], r["score"]) for r in answer["recommendations"]] == [
+            (r["item_id"], r["score"]) for r in full_client.post(URL, json=body).json()["recommendations"]
+        ]
         assert fast.calls == ["top_k", "full"], body
         fired += slot_fires(full, slot, body)
     assert fired >= 5

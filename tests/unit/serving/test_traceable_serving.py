@@ -72,8 +72,11 @@ def test_an_answer_says_who_served_it_and_its_slate_is_logged_for_the_join(demo_
 def test_the_split_sends_requests_to_the_challenger_by_share_and_labels_everything(
     demo_bundle, challenger_bundle, serving_settings
 ):
-    settings = serving_settings(split=SplitConfig(challenger_bundle_dir=challenger_bundle, challenger_percent=100,
-                                                  challenger_registered_version="8"))
+    settings = serving_settings(
+        split=SplitConfig(
+            challenger_bundle_dir=challenger_bundle, challenger_percent=100, challenger_registered_version="8"
+        )
+    )
     client, models = serve(demo_bundle, settings, challenger_bundle)
     answer = client.post(URL, json={"user_id": "u2", "history": ["m00001"], "request_id": "c-1"}).json()
     assert answer["revision"] == "challenger"
@@ -92,7 +95,10 @@ def test_the_split_sends_requests_to_the_challenger_by_share_and_labels_everythi
 
     metrics = client.get("/metrics").text
     for revision in ("champion", "challenger"):
-        assert f'hyperrec_stage_seconds_count{{model="ranker",revision="{revision}",stage="preprocess"}}' in metrics
+        assert (
+            f'hyperrec_stage_seconds_count{{model="ranker",revision="{revision}",stage="preprocess"}}'
+            in metrics
+        )
     close(models)
     records = read_feedback(settings.feedback_dir).records
     tally = tally_feedback(records, versions={"challenger": "8"})
@@ -108,7 +114,9 @@ def test_without_a_challenger_there_is_no_split_endpoint(demo_bundle, serving_se
 def test_feedback_about_an_answer_no_longer_in_memory_is_left_unlabelled_under_a_split(
     demo_bundle, challenger_bundle, serving_settings
 ):
-    settings = serving_settings(split=SplitConfig(challenger_bundle_dir=challenger_bundle, challenger_percent=50))
+    settings = serving_settings(
+        split=SplitConfig(challenger_bundle_dir=challenger_bundle, challenger_percent=50)
+    )
     client, models = serve(demo_bundle, settings, challenger_bundle)
     body = {"request_id": "gone", "user_id": "u", "events": [{"type": "click", "item_id": "m00001"}]}
     assert "revision" not in client.post(FEEDBACK, json=body).json()  # never a guessed revision

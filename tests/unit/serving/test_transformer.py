@@ -15,7 +15,9 @@ URL = "/v1/models/ranker:predict"
 
 def transformer_client(bundle, settings, scorer=None, load=True):
     factory = (lambda manifest: scorer) if scorer is not None else None
-    models = build_models("transformer", bundle, settings, pseudonymize=fake_pseudonymize, scorer_factory=factory)
+    models = build_models(
+        "transformer", bundle, settings, pseudonymize=fake_pseudonymize, scorer_factory=factory
+    )
     if load:
         for model in models:
             model.load()
@@ -146,7 +148,9 @@ def test_a_broken_predictor_answer_is_degraded_not_500(demo_bundle, serving_sett
     assert response.status_code == 200 and response.json()["degraded_reason"] == "predictor_error"
 
 
-def test_metrics_per_stage_errors_degraded_and_candidates_show_on_metrics(demo_bundle, serving_settings, scorer):
+def test_metrics_per_stage_errors_degraded_and_candidates_show_on_metrics(
+    demo_bundle, serving_settings, scorer
+):
     client, _ = transformer_client(demo_bundle, serving_settings(), scorer)
     client.post(URL, json={"user_id": "u", "history": ["m00001"]})
     client.post(URL, json={"user_id": "u", "k": 0})
@@ -161,14 +165,22 @@ def test_metrics_per_stage_errors_degraded_and_candidates_show_on_metrics(demo_b
 def test_feedback_is_appended_to_the_log(demo_bundle, serving_settings, scorer, tmp_path):
     settings = serving_settings()
     client, _ = transformer_client(demo_bundle, settings, scorer)
-    body = {"request_id": "r-1", "user_id": "u1", "events": [
-        {"type": "impression", "item_id": "m00001"}, {"type": "click", "item_id": "m00001"},
-        {"type": "dwell", "item_id": "m00001", "value": 42}, {"type": "rating", "item_id": "m00001", "value": 5},
-    ]}
+    body = {
+        "request_id": "r-1",
+        "user_id": "u1",
+        "events": [
+            {"type": "impression", "item_id": "m00001"},
+            {"type": "click", "item_id": "m00001"},
+            {"type": "dwell", "item_id": "m00001", "value": 42},
+            {"type": "rating", "item_id": "m00001", "value": 5},
+        ],
+    }
     response = client.post("/v1/models/feedback:predict", json=body)
     assert response.status_code == 200, response.text
     assert response.json() == {"request_id": "r-1", "accepted": 4, "revision": "champion"}
-    bad = client.post("/v1/models/feedback:predict", json={**body, "events": [{"type": "like", "item_id": "a"}]})
+    bad = client.post(
+        "/v1/models/feedback:predict", json={**body, "events": [{"type": "like", "item_id": "a"}]}
+    )
     assert bad.status_code == 400 and "type must be one of" in bad.json()["error"]
     records = read_feedback(settings.feedback_dir).records
     assert [r["type"] for r in records] == ["impression", "click", "dwell", "rating"]
