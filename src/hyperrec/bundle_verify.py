@@ -87,7 +87,13 @@ def _check_file_list(path: Path, files: Any) -> None:
         raise BundleError(f"{path}: 'files' must map every bundle file to its sha256")
     for name, digest in files.items():
         pure = PurePosixPath(name)
-        if not name or pure.is_absolute() or ".." in pure.parts or name != pure.as_posix() or name == MANIFEST_FILE:
+        if (
+            not name
+            or pure.is_absolute()
+            or ".." in pure.parts
+            or name != pure.as_posix()
+            or name == MANIFEST_FILE
+        ):
             raise BundleError(f"{path}: invalid file path {name!r} in 'files'")
         if not isinstance(digest, str) or not _SHA256_RE.match(digest):
             raise BundleError(f"{path}: {name!r} has no lowercase hex sha256")

@@ -109,7 +109,9 @@ def _run_local_and_report(cfg: HyperrecConfig) -> Path:
     metrics = json.loads((run.output_dir / "evaluation" / "metrics.json").read_text(encoding="utf-8"))
     registration = json.loads((run.output_dir / "registration.json").read_text(encoding="utf-8"))
     decision = registration["decision"]
-    verdict = "registered as " + str(registration["registered"]) if registration["registered"] else "not registered"
+    verdict = (
+        "registered as " + str(registration["registered"]) if registration["registered"] else "not registered"
+    )
     sys.stdout.write(
         "\n" + metrics_table(metrics, keys=DEMO_COLUMNS) + "\n\n"
         f"gate ({decision['metric']}): {decision['challenger']} {decision['challenger_value']:.4f} vs best "
@@ -181,7 +183,9 @@ def _add_step_commands(commands: Any) -> None:
     export = commands.add_parser("export", help="export modeling.serve to a serving bundle (ONNX + Triton)")
     _common(export)
     export.add_argument("--prepared", type=Path, required=True, help="prepared-data folder")
-    export.add_argument("--models", type=Path, required=True, help="folder holding the language-model folders")
+    export.add_argument(
+        "--models", type=Path, required=True, help="folder holding the language-model folders"
+    )
     export.add_argument("--output", type=Path, required=True, help="bundle folder to write")
     export.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag and bundle version")
     export.set_defaults(handler=_cmd_export)

@@ -44,7 +44,9 @@ class DataConfig(_Section):
     )
     interactions_path: Path | None = Field(None, description="generic format: interactions CSV/Parquet/JSONL")
     items_path: Path | None = Field(None, description="generic format: items CSV/Parquet/JSONL")
-    download: bool = Field(True, description="Download and verify the public archive when dataset_dir is missing.")
+    download: bool = Field(
+        True, description="Download and verify the public archive when dataset_dir is missing."
+    )
     download_url: str = Field(
         "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip",
         description="Official archive of ml-latest-small.",
@@ -63,7 +65,10 @@ class DataConfig(_Section):
         None, description="Keep only events at or after this Unix time (retraining on a new window)."
     )
     window_end_unix: int | None = Field(None, description="Keep only events before this Unix time.")
-    cache_dir: Path = Field(Path("~/.cache/hyperrec/datasets"), description="Where downloads are unpacked (~ is expanded when used).")
+    cache_dir: Path = Field(
+        Path("~/.cache/hyperrec/datasets"),
+        description="Where downloads are unpacked (~ is expanded when used).",
+    )
 
 
 class PrivacyConfig(_Section):
@@ -76,10 +81,13 @@ class PrivacyConfig(_Section):
     )
     scrub_pii: bool = Field(True, description="Remove emails, phones, URLs and card numbers from free text.")
     state_dir: Path | None = Field(
-        None, description="Erasure ledger, consent list and audit log (docs/PRIVACY.md); None: <output_dir>/../privacy."
+        None,
+        description="Erasure ledger, consent list and audit log (docs/PRIVACY.md); None: <output_dir>/../privacy.",
     )
     retention_days: int | None = Field(
-        None, ge=1, description="Drop events older than this many days from the prepared data and the feedback log."
+        None,
+        ge=1,
+        description="Drop events older than this many days from the prepared data and the feedback log.",
     )
     retention_now_unix: int | None = Field(
         None, description="The time the retention window counts back from; None: the current time."
@@ -89,25 +97,34 @@ class PrivacyConfig(_Section):
         description="Env var holding the bearer token of the transformer's /hyperrec/forget and /hyperrec/consent "
         "endpoints; unset: the endpoints are off.",
     )
-    audit: bool = Field(True, description="Append who ran what to <state_dir>/audit.jsonl and tag MLflow runs.")
+    audit: bool = Field(
+        True, description="Append who ran what to <state_dir>/audit.jsonl and tag MLflow runs."
+    )
 
 
 class PrepConfig(_Section):
     """Cleaning, labelling, splitting, examples and segmentation."""
 
     min_rating: float | None = Field(
-        None, description="A rating counts as positive at or above this; None: every rating is an interaction."
+        None,
+        description="A rating counts as positive at or above this; None: every rating is an interaction.",
     )
-    min_dwell_seconds: float = Field(10.0, description="A view counts as positive at or above this dwell time.")
+    min_dwell_seconds: float = Field(
+        10.0, description="A view counts as positive at or above this dwell time."
+    )
     bot_max_events: int = Field(
         500, gt=0,
         description="More events than this from one user inside the window... (ml-latest-small: one user "
         "has 392 ratings within 10 s, a sign-up import; 500 quarantines no MovieLens row)",
     )
-    bot_window_seconds: int = Field(60, gt=0, description="...marks the burst as bot-like; it is quarantined.")
+    bot_window_seconds: int = Field(
+        60, gt=0, description="...marks the burst as bot-like; it is quarantined."
+    )
     detect_language: bool = Field(True, description="Detect the language of item text (langdetect).")
     split: Literal["leave_last_out", "global_temporal"] = "leave_last_out"
-    temporal_validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="global_temporal: share of time")
+    temporal_validation_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="global_temporal: share of time"
+    )
     temporal_test_fraction: float = Field(0.1, gt=0, lt=0.5, description="global_temporal: share of time")
     negatives_per_positive: int = Field(4, ge=1)
     negative_sampling: Literal["uniform", "popularity"] = "uniform"
@@ -132,7 +149,9 @@ class BaselinesConfig(_Section):
     als_iterations: int = Field(15, ge=1)
     als_alpha: float = Field(10.0, gt=0, description="Confidence scaling of implicit feedback.")
     bpr_factors: int = Field(64, ge=1)
-    bpr_learning_rate: float = Field(0.1, gt=0, description="0.1 beat 0.01 on the validation item (NDCG@10 0.030 vs 0.024, 3 seeds).")
+    bpr_learning_rate: float = Field(
+        0.1, gt=0, description="0.1 beat 0.01 on the validation item (NDCG@10 0.030 vs 0.024, 3 seeds)."
+    )
     bpr_regularization: float = Field(0.01, ge=0)
     bpr_iterations: int = Field(100, ge=1)
 
@@ -162,7 +181,9 @@ class HyperrecConfig(_Section):
 
     seed: int = Field(42, description="Seed of every step: data prep, baselines, models, evaluation, drift.")
     output_dir: Path = Field(Path("outputs/latest"), description="Stable output folder of the last run.")
-    threads: int = Field(2, ge=1, description="Threads for torch/BLAS/implicit (and the models' torch threads).")
+    threads: int = Field(
+        2, ge=1, description="Threads for torch/BLAS/implicit (and the models' torch threads)."
+    )
     data: DataConfig = DataConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     prep: PrepConfig = PrepConfig()

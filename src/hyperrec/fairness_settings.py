@@ -21,7 +21,11 @@ class FairnessFloors(_Section):
     min_segment_ndcg_ratio: float | None = Field(
         None, ge=0, le=1, description="Worst / best behavioural segment's NDCG@K must be at least this.")
     min_activity_ndcg_ratio: float | None = Field(
-        None, ge=0, le=1, description="Worst / best activity group's (new, light, heavy) NDCG@K, at least this.")
+        None,
+        ge=0,
+        le=1,
+        description="Worst / best activity group's (new, light, heavy) NDCG@K, at least this.",
+    )
     min_attribute_hr_ratio: float | None = Field(
         None, ge=0, le=1,
         description="Disparate impact: worst / best group's HR@K for every user attribute, at least this "
@@ -29,7 +33,11 @@ class FairnessFloors(_Section):
     max_exposure_gini: float | None = Field(
         None, ge=0, le=1, description="Gini coefficient of item exposure in the top-K lists, at most this.")
     min_coverage: float | None = Field(
-        None, ge=0, le=1, description="Share of the catalogue that appears in some user's top-K, at least this.")
+        None,
+        ge=0,
+        le=1,
+        description="Share of the catalogue that appears in some user's top-K, at least this.",
+    )
 
 
 class FairnessConfig(_Section):
@@ -38,11 +46,17 @@ class FairnessConfig(_Section):
     audit: bool = Field(True, description="Run the audit in the evaluate step (fairness.json/.md/.html).")
     k: int = Field(10, ge=1, description="Cutoff of the audit's NDCG/HR and of its exposure counts.")
     activity_new_below: int = Field(
-        35, ge=1, description="Users with fewer history events than this are 'new' (ml-latest-small, whose users "
-        "all rated >= 20 movies: the lowest quarter of the test users, 156 of 610).")
+        35,
+        ge=1,
+        description="Users with fewer history events than this are 'new' (ml-latest-small, whose users "
+        "all rated >= 20 movies: the lowest quarter of the test users, 156 of 610).",
+    )
     activity_heavy_from: int = Field(
-        200, ge=1, description="Users with at least this many history events are 'heavy' (ml-latest-small: 133 "
-        "of 610); between the two: 'light'.")
+        200,
+        ge=1,
+        description="Users with at least this many history events are 'heavy' (ml-latest-small: 133 "
+        "of 610); between the two: 'light'.",
+    )
     min_group_users: int = Field(
         20, ge=1, description="Groups smaller than this are reported but left out of the disparity ratios "
         "(a 5-user group's mean is noise).")

@@ -41,7 +41,9 @@ TABLE_FILE, OPE_FILE, LOG_FILE = "table.md", "ope.md", "ope_log.jsonl"
 SUMMARY_FILE, REPORT_FILE = "summary.json", "report.html"
 
 
-def run_bandit_bench(cfg: HyperrecConfig, output_dir: Path, policies: Sequence[str] = POLICIES) -> dict[str, Any]:
+def run_bandit_bench(
+    cfg: HyperrecConfig, output_dir: Path, policies: Sequence[str] = POLICIES
+) -> dict[str, Any]:
     """Simulate every policy (plus greedy and random, the references), run the OPE check, write the outputs.
 
     Args:
@@ -54,8 +56,13 @@ def run_bandit_bench(cfg: HyperrecConfig, output_dir: Path, policies: Sequence[s
     """
     started = time.perf_counter()
     bandit, sim = cfg.bandit, cfg.bandit.simulator
-    data = load_simulation_data(sim, dataset_dir(cfg), top_n=bandit.top_n, knn_neighbors=cfg.baselines.knn_neighbors,
-                                segments_k=(cfg.prep.segments_k_min, cfg.prep.segments_k_max))
+    data = load_simulation_data(
+        sim,
+        dataset_dir(cfg),
+        top_n=bandit.top_n,
+        knn_neighbors=cfg.baselines.knn_neighbors,
+        segments_k=(cfg.prep.segments_k_min, cfg.prep.segments_k_max),
+    )
     names = list(dict.fromkeys(["greedy", *policies, "random"]))
     runs = {name: simulate(data, name, bandit, sim, log=name == OPE_LOGGER) for name in names}
     if OPE_LOGGER not in runs:
@@ -186,7 +193,9 @@ def regret_plot(runs: Mapping[str, PolicyRun], steps: int) -> bytes:
     figure = Figure(figsize=(9, 4.5), dpi=100)
     axes = figure.subplots()
     for name, run in runs.items():
-        axes.plot(range(1, steps + 1), run.regret_curve, label=name, linestyle="--" if name == "random" else "-")
+        axes.plot(
+            range(1, steps + 1), run.regret_curve, label=name, linestyle="--" if name == "random" else "-"
+        )
     axes.set_xlabel("request")
     axes.set_ylabel("cumulative expected regret (clicks)")
     axes.grid(alpha=0.3)

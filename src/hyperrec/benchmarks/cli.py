@@ -26,7 +26,9 @@ def _shared(parser: argparse.ArgumentParser, default_dir: Path) -> None:
                         help=f"folder for data, models, metrics and the report (default: {default_dir})")
     parser.add_argument("--prepared", type=Path, default=None,
                         help="reuse this prepared-data folder instead of running data prep")
-    parser.add_argument("--pipeline-run", default=None, help="MLflow grouping tag (default: bench-<kind>-<time>)")
+    parser.add_argument(
+        "--pipeline-run", default=None, help="MLflow grouping tag (default: bench-<kind>-<time>)"
+    )
 
 
 def add_benchmark_commands(bench_commands: Any) -> None:
@@ -62,7 +64,8 @@ def add_cold_start_command(bench_commands: Any) -> None:
 def add_bandits_command(bench_commands: Any) -> None:
     """Register ``bench bandits``."""
     bandits = bench_commands.add_parser(
-        "bandits", help="compare bandit policies on the ml-latest-small simulator; check IPS/SNIPS against it")
+        "bandits", help="compare bandit policies on the ml-latest-small simulator; check IPS/SNIPS against it"
+    )
     add_common_options(bandits)
     bandits.add_argument("--output-dir", type=Path, default=DEFAULT_BANDITS_DIR,
                          help=f"folder for the tables, log and report (default: {DEFAULT_BANDITS_DIR})")
@@ -88,7 +91,9 @@ def add_debian_dataset_command(bench_commands: Any) -> None:
         "debian-dataset", help="build the Debian package-relations dataset (generic format) from apt's index")
     debian.add_argument("--packages", type=Path, default=None,
                         help="a Debian Packages index (default: bookworm main amd64 in /var/lib/apt/lists)")
-    debian.add_argument("--output-dir", type=Path, required=True, help="folder for interactions.csv, items.csv")
+    debian.add_argument(
+        "--output-dir", type=Path, required=True, help="folder for interactions.csv, items.csv"
+    )
     debian.add_argument("--log-level", default="INFO")
     debian.set_defaults(handler=_cmd_debian_dataset)
 
@@ -100,9 +105,11 @@ def _cmd_quality(args: argparse.Namespace) -> None:
     summary = run_quality(config_from_args(args), args.output_dir, with_encoders=args.with_encoders,
                           prepared=args.prepared, pipeline_run=args.pipeline_run)
     out = args.output_dir
-    sys.stdout.write((out / TABLE_FILE).read_text(encoding="utf-8")
-                     + f"\nwall {summary['benchmark']['wall_seconds']:.0f} s\n"
-                     f"table: {out / TABLE_FILE}\nreport: {out / REPORT_FILE}\nsummary: {out / 'summary.json'}\n")
+    sys.stdout.write(
+        (out / TABLE_FILE).read_text(encoding="utf-8")
+        + f"\nwall {summary['benchmark']['wall_seconds']:.0f} s\n"
+        f"table: {out / TABLE_FILE}\nreport: {out / REPORT_FILE}\nsummary: {out / 'summary.json'}\n"
+    )
 
 
 def _cmd_cold_start(args: argparse.Namespace) -> None:
@@ -114,8 +121,13 @@ def _cmd_cold_start(args: argparse.Namespace) -> None:
         settings = ColdStartSettings(fraction=args.fraction, seed=args.seed)
     except ValueError as exc:
         raise ConfigError(f"invalid cold-start settings: {exc}") from None
-    metrics = run_cold_start(config_from_args(args), args.output_dir, settings=settings, prepared=args.prepared,
-                             pipeline_run=args.pipeline_run)
+    metrics = run_cold_start(
+        config_from_args(args),
+        args.output_dir,
+        settings=settings,
+        prepared=args.prepared,
+        pipeline_run=args.pipeline_run,
+    )
     out = args.output_dir
     sys.stdout.write((out / TABLE_FILE).read_text(encoding="utf-8")
                      + f"\nwall {metrics['cold_start']['wall_seconds']:.0f} s\n"

@@ -90,8 +90,11 @@ class ColdStartSettings(BaseModel):
 
     fraction: float = Field(0.1, gt=0, lt=1, description="Share of the items with a positive event held out.")
     seed: int | None = Field(None, description="Seed of the draw; None: the config's seed.")
-    models: list[Literal["next_item_lm", "next_item_id", "zero_shot_lm", "bi_encoder", "cross_encoder"]] = Field(
-        list(COLD_MODELS), description="Language models trained on the derived folder (baselines always are)."
+    models: list[Literal["next_item_lm", "next_item_id", "zero_shot_lm", "bi_encoder", "cross_encoder"]] = (
+        Field(
+            list(COLD_MODELS),
+            description="Language models trained on the derived folder (baselines always are).",
+        )
     )
 
 

@@ -133,8 +133,14 @@ def write_quality_outputs(out_dir: Path, metrics: Mapping[str, Any], summary: Ma
     (out_dir / REPORT_FILE).write_text(page, encoding="utf-8")
 
 
-def run_quality(cfg: HyperrecConfig, out_dir: Path, *, with_encoders: bool = False, prepared: Path | None = None,
-                pipeline_run: str | None = None) -> dict[str, Any]:
+def run_quality(
+    cfg: HyperrecConfig,
+    out_dir: Path,
+    *,
+    with_encoders: bool = False,
+    prepared: Path | None = None,
+    pipeline_run: str | None = None,
+) -> dict[str, Any]:
     """Run the quality benchmark into ``out_dir`` (outputs in the module docstring).
 
     Args:

@@ -82,8 +82,15 @@ def headline_plot(metrics: Mapping[str, Any], title: str) -> bytes:
     for ax, protocol in zip(axes, ("full", "sampled"), strict=True):
         for offset, metric, color in ((-width / 2, "hr@10", "#4c72b0"), (width / 2, "ndcg@10", "#dd8452")):
             blocks = [metrics["models"][m][protocol] for m in models]
-            ax.bar(x + offset, [b[metric] for b in blocks], width, yerr=[b.get(f"{metric}_se", 0) for b in blocks],
-                   capsize=3, color=color, label=metric.upper())
+            ax.bar(
+                x + offset,
+                [b[metric] for b in blocks],
+                width,
+                yerr=[b.get(f"{metric}_se", 0) for b in blocks],
+                capsize=3,
+                color=color,
+                label=metric.upper(),
+            )
         ax.set_xticks(x, [f"{m}{'' if m in baselines else ' *'}" for m in models], rotation=30, ha="right")
         ax.set_title(f"{protocol} ranking" + (" (100 sampled negatives)" if protocol == "sampled" else ""))
         ax.grid(axis="y", alpha=0.3)

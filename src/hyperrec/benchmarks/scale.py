@@ -130,13 +130,24 @@ def run_scale(cfg: HyperrecConfig, out_dir: Path, settings: ScaleSettings | None
     started = time.perf_counter()
     shape = synthetic_dataset(settings, out_dir / "raw")
     generated = time.perf_counter() - started
-    data = cfg.data.model_copy(update={"format": "generic", "interactions_path": Path(str(shape["interactions_path"])),
-                                       "items_path": Path(str(shape["items_path"]))})
+    data = cfg.data.model_copy(
+        update={
+            "format": "generic",
+            "interactions_path": Path(str(shape["interactions_path"])),
+            "items_path": Path(str(shape["items_path"])),
+        }
+    )
     summary = run_quality(cfg.model_copy(update={"data": data}), out_dir / "quality")
-    result = {"synthetic": True, "settings": settings.model_dump(), "data": shape,
-              "generate_seconds": round(generated, 1), "wall_seconds": round(time.perf_counter() - started, 1),
-              "stage_seconds": summary["benchmark"].get("stage_seconds"), "peak_rss_mib": peak_rss_mib(),
-              "threads": cfg.threads}
+    result = {
+        "synthetic": True,
+        "settings": settings.model_dump(),
+        "data": shape,
+        "generate_seconds": round(generated, 1),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "stage_seconds": summary["benchmark"].get("stage_seconds"),
+        "peak_rss_mib": peak_rss_mib(),
+        "threads": cfg.threads,
+    }
     (out_dir / SCALE_FILE).write_text(json.dumps(result, indent=1), encoding="utf-8")
     logger.info("scale run: %s", json.dumps(result))
     return result

@@ -49,7 +49,9 @@ def add_hit_rate_errors(metrics: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def per_user_full(evaluation_dir: Path, split_path: Path, model: str, k: int = 10) -> dict[str, tuple[float, float]]:
+def per_user_full(
+    evaluation_dir: Path, split_path: Path, model: str, k: int = 10
+) -> dict[str, tuple[float, float]]:
     """user_id -> (HR@k, NDCG@k) of the full protocol, from the model's recommendations.jsonl (exact for
     k <= top_n, as ``hyperrec.evaluation.recompute`` shows).
 
@@ -135,7 +137,9 @@ def quality_summary(metrics: Mapping[str, Any], evaluation_dir: Path, split_path
         summary |= _vs_best_baseline(metrics, evaluation_dir, split_path, baselines, language, keys)
     fine_tuned = [m for m in language if m != ZERO_SHOT]
     if ZERO_SHOT in models and fine_tuned:
-        summary["fine_tuned_vs_zero_shot"] = _vs_zero_shot(metrics, evaluation_dir, split_path, fine_tuned, keys)
+        summary["fine_tuned_vs_zero_shot"] = _vs_zero_shot(
+            metrics, evaluation_dir, split_path, fine_tuned, keys
+        )
     if LM in models and ID_ONLY in models:
         summary["next_item_lm_vs_next_item_id"] = {
             "beats": {key: _value(metrics, LM, key) > _value(metrics, ID_ONLY, key) for key in keys},
@@ -154,18 +158,33 @@ def _headline(metrics: Mapping[str, Any], models: list[str], keys: list[str]) ->
     }
 
 
-def _vs_best_baseline(metrics: Mapping[str, Any], evaluation_dir: Path, split_path: Path, baselines: list[str],
-                      language: list[str], keys: list[str]) -> dict[str, Any]:
+def _vs_best_baseline(
+    metrics: Mapping[str, Any],
+    evaluation_dir: Path,
+    split_path: Path,
+    baselines: list[str],
+    language: list[str],
+    keys: list[str],
+) -> dict[str, Any]:
     best = {key: max(baselines, key=lambda m, key=key: _value(metrics, m, key)) for key in keys}
     return {
-        "best_baseline": {key: {"model": best[key], "value": _value(metrics, best[key], key)} for key in keys},
+        "best_baseline": {
+            key: {"model": best[key], "value": _value(metrics, best[key], key)} for key in keys
+        },
         "ratio_to_best_baseline": {
-            model: {key: (_value(metrics, model, key) / _value(metrics, best[key], key)
-                          if _value(metrics, best[key], key) > 0 else None) for key in keys}
+            model: {
+                key: (
+                    _value(metrics, model, key) / _value(metrics, best[key], key)
+                    if _value(metrics, best[key], key) > 0
+                    else None
+                )
+                for key in keys
+            }
             for model in language
         },
         "vs_best_baseline_paired": {
-            model: paired_difference(evaluation_dir, split_path, model, best["full.ndcg@10"]) for model in language
+            model: paired_difference(evaluation_dir, split_path, model, best["full.ndcg@10"])
+            for model in language
         },
     }
 

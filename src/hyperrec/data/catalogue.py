@@ -15,8 +15,10 @@ from hyperrec.data.quarantine import Quarantine
 from hyperrec.data.readers import ITEM_REQUIRED, MOVIELENS_MOVIES, parse_items, read_table
 from hyperrec.errors import DataError
 
-EXPECTED_ITEMS = ("the items.parquet of a prepared-data folder (item_id, item_idx), or the items file data prep "
-                  "read (generic items .csv/.jsonl/.parquet with item_id, title; or MovieLens movies.csv)")
+EXPECTED_ITEMS = (
+    "the items.parquet of a prepared-data folder (item_id, item_idx), or the items file data prep "
+    "read (generic items .csv/.jsonl/.parquet with item_id, title; or MovieLens movies.csv)"
+)
 _PREPARED_COLUMNS = {"item_id", "item_idx"}
 
 

@@ -24,7 +24,9 @@ def drop_duplicates(interactions: pd.DataFrame, quarantine: Quarantine) -> pd.Da
     return interactions[~repeated].reset_index(drop=True)
 
 
-def burst_mask(user_ids: pd.Series, timestamps: pd.Series, max_events: int, window_seconds: int) -> np.ndarray:
+def burst_mask(
+    user_ids: pd.Series, timestamps: pd.Series, max_events: int, window_seconds: int
+) -> np.ndarray:
     """True for each event inside a window of ``window_seconds`` holding more than ``max_events`` events
     of the same user.
 
@@ -68,7 +70,9 @@ def drop_bot_bursts(interactions: pd.DataFrame, max_events: int, window_seconds:
     return interactions[~burst].reset_index(drop=True)
 
 
-def drop_saturated_users(interactions: pd.DataFrame, catalogue_size: int, quarantine: Quarantine) -> pd.DataFrame:
+def drop_saturated_users(
+    interactions: pd.DataFrame, catalogue_size: int, quarantine: Quarantine
+) -> pd.DataFrame:
     """Quarantine every event of users who touched every item of the catalogue (``touched_every_item``).
 
     Training needs negatives a user never touched; such a user has none, so one of them would otherwise stop

@@ -84,7 +84,9 @@ def _parse_run(lines: Sequence[str], start: int, width: int, records: Records) -
             first = cursor.next_index
     except csv.Error:
         column = broken_column(lines[first])
-        records.rejected.append(Rejected(first, MALFORMED_CSV if column is None else MALFORMED_QUOTING, column))
+        records.rejected.append(
+            Rejected(first, MALFORMED_CSV if column is None else MALFORMED_QUOTING, column)
+        )
         return first + 1
     return len(lines)
 

@@ -127,7 +127,9 @@ def parse_stanzas(text: str, source: str = "Packages") -> Iterator[dict[str, str
         line_number += 1
         if fields:
             if "Package" not in fields:
-                raise DataError("stanza without a Package field", file=source, row=line_number, field="Package")
+                raise DataError(
+                    "stanza without a Package field", file=source, row=line_number, field="Package"
+                )
             yield fields
 
 
@@ -144,8 +146,12 @@ def relation_names(value: str) -> list[str]:
 def _item_row(fields: dict[str, str]) -> dict[str, str]:
     tags = [t.strip() for t in fields.get("Tag", "").split(",") if t.strip()]
     section = fields.get("Section", "")
-    return {"item_id": fields["Package"], "title": fields["Package"],
-            "text": fields.get("Description", ""), "categories": "|".join(([section] if section else []) + tags)}
+    return {
+        "item_id": fields["Package"],
+        "title": fields["Package"],
+        "text": fields.get("Description", ""),
+        "categories": "|".join(([section] if section else []) + tags),
+    }
 
 
 def build_debian_dataset(packages_file: Path, out_dir: Path) -> DebianDatasetSummary:

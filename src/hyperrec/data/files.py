@@ -76,4 +76,6 @@ def load_array(path: Path, expected: str) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (*_UNREADABLE, EOFError) as exc:  # a truncated file, an array of Python objects
-        raise DataError(f"not a NumPy .npy array ({one_line(exc)}); expected {expected}", file=str(path)) from None
+        raise DataError(
+            f"not a NumPy .npy array ({one_line(exc)}); expected {expected}", file=str(path)
+        ) from None

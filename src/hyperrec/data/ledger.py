@@ -101,7 +101,9 @@ class ConsentLedger:
 
     def record(self, pseudonyms: Iterable[str], consent: bool, now: float | None = None) -> int:
         stamp = time.time() if now is None else now
-        return append_jsonl(self.path, ({"pseudonym": p, "consent": consent, "at": stamp} for p in pseudonyms))
+        return append_jsonl(
+            self.path, ({"pseudonym": p, "consent": consent, "at": stamp} for p in pseudonyms)
+        )
 
     def withdrawn(self) -> set[str]:
         """Pseudonyms whose latest entry withdraws consent."""

@@ -46,8 +46,22 @@ from hyperrec.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-STEPS = ("read", "privacy", "window", "unknown_items", "duplicates", "bot_bursts", "saturated_users", "text", "labels",
-         "split", "examples", "profiles", "segments", "write")
+STEPS = (
+    "read",
+    "privacy",
+    "window",
+    "unknown_items",
+    "duplicates",
+    "bot_bursts",
+    "saturated_users",
+    "text",
+    "labels",
+    "split",
+    "examples",
+    "profiles",
+    "segments",
+    "write",
+)
 #: Column types of the written tables (the contract of hyperrec.data.prepared); explicit so that an
 #: all-null column (e.g. query in MovieLens) is still typed.
 ITEMS_SCHEMA = pa.schema([("item_id", pa.string()), ("title", pa.string()), ("text", pa.string()),
@@ -241,13 +255,16 @@ def _examples(run: _Run, interactions: pd.DataFrame, train: pd.DataFrame, n_item
     prep = run.cfg.prep
     with run.step("examples", len(train)) as step:
         touched = interactions.loc[interactions["item_idx"] >= 0, ["user_id", "item_idx"]]
-        examples = build_examples(train, touched, n_items, prep.negatives_per_positive, prep.negative_sampling,
-                                  run.cfg.seed)
+        examples = build_examples(
+            train, touched, n_items, prep.negatives_per_positive, prep.negative_sampling, run.cfg.seed
+        )
         step.rows_out = len(examples)
     return examples
 
 
-def _profiles(run: _Run, interactions: pd.DataFrame, train: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+def _profiles(
+    run: _Run, interactions: pd.DataFrame, train: pd.DataFrame, items: pd.DataFrame
+) -> pd.DataFrame:
     with run.step("profiles", train["user_id"].nunique()) as step:
         searches = interactions[(interactions["event"] == "search") & interactions["query"].notna()]
         profiles = build_profiles(train, searches, ItemTextLookup.from_items(items),
@@ -266,8 +283,11 @@ def _segments(run: _Run, interactions: pd.DataFrame, split: SplitResult, items: 
         result = segment_users(user_features(visible, items), prep.segments_k_min, prep.segments_k_max,
                                run.cfg.seed)
         step.rows_in = step.rows_out = len(result.assignments)
-    run.report.sections["segments"] = {"k": result.k, "sizes": result.sizes(),
-                                       "silhouette": {str(k): round(s, 4) for k, s in result.silhouette.items()}}
+    run.report.sections["segments"] = {
+        "k": result.k,
+        "sizes": result.sizes(),
+        "silhouette": {str(k): round(s, 4) for k, s in result.silhouette.items()},
+    }
     return result.assignments
 
 

@@ -132,7 +132,9 @@ def build_profiles(train: pd.DataFrame, searches: pd.DataFrame, lookup: ItemText
     """
     last_train = train.groupby("user_id")["timestamp"].max()
     searches = searches[searches["timestamp"] <= searches["user_id"].map(last_train)]
-    queries = searches.sort_values(["user_id", "timestamp"], kind="stable").groupby("user_id")["query"].agg(list)
+    queries = (
+        searches.sort_values(["user_id", "timestamp"], kind="stable").groupby("user_id")["query"].agg(list)
+    )
     histories = train.groupby("user_id", sort=True)["item_id"].agg(list)
     profiles = [
         build_profile(history, lookup, queries.get(user, []), max_items=max_items, max_tokens=max_tokens)

@@ -40,7 +40,9 @@ class Quarantine:
         for file_name, row, raw in zip(rows[FILE_COLUMN], rows[ROW_COLUMN], values):
             self.records.append(_record(str(file_name), int(row), field_name, reason, raw))
 
-    def add_lines(self, file_name: str, rows: Iterable[int], *, reason: str, field_name: str | None = None) -> None:
+    def add_lines(
+        self, file_name: str, rows: Iterable[int], *, reason: str, field_name: str | None = None
+    ) -> None:
         """Quarantine rows that could not be parsed at all, so no values are kept."""
         for row in rows:
             self.records.append(_record(file_name, int(row), field_name, reason, {}))

@@ -96,7 +96,9 @@ def read_table(path: Path, required: Sequence[str], quarantine: Quarantine) -> R
     if len(frame) + skipped == 0:
         raise DataError("file has no data rows", file=str(path))
     if len(frame) == 0:
-        raise DataError(f"none of the {skipped} data rows can be read (not UTF-8 or malformed)", file=str(path))
+        raise DataError(
+            f"none of the {skipped} data rows can be read (not UTF-8 or malformed)", file=str(path)
+        )
     frame = _strip_cells(frame)
     frame[FILE_COLUMN] = path.name
     frame[ROW_COLUMN] = rows
@@ -143,13 +145,17 @@ def _read_csv(path: Path, raw: bytes, quarantine: Quarantine) -> tuple[pd.DataFr
     header_index, header = _csv_header(path, numbers, texts, bad_lines)
     records = parse_records(texts, header_index + 1, len(header))
     for rejected in records.rejected:
-        column = header[rejected.column] if rejected.column is not None and rejected.column < len(header) else None
+        column = (
+            header[rejected.column] if rejected.column is not None and rejected.column < len(header) else None
+        )
         quarantine.add_lines(path.name, [numbers[rejected.index]], reason=rejected.reason, field_name=column)
     quarantine.add_lines(path.name, bad_lines, reason="not_utf8")
     skipped = len(records.rejected) + len(bad_lines)
     missing = _unaccounted(raw, numbers[header_index], records, numbers, bad_lines)
     if missing:  # a guard on the parser: no line may vanish between the file and the tables
-        logger.error("%s: %d lines matched no row and no quarantine record; quarantined", path.name, len(missing))
+        logger.error(
+            "%s: %d lines matched no row and no quarantine record; quarantined", path.name, len(missing)
+        )
         quarantine.add_lines(path.name, missing, reason="unaccounted_line")
         skipped += len(missing)
     rows = [fields for _, _, fields in records.kept]
@@ -170,7 +176,9 @@ def _unaccounted(raw: bytes, header_line: int, records: Records, numbers: list[i
     return [n for n in np.nonzero(~accounted)[0].tolist() if physical[n - 1].strip()]
 
 
-def _csv_header(path: Path, numbers: list[int], texts: list[str], bad_lines: list[int]) -> tuple[int, list[str]]:
+def _csv_header(
+    path: Path, numbers: list[int], texts: list[str], bad_lines: list[int]
+) -> tuple[int, list[str]]:
     """The first non-blank line (index into ``texts``, names), which must be a clean UTF-8 line."""
     for index, text in enumerate(texts):
         if bad_lines and bad_lines[0] < numbers[index]:

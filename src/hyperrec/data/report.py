@@ -70,7 +70,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     Returns:
         The Markdown text.
     """
-    lines = ["# Data report", "", "| step | rows in | rows out | seconds | details |", "|---|---|---|---|---|"]
+    lines = [
+        "# Data report",
+        "",
+        "| step | rows in | rows out | seconds | details |",
+        "|---|---|---|---|---|",
+    ]
     for name, step in report["steps"].items():
         details = ", ".join(f"{k}: {_fmt(v)}" for k, v in step.items()
                             if k not in ("rows_in", "rows_out", "seconds"))
@@ -92,7 +97,9 @@ def _section_lines(content: Any) -> list[str]:
         return ["(none)"]
     rows = ["| key | value |", "|---|---|"]
     for key, value in content.items():
-        text = ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) if isinstance(value, dict) else _fmt(value)
+        text = (
+            ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) if isinstance(value, dict) else _fmt(value)
+        )
         rows.append(f"| {key} | {text} |")
     return rows
 

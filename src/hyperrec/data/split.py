@@ -56,7 +56,9 @@ def split_positives(interactions: pd.DataFrame, prep: PrepConfig, has_timestamps
     if not has_timestamps:
         logger.warning("no timestamps: using a seeded random leave-one-out split instead of %s", prep.split)
         order = np.random.default_rng(seed).permutation(len(positives))
-        return _hold_out_last(positives.iloc[order].sort_values("user_id", kind="stable"), RANDOM_LEAVE_ONE_OUT)
+        return _hold_out_last(
+            positives.iloc[order].sort_values("user_id", kind="stable"), RANDOM_LEAVE_ONE_OUT
+        )
     if prep.split == "global_temporal":
         return _global_temporal(positives, prep.temporal_validation_fraction, prep.temporal_test_fraction)
     return _hold_out_last(positives, "leave_last_out")
@@ -73,7 +75,9 @@ def _hold_out_last(ordered: pd.DataFrame, method: str) -> SplitResult:
     return SplitResult(_frames(ordered, assignment), method, train_only)
 
 
-def _global_temporal(positives: pd.DataFrame, validation_fraction: float, test_fraction: float) -> SplitResult:
+def _global_temporal(
+    positives: pd.DataFrame, validation_fraction: float, test_fraction: float
+) -> SplitResult:
     """The last ``test_fraction`` of the time span is test, the share before it validation."""
     times = positives["timestamp"]
     span = float(times.max() - times.min()) if len(times) else 0.0

@@ -106,8 +106,14 @@ def _scrubber() -> scrubadub.Scrubber:
     """scrubadub's default detectors (email, phone, url, credit card, credentials...) plus ours."""
     scrubber = scrubadub.Scrubber()
     scrubber.remove_detector("email")
-    for detector in (LinkAwareEmailDetector(), StrictEmailDetector(), CardNumberDetector(), DigitPhoneDetector(),
-                     StrictUrlDetector(), SchemelessUrlDetector()):
+    for detector in (
+        LinkAwareEmailDetector(),
+        StrictEmailDetector(),
+        CardNumberDetector(),
+        DigitPhoneDetector(),
+        StrictUrlDetector(),
+        SchemelessUrlDetector(),
+    ):
         scrubber.add_detector(detector)
     return scrubber
 
@@ -158,7 +164,9 @@ def detect_languages(items: pd.DataFrame, seed: int) -> pd.Series:
     sample = items["title"].str.replace(_TRAILING_YEAR, "", regex=True) + ". " + items["text"]
     long_enough = sample.str.count(_LETTER.pattern) >= MIN_LANGUAGE_LETTERS
     distinct = sample[long_enough].unique()
-    found = {text: _detect(text) for text in tqdm(distinct, desc="detect language", unit="item", disable=None)}
+    found = {
+        text: _detect(text) for text in tqdm(distinct, desc="detect language", unit="item", disable=None)
+    }
     return sample.map(found).where(long_enough, UNKNOWN_LANGUAGE).fillna(UNKNOWN_LANGUAGE)
 
 

@@ -134,7 +134,9 @@ def apply_inference_service(api: CustomObjects, body: dict[str, Any], deploy: De
         if live_annotations.get(BUNDLE_URI) == body["metadata"]["annotations"][BUNDLE_URI]:
             return DeployResult("unchanged", namespace, name, version, 100, None)
         if LAST_APPLIED not in live_annotations:
-            logger.warning("%s/%s was not created by hyperrec deploy: fields it set are kept", namespace, name)
+            logger.warning(
+                "%s/%s was not created by hyperrec deploy: fields it set are kept", namespace, name
+            )
         previous = json.loads(live_annotations.get(LAST_APPLIED, "{}"))
         serverless = deploy.mode == "Serverless"
         desired = with_last_applied(with_canary(body, deploy.canary_traffic_percent) if serverless else body)

@@ -60,7 +60,9 @@ def autoscaling(scaling: ComponentScaling, mode: str) -> dict[str, Any]:
     if mode == "Serverless":
         fields["annotations"] = {
             "autoscaling.knative.dev/class": KPA_CLASS,
-            "autoscaling.knative.dev/target-utilization-percentage": str(scaling.kpa.target_utilization_percentage),
+            "autoscaling.knative.dev/target-utilization-percentage": str(
+                scaling.kpa.target_utilization_percentage
+            ),
             "autoscaling.knative.dev/window": scaling.kpa.window,
             "autoscaling.knative.dev/scale-down-delay": scaling.kpa.scale_down_delay,
         }
@@ -203,8 +205,12 @@ def inference_service(deploy: DeployConfig, cluster: Any, bundle: RegisteredBund
         "metadata": {
             "name": deploy.service_name,
             "namespace": deploy.namespace,
-            "labels": {"app.kubernetes.io/name": "hyperrec", "app.kubernetes.io/instance": deploy.service_name,
-                       "app.kubernetes.io/part-of": "hyperrec", "app.kubernetes.io/managed-by": "hyperrec-deploy"},
+            "labels": {
+                "app.kubernetes.io/name": "hyperrec",
+                "app.kubernetes.io/instance": deploy.service_name,
+                "app.kubernetes.io/part-of": "hyperrec",
+                "app.kubernetes.io/managed-by": "hyperrec-deploy",
+            },
             "annotations": annotations,
         },
         "spec": {

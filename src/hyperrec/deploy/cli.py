@@ -56,7 +56,11 @@ def _cmd_deploy(args: argparse.Namespace) -> None:
         cfg = cfg.model_copy(update={"deploy": cfg.deploy.model_copy(update={"namespace": args.namespace})})
     if args.dry_run:
         body = plan_deployment(cfg, args.reference).body
-        text = json.dumps(body, indent=2) + "\n" if args.output == "json" else yaml.safe_dump(body, sort_keys=False)
+        text = (
+            json.dumps(body, indent=2) + "\n"
+            if args.output == "json"
+            else yaml.safe_dump(body, sort_keys=False)
+        )
         sys.stdout.write(text)
         return
     sys.stdout.write(deploy(cfg, args.reference).summary() + "\n")

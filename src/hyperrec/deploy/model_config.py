@@ -63,7 +63,9 @@ def check_model_config(bundle: RegisteredBundle, node_pool: NodePool, tracking_u
     path = config_path(bundle.model_name, node_pool)
     where = f"{bundle.reference} (v{bundle.version}) {path}"
     if path not in bundle.files:
-        raise DeployError(f"{where}: not in the bundle, so Triton on the {node_pool} pool has no config to load")
+        raise DeployError(
+            f"{where}: not in the bundle, so Triton on the {node_pool} pool has no config to load"
+        )
     with tempfile.TemporaryDirectory(prefix="hyperrec-deploy-") as tmp:
         try:
             local = Path(mlflow.artifacts.download_artifacts(

@@ -35,7 +35,9 @@ class DeployPlan:
     body: dict[str, Any]
 
 
-def plan_deployment(cfg: DeploySettings, reference: str, registry: BundleRegistry | None = None) -> DeployPlan:
+def plan_deployment(
+    cfg: DeploySettings, reference: str, registry: BundleRegistry | None = None
+) -> DeployPlan:
     """Resolve ``reference`` in the registry, check its Triton config against the node pool, build the body."""
     registry = registry or BundleRegistry.from_target(cfg)
     bundle = resolve_bundle(registry, reference, cfg.deploy.storage_map)
@@ -57,7 +59,9 @@ def deploy(cfg: DeploySettings, reference: str, *, api: CustomObjects | None = N
     return result
 
 
-def deploy_registered(cfg: DeploySettings, registration: str, *, api: CustomObjects | None = None) -> dict[str, Any]:
+def deploy_registered(
+    cfg: DeploySettings, registration: str, *, api: CustomObjects | None = None
+) -> dict[str, Any]:
     """Deploy the version a ``validate_and_register`` result names; nothing when the gate registered none.
 
     Returns (JSON-ready) ``{"deployed": false, "reason": ...}`` or ``{"deployed": true, "action", "namespace",
@@ -66,7 +70,9 @@ def deploy_registered(cfg: DeploySettings, registration: str, *, api: CustomObje
     try:
         registered = json.loads(registration).get("registered")
     except (ValueError, AttributeError):
-        raise DeployError(f"registration is not a validate_and_register result: {registration[:200]!r}") from None
+        raise DeployError(
+            f"registration is not a validate_and_register result: {registration[:200]!r}"
+        ) from None
     if not registered:
         return {"deployed": False, "reason": "the gate registered no version"}
     if not cfg.deploy.enabled:

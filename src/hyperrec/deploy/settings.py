@@ -40,29 +40,40 @@ class KpaSettings(_Section):
     """Knative Pod Autoscaler settings that have no InferenceService field (Serverless mode only)."""
 
     target_utilization_percentage: int = Field(
-        70, ge=1, le=100, description="Scale up when replicas average this share of scaleTarget: burst headroom.",
+        70,
+        ge=1,
+        le=100,
+        description="Scale up when replicas average this share of scaleTarget: burst headroom.",
     )
     window: str = Field("60s", pattern=r"^\d+[sm]$", description="Averaging window of the autoscaler.")
-    scale_down_delay: str = Field("1m", pattern=r"^\d+[sm]$", description="Keep a replica this long after load drops.")
+    scale_down_delay: str = Field(
+        "1m", pattern=r"^\d+[sm]$", description="Keep a replica this long after load drops."
+    )
 
 
 class PredictorKpa(KpaSettings):
     """Triton loads the model for a while: average over longer and keep replicas longer."""
 
     window: str = Field("120s", pattern=r"^\d+[sm]$", description="Averaging window of the autoscaler.")
-    scale_down_delay: str = Field("5m", pattern=r"^\d+[sm]$", description="Keep a replica this long after load drops.")
+    scale_down_delay: str = Field(
+        "5m", pattern=r"^\d+[sm]$", description="Keep a replica this long after load drops."
+    )
 
 
 class ComponentScaling(_Section):
     """Replica bounds and the autoscaling target of one component (predictor or transformer)."""
 
-    min_replicas: int = Field(1, ge=0, description="0 lets Knative scale the component to zero (Serverless only).")
+    min_replicas: int = Field(
+        1, ge=0, description="0 lets Knative scale the component to zero (Serverless only)."
+    )
     max_replicas: int = Field(3, ge=1)
     scale_metric: Literal["concurrency", "rps", "cpu", "memory"] = Field(
         "concurrency",
         description="Serverless (KPA): concurrency or rps; RawDeployment (HPA): cpu or memory (utilization %).",
     )
-    scale_target: int = Field(16, ge=1, description="Target per replica: in-flight requests, requests/s or %.")
+    scale_target: int = Field(
+        16, ge=1, description="Target per replica: in-flight requests, requests/s or %."
+    )
     resources: ComputeResources = Field(default_factory=ComputeResources)
     kpa: KpaSettings = Field(default_factory=KpaSettings)
 
@@ -86,7 +97,9 @@ class PredictorScaling(ComponentScaling):
     """The Triton predictor. Own defaults, so overriding one key keeps the others (YAML sections replace)."""
 
     max_replicas: int = Field(3, ge=1)
-    scale_target: int = Field(16, ge=1, description="Target per replica: in-flight requests, requests/s or %.")
+    scale_target: int = Field(
+        16, ge=1, description="Target per replica: in-flight requests, requests/s or %."
+    )
     resources: PredictorResources = Field(default_factory=PredictorResources)
     kpa: PredictorKpa = Field(default_factory=PredictorKpa)
 
@@ -95,7 +108,9 @@ class TransformerScaling(ComponentScaling):
     """The hyperrec transformer."""
 
     max_replicas: int = Field(4, ge=1)
-    scale_target: int = Field(32, ge=1, description="Target per replica: in-flight requests, requests/s or %.")
+    scale_target: int = Field(
+        32, ge=1, description="Target per replica: in-flight requests, requests/s or %."
+    )
 
 
 class DeployConfig(_Section):
@@ -124,10 +139,13 @@ class DeployConfig(_Section):
     )
     service_account: str = Field("hyperrec-serving", description="ServiceAccount with model-store access.")
     bundle_mount_path: str = Field(
-        "/mnt/models", pattern=r"^/.*",
+        "/mnt/models",
+        pattern=r"^/.*",
         description="Where the storage initializer puts the bundle root in the transformer (serving.bundle_dir).",
     )
-    config_map: str = Field("hyperrec-config", description="ConfigMap holding config.yaml for the transformer.")
+    config_map: str = Field(
+        "hyperrec-config", description="ConfigMap holding config.yaml for the transformer."
+    )
     feedback_claim: str = Field("hyperrec-feedback", description="PVC of the feedback log.")
     feedback_mount_path: str = Field("/var/lib/hyperrec/feedback", pattern=r"^/.*",
                                      description="Mount of the feedback log (serving.feedback_dir).")

@@ -60,7 +60,9 @@ def parse_reference(text: str) -> tuple[str, str | None, str | None]:
     """``NAME@ALIAS`` → (name, alias, None); ``NAME/VERSION`` → (name, None, version)."""
     match = _REFERENCE.match(text.strip())
     if not match:
-        raise DeployError(f"expected NAME@ALIAS (e.g. hyperrec-ranker@champion) or NAME/VERSION; got {text!r}")
+        raise DeployError(
+            f"expected NAME@ALIAS (e.g. hyperrec-ranker@champion) or NAME/VERSION; got {text!r}"
+        )
     return match["name"], match["alias"], match["version"]
 
 
@@ -149,7 +151,9 @@ def _check_stored(registry: BundleRegistry, info: VersionInfo) -> None:
     try:
         listed = mlflow.artifacts.list_artifacts(artifact_uri=info.source, tracking_uri=registry.tracking_uri)
     except (MlflowException, OSError) as exc:
-        raise DeployError(f"cannot list {info.name} v{info.version}'s bundle at {info.source}: {exc}") from None
+        raise DeployError(
+            f"cannot list {info.name} v{info.version}'s bundle at {info.source}: {exc}"
+        ) from None
     names = {entry.path.rstrip("/").rsplit("/", 1)[-1] for entry in listed or []}
     missing = sorted({MANIFEST_FILE, TRITON_DIR} - names)
     if missing:

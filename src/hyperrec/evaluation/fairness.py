@@ -118,7 +118,9 @@ def exposure_parity(lists: Mapping[str, list[int]], labels: pd.Series, popularit
 
 
 def _slot_distribution(lists: list[list[int]], bins: np.ndarray, n_bins: int, k: int) -> np.ndarray:
-    slots = np.concatenate([np.asarray(items[:k], dtype=np.int64) for items in lists] or [np.zeros(0, np.int64)])
+    slots = np.concatenate(
+        [np.asarray(items[:k], dtype=np.int64) for items in lists] or [np.zeros(0, np.int64)]
+    )
     return bin_shares(np.ones(len(slots)), bins[slots], n_bins)
 
 
@@ -192,7 +194,9 @@ def _item_lists(path: Path, item_index: Mapping[str, int]) -> dict[str, list[int
     lists = read_recommendations(path)
     unknown = next((item for items in lists.values() for item in items if item not in item_index), None)
     if unknown is not None:
-        raise DataError(f"item {unknown!r} is not in the prepared catalogue (another dataset?)", file=str(path))
+        raise DataError(
+            f"item {unknown!r} is not in the prepared catalogue (another dataset?)", file=str(path)
+        )
     return {user: [item_index[item] for item in items] for user, items in lists.items()}
 
 

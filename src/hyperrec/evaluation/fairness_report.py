@@ -98,9 +98,18 @@ def exposure_rows(audit: Mapping) -> tuple[list[str], list[list[str]]]:
     models = list(audit["models"])
     first = audit["models"][models[0]]["exposure"]["bins"]
     headers = ["popularity bin", "items", "interaction share", *models]
-    rows = [[str(entry["bin"]), str(entry["items"]), _number(entry["interaction_share"]),
-             *(_number(audit["models"][model]["exposure"]["bins"][index]["exposure_share"]) for model in models)]
-            for index, entry in enumerate(first)]
+    rows = [
+        [
+            str(entry["bin"]),
+            str(entry["items"]),
+            _number(entry["interaction_share"]),
+            *(
+                _number(audit["models"][model]["exposure"]["bins"][index]["exposure_share"])
+                for model in models
+            ),
+        ]
+        for index, entry in enumerate(first)
+    ]
     return headers, rows
 
 
@@ -120,8 +129,13 @@ def audit_tables(audit: Mapping, tablefmt: str = "github") -> list[tuple[str, st
 
     k = audit["k"]
     families = ["segment", "activity", *_attribute_columns(audit)]
-    tables = [(f"Fairness summary ({audit['split']} split, top {k}, groups of >= {audit['min_group_users']} "
-               f"users in the ratios; interaction Gini {audit['interaction_gini']:.3f})", render(summary_rows(audit)))]
+    tables = [
+        (
+            f"Fairness summary ({audit['split']} split, top {k}, groups of >= {audit['min_group_users']} "
+            f"users in the ratios; interaction Gini {audit['interaction_gini']:.3f})",
+            render(summary_rows(audit)),
+        )
+    ]
     tables += [(f"NDCG@{k} per {family} group (± per-user SE; * below min_group_users, not in the ratio)",
                 render(group_rows(audit, family))) for family in families]
     tables.append((f"Exposure share of the top-{k} slots per item-popularity bin",
@@ -135,7 +149,9 @@ def audit_markdown(audit: Mapping) -> str:
 
 def audit_html_section(audit: Mapping) -> str:
     """A <section> to embed in a report page (tables in HTML, titles escaped)."""
-    body = "\n".join(f"<h3>{html.escape(title)}</h3>\n{table}" for title, table in audit_tables(audit, "html"))
+    body = "\n".join(
+        f"<h3>{html.escape(title)}</h3>\n{table}" for title, table in audit_tables(audit, "html")
+    )
     return f'<section id="fairness-audit">\n<h2>Fairness audit</h2>\n{body}\n</section>\n'
 
 
@@ -154,5 +170,7 @@ def html_page(title: str, *sections: str) -> str:
     """A self-contained page around report sections."""
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}")
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{style}</style></head><body>\n<h1>{html.escape(title)}</h1>\n{''.join(sections)}</body></html>\n")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head><body>\n<h1>{html.escape(title)}</h1>\n{''.join(sections)}</body></html>\n"
+    )

@@ -49,7 +49,9 @@ def wilson_interval(clicks: int, impressions: int, alpha: float) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def sample_ratio_mismatch(control_units: int, treatment_units: int, treatment_percent: float) -> dict[str, Any]:
+def sample_ratio_mismatch(
+    control_units: int, treatment_units: int, treatment_percent: float
+) -> dict[str, Any]:
     """Chi-square test of observed units per variant against the intended split."""
     total = control_units + treatment_units
     if total == 0:
@@ -57,8 +59,12 @@ def sample_ratio_mismatch(control_units: int, treatment_units: int, treatment_pe
                 "observed_treatment_share": None}
     share = treatment_percent / 100.0
     result = chisquare([control_units, treatment_units], f_exp=[total * (1 - share), total * share])
-    return {"chi2": float(result.statistic), "p_value": float(result.pvalue), "expected_treatment_share": share,
-            "observed_treatment_share": treatment_units / total}
+    return {
+        "chi2": float(result.statistic),
+        "p_value": float(result.pvalue),
+        "expected_treatment_share": share,
+        "observed_treatment_share": treatment_units / total,
+    }
 
 
 def stickiness(tally: FeedbackTally, variants: tuple[str, ...]) -> dict[str, Any]:

@@ -74,15 +74,31 @@ def route_body(deploy: DeployConfig, canary: CanaryConfig, percent: int) -> dict
         "apiVersion": f"{GROUP}/{GRAPH_VERSION}",
         "kind": GRAPH_KIND,
         "metadata": {
-            "name": f"{name}{canary.route_suffix}", "namespace": deploy.namespace,
-            "labels": {"app.kubernetes.io/name": "hyperrec", "app.kubernetes.io/instance": name,
-                       "app.kubernetes.io/part-of": "hyperrec", "app.kubernetes.io/managed-by": "hyperrec-canary"},
+            "name": f"{name}{canary.route_suffix}",
+            "namespace": deploy.namespace,
+            "labels": {
+                "app.kubernetes.io/name": "hyperrec",
+                "app.kubernetes.io/instance": name,
+                "app.kubernetes.io/part-of": "hyperrec",
+                "app.kubernetes.io/managed-by": "hyperrec-canary",
+            },
             "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment"},
         },
-        "spec": {"nodes": {"root": {"routerType": "Splitter", "steps": [
-            {"name": "champion", "serviceName": name, "weight": 100 - percent},
-            {"name": "challenger", "serviceName": f"{name}{canary.challenger_suffix}", "weight": percent},
-        ]}}},
+        "spec": {
+            "nodes": {
+                "root": {
+                    "routerType": "Splitter",
+                    "steps": [
+                        {"name": "champion", "serviceName": name, "weight": 100 - percent},
+                        {
+                            "name": "challenger",
+                            "serviceName": f"{name}{canary.challenger_suffix}",
+                            "weight": percent,
+                        },
+                    ],
+                }
+            }
+        },
     }
 
 
@@ -180,7 +196,9 @@ class CanaryActions:
             self.api.get_namespaced_custom_object(GROUP, version, namespace, plural, name)
         except ApiException as exc:
             if exc.status != 404:
-                raise DeployError(f"cannot read {plural} {namespace}/{name}: {exc.status} {exc.reason}") from None
+                raise DeployError(
+                    f"cannot read {plural} {namespace}/{name}: {exc.status} {exc.reason}"
+                ) from None
             self.api.create_namespaced_custom_object(GROUP, version, namespace, plural, body)
             self.sent.append(("create", f"{plural}/{name}", body))
             return
@@ -192,8 +210,10 @@ class CanaryActions:
         live = self.api.get_namespaced_custom_object(GROUP, VERSION, self.target.namespace, PLURAL, name)
         serving = (live.get("metadata", {}).get("annotations") or {}).get(MODEL_VERSION)
         if serving != self.target.challenger_version:
-            raise DeployError(f"inferenceservice {self.target.namespace}/{name} serves version {serving}, not the "
-                              f"canary's challenger v{self.target.challenger_version}; refusing to move traffic")
+            raise DeployError(
+                f"inferenceservice {self.target.namespace}/{name} serves version {serving}, not the "
+                f"canary's challenger v{self.target.challenger_version}; refusing to move traffic"
+            )
 
     def _retire_challenger_alias(self) -> None:
         from hyperrec.registry.mlflow_registry import CHALLENGER
@@ -203,6 +223,10 @@ class CanaryActions:
             self.registry.client.delete_registered_model_alias(name, CHALLENGER)
 
     def _tag(self, outcome: str, reason: str) -> None:
-        client, name, version = self.registry.client, self.target.registered_model, self.target.challenger_version
+        client, name, version = (
+            self.registry.client,
+            self.target.registered_model,
+            self.target.challenger_version,
+        )
         client.set_model_version_tag(name, version, CANARY_DECISION_TAG, outcome)
         client.set_model_version_tag(name, version, CANARY_REASON_TAG, reason[:5000])

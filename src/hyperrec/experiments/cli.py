@@ -33,14 +33,21 @@ def add_experiment_commands(subparsers: Any) -> None:
     commands = canary.add_subparsers(dest="canary_command", required=True)
     step = commands.add_parser("step", help="decide and apply one step (state in canary.decision_log)")
     run = commands.add_parser("run", help="step every --interval seconds until a final decision")
-    run.add_argument("--interval", type=float, default=300.0, help="seconds between steps (one PromQL window)")
+    run.add_argument(
+        "--interval", type=float, default=300.0, help="seconds between steps (one PromQL window)"
+    )
     start = commands.add_parser("start", help="RawDeployment: create the challenger service and the route")
     simulate = commands.add_parser("simulate", help="simulated canaries of a scenario (no cluster)")
     simulate.add_argument("--scenario", choices=["better", "worse", "equal", "errors", "slow"], required=True)
     simulate.add_argument("--runs", type=int, default=200)
     simulate.add_argument("--impressions-per-step", type=int, default=20_000)
     simulate.add_argument("--timeline", action="store_true", help="also print the first run's timeline")
-    for parser, handler in ((step, _cmd_step), (run, _cmd_run), (start, _cmd_start), (simulate, _cmd_simulate)):
+    for parser, handler in (
+        (step, _cmd_step),
+        (run, _cmd_run),
+        (start, _cmd_start),
+        (simulate, _cmd_simulate),
+    ):
         add_common_options(parser)
         parser.set_defaults(handler=handler)
 
@@ -131,8 +138,10 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     if not args.feedback_dir.is_dir():
         raise HyperrecError(f"ab analyze: no feedback folder at {args.feedback_dir}")
     if next(args.feedback_dir.glob(FEEDBACK_SEGMENT_GLOB), None) is None:
-        raise HyperrecError(f"ab analyze: no feedback-NNNNNN.jsonl segments in {args.feedback_dir}; expected the "
-                            "folder the transformer writes its feedback log to (serving.feedback_dir)")
+        raise HyperrecError(
+            f"ab analyze: no feedback-NNNNNN.jsonl segments in {args.feedback_dir}; expected the "
+            "folder the transformer writes its feedback log to (serving.feedback_dir)"
+        )
     read = read_feedback(args.feedback_dir)
     if read.corrupt:
         bad = read.corrupt[0]

@@ -45,7 +45,9 @@ class CanaryState:
     ci_high: float = math.inf
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: (None if isinstance(v, float) and math.isinf(v) else v) for key, v in asdict(self).items()}
+        return {
+            key: (None if isinstance(v, float) and math.isinf(v) else v) for key, v in asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CanaryState:
@@ -162,8 +164,10 @@ class CanaryController:
         if healthy is None:
             return HOLD, violations[0]
         if result.verdict == "better":
-            return HOLD, (f"CTR significantly better (p={result.p_value:.4g}); step {state.steps_in_stage} of "
-                          f"{cfg.min_steps_per_stage} healthy steps at {self.traffic_percent}%")
+            return HOLD, (
+                f"CTR significantly better (p={result.p_value:.4g}); step {state.steps_in_stage} of "
+                f"{cfg.min_steps_per_stage} healthy steps at {self.traffic_percent}%"
+            )
         return HOLD, (f"CTR inconclusive (difference {result.difference:+.5f}, p={result.p_value:.4g}); "
                       f"{seen}/{self.planned_impressions} planned challenger impressions")
 

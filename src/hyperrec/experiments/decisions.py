@@ -31,7 +31,9 @@ class DecisionLog:
     def records(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [
+            json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
 
     def resume_state(self, challenger_version: str) -> CanaryState | None:
         """The state after the last decision about ``challenger_version``, or None when it has none yet."""
@@ -65,5 +67,7 @@ def log_to_mlflow(tracking_uri: str, experiment: str, run_name: str, decision: D
     client.set_tag(run_id, "hyperrec.canary.last_action", decision.action)
     client.set_tag(run_id, "hyperrec.canary.last_reason", decision.reason[:5000])
     if decision.final:
-        client.log_text(run_id, json.dumps(decision.to_dict(), indent=2, sort_keys=True), "final_decision.json")
+        client.log_text(
+            run_id, json.dumps(decision.to_dict(), indent=2, sort_keys=True), "final_decision.json"
+        )
         client.set_terminated(run_id)

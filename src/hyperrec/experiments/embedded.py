@@ -32,13 +32,17 @@ TIMEOUT_S = 10.0
 class EmbeddedCanaryActions(CanaryActions):
     """``CanaryActions`` whose traffic moves are the embedded transformer's split."""
 
-    def __init__(self, url: str, registry: Any, deploy: Any, canary: CanaryConfig, target: CanaryTarget) -> None:
+    def __init__(
+        self, url: str, registry: Any, deploy: Any, canary: CanaryConfig, target: CanaryTarget
+    ) -> None:
         super().__init__(None, registry, deploy.model_copy(update={"mode": "Serverless"}), canary, target)
         self.url = url.rstrip("/") + SPLIT_PATH
 
     def start(self, percent: int) -> None:
         """``hyperrec serve --challenger-… --challenger-percent`` starts an embedded canary."""
-        raise ValueError("an embedded canary is started by `hyperrec serve --challenger-registered NAME@challenger`")
+        raise ValueError(
+            "an embedded canary is started by `hyperrec serve --challenger-registered NAME@challenger`"
+        )
 
     def _set_traffic(self, percent: int) -> None:
         self._check_serves_challenger_embedded()
@@ -52,10 +56,14 @@ class EmbeddedCanaryActions(CanaryActions):
 
     def _check_serves_challenger_embedded(self) -> None:
         state = self._call("GET")
-        served = (state.get("revisions", {}).get(self.canary.prometheus.challenger) or {}).get("registered_version")
+        served = (state.get("revisions", {}).get(self.canary.prometheus.challenger) or {}).get(
+            "registered_version"
+        )
         if served != self.target.challenger_version:
-            raise DeployError(f"the embedded server at {self.url} serves challenger version {served}, not the "
-                              f"canary's v{self.target.challenger_version}; refusing to move traffic")
+            raise DeployError(
+                f"the embedded server at {self.url} serves challenger version {served}, not the "
+                f"canary's v{self.target.challenger_version}; refusing to move traffic"
+            )
 
     def _call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()

@@ -24,7 +24,9 @@ class GuardrailResult:
     violations: tuple[str, ...]
 
 
-def check_guardrails(champion: ServingWindow, challenger: ServingWindow, limits: GuardrailConfig) -> GuardrailResult:
+def check_guardrails(
+    champion: ServingWindow, challenger: ServingWindow, limits: GuardrailConfig
+) -> GuardrailResult:
     """Every violated limit, each as one line with the measured value and the limit.
 
     Args:

@@ -67,7 +67,9 @@ def log_mixture_ratio(difference: float, variance: float, tau: float) -> float:
     if not math.isfinite(variance) or variance <= 0.0:
         return 0.0
     tau2 = tau * tau
-    return 0.5 * math.log(variance / (variance + tau2)) + difference**2 * tau2 / (2.0 * variance * (variance + tau2))
+    return 0.5 * math.log(variance / (variance + tau2)) + difference**2 * tau2 / (
+        2.0 * variance * (variance + tau2)
+    )
 
 
 def ci_radius(variance: float, tau: float, alpha: float) -> float:
@@ -92,7 +94,9 @@ class MixtureSequentialTest:
         """Update with the cumulative counts so far and say what can be concluded now."""
         difference = challenger.ctr - champion.ctr
         variance = pooled_variance(champion, challenger)
-        self.p_value = min(self.p_value, math.exp(-max(log_mixture_ratio(difference, variance, self.tau), 0.0)))
+        self.p_value = min(
+            self.p_value, math.exp(-max(log_mixture_ratio(difference, variance, self.tau), 0.0))
+        )
         radius = ci_radius(variance, self.tau, self.alpha)
         self.ci_low = max(self.ci_low, difference - radius)
         self.ci_high = min(self.ci_high, difference + radius)
@@ -122,7 +126,9 @@ def max_sample_size(baseline_ctr: float, mde_relative: float, *, alpha: float, p
 
     def detects(n: int) -> bool:
         variance = 2.0 * pooled * (1.0 - pooled) / n
-        return delta / math.sqrt(variance) - ci_radius(variance, delta, alpha) / math.sqrt(variance) >= z_power
+        return (
+            delta / math.sqrt(variance) - ci_radius(variance, delta, alpha) / math.sqrt(variance) >= z_power
+        )
 
     high = 2
     while not detects(high):

@@ -69,7 +69,9 @@ def canary_step(cfg: CanarySettings, *, api: Any = None, registry: Any = None,
     log = DecisionLog(cfg.canary.decision_log)
     controller = CanaryController(cfg.canary, log.resume_state(versions[CHALLENGER]))
     if not controller.running:
-        raise CanaryError(f"the canary of {name} v{versions[CHALLENGER]} is already {controller.state.status}")
+        raise CanaryError(
+            f"the canary of {name} v{versions[CHALLENGER]} is already {controller.state.status}"
+        )
     if source is None:
         client = PromQLClient(cfg.canary.prometheus.url, timeout=cfg.canary.prometheus.timeout_seconds)
         source = PrometheusEvidence(client, cfg.canary.prometheus, lambda: feedback_ctr(cfg, versions))
@@ -80,7 +82,9 @@ def canary_step(cfg: CanarySettings, *, api: Any = None, registry: Any = None,
                challenger_version=versions[CHALLENGER],
                mode="embedded" if cfg.canary.embedded_url else cfg.deploy.mode,
                sent=[{"verb": verb, "object": obj, "body": body} for verb, obj, body in actions.sent])
-    log_to_mlflow(cfg.mlflow_uri(), cfg.tracking.experiment, f"canary-{name}-v{versions[CHALLENGER]}", decision)
+    log_to_mlflow(
+        cfg.mlflow_uri(), cfg.tracking.experiment, f"canary-{name}-v{versions[CHALLENGER]}", decision
+    )
     logger.info("canary %s v%s step %d: %s (%d%% -> %d%%): %s", name, versions[CHALLENGER], decision.step,
                 decision.action, decision.traffic_before, decision.traffic_after, decision.reason)
     return decision
@@ -112,8 +116,12 @@ def _actions(cfg: CanarySettings, api: Any, registry: Any, challenger_version: s
     body = None
     if cfg.deploy.mode == "RawDeployment":
         body = plan_deployment(cfg, f"{name}@challenger", registry).body
-        challenger_version = challenger_version or body["metadata"]["annotations"]["hyperrec.io/model-version"]
+        challenger_version = (
+            challenger_version or body["metadata"]["annotations"]["hyperrec.io/model-version"]
+        )
     if challenger_version is None:
         raise CanaryError("a Serverless canary is started by `hyperrec deploy NAME@challenger`")
     target = CanaryTarget(name, challenger_version, cfg.deploy.namespace, cfg.deploy.service_name)
-    return CanaryActions(api or kubernetes_api(), registry, cfg.deploy, cfg.canary, target, challenger_isvc=body)
+    return CanaryActions(
+        api or kubernetes_api(), registry, cfg.deploy, cfg.canary, target, challenger_isvc=body
+    )

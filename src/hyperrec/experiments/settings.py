@@ -15,12 +15,19 @@ from hyperrec.settings_base import Section as _Section
 class GuardrailConfig(_Section):
     """Hard limits on the challenger in each step; any violation rolls it back at once."""
 
-    max_error_rate: float = Field(0.01, ge=0, le=1, description="Failed requests / requests (predictor, "
-                                  "internal and not-ready errors; a client's invalid request is not counted).")
+    max_error_rate: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Failed requests / requests (predictor, "
+        "internal and not-ready errors; a client's invalid request is not counted).",
+    )
     max_degraded_ratio: float = Field(0.05, ge=0, le=1, description="Answers from the popularity fallback "
                                       "because of a failure / requests.")
     max_p99_seconds: float = Field(0.5, gt=0, description="p99 of the latency stage, absolute limit.")
-    max_p99_ratio: float = Field(1.5, ge=1, description="p99 limit relative to the champion's in the same step.")
+    max_p99_ratio: float = Field(
+        1.5, ge=1, description="p99 limit relative to the champion's in the same step."
+    )
     min_requests: int = Field(50, ge=1, description="Fewer challenger requests in a step: not judged, hold.")
 
 
@@ -43,7 +50,9 @@ class PrometheusConfig(_Section):
 class CanaryConfig(_Section):
     """The canary controller (``hyperrec canary``): traffic steps, the CTR test, guardrails, logs."""
 
-    registered_model: str = Field("hyperrec-ranker", description="MLflow registered model whose aliases move.")
+    registered_model: str = Field(
+        "hyperrec-ranker", description="MLflow registered model whose aliases move."
+    )
     traffic_steps: list[int] = Field(
         [10, 50, 100],
         description="Challenger's share at each stage; the last must be 100 (= promotion). The first is the "
@@ -57,8 +66,10 @@ class CanaryConfig(_Section):
     mde_relative: float = Field(0.2, gt=0, description="Minimum detectable relative CTR lift (sizing, τ).")
     guardrails: GuardrailConfig = Field(default_factory=GuardrailConfig)
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
-    decision_log: Path = Field(Path("outputs/canary/decisions.jsonl"),
-                               description="JSONL of every decision with its evidence (also the resume state).")
+    decision_log: Path = Field(
+        Path("outputs/canary/decisions.jsonl"),
+        description="JSONL of every decision with its evidence (also the resume state).",
+    )
     challenger_suffix: str = Field(
         "-challenger",
         description="RawDeployment: the challenger's InferenceService is deploy.service_name + this suffix.",
@@ -76,6 +87,13 @@ class CanaryConfig(_Section):
     @field_validator("traffic_steps")
     @classmethod
     def _steps(cls, steps: list[int]) -> list[int]:
-        if not steps or steps[-1] != 100 or any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)):
-            raise ValueError(f"traffic_steps must increase strictly within 1..100 and end at 100, got {steps}")
+        if (
+            not steps
+            or steps[-1] != 100
+            or any(not 0 < s <= 100 for s in steps)
+            or steps != sorted(set(steps))
+        ):
+            raise ValueError(
+                f"traffic_steps must increase strictly within 1..100 and end at 100, got {steps}"
+            )
         return steps

@@ -114,11 +114,18 @@ class SimulatedCanary:
         rows = []
         for d in self.decisions:
             ctr = d.evidence["ctr"]
-            rows.append({"step": d.step, "traffic": f"{d.traffic_before}->{d.traffic_after}", "action": d.action,
-                         "p_value": round(d.test["p_value"], 5),
-                         "champion_ctr": round(ctr["champion"]["ctr"], 5),
-                         "challenger_ctr": round(ctr["challenger"]["ctr"], 5),
-                         "challenger_impressions": ctr["challenger"]["impressions"], "reason": d.reason})
+            rows.append(
+                {
+                    "step": d.step,
+                    "traffic": f"{d.traffic_before}->{d.traffic_after}",
+                    "action": d.action,
+                    "p_value": round(d.test["p_value"], 5),
+                    "champion_ctr": round(ctr["champion"]["ctr"], 5),
+                    "challenger_ctr": round(ctr["challenger"]["ctr"], 5),
+                    "challenger_impressions": ctr["challenger"]["impressions"],
+                    "reason": d.reason,
+                }
+            )
         return rows
 
 

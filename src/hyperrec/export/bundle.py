@@ -283,7 +283,8 @@ def _clean_items(items: pd.DataFrame) -> pd.DataFrame:
         raise BundleError("items.item_id must be unique")
     frame["title"] = frame["title"].fillna("").astype(str)
     frame["categories"] = [
-        [str(c) for c in cats] if isinstance(cats, (list, tuple, np.ndarray)) else [] for cats in frame["categories"]
+        [str(c) for c in cats] if isinstance(cats, (list, tuple, np.ndarray)) else []
+        for cats in frame["categories"]
     ]
     popularity = pd.to_numeric(frame["popularity"], errors="coerce")
     if popularity.isna().any() or (popularity < 0).any():

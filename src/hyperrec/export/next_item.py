@@ -75,7 +75,9 @@ def export_next_item_bundle(
     samples = sample_tokens(data, max_history)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        onnx_file = export_ranker_onnx(graph, folder / "model.onnx", [torch.from_numpy(v) for v in samples.values()])
+        onnx_file = export_ranker_onnx(
+            graph, folder / "model.onnx", [torch.from_numpy(v) for v in samples.values()]
+        )
         max_diff = check_onnx_matches_torch(graph, onnx_file, samples)
         logger.info("ONNX matches torch on real histories: max abs diff %.2e", max_diff)
         np.save(folder / ITEM_EMBEDDINGS_FILE, model.item_vectors().astype(np.float32))
@@ -84,7 +86,9 @@ def export_next_item_bundle(
         )
         segment_popularity(data).to_parquet(folder / SEGMENT_POPULARITY_FILE, index=False)
         extras = [ITEM_EMBEDDINGS_FILE, SEGMENTS_FILE, SEGMENT_POPULARITY_FILE]
-        if getattr(model, "cold_slot", None) is not None:  # the ranking rule the transformer applies to the scores
+        if (
+            getattr(model, "cold_slot", None) is not None
+        ):  # the ranking rule the transformer applies to the scores
             extras += model.cold_slot.write(folder / COLD_SLOT_FILE)
         items = with_popularity(data.items, data.split("train"))
         return build_bundle(

@@ -123,16 +123,25 @@ def add_cold_top(model: Any, cold_items: Any, vectors: Any = None, window: int =
         return model
     graph, p = model.graph, _PREFIX
     graph.initializer.append(numpy_helper.from_array(items, name=p + "cold_items"))
-    graph.node.append(helper.make_node("Gather", [p + "eligible", p + "cold_items"], [p + "cold_scores"], axis=1))
+    graph.node.append(
+        helper.make_node("Gather", [p + "eligible", p + "cold_items"], [p + "cold_scores"], axis=1)
+    )
     if vectors is None:
-        graph.node.extend([
-            helper.make_node("ArgMax", [p + "cold_scores"], [p + "cold_pos"], axis=1, keepdims=1,
-                             select_last_index=0),
-            helper.make_node("GatherElements", [p + "cold_scores", p + "cold_pos"], [COLD_SCORE_OUTPUT], axis=1),
-        ])
+        graph.node.extend(
+            [
+                helper.make_node(
+                    "ArgMax", [p + "cold_scores"], [p + "cold_pos"], axis=1, keepdims=1, select_last_index=0
+                ),
+                helper.make_node(
+                    "GatherElements", [p + "cold_scores", p + "cold_pos"], [COLD_SCORE_OUTPUT], axis=1
+                ),
+            ]
+        )
     else:
         _add_text_choice(graph, np.asarray(vectors, dtype=np.float32), items, window)
-    graph.node.append(helper.make_node("Gather", [p + "cold_items", p + "cold_pos"], [COLD_ID_OUTPUT], axis=0))
+    graph.node.append(
+        helper.make_node("Gather", [p + "cold_items", p + "cold_pos"], [COLD_ID_OUTPUT], axis=0)
+    )
     graph.output.extend([
         helper.make_tensor_value_info(COLD_ID_OUTPUT, TensorProto.INT64, ["batch", 1]),
         helper.make_tensor_value_info(COLD_SCORE_OUTPUT, TensorProto.FLOAT, ["batch", 1]),
@@ -158,21 +167,27 @@ def _add_text_choice(graph: Any, vectors: Any, items: Any, window: int) -> None:
     start, axis = const("window", np.array([-window], np.int64)), const("axis1", np.array([1], np.int64))
     end, ninf = p + "end", p + "ninf"  # from add_top_k
     nothing = const("nothing", np.array(0, np.int64))
-    graph.node.extend([
-        helper.make_node("Slice", [HISTORY_INPUT, start, end, axis], [p + "tail"]),
-        helper.make_node("Gather", [text, p + "tail"], [p + "tail_text"], axis=0),
-        helper.make_node("ReduceSum", [p + "tail_text", axis], [p + "user_text"], keepdims=0),
-        helper.make_node("MatMul", [p + "user_text", cold_t], [p + "cold_sim"]),
-        helper.make_node("IsInf", [p + "cold_scores"], [p + "cold_seen"], detect_positive=0),
-        helper.make_node("Where", [p + "cold_seen", ninf, p + "cold_sim"], [p + "cold_pref"]),
-        helper.make_node("ArgMax", [p + "cold_pref"], [p + "cold_pos"], axis=1, keepdims=1, select_last_index=0),
-        helper.make_node("GatherElements", [p + "cold_scores", p + "cold_pos"], [p + "cold_picked"], axis=1),
-        helper.make_node("Greater", [p + "tail", nothing], [p + "tail_known"]),
-        helper.make_node("Cast", [p + "tail_known"], [p + "tail_count1"], to=1),
-        helper.make_node("ReduceSum", [p + "tail_count1", axis], [p + "tail_count"], keepdims=1),
-        helper.make_node("Cast", [p + "tail_count"], [p + "has_history"], to=9),
-        helper.make_node("Where", [p + "has_history", p + "cold_picked", ninf], [COLD_SCORE_OUTPUT]),
-    ])
+    graph.node.extend(
+        [
+            helper.make_node("Slice", [HISTORY_INPUT, start, end, axis], [p + "tail"]),
+            helper.make_node("Gather", [text, p + "tail"], [p + "tail_text"], axis=0),
+            helper.make_node("ReduceSum", [p + "tail_text", axis], [p + "user_text"], keepdims=0),
+            helper.make_node("MatMul", [p + "user_text", cold_t], [p + "cold_sim"]),
+            helper.make_node("IsInf", [p + "cold_scores"], [p + "cold_seen"], detect_positive=0),
+            helper.make_node("Where", [p + "cold_seen", ninf, p + "cold_sim"], [p + "cold_pref"]),
+            helper.make_node(
+                "ArgMax", [p + "cold_pref"], [p + "cold_pos"], axis=1, keepdims=1, select_last_index=0
+            ),
+            helper.make_node(
+                "GatherElements", [p + "cold_scores", p + "cold_pos"], [p + "cold_picked"], axis=1
+            ),
+            helper.make_node("Greater", [p + "tail", nothing], [p + "tail_known"]),
+            helper.make_node("Cast", [p + "tail_known"], [p + "tail_count1"], to=1),
+            helper.make_node("ReduceSum", [p + "tail_count1", axis], [p + "tail_count"], keepdims=1),
+            helper.make_node("Cast", [p + "tail_count"], [p + "has_history"], to=9),
+            helper.make_node("Where", [p + "has_history", p + "cold_picked", ninf], [COLD_SCORE_OUTPUT]),
+        ]
+    )
 
 
 def cold_slot_of(extras: Mapping[str, Path], n_items: int, max_history: int) -> ColdSlot | None:
@@ -185,13 +200,17 @@ def cold_slot_of(extras: Mapping[str, Path], n_items: int, max_history: int) -> 
         raise BundleError(f"{COLD_SLOT_FILE} names item {int(slot.items[-1])} of a {n_items}-item catalogue")
     if slot.vectors is not None:
         if slot.vectors.shape[0] != n_items:
-            raise BundleError(f"{COLD_VECTORS_FILE} must be [n_items={n_items}, dim]; got {slot.vectors.shape}")
+            raise BundleError(
+                f"{COLD_VECTORS_FILE} must be [n_items={n_items}, dim]; got {slot.vectors.shape}"
+            )
         if slot.window > max_history:
             raise BundleError(f"the cold slot's window {slot.window} exceeds max_history {max_history}")
     return slot if slot.items.size else None
 
 
-def write_with_top_k(source: Path, target: Path, *, k: int, n_items: int, cold_slot: ColdSlot | None = None) -> int:
+def write_with_top_k(
+    source: Path, target: Path, *, k: int, n_items: int, cold_slot: ColdSlot | None = None
+) -> int:
     """Write ``source`` to ``target`` with the top-k outputs (K = min(k, n_items)) and, given ``cold_slot``,
     the cold outputs (its item and score); return that K."""
     import onnx

@@ -44,10 +44,16 @@ def input_specs() -> list[TensorSpec]:
 def output_specs(n_items: int, top_k: int, *, cold: bool = False) -> list[TensorSpec]:
     """The ranker's outputs for a catalogue of ``n_items``, an in-graph top ``top_k`` and (``cold``) the best
     cold item."""
-    specs = [TensorSpec(SCORES_OUTPUT, "FP32", (-1, n_items)), TensorSpec(TOP_IDS_OUTPUT, "INT64", (-1, top_k)),
-             TensorSpec(TOP_SCORES_OUTPUT, "FP32", (-1, top_k))]
+    specs = [
+        TensorSpec(SCORES_OUTPUT, "FP32", (-1, n_items)),
+        TensorSpec(TOP_IDS_OUTPUT, "INT64", (-1, top_k)),
+        TensorSpec(TOP_SCORES_OUTPUT, "FP32", (-1, top_k)),
+    ]
     if cold:
-        specs += [TensorSpec(COLD_ID_OUTPUT, "INT64", (-1, 1)), TensorSpec(COLD_SCORE_OUTPUT, "FP32", (-1, 1))]
+        specs += [
+            TensorSpec(COLD_ID_OUTPUT, "INT64", (-1, 1)),
+            TensorSpec(COLD_SCORE_OUTPUT, "FP32", (-1, 1)),
+        ]
     return specs
 
 
@@ -158,7 +164,9 @@ def check_onnx_matches_torch(
     gap = np.abs(expected - actual)
     diff = float(gap.max()) if gap.size else 0.0
     if not np.all(gap <= atol + rtol * np.abs(expected)):
-        raise BundleError(f"ONNX output differs from torch by up to {diff:.3g} (> atol {atol:g} + rtol {rtol:g})")
+        raise BundleError(
+            f"ONNX output differs from torch by up to {diff:.3g} (> atol {atol:g} + rtol {rtol:g})"
+        )
     return diff
 
 
@@ -180,9 +188,13 @@ def export_ranker_onnx(
         batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
         axes: dict[str, Any] = {"dynamic_shapes": ({0: batch, 1: sequence}, {0: batch})}
     else:
-        axes = {"dynamic_axes": {
-            HISTORY_INPUT: {0: "batch", 1: "sequence"}, SEGMENT_INPUT: {0: "batch"}, SCORES_OUTPUT: {0: "batch"},
-        }}
+        axes = {
+            "dynamic_axes": {
+                HISTORY_INPUT: {0: "batch", 1: "sequence"},
+                SEGMENT_INPUT: {0: "batch"},
+                SCORES_OUTPUT: {0: "batch"},
+            }
+        }
     torch.onnx.export(
         torch_module,
         tuple(sample_inputs),

@@ -14,7 +14,9 @@ from __future__ import annotations
 import torch
 
 
-def trim_left_padding(inputs: torch.Tensor, targets: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+def trim_left_padding(
+    inputs: torch.Tensor, targets: torch.Tensor, pad: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``inputs`` and ``targets`` (B, L) without the leading columns that are ``pad`` in both, for all rows.
 
     A target column stays while any row still has a target there, even if its input is padding: the first

@@ -87,8 +87,13 @@ class BiEncoderRecommender(Recommender):
 
     name = "bi_encoder"
 
-    def __init__(self, settings: BiEncoderSettings | None = None, *, item_encoder: ItemEncoderSettings | None = None,
-                 runtime: RuntimeSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: BiEncoderSettings | None = None,
+        *,
+        item_encoder: ItemEncoderSettings | None = None,
+        runtime: RuntimeSettings | None = None,
+    ) -> None:
         self.settings = settings or BiEncoderSettings()
         self.item_encoder_settings = item_encoder or ItemEncoderSettings()
         self.runtime = runtime or RuntimeSettings()
@@ -189,8 +194,12 @@ class BiEncoderRecommender(Recommender):
         assert self.user_tower is not None and self.item_tower is not None
         users = self.user_tower.encode_tokens(profiles, self.settings.profile_max_length)
         unique, inverse = np.unique(positives, return_inverse=True)
-        item_vecs = self.item_tower.encode_tokens([self.texts[i] for i in unique], self.settings.item_max_length)
-        logits = users @ item_vecs.T / self.settings.temperature  # (B, unique items): duplicates share a column
+        item_vecs = self.item_tower.encode_tokens(
+            [self.texts[i] for i in unique], self.settings.item_max_length
+        )
+        logits = (
+            users @ item_vecs.T / self.settings.temperature
+        )  # (B, unique items): duplicates share a column
         return F.cross_entropy(logits.float(), torch.from_numpy(inverse).to(logits.device))
 
     def _invalidate(self) -> None:
@@ -203,7 +212,9 @@ class BiEncoderRecommender(Recommender):
         if self._item_matrix is None:
             if self.item_tower is None:
                 raise ModelError("bi-encoder is not fitted; call fit() or load()")
-            settings = self.item_encoder_settings.model_copy(update={"max_length": self.settings.item_max_length})
+            settings = self.item_encoder_settings.model_copy(
+                update={"max_length": self.settings.item_max_length}
+            )
             self._item_matrix = embed_catalogue(self.texts, settings, self.runtime, encoder=self.item_tower)
         return self._item_matrix
 
@@ -219,7 +230,9 @@ class BiEncoderRecommender(Recommender):
         scores = (self.user_vectors(batch.histories) @ self.item_vectors().T).astype(np.float32)
         return exclude_history(scores, batch.histories) if self.exclude_history else scores
 
-    def retrieve(self, batch: ScoringBatch, k: int, exclude_history: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def retrieve(
+        self, batch: ScoringBatch, k: int, exclude_history: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item indices and scores per user: exact, or a faiss inner-product index for big catalogues.
 
         Args:

@@ -39,7 +39,9 @@ class ColdSlotSettings(Section):
     position: int = Field(10, ge=1, description="1-based rank the best item without training history may "
                           "take (it pushes the warm item there one place down).")
     max_cost: float = Field(
-        0.01, ge=0, lt=1,
+        0.01,
+        ge=0,
+        lt=1,
         description="Largest relative loss of validation NDCG@10 the slot may cost; the calibration offset is "
         "the largest that stays within it. 0 turns the slot off.",
     )
@@ -65,7 +67,9 @@ class _FixedScores:
         return rows if self.slot is None else reserve_cold_slot(rows, self.slot, histories=batch.histories)
 
 
-def slot_gaps(scores: np.ndarray, cold: np.ndarray, position: int, chosen: np.ndarray | None = None) -> np.ndarray:
+def slot_gaps(
+    scores: np.ndarray, cold: np.ndarray, position: int, chosen: np.ndarray | None = None
+) -> np.ndarray:
     """Per row, the offset the slot needs to fire: k-th warm score minus the chosen cold item's score (default:
     the best cold score); +inf: it never can (or no item is chosen), -inf: the item already ranks within
     ``position``."""

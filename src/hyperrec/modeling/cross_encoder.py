@@ -91,8 +91,14 @@ class CrossEncoderReranker(Recommender):
 
     name = "cross_encoder"
 
-    def __init__(self, retriever: Recommender, settings: CrossEncoderSettings | None = None, *,
-                 item_encoder: ItemEncoderSettings | None = None, runtime: RuntimeSettings | None = None) -> None:
+    def __init__(
+        self,
+        retriever: Recommender,
+        settings: CrossEncoderSettings | None = None,
+        *,
+        item_encoder: ItemEncoderSettings | None = None,
+        runtime: RuntimeSettings | None = None,
+    ) -> None:
         self.retriever = retriever
         self.settings = settings or CrossEncoderSettings()
         self.item_encoder_settings = item_encoder or ItemEncoderSettings()
@@ -131,7 +137,9 @@ class CrossEncoderReranker(Recommender):
 
     def _logits(self, profiles: list[str], items: list[int]) -> torch.Tensor:
         assert self.net is not None
-        enc = self.net.encoder.tokenize(profiles, self.settings.max_length, pair=[self.texts[i] for i in items])
+        enc = self.net.encoder.tokenize(
+            profiles, self.settings.max_length, pair=[self.texts[i] for i in items]
+        )
         return self.net({k: v.to(self._device) for k, v in enc.items()})
 
     # ------------------------------------------------------------------------------------------ training
@@ -149,7 +157,9 @@ class CrossEncoderReranker(Recommender):
         s, t = self.settings, self.settings.training
         self._device = device = prepare_runtime(self.runtime)
         self._set_items(data.items)
-        encoder = TextEncoder(self.item_encoder_settings.model_path, max_length=s.max_length, dropout=t.dropout)
+        encoder = TextEncoder(
+            self.item_encoder_settings.model_path, max_length=s.max_length, dropout=t.dropout
+        )
         self.net = net = CrossEncoderNet(encoder, dropout=t.dropout or 0.0).to(device)
         histories = data.histories(("train",))
         rng = np.random.default_rng(self.runtime.seed)
@@ -260,7 +270,10 @@ class CrossEncoderReranker(Recommender):
         out = np.full(candidates.shape, -np.inf, dtype=np.float32)
         pairs = [(r, c) for r in range(candidates.shape[0]) for c in range(candidates.shape[1])
                  if candidates[r, c] >= 0]
-        keys = [(np.asarray(h, dtype=np.int64).tobytes(), candidates[r].tobytes()) for r, h in enumerate(histories)]
+        keys = [
+            (np.asarray(h, dtype=np.int64).tobytes(), candidates[r].tobytes())
+            for r, h in enumerate(histories)
+        ]
         if self._logit_cache is not None and all(k in self._logit_cache for k in keys):
             return np.stack([self._logit_cache[k] for k in keys])
         profiles = [self._profile(h) for h in histories]  # type: ignore[misc]
@@ -270,7 +283,9 @@ class CrossEncoderReranker(Recommender):
                 chunk = pairs[start:start + bs]
                 with torch.autocast(device_type="cuda", dtype=torch.bfloat16,
                                     enabled=self.runtime.bf16_autocast and self._device.type == "cuda"):
-                    logits = self._logits([profiles[r] for r, _ in chunk], [int(candidates[r, c]) for r, c in chunk])
+                    logits = self._logits(
+                        [profiles[r] for r, _ in chunk], [int(candidates[r, c]) for r, c in chunk]
+                    )
                 for (r, c), value in zip(chunk, logits.float().cpu().numpy()):
                     out[r, c] = value
         finally:
@@ -299,7 +314,9 @@ class CrossEncoderReranker(Recommender):
             fused = logits[row][keep].astype(np.float64)
             if self.fusion_weight and keep.sum() > 1:
                 retrieved = base[row][cands[row][keep]]
-                fused = fused + self.fusion_weight * (retrieved - retrieved.mean()) / max(retrieved.std(), 1e-9)
+                fused = fused + self.fusion_weight * (retrieved - retrieved.mean()) / max(
+                    retrieved.std(), 1e-9
+                )
             floor = float(fused.min()) if keep.any() else 0.0
             # everything else: below the reranked block, in the retriever's order, within (floor-2, floor-1)
             order = np.argsort(np.argsort(-base[row], kind="stable"), kind="stable")
@@ -324,12 +341,15 @@ class CrossEncoderReranker(Recommender):
         self.items.to_parquet(directory / ITEMS_FILE, index=False)
         self.retriever.save(directory / RETRIEVER_DIR)
         config = {
-            "class": "CrossEncoderReranker", "model": self.name, "retriever_class": _class_path(self.retriever),
+            "class": "CrossEncoderReranker",
+            "model": self.name,
+            "retriever_class": _class_path(self.retriever),
             "settings": self.settings.model_dump(mode="json"),
             "item_encoder": self.item_encoder_settings.model_dump(mode="json"),
             "runtime": self.runtime.model_dump(mode="json"),
             "train_result": self.train_result.to_dict() if self.train_result else None,
-            "fusion_weight": self.fusion_weight, "fusion_results": self.fusion_results,
+            "fusion_weight": self.fusion_weight,
+            "fusion_results": self.fusion_results,
         }
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding="utf-8")
 

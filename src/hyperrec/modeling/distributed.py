@@ -98,8 +98,11 @@ def wrap(module: nn.Module, loss: Callable[..., tuple[torch.Tensor, int]],
     """``loss`` behind DistributedDataParallel over ``module``'s parameters (see the module docstring)."""
     from torch.nn.parallel import DistributedDataParallel
 
-    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" \
+    ids = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if device.type == "cuda"
         else None
+    )
     # Some parameters get no gradient in a step (e.g. a frozen encoder, an unused segment table): find them.
     return DistributedDataParallel(_LossModule(module, loss), device_ids=ids, find_unused_parameters=True)
 
@@ -114,7 +117,9 @@ def globally_weighted(loss: torch.Tensor, n_examples: int) -> tuple[torch.Tensor
     return loss * (dist.get_world_size() * n_examples / max(total, 1.0)), int(total)
 
 
-def sharded(epoch_batches: Callable[[int], Iterable[tuple[Any, ...]]]) -> Callable[[int], Iterator[tuple[Any, ...]]]:
+def sharded(
+    epoch_batches: Callable[[int], Iterable[tuple[Any, ...]]],
+) -> Callable[[int], Iterator[tuple[Any, ...]]]:
     """Each process's slice of every global batch; a batch with fewer rows than processes is skipped by all.
 
     Args:

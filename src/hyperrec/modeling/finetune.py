@@ -137,7 +137,9 @@ def param_groups(
                 seen.add(id(param))
                 (decay if _decays(name, param) else no_decay).append(param)
         if decay:
-            groups.append({"params": decay, "lr": lr, "weight_decay": settings.weight_decay, "name": f"{tag}"})
+            groups.append(
+                {"params": decay, "lr": lr, "weight_decay": settings.weight_decay, "name": f"{tag}"}
+            )
         if no_decay:
             groups.append({"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": f"{tag}_no_decay"})
     return groups

@@ -96,7 +96,9 @@ def item_texts(items: pd.DataFrame, *, max_tags: int = 10, include_categories: b
     categories = items["categories"] if "categories" in items else [None] * len(items)
     tags = items["text"] if "text" in items else [None] * len(items)
     return [
-        item_text(t, None if c is None else list(c), x, max_tags=max_tags, include_categories=include_categories)
+        item_text(
+            t, None if c is None else list(c), x, max_tags=max_tags, include_categories=include_categories
+        )
         for t, c, x in zip(items["title"], categories, tags)
     ]
 
@@ -126,7 +128,9 @@ class TextEncoder(nn.Module):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
             # float32 master weights whatever the file holds (autocast does bf16 on CUDA)
-            self.model = AutoModel.from_pretrained(self.model_path, local_files_only=True, dtype=torch.float32)
+            self.model = AutoModel.from_pretrained(
+                self.model_path, local_files_only=True, dtype=torch.float32
+            )
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the language model at {self.model_path}: {exc}") from exc
         if dropout is not None:
@@ -183,7 +187,9 @@ class TextEncoder(nn.Module):
     def hidden_states(self, **inputs: torch.Tensor) -> torch.Tensor:
         return self.model(**inputs).last_hidden_state
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor
+    ) -> torch.Tensor:
         hidden = self.hidden_states(input_ids=input_ids, attention_mask=attention_mask, **extra)
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -281,7 +287,58 @@ def embed_catalogue(
     return cache.get_or_compute(encoder_id, settings.max_length, texts, compute)
 
 
-_TINY_WORDS = ["the", "a", "of", "and", "in", "to", "movie", "film", "story", "love", "war", "man", "woman", "life", "world", "night", "day", "time", "city", "house", "girl", "boy", "action", "adventure", "animation", "children", "comedy", "crime", "documentary", "drama", "fantasy", "horror", "musical", "mystery", "romance", "sci", "fi", "thriller", "western", "imax", "noir", "genres", "tags", "user", "watched", "liked", "recently", "recent", "items", "history"]
+_TINY_WORDS = [
+    "the",
+    "a",
+    "of",
+    "and",
+    "in",
+    "to",
+    "movie",
+    "film",
+    "story",
+    "love",
+    "war",
+    "man",
+    "woman",
+    "life",
+    "world",
+    "night",
+    "day",
+    "time",
+    "city",
+    "house",
+    "girl",
+    "boy",
+    "action",
+    "adventure",
+    "animation",
+    "children",
+    "comedy",
+    "crime",
+    "documentary",
+    "drama",
+    "fantasy",
+    "horror",
+    "musical",
+    "mystery",
+    "romance",
+    "sci",
+    "fi",
+    "thriller",
+    "western",
+    "imax",
+    "noir",
+    "genres",
+    "tags",
+    "user",
+    "watched",
+    "liked",
+    "recently",
+    "recent",
+    "items",
+    "history",
+]
 
 
 def build_tiny_bert(directory: Path, *, hidden: int = 32, layers: int = 2, heads: int = 2,

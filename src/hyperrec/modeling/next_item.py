@@ -79,7 +79,8 @@ class NextItemRecommender(Recommender):
 
     name = "next_item_lm"
 
-    def __init__(self, settings: NextItemSettings | None = None, *, item_encoder: ItemEncoderSettings | None = None,
+    def __init__(self, settings: NextItemSettings | None = None, *,
+                 item_encoder: ItemEncoderSettings | None = None,
                  runtime: RuntimeSettings | None = None) -> None:
         self.settings = settings or NextItemSettings()
         self.item_encoder_settings = item_encoder or ItemEncoderSettings()
@@ -112,7 +113,8 @@ class NextItemRecommender(Recommender):
         if ablation:
             settings = settings.model_copy(update={"use_text": False, "use_id_embedding": True,
                                                    "finetune_item_encoder": False})
-            return IDOnlyNextItemRecommender(settings, item_encoder=config.item_encoder, runtime=config.runtime)
+            return IDOnlyNextItemRecommender(settings, item_encoder=config.item_encoder,
+                                             runtime=config.runtime)
         return cls(settings, item_encoder=config.item_encoder, runtime=config.runtime)
 
     # ------------------------------------------------------------------------------------------ training
@@ -152,7 +154,8 @@ class NextItemRecommender(Recommender):
         histories = data.histories(("train",))
         self._unseen = self._unseen_items(histories, net.n_items, net, self._device)
         self._decide_history_penalty(histories)
-        windows = TrainingWindows(histories, net.n_items, self.settings, self._segment_index, self.runtime.seed)
+        windows = TrainingWindows(histories, net.n_items, self.settings, self._segment_index,
+                                  self.runtime.seed)
         log.info("%s: %d users, %d windows, %d target events, %d items", self.name, len(windows.users),
                  len(windows), windows.n_targets(), net.n_items)
         self.train_result = self._train(net, windows, data, validate, on_metrics)
@@ -182,7 +185,8 @@ class NextItemRecommender(Recommender):
         if self.settings.history_penalty == "auto":
             self.exclude_history = self.train_repeat_rate < AUTO_REPEAT_RATE
             log.info("%s: %.2f%% of train events repeat an item; history items %s", self.name,
-                     100 * self.train_repeat_rate, "excluded" if self.exclude_history else "get a learned offset")
+                     100 * self.train_repeat_rate,
+                     "excluded" if self.exclude_history else "get a learned offset")
 
     def _train(self, net: NextItemNet, windows: TrainingWindows, data: PreparedData,
                validate: Validator | None, on_metrics: MetricsCallback | None) -> TrainResult:
@@ -222,7 +226,8 @@ class NextItemRecommender(Recommender):
             seen[history[(history >= 0) & (history < n_items)]] = True
         unseen = torch.from_numpy(~seen).to(device)
         net.text_only.copy_(unseen)
-        log.info("%s: %d items have no train event; they are scored from their text", self.name, int(unseen.sum()))
+        log.info("%s: %d items have no train event; they are scored from their text", self.name,
+                 int(unseen.sum()))
         return unseen
 
     def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, segs: torch.Tensor,
@@ -230,7 +235,8 @@ class NextItemRecommender(Recommender):
         """(mean loss, number of targets) of one batch with the configured loss (``next_item_loss``)."""
         net, s = self._require(), self.settings
         if s.loss == "full_softmax":
-            return full_softmax_loss(net, self._text, inputs, targets, segs, gen, n_live=s.live_items_per_step,
+            return full_softmax_loss(net, self._text, inputs, targets, segs, gen,
+                                     n_live=s.live_items_per_step,
                                      unseen=self._unseen)
         return sampled_softmax_loss(net, self._text, inputs, targets, segs, gen,
                                     n_negatives=s.n_sampled_negatives, unseen=self._unseen)
@@ -274,7 +280,8 @@ class NextItemRecommender(Recommender):
         histories = [np.asarray(h, dtype=np.int64) for h in batch.histories]
         histories = [h[(h >= 0) & (h < net.n_items)] for h in histories]
         # Every history item is read (the penalty covers all of them); the transformer keeps the last max_len.
-        history = torch.from_numpy(encode_histories(histories, max(1, *(len(h) for h in histories)))).to(self._device)
+        history = torch.from_numpy(encode_histories(histories, max(1,
+                                                                   *(len(h) for h in histories)))).to(self._device)
         segment = torch.from_numpy(encode_segments([self.segments.get(u) for u in batch.user_ids])).to(self._device)
         graph = self.scoring_graph()
         was_training = net.training
@@ -284,7 +291,8 @@ class NextItemRecommender(Recommender):
         finally:
             net.train(was_training)
         scores = scores.float().cpu().numpy().astype(np.float32, copy=False)
-        return scores if self.cold_slot is None else reserve_cold_slot(scores, self.cold_slot, histories=histories)
+        return scores if self.cold_slot is None else reserve_cold_slot(scores, self.cold_slot,
+                                                                       histories=histories)
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:
@@ -294,7 +302,8 @@ class NextItemRecommender(Recommender):
         return net.item_vectors().float().cpu().numpy()
 
     @torch.no_grad()
-    def last_attention(self, history: np.ndarray, user_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def last_attention(self, history: np.ndarray,
+                       user_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(items actually read, attention of the last position over them, averaged over heads).
 
         Args:
@@ -377,10 +386,12 @@ class NextItemRecommender(Recommender):
         if set(incompatible.missing_keys) - missing or incompatible.unexpected_keys:
             raise ModelError(f"{directory / WEIGHTS_FILE} does not fit the saved settings: {incompatible}")
         model.net = net.to(model._device).eval()
-        model.cold_slot = saved_slot(config.get("cold_slot"), net.text_table.cpu().numpy() if net.text_dim else None)
+        model.cold_slot = saved_slot(config.get("cold_slot"),
+                                     net.text_table.cpu().numpy() if net.text_dim else None)
         if (directory / ENCODER_DIR).exists():
             encoder = TextEncoder(directory / ENCODER_DIR, max_length=model.item_encoder_settings.max_length)
-            model._text = ItemText(encoder.to(model._device).eval(), batch_size=model.item_encoder_settings.batch_size)
+            model._text = ItemText(encoder.to(model._device).eval(),
+                                   batch_size=model.item_encoder_settings.batch_size)
         return model
 
 
@@ -389,7 +400,8 @@ class IDOnlyNextItemRecommender(NextItemRecommender):
 
     name = "next_item_id"
 
-    def __init__(self, settings: NextItemSettings | None = None, *, item_encoder: ItemEncoderSettings | None = None,
+    def __init__(self, settings: NextItemSettings | None = None, *,
+                 item_encoder: ItemEncoderSettings | None = None,
                  runtime: RuntimeSettings | None = None) -> None:
         settings = (settings or NextItemSettings()).model_copy(
             update={"use_text": False, "use_id_embedding": True, "finetune_item_encoder": False})

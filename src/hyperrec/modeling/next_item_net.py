@@ -26,7 +26,9 @@ class CausalBlock(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
         self.ln2 = nn.LayerNorm(d_model)
-        self.ffn = nn.Sequential(nn.Linear(d_model, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, d_model))
+        self.ffn = nn.Sequential(
+            nn.Linear(d_model, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, d_model)
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, need_weights: bool = False
@@ -42,7 +44,11 @@ class CausalBlock(nn.Module):
             (B, L, d) outputs and the (B, heads, L, L) attention weights, or None.
         """
         batch, length, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(batch, length, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = (
+            self.qkv(self.ln1(x))
+            .view(batch, length, 3, self.n_heads, d // self.n_heads)
+            .permute(2, 0, 3, 1, 4)
+        )
         weights = None
         if need_weights:
             att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
@@ -60,7 +66,9 @@ class CausalBlock(nn.Module):
 class NextItemNet(nn.Module):
     """Item vectors (projected text embedding + ID embedding) -> causal transformer -> hidden states."""
 
-    def __init__(self, n_items: int, text_dim: int | None, settings: NextItemSettings, n_segments: int = 0) -> None:
+    def __init__(
+        self, n_items: int, text_dim: int | None, settings: NextItemSettings, n_segments: int = 0
+    ) -> None:
         super().__init__()
         s = settings
         self.n_items, self.d_model, self.max_len = n_items, s.d_model, s.max_seq_len
@@ -81,7 +89,8 @@ class NextItemNet(nn.Module):
         self.segment_emb = nn.Embedding(n_segments + 1, s.d_model) if n_segments > 0 else None
         self.emb_drop = nn.Dropout(s.dropout)
         self.blocks = nn.ModuleList(
-            CausalBlock(s.d_model, s.n_heads, s.ffn_multiplier * s.d_model, s.dropout) for _ in range(s.n_layers)
+            CausalBlock(s.d_model, s.n_heads, s.ffn_multiplier * s.d_model, s.dropout)
+            for _ in range(s.n_layers)
         )
         self.final_ln = nn.LayerNorm(s.d_model)
         self.reset_parameters()

@@ -36,7 +36,9 @@ def fine_tune_command(prepared: str, output: str, config_path: str) -> list[str]
             "--output", output]
 
 
-def _replica(cfg: ClusterSettings, replicas: int, command: list[str], volumes: dict[str, str]) -> dict[str, Any]:
+def _replica(
+    cfg: ClusterSettings, replicas: int, command: list[str], volumes: dict[str, str]
+) -> dict[str, Any]:
     gpu = cfg.cluster.gpu
     pod: dict[str, Any] = {
         "containers": [{
@@ -85,8 +87,11 @@ def pytorchjob_body(cfg: ClusterSettings, *, name: str = "hyperrec-fine-tune", n
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": "hyperrec",
-                                                                     "app.kubernetes.io/component": "fine-tune"}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/name": "hyperrec", "app.kubernetes.io/component": "fine-tune"},
+        },
         "spec": {
             "nprocPerNode": str(max(cfg.cluster.gpu.accelerator_limit, 1)),
             "runPolicy": {"cleanPodPolicy": "None", "backoffLimit": 2},

@@ -59,7 +59,9 @@ class DataShape:
         return cls(n_items=data.n_items, n_train_events=len(train), has_timestamps=has_timestamps)
 
 
-def resolve_next_item(settings: NextItemSettings, shape: DataShape) -> tuple[NextItemSettings, dict[str, str]]:
+def resolve_next_item(
+    settings: NextItemSettings, shape: DataShape
+) -> tuple[NextItemSettings, dict[str, str]]:
     """``settings`` with every ``auto`` value resolved for ``shape``; and each resolution with its reason.
 
     Args:
@@ -75,8 +77,10 @@ def resolve_next_item(settings: NextItemSettings, shape: DataShape) -> tuple[Nex
         too_big = shape.n_items > settings.full_softmax_max_items or (settings.finetune_item_encoder
                                                                    and not settings.token_cache)
         update["loss"] = "sampled_softmax" if too_big else "full_softmax"
-        reasons["loss"] = (f"{update['loss']}: {shape.n_items} items, full_softmax_max_items "
-                           f"{settings.full_softmax_max_items}, finetune_item_encoder {settings.finetune_item_encoder}")
+        reasons["loss"] = (
+            f"{update['loss']}: {shape.n_items} items, full_softmax_max_items "
+            f"{settings.full_softmax_max_items}, finetune_item_encoder {settings.finetune_item_encoder}"
+        )
     if settings.sequence_order == "auto":
         update["sequence_order"] = "as_given" if shape.has_timestamps else "shuffled"
         reasons["sequence_order"] = (f"{update['sequence_order']}: the data "

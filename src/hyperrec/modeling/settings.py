@@ -25,7 +25,8 @@ class RuntimeSettings(_Section):
     profile: Literal["demo", "full"] = Field(
         "demo", description="demo: CPU defaults (this file); full: GPU values of FULL_PROFILE_OVERRIDES."
     )
-    seed: int = Field(42, description="Seed of torch, numpy and Python's random for every model (default: seed).")
+    seed: int = Field(42,
+                      description="Seed of torch, numpy and Python's random for every model (default: seed).")
     threads: int | None = Field(
         2, ge=1,
         description="torch.set_num_threads for training and inference; None leaves torch's default (default: threads).",
@@ -77,9 +78,11 @@ class TrainingSettings(_Section):
     max_epochs: int = Field(3, ge=1, description="Upper bound on passes over the training examples.")
     batch_size: int = Field(32, ge=1, description="Training examples per optimizer step.")
     learning_rate: float = Field(1e-3, gt=0, description="Learning rate of new layers and heads.")
-    lm_learning_rate: float = Field(2e-5, gt=0, description="Learning rate of pretrained language-model layers.")
+    lm_learning_rate: float = Field(2e-5, gt=0,
+                                    description="Learning rate of pretrained language-model layers.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay (not on biases/norms).")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of the planned steps with linear warm-up.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1,
+                                description="Share of the planned steps with linear warm-up.")
     linear_decay: bool = Field(True, description="Decay the learning rate linearly to 0 after warm-up.")
     unfreeze_schedule: dict[int, int] = Field(
         {0: 2, 1: 4, 2: -1},
@@ -89,7 +92,8 @@ class TrainingSettings(_Section):
     dropout: float | None = Field(
         0.1, ge=0, lt=1, description="Dropout of the language model while it trains; None keeps its config."
     )
-    grad_clip: float | None = Field(1.0, gt=0, description="Max global gradient norm; None disables clipping.")
+    grad_clip: float | None = Field(1.0, gt=0,
+                                    description="Max global gradient norm; None disables clipping.")
     patience: int = Field(
         2, ge=1, description="Early stopping: evaluations without improvement of the validation metric."
     )
@@ -266,7 +270,8 @@ class NextItemSettings(_Section):
 class ZeroShotSettings(_Section):
     """Untrained reference: cosine between the mean of recent history items and every item."""
 
-    history_items: int = Field(20, ge=1, description="Most recent history items averaged into the user vector.")
+    history_items: int = Field(20, ge=1,
+                               description="Most recent history items averaged into the user vector.")
     history_penalty: Literal["auto", "exclude", "off"] = Field(
         "off", description="Push history items below all others (see next_item.history_penalty); off matches "
         "the reference zero-shot definition.",
@@ -278,7 +283,8 @@ class BiEncoderSettings(_Section):
 
     share_towers: bool = Field(True, description="One language model for both towers (half the memory).")
     history_penalty: Literal["auto", "exclude", "off"] = Field(
-        "auto", description="Push history items below all others: exclude, off, or auto (exclude when under 1% "
+        "auto",
+                                                               description="Push history items below all others: exclude, off, or auto (exclude when under 1% "
         "of train events repeat an item).",
     )
     profile_max_length: int = Field(128, ge=8, le=512, description="Token budget of the user profile text.")
@@ -311,9 +317,11 @@ class CrossEncoderSettings(_Section):
     max_length: int = Field(160, ge=16, le=512, description="Token budget of the profile + item pair.")
     profile_max_items: int = Field(10, ge=1, description="Most recent items named in the profile text.")
     candidates: int = Field(20, ge=2, description="Retriever top-k reranked per user.")
-    negatives_per_positive: int = Field(3, ge=1, description="Hard negatives from the retriever per positive.")
+    negatives_per_positive: int = Field(3, ge=1,
+                                        description="Hard negatives from the retriever per positive.")
     loss: Literal["pointwise", "listwise"] = Field(
-        "pointwise", description="pointwise: BCE per pair; listwise: softmax CE over positive + its negatives."
+        "pointwise",
+                                                   description="pointwise: BCE per pair; listwise: softmax CE over positive + its negatives."
     )
     examples_per_user: int = Field(1, ge=1, description="Positives (history prefixes) per user per epoch.")
     min_prefix: int = Field(5, ge=1, description="Shortest history a training profile is built from.")
@@ -346,7 +354,8 @@ class ModelingConfig(_Section):
         description="Models the fine_tune step trains, in order. The demo trains the default ranker and the "
         "zero-shot reference; benchmarks add next_item_id (the ID-only ablation), bi_encoder, cross_encoder.",
     )
-    serve: str = Field("next_item_lm", description="The model exported to the serving bundle (a next-item model).")
+    serve: str = Field("next_item_lm",
+                       description="The model exported to the serving bundle (a next-item model).")
     max_history: int = Field(
         200, ge=1, description="History tokens a served request carries (Triton's fixed input width)."
     )
@@ -362,7 +371,8 @@ class ModelingConfig(_Section):
     )
     next_item: NextItemSettings = Field(default_factory=NextItemSettings, description="Default ranker.")
     zero_shot: ZeroShotSettings = Field(default_factory=ZeroShotSettings, description="Untrained reference.")
-    bi_encoder: BiEncoderSettings = Field(default_factory=BiEncoderSettings, description="Two-tower retriever.")
+    bi_encoder: BiEncoderSettings = Field(default_factory=BiEncoderSettings,
+                                          description="Two-tower retriever.")
     cross_encoder: CrossEncoderSettings = Field(
         default_factory=CrossEncoderSettings, description="Reranker on top of a retriever."
     )
@@ -378,7 +388,8 @@ class ModelingConfig(_Section):
             runtime = runtime.model_dump(exclude_unset=True)
         if not isinstance(runtime, Mapping) or runtime.get("profile") != "full":
             return data
-        given = {k: v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v for k, v in data.items()}
+        given = {k: v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v for k,
+                 v in data.items()}
         return merge_profile(FULL_PROFILE_OVERRIDES, given)
 
 
@@ -392,4 +403,5 @@ def apply_profile(config: ModelingConfig, profile: Literal["demo", "full"]) -> M
     if profile != "full":
         raise ValueError(f"unknown profile {profile!r}; expected 'demo' or 'full'")
     given = config.model_dump(exclude_unset=True)
-    return ModelingConfig.model_validate({**given, "runtime": {**given.get("runtime", {}), "profile": "full"}})
+    return ModelingConfig.model_validate({**given, "runtime": {**given.get("runtime", {}),
+                                                               "profile": "full"}})

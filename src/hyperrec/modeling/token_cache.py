@@ -24,7 +24,9 @@ from hyperrec.modeling.item_encoder import TextEncoder
 log = logging.getLogger(__name__)
 
 
-def _bidirectional_mask(encoder: TextEncoder, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+def _bidirectional_mask(
+    encoder: TextEncoder, states: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor | None:
     """The attention mask the model's own layers expect for ``mask`` (B, T) of 0/1 (transformers >= 5)."""
     from transformers.masking_utils import create_bidirectional_mask
 
@@ -39,7 +41,9 @@ class TokenStateCache:
     layers train) and pools them like ``TextEncoder.forward``.
     """
 
-    def __init__(self, encoder: TextEncoder, texts: Sequence[str], n_top: int, *, batch_size: int = 128) -> None:
+    def __init__(
+        self, encoder: TextEncoder, texts: Sequence[str], n_top: int, *, batch_size: int = 128
+    ) -> None:
         layers = encoder.transformer_layers()
         if not 1 <= n_top <= len(layers):
             raise ModelError(f"token cache: n_top must be 1..{len(layers)} layers, got {n_top}")

@@ -50,7 +50,11 @@ class EarlyStopping:
 
     def update(self, value: float) -> bool:
         """Record a value; True when it is a new best."""
-        if value is not None and not math.isnan(value) and (self.best is None or value > self.best + self.min_delta):
+        if (
+            value is not None
+            and not math.isnan(value)
+            and (self.best is None or value > self.best + self.min_delta)
+        ):
             self.best = float(value)
             self.bad_evaluations = 0
             return True
@@ -198,7 +202,11 @@ class Trainer:
         for steps_this_epoch, batch in enumerate(bar, start=1):
             self._train_step(run, batch)
             self._report_loss(run, bar)
-            if s.eval_every_steps and run.result.steps % s.eval_every_steps == 0 and self._evaluate(run, epoch):
+            if (
+                s.eval_every_steps
+                and run.result.steps % s.eval_every_steps == 0
+                and self._evaluate(run, epoch)
+            ):
                 stop = True
                 run.result.stopped_early = True
             self._check_deadline(run, epoch)
@@ -264,8 +272,14 @@ class Trainer:
         if improved:
             self._keep_best(run, epoch, value)
         best = run.stopper.best
-        result.history.append({"epoch": float(epoch), "step": float(result.steps), f"val_{s.validation_metric}": value,
-                               "best": float(best) if best is not None else float("nan")})
+        result.history.append(
+            {
+                "epoch": float(epoch),
+                "step": float(result.steps),
+                f"val_{s.validation_metric}": value,
+                "best": float(best) if best is not None else float("nan"),
+            }
+        )
         self._emit({f"val_{s.validation_metric}": value, "epoch": float(epoch)}, result.steps)
         log.info("%s epoch %d step %d: val %s %.5f%s", self.name, epoch, result.steps,
                  s.validation_metric, value, " (best)" if improved else "")
@@ -292,8 +306,14 @@ class Trainer:
         run.module.eval()
         if run.invalidate:
             run.invalidate()
-        self._emit({"train_seconds": run.train_time, "examples_per_second": result.examples_per_second,
-                    **({"best_val": result.best_metric} if result.best_metric is not None else {})}, result.steps)
+        self._emit(
+            {
+                "train_seconds": run.train_time,
+                "examples_per_second": result.examples_per_second,
+                **({"best_val": result.best_metric} if result.best_metric is not None else {}),
+            },
+            result.steps,
+        )
         return result
 
 
@@ -322,4 +342,6 @@ def data_parallel(module: nn.Module, loss: Callable[..., tuple[torch.Tensor, int
     if not distributed.is_distributed():
         return (lambda batch: loss(*to_device(batch))), epoch_batches
     ddp = distributed.wrap(module, loss, device)
-    return (lambda batch: distributed.globally_weighted(*ddp(*to_device(batch)))), distributed.sharded(epoch_batches)
+    return (lambda batch: distributed.globally_weighted(*ddp(*to_device(batch)))), distributed.sharded(
+        epoch_batches
+    )

@@ -24,7 +24,9 @@ def _cutoff_key(metric: str) -> tuple[str, int]:
     """``"ndcg@10"`` -> ("ndcg@10", 10): a full-protocol cutoff metric, the only kind a local ranking gives."""
     protocol, key, cutoff = parse_metric(metric)
     if protocol != "full" or cutoff is None:
-        raise ValueError(f"unsupported validation metric {metric!r}; use a full-protocol cutoff metric, e.g. ndcg@10")
+        raise ValueError(
+            f"unsupported validation metric {metric!r}; use a full-protocol cutoff metric, e.g. ndcg@10"
+        )
     return key, cutoff
 
 
@@ -65,7 +67,9 @@ def local_validator(data: PreparedData, *, split: str = "validation", metric: st
         values = []
         for start in range(0, len(users), batch_size):
             chunk = users[start:start + batch_size]
-            scores = np.array(model.score(ScoringBatch(chunk, [histories[u] for u in chunk])), dtype=np.float32)
+            scores = np.array(
+                model.score(ScoringBatch(chunk, [histories[u] for u in chunk])), dtype=np.float32
+            )
             relevant = []
             for row, user in enumerate(chunk):
                 seen = train_items.get(user, np.zeros(0, dtype=np.int64))

@@ -30,8 +30,13 @@ class ZeroShotRecommender(Recommender):
 
     name = "zero_shot_lm"
 
-    def __init__(self, settings: ZeroShotSettings | None = None, *, item_encoder: ItemEncoderSettings | None = None,
-                 runtime: RuntimeSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: ZeroShotSettings | None = None,
+        *,
+        item_encoder: ItemEncoderSettings | None = None,
+        runtime: RuntimeSettings | None = None,
+    ) -> None:
         self.settings = settings or ZeroShotSettings()
         self.item_encoder_settings = item_encoder or ItemEncoderSettings()
         self.runtime = runtime or RuntimeSettings()

@@ -75,7 +75,10 @@ class EmbeddingCheck:
     missing: str
 
     def __call__(
-        self, run: CheckRun, matrices: tuple[np.ndarray | None, np.ndarray | None], units: ItemUnits | None = None
+        self,
+        run: CheckRun,
+        matrices: tuple[np.ndarray | None, np.ndarray | None],
+        units: ItemUnits | None = None,
     ) -> WidgetBuilder:
         return _embedding_check(self.name, *matrices, run, self.missing, units)
 
@@ -93,8 +96,9 @@ def _precheck(
     cur_rows = cur.loc[cur[spec.column].notna(), ["user_id", spec.column]]
     counts = sizes(len(ref_rows), len(cur_rows), ref_rows["user_id"].nunique(), cur_rows["user_id"].nunique())
     if ref_rows.empty and cur_rows.empty:
-        return CheckResult(**base, status="not_applicable", detail=f"no {spec.column} values in either window",
-                           **counts)
+        return CheckResult(
+            **base, status="not_applicable", detail=f"no {spec.column} values in either window", **counts
+        )
     if min(counts["reference_rows"], counts["current_rows"]) < cfg.drift.min_rows or min(
         counts["reference_users"], counts["current_users"]
     ) < cfg.drift.min_users:
@@ -248,8 +252,13 @@ def _embedding_check(
     space = _Embeddings(ref_matrix, cur_matrix, run.cfg, run.rng)
     ref_s, cur_s = space.prepare(ref_matrix), space.prepare(cur_matrix)
     auc = _domain_auc(ref_s, cur_s, threshold)
-    check = CheckResult(**base_fields(CHECKS[name], threshold), status="ok", score=auc, detail="below threshold",
-                        **sizes(len(ref_matrix), len(cur_matrix), len(ref_matrix), len(cur_matrix)))
+    check = CheckResult(
+        **base_fields(CHECKS[name], threshold),
+        status="ok",
+        score=auc,
+        detail="below threshold",
+        **sizes(len(ref_matrix), len(cur_matrix), len(ref_matrix), len(cur_matrix)),
+    )
     if units is not None:
         check.reference_users, check.current_users = len(np.unique(units[0])), len(np.unique(units[2]))
     run.results[name] = check

@@ -70,7 +70,8 @@ USER_CHECKS = TabularChecks("users", "Interaction features (one row per user)", 
 ITEM_EMBEDDINGS = EmbeddingCheck("item_embeddings", "no item embeddings given")
 PROFILE_EMBEDDINGS = EmbeddingCheck("profile_embeddings", "no profile or item embeddings given")
 PREDICTION_CHECKS = TabularChecks("predictions", "Prediction drift (one row per served recommendation)",
-                                  ("prediction_score", "recommended_items"), "no predictions given for both windows")
+                                  ("prediction_score", "recommended_items"),
+                                  "no predictions given for both windows")
 OUTCOME_CHECKS = TabularChecks("outcomes", "Outcome drift (one row per impression)", ("ctr",),
                                "impressions missing in a window")
 EMBEDDING_TITLE = "Embedding drift (Evidently domain classifier)"
@@ -122,7 +123,8 @@ def run_drift_check(
     cfg = config or MonitoringConfig()
     ref_window = reference if isinstance(reference, Window) else Window.of("reference", reference)
     cur_window = current if isinstance(current, Window) else Window.of("current", current)
-    inputs = prepare_inputs(ref_window, cur_window, cfg, item_embeddings, (reference_profiles, current_profiles),
+    inputs = prepare_inputs(ref_window, cur_window, cfg, item_embeddings, (reference_profiles,
+                                                                           current_profiles),
                             (reference_predictions, current_predictions))
     run = CheckRun(cfg, np.random.default_rng(cfg.drift.seed))
     builders = _run_checks(run, inputs)  # 1. effect sizes (Evidently) of every check that has data

@@ -49,7 +49,8 @@ INTERACTION_COLUMNS = (
 MONITOR_COLUMNS = (*INTERACTION_COLUMNS, "request_id")
 FEEDBACK_EVENTS = {"impression": "impression", "click": "click", "dwell": "view", "rating": "rating"}
 #: Field names of a feedback record: ours first, then those of ``hyperrec.online.feedback``'s log.
-FEEDBACK_ALIASES = {"user_id": ("user_id", "user"), "event": ("event", "type"), "timestamp": ("timestamp", "ts")}
+FEEDBACK_ALIASES = {"user_id": ("user_id", "user"), "event": ("event", "type"),
+                    "timestamp": ("timestamp", "ts")}
 FEEDBACK_SEGMENT_GLOB = "feedback-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"
 IMPRESSION = "impression"
 PREPARED_TABLES = {"interactions": "interactions.parquet", "train": "train.parquet"}

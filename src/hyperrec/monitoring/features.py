@@ -93,7 +93,11 @@ def impression_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
         scope = request.where(request.notna(), "user:" + rows["user_id"].astype(str))
         return scope + "\x1f" + rows["item_id"].astype("string").fillna("")
 
-    clicked = keys(impressions).isin(set(keys(clicks))) if len(clicks) else pd.Series(False, index=impressions.index)
+    clicked = (
+        keys(impressions).isin(set(keys(clicks)))
+        if len(clicks)
+        else pd.Series(False, index=impressions.index)
+    )
     return pd.DataFrame(
         {"user_id": impressions["user_id"].to_numpy(), "clicked": clicked.to_numpy(dtype="float64")}
     )
@@ -154,7 +158,9 @@ def prediction_features(
             {
                 "user_id": users,
                 "prediction_score": score,
-                "recommended_item": np.where(item.isin(top).fillna(False).to_numpy(), item.to_numpy(), OTHER_ITEM),
+                "recommended_item": np.where(
+                    item.isin(top).fillna(False).to_numpy(), item.to_numpy(), OTHER_ITEM
+                ),
             }
         )
 

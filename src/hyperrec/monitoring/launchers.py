@@ -71,7 +71,9 @@ class RetrainLauncher(Protocol):
 class KfpClientLike(Protocol):
     """The part of ``kfp.Client`` the launcher uses."""
 
-    def create_experiment(self, name: str, description: str | None = None, namespace: str | None = None) -> Any: ...
+    def create_experiment(
+        self, name: str, description: str | None = None, namespace: str | None = None
+    ) -> Any: ...
 
     def run_pipeline(self, experiment_id: str, job_name: str, **kwargs: Any) -> Any: ...
 
@@ -170,7 +172,9 @@ class LocalLauncher:
     name = "local"
     ACTIVE = ("PENDING", "RUNNING")
 
-    def __init__(self, runner: Callable[[RetrainRequest], str], state: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self, runner: Callable[[RetrainRequest], str], state: Callable[[str], str] | None = None
+    ) -> None:
         self.runner, self.state = runner, state
 
     def launch(self, request: RetrainRequest) -> str:

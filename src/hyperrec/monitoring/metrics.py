@@ -37,7 +37,9 @@ def drift_registry(result: Any) -> CollectorRegistry:
     Gauge(DRIFT_DETECTED, "1 when the last drift check found drift, else 0.", registry=registry).set(
         int(bool(result.drift_detected))
     )
-    per_check = Gauge(CHECK_DRIFTED, "1 when this check of the last drift run drifted.", ["check"], registry=registry)
+    per_check = Gauge(
+        CHECK_DRIFTED, "1 when this check of the last drift run drifted.", ["check"], registry=registry
+    )
     for name, check in result.checks.items():
         per_check.labels(check=name).set(int(bool(check.drift)))
     Gauge(LAST_CHECK, "Unix time the last drift check finished.", registry=registry).set(

@@ -41,8 +41,10 @@ def is_remote_uri(source: str | Path) -> bool:
 
 def _check_scheme(uri: str) -> None:
     if uri.partition("://")[0] not in TRANSFER_SCHEMES:
-        raise ConfigError(f"{uri!r}: the drift monitor reads and writes only {', '.join(TRANSFER_SCHEMES)}:// "
-                          "object-store URIs (for KFP's own MinIO give its s3:// name and MLFLOW_S3_ENDPOINT_URL)")
+        raise ConfigError(
+            f"{uri!r}: the drift monitor reads and writes only {', '.join(TRANSFER_SCHEMES)}:// "
+            "object-store URIs (for KFP's own MinIO give its s3:// name and MLFLOW_S3_ENDPOINT_URL)"
+        )
 
 
 def download(uri: str, destination: Path) -> Path:

@@ -64,7 +64,10 @@ def embedding_widgets(check: CheckResult, ref: np.ndarray, cur: np.ndarray, rng:
             CounterData("rows (ref / cur)", f"{check.reference_rows} / {check.current_rows}"),
         ],
     )
-    return [counters, plotly_figure(title=f"{check.name}: first two principal components (sample)", figure=figure)]
+    return [
+        counters,
+        plotly_figure(title=f"{check.name}: first two principal components (sample)", figure=figure),
+    ]
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -79,25 +82,50 @@ def _summary_widgets(result: DriftResult) -> list[Any]:
             counters=[
                 CounterData("drift detected", "YES" if result.drift_detected else "no"),
                 CounterData("drifted checks", ", ".join(result.drifted_checks) or "none"),
-                CounterData("quality (CTR)", f"{result.quality['status']}"
-                            + (f" {result.quality['value']:.4f}" if result.quality["value"] is not None else "")),
+                CounterData(
+                    "quality (CTR)",
+                    f"{result.quality['status']}"
+                    + (f" {result.quality['value']:.4f}" if result.quality["value"] is not None else ""),
+                ),
             ],
         ),
         table_data(
             title="Windows",
             column_names=["window", "source", "first event", "last event", "rows", "users", "items"],
-            data=[[w["name"], w["source"], w["first_event"], w["last_event"], w["rows"], w["users"], w["items"]]
-                  for w in (ref, cur)],
+            data=[
+                [w["name"], w["source"], w["first_event"], w["last_event"], w["rows"], w["users"], w["items"]]
+                for w in (ref, cur)
+            ],
         ),
         table_data(
             title=f"Checks: drift = score >= threshold AND p-value <= alpha / checks run = "
-                  f"{result.settings['alpha']} / {result.settings['checks_run']}. Evidently's widgets below "
-                  "compare only score and threshold.",
-            column_names=["check", "group", "method", "score", "threshold", "p-value", "status", "rows ref / cur",
-                          "users ref / cur", "detail"],
+            f"{result.settings['alpha']} / {result.settings['checks_run']}. Evidently's widgets below "
+            "compare only score and threshold.",
+            column_names=[
+                "check",
+                "group",
+                "method",
+                "score",
+                "threshold",
+                "p-value",
+                "status",
+                "rows ref / cur",
+                "users ref / cur",
+                "detail",
+            ],
             data=[
-                [c.name, c.group, c.method, _fmt(c.score), _fmt(c.threshold), _fmt(c.p_value), c.status,
-                 f"{c.reference_rows} / {c.current_rows}", f"{c.reference_users} / {c.current_users}", c.detail]
+                [
+                    c.name,
+                    c.group,
+                    c.method,
+                    _fmt(c.score),
+                    _fmt(c.threshold),
+                    _fmt(c.p_value),
+                    c.status,
+                    f"{c.reference_rows} / {c.current_rows}",
+                    f"{c.reference_users} / {c.current_users}",
+                    c.detail,
+                ]
                 for c in result.checks.values()
             ],
         ),

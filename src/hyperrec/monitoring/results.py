@@ -62,7 +62,10 @@ class DriftResult:
         return render_html(self)
 
     def save(
-        self, report_path: Path | None = None, summary_path: Path | None = None, evidently_path: Path | None = None
+        self,
+        report_path: Path | None = None,
+        summary_path: Path | None = None,
+        evidently_path: Path | None = None,
     ) -> None:
         """Write whichever outputs have a path (parents are created; JSON has no NaN: null instead).
 

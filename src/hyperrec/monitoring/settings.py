@@ -45,7 +45,8 @@ class DriftThresholds(_Section):
         "(impressions excluded). 0.1 is about a 12-14 point move of share between two event types.",
     )
     item_popularity: float = Field(
-        0.2, gt=0,
+        0.2,
+        gt=0,
         description="Wasserstein distance, in reference standard deviations, of log(1 + reference count of the "
         "event's item): are users consuming what was popular in the training data? 0.2 = Cohen's 'small' effect.",
     )
@@ -56,15 +57,21 @@ class DriftThresholds(_Section):
         0.2, gt=0, description="Normed Wasserstein distance of log(1 + dwell seconds) of view/dwell events."
     )
     user_activity: float = Field(
-        0.2, gt=0, description="Normed Wasserstein distance of log(1 + events per active day), one row per user."
+        0.2,
+        gt=0,
+        description="Normed Wasserstein distance of log(1 + events per active day), one row per user.",
     )
     item_embeddings: float = Field(
-        0.55, gt=0.5, lt=1,
+        0.55,
+        gt=0.5,
+        lt=1,
         description="ROC AUC of Evidently's domain classifier telling the embeddings of the distinct items "
         "consumed in the current window from the reference ones (0.5: indistinguishable; 0.55 ~ a 0.18-sd shift).",
     )
     profile_embeddings: float = Field(
-        0.55, gt=0.5, lt=1,
+        0.55,
+        gt=0.5,
+        lt=1,
         description="ROC AUC of the domain classifier on user profile embeddings (given, or the mean embedding "
         "of each user's consumed items), one row per user.",
     )
@@ -92,7 +99,9 @@ class DriftSettings(_Section):
         default_factory=DriftThresholds, description="Effect-size threshold of each check."
     )
     alpha: float = Field(
-        0.01, gt=0, lt=1,
+        0.01,
+        gt=0,
+        lt=1,
         description="Family-wise false-alarm rate of one monitor run: a check over its threshold is drift only "
         "when its p-value (user-level permutation test; exact AUC null for user-level embeddings) is at most "
         "alpha / (number of checks that ran) (Bonferroni). Otherwise it is reported as sampling noise.",
@@ -104,7 +113,8 @@ class DriftSettings(_Section):
         "ceil(checks / alpha) - 1 needed to reach the Bonferroni level.",
     )
     auc_null_permutations: int = Field(
-        99, ge=19,
+        99,
+        ge=19,
         description="item_embeddings: user permutations whose classifier AUCs give the mean and spread of a "
         "normal null (a classifier fit per permutation is too slow for the hundreds an empirical p-value needs).",
     )
@@ -112,7 +122,9 @@ class DriftSettings(_Section):
         20, ge=2, description="Fewer users than this in either window: the check reports insufficient_data."
     )
     min_rows: int = Field(
-        50, ge=2, description="Fewer non-null rows than this in either window: the check reports insufficient_data."
+        50,
+        ge=2,
+        description="Fewer non-null rows than this in either window: the check reports insufficient_data.",
     )
     embedding_max_rows: int = Field(
         2000, ge=50, description="Rows sampled per window for the embedding domain classifiers (speed)."
@@ -131,7 +143,8 @@ class DriftSettings(_Section):
         default_factory=list, description="Check names to skip (reported as disabled), e.g. ['rating']."
     )
     seed: int = Field(
-        42, description="Seed of the permutations, the embedding samples and the classifiers (default: seed).")
+        42, description="Seed of the permutations, the embedding samples and the classifiers (default: seed)."
+    )
 
     @model_validator(mode="after")
     def _known_checks(self) -> DriftSettings:
@@ -145,7 +158,8 @@ class WindowSettings(_Section):
     """Default time windows when the command line names none (Unix-second bounds are half-open [start, end))."""
 
     reference_days: float | None = Field(
-        None, gt=0,
+        None,
+        gt=0,
         description="Keep only the last N days of the reference source; None: all of it (the champion's data).",
     )
     current_days: float | None = Field(
@@ -168,10 +182,12 @@ class SourceSettings(_Section):
         "interactions", description="Table of a prepared-data reference folder to compare with."
     )
     items: Path | None = Field(
-        None, description="items.parquet (item_id -> item_idx); default: the reference folder's items.parquet."
+        None,
+        description="items.parquet (item_id -> item_idx); default: the reference folder's items.parquet.",
     )
     item_embeddings: Path | None = Field(
-        None, description=".npy catalogue embeddings (row = item_idx) for the embedding checks; None: skipped."
+        None,
+        description=".npy catalogue embeddings (row = item_idx) for the embedding checks; None: skipped.",
     )
 
     @field_validator("reference", mode="before")
@@ -188,7 +204,10 @@ class FeedbackSettings(_Section):
     """
 
     min_dwell_seconds: float = Field(
-        10.0, ge=0, description="A dwell at or above this is labelled positive (default: prep.min_dwell_seconds).")
+        10.0,
+        ge=0,
+        description="A dwell at or above this is labelled positive (default: prep.min_dwell_seconds).",
+    )
     min_rating: float | None = Field(
         None, description="A rating at or above this is labelled positive; None: every rating is positive "
         "(default: prep.min_rating)."
@@ -203,7 +222,9 @@ class QualitySettings(_Section):
         0.01, ge=0, le=1, description="Retrain when the current window's CTR falls below this; None: never."
     )
     min_impressions: int = Field(
-        500, ge=1, description="Fewer impressions than this: quality is insufficient_data, never 'below floor'."
+        500,
+        ge=1,
+        description="Fewer impressions than this: quality is insufficient_data, never 'below floor'.",
     )
 
 
@@ -211,12 +232,18 @@ class KfpSettings(_Section):
     """Where the retraining pipeline runs on a cluster."""
 
     host: str | None = Field(
-        None, description="KFP API endpoint (e.g. http://ml-pipeline.kubeflow:8888); None: use the local runner."
+        None,
+        description="KFP API endpoint (e.g. http://ml-pipeline.kubeflow:8888); None: use the local runner.",
     )
-    namespace: str | None = Field(None, description="Kubeflow profile namespace; None for single-user installs.")
-    experiment: str = Field("hyperrec-retraining", description="KFP experiment the retraining runs belong to.")
+    namespace: str | None = Field(
+        None, description="Kubeflow profile namespace; None for single-user installs."
+    )
+    experiment: str = Field(
+        "hyperrec-retraining", description="KFP experiment the retraining runs belong to."
+    )
     pipeline_id: str | None = Field(
-        None, description="ID of the uploaded retraining pipeline (kfp.Client needs pipeline_version_id with it)."
+        None,
+        description="ID of the uploaded retraining pipeline (kfp.Client needs pipeline_version_id with it).",
     )
     pipeline_version_id: str | None = Field(
         None, description="ID of the uploaded pipeline version to run; wins over pipeline_package."
@@ -258,7 +285,8 @@ class TriggerSettings(_Section):
         86400.0, ge=0, description="No new trigger within this many seconds of the last triggered run."
     )
     debounce: bool = Field(
-        True, description="Skip while the last triggered run is still in an active state (checked through KFP)."
+        True,
+        description="Skip while the last triggered run is still in an active state (checked through KFP).",
     )
     max_attempts: int = Field(
         3, ge=1, description="Attempts per KFP API call (create run / get run state) before giving up."
@@ -273,9 +301,12 @@ class TriggerSettings(_Section):
         "pod's /tmp) the trigger falls back to the decision runs in MLflow.",
     )
     mlflow_experiment: str = Field(
-        "hyperrec-monitoring", description="MLflow experiment with one run per decision, tagged with the outcome."
+        "hyperrec-monitoring",
+        description="MLflow experiment with one run per decision, tagged with the outcome.",
     )
-    kfp: KfpSettings = Field(default_factory=KfpSettings, description="KFP API server and retraining pipeline.")
+    kfp: KfpSettings = Field(
+        default_factory=KfpSettings, description="KFP API server and retraining pipeline."
+    )
 
 
 class MonitoringConfig(_Section):
@@ -286,11 +317,17 @@ class MonitoringConfig(_Section):
         description="Where `hyperrec drift` writes drift_report.html, drift_summary.json and evidently.json.",
     )
     watch_interval_seconds: float = Field(
-        900.0, gt=0, description="`hyperrec drift --watch`: seconds between checks unless --interval is given."
+        900.0,
+        gt=0,
+        description="`hyperrec drift --watch`: seconds between checks unless --interval is given.",
     )
-    sources: SourceSettings = Field(default_factory=SourceSettings, description="Default reference and extras.")
+    sources: SourceSettings = Field(
+        default_factory=SourceSettings, description="Default reference and extras."
+    )
     windows: WindowSettings = Field(default_factory=WindowSettings, description="Default time windows.")
-    drift: DriftSettings = Field(default_factory=DriftSettings, description="Checks, thresholds and significance.")
+    drift: DriftSettings = Field(
+        default_factory=DriftSettings, description="Checks, thresholds and significance."
+    )
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings, description="Feedback-log adapter.")
     quality: QualitySettings = Field(default_factory=QualitySettings, description="Online quality floor.")
     trigger: TriggerSettings = Field(default_factory=TriggerSettings, description="Retraining trigger.")

@@ -85,7 +85,9 @@ def load_windows(sources: Sources, bounds: Bounds, settings: MonitoringConfig) -
     current = read_events(sources.current, item_index=item_index, feedback=settings.feedback)
     ref_start, ref_end = _bounded(reference, bounds.reference_start, bounds.reference_end,
                                   settings.windows.reference_days)
-    cur_start, cur_end = _bounded(current, bounds.current_start, bounds.current_end, settings.windows.current_days)
+    cur_start, cur_end = _bounded(
+        current, bounds.current_start, bounds.current_end, settings.windows.current_days
+    )
     ref_window = Window.of("reference", reference, str(sources.reference), ref_start, ref_end)
     cur_window = Window.of("current", current, str(sources.current), cur_start, cur_end)
     for window in (ref_window, cur_window):

@@ -154,7 +154,8 @@ class MlflowDecisionRecorder:
         }
         if decision.run_id:
             tags[f"{TAG_PREFIX}retrain_run_id"] = decision.run_id
-        run = client.create_run(experiment_id, run_name=f"decision-{decision.decision}-{decision.pipeline_run}",
+        run = client.create_run(experiment_id,
+                                run_name=f"decision-{decision.decision}-{decision.pipeline_run}",
                                 tags=tags)
         run_id = run.info.run_id
         try:
@@ -182,7 +183,8 @@ class MlflowDecisionRecorder:
         tags = runs[0].data.tags
         return {
             "decision": TRIGGERED,
-            "decided_at_unix": float(tags.get(f"{TAG_PREFIX}decided_at_unix", runs[0].info.start_time / 1000)),
+            "decided_at_unix": float(tags.get(f"{TAG_PREFIX}decided_at_unix",
+                                              runs[0].info.start_time / 1000)),
             "run_id": tags.get(f"{TAG_PREFIX}retrain_run_id"),
         }
 
@@ -367,7 +369,8 @@ class RetrainTrigger:
 
     def _launch(self, decision: Decision, why: str, current_window: Any) -> Decision:
         """Start the retraining run (with retries); the decision says triggered, or failed and why."""
-        request = RetrainRequest(reason=why, data_window=decision.data_window, pipeline_run=decision.pipeline_run,
+        request = RetrainRequest(reason=why, data_window=decision.data_window,
+                                 pipeline_run=decision.pipeline_run,
                                  config_yaml=self.config_yaml, current_window=current_window)
         try:
             run_id, attempts, errors = self._retry("create run", lambda: self.launcher.launch(request))

@@ -17,7 +17,8 @@ BY = "namespace, revision"
 DRIFT_STALE_SECONDS = 7 * 3600
 
 
-def _alert(name: str, expr: str, duration: str, severity: str, summary: str, description: str) -> dict[str, Any]:
+def _alert(name: str, expr: str, duration: str, severity: str, summary: str,
+           description: str) -> dict[str, Any]:
     rule: dict[str, Any] = {"alert": name, "expr": expr}
     if duration != "0m":
         rule["for"] = duration

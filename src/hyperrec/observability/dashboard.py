@@ -50,12 +50,24 @@ def _stat(title: str, description: str, expr: str, unit: str = "none") -> stat.P
 def _traffic_row() -> list:
     return [
         db.Row("Traffic"),
-        _timeseries("Answers per second", "Recommend requests answered, per revision (postprocess stage count).",
-                    "reqps", _query(q.answers_per_second(BY_REVISION, SEL), "{{revision}}")),
-        _timeseries("Server error ratio", "Errors other than invalid requests per recommend request.",
-                    "percentunit", _query(q.error_ratio(BY_REVISION, SEL), "{{revision}}")),
-        _timeseries("Degraded answer ratio", "Answers served from popularity because the predictor or ranking "
-                    "failed.", "percentunit", _query(q.degraded_ratio(BY_REVISION, SEL), "{{revision}}")),
+        _timeseries(
+            "Answers per second",
+            "Recommend requests answered, per revision (postprocess stage count).",
+            "reqps",
+            _query(q.answers_per_second(BY_REVISION, SEL), "{{revision}}"),
+        ),
+        _timeseries(
+            "Server error ratio",
+            "Errors other than invalid requests per recommend request.",
+            "percentunit",
+            _query(q.error_ratio(BY_REVISION, SEL), "{{revision}}"),
+        ),
+        _timeseries(
+            "Degraded answer ratio",
+            "Answers served from popularity because the predictor or ranking failed.",
+            "percentunit",
+            _query(q.degraded_ratio(BY_REVISION, SEL), "{{revision}}"),
+        ),
     ]
 
 
@@ -63,8 +75,11 @@ def _latency_row() -> list:
     row: list = [db.Row("Latency")]
     for stage in q.STAGES:
         targets = [
-            _query(q.stage_quantile(quantile, stage, BY_REVISION, SEL), f"p{round(quantile * 100)} {{{{revision}}}}",
-                   ref=chr(ord("A") + index))
+            _query(
+                q.stage_quantile(quantile, stage, BY_REVISION, SEL),
+                f"p{round(quantile * 100)} {{{{revision}}}}",
+                ref=chr(ord("A") + index),
+            )
             for index, quantile in enumerate(q.QUANTILES)
         ]
         row.append(_timeseries(f"{stage} latency", f"p50/p95/p99 of the {stage} stage per revision.", "s",
@@ -75,11 +90,18 @@ def _latency_row() -> list:
 def _predictor_row() -> list:
     return [
         db.Row("Predictor"),
-        _timeseries("Predictor retries per call", "Extra attempts per predictor call (Triton slow or down).",
-                    "none", _query(q.retries_per_predictor_call(BY_REVISION, SEL), "{{revision}}")),
-        _timeseries("Predictor catalogue mismatch", "1 while the predictor's model contradicts the transformer's "
-                    "catalogue: its scores are refused.", "none",
-                    _query(q.predictor_mismatch(SEL), "{{revision}}")),
+        _timeseries(
+            "Predictor retries per call",
+            "Extra attempts per predictor call (Triton slow or down).",
+            "none",
+            _query(q.retries_per_predictor_call(BY_REVISION, SEL), "{{revision}}"),
+        ),
+        _timeseries(
+            "Predictor catalogue mismatch",
+            "1 while the predictor's model contradicts the transformer's catalogue: its scores are refused.",
+            "none",
+            _query(q.predictor_mismatch(SEL), "{{revision}}"),
+        ),
     ]
 
 
@@ -87,10 +109,18 @@ def _feedback_row() -> list:
     events = q.rate_by('hyperrec_feedback_events_total{namespace="$namespace"}', "type", "5m")
     return [
         db.Row("Feedback"),
-        _timeseries("Click-through rate", "Clicks per impression reported to the feedback endpoint (1 h rate).",
-                    "percentunit", _query(q.feedback_ctr(BY_REVISION, SEL), "{{revision}}")),
-        _timeseries("Feedback events per second", "Feedback events appended to the log, by type.", "ops",
-                    _query(events, "{{type}}")),
+        _timeseries(
+            "Click-through rate",
+            "Clicks per impression reported to the feedback endpoint (1 h rate).",
+            "percentunit",
+            _query(q.feedback_ctr(BY_REVISION, SEL), "{{revision}}"),
+        ),
+        _timeseries(
+            "Feedback events per second",
+            "Feedback events appended to the log, by type.",
+            "ops",
+            _query(events, "{{type}}"),
+        ),
     ]
 
 
@@ -151,5 +181,7 @@ def panel_expressions(dashboard: dict) -> list[str]:
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     for variable in dashboard.get("templating", {}).get("list", []):
         if variable.get("type") == "query":
-            exprs.append(variable["query"] if isinstance(variable["query"], str) else variable["query"]["query"])
+            exprs.append(
+                variable["query"] if isinstance(variable["query"], str) else variable["query"]["query"]
+            )
     return exprs

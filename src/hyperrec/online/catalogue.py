@@ -39,12 +39,16 @@ class Catalogue:
         if self.embeddings is not None and self.embeddings.shape[0] != n:
             raise BundleError("item embeddings and items differ in length")
         if self.cold_slot is not None and self.cold_slot.items.size and int(self.cold_slot.items[-1]) >= n:
-            raise BundleError(f"{COLD_SLOT_FILE} names item {int(self.cold_slot.items[-1])} of a {n}-item catalogue")
+            raise BundleError(
+                f"{COLD_SLOT_FILE} names item {int(self.cold_slot.items[-1])} of a {n}-item catalogue"
+            )
         object.__setattr__(self, "index", {item_id: i for i, item_id in enumerate(self.item_ids)})
         names = sorted({c for cats in self.categories for c in cats})
         code = {name: i for i, name in enumerate(names)}
         object.__setattr__(
-            self, "category_codes", tuple(np.array([code[c] for c in cats], dtype=np.int32) for cats in self.categories)
+            self,
+            "category_codes",
+            tuple(np.array([code[c] for c in cats], dtype=np.int32) for cats in self.categories),
         )
 
     @property
@@ -88,7 +92,9 @@ class Catalogue:
         return cls(
             item_ids=tuple(frame["item_id"].astype(str)),
             titles=tuple(frame["title"].fillna("").astype(str)),
-            categories=tuple(tuple(str(c) for c in (cats if cats is not None else ())) for cats in frame["categories"]),
+            categories=tuple(
+                tuple(str(c) for c in (cats if cats is not None else ())) for cats in frame["categories"]
+            ),
             popularity=frame["popularity"].to_numpy(dtype=np.float64),
             embeddings=normed,
             segment_popularity=by_segment,

@@ -23,7 +23,9 @@ def add_feedback_commands(subparsers: Any) -> None:
     export = commands.add_parser("export", help="join served slates with clicks into generic interactions")
     export.add_argument("--feedback", type=Path, default=None,
                         help="feedback log folder (default: serving.feedback_dir)")
-    export.add_argument("--output", type=Path, required=True, help="interactions file (.csv, .parquet, .jsonl)")
+    export.add_argument(
+        "--output", type=Path, required=True, help="interactions file (.csv, .parquet, .jsonl)"
+    )
     export.add_argument("--since", type=float, default=None, help="only records at or after this Unix time")
     export.add_argument("--until", type=float, default=None, help="only records before this Unix time")
     export.add_argument("--ope-log", type=Path, default=None,

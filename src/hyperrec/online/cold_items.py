@@ -91,7 +91,9 @@ class ColdSlot:
 
     def to_dict(self) -> dict[str, Any]:
         """The slot without its vectors (they are the model's text table, or ``COLD_VECTORS_FILE``)."""
-        offset: float | str = self.offset if math.isfinite(self.offset) else ("inf" if self.offset > 0 else "-inf")
+        offset: float | str = (
+            self.offset if math.isfinite(self.offset) else ("inf" if self.offset > 0 else "-inf")
+        )
         return {"position": self.position, "offset": offset, "items": [int(i) for i in self.items],
                 "chooser": self.chooser, "window": self.window}
 
@@ -102,8 +104,13 @@ class ColdSlot:
             chooser = payload.get("chooser", "score")
             if chooser not in CHOOSERS or (chooser == "history_text") != (vectors is not None):
                 raise ValueError(f"chooser {chooser!r} with{'out' if vectors is None else ''} vectors")
-            return cls(items=np.asarray(payload["items"], dtype=np.int64), position=int(payload["position"]),
-                       offset=float(payload["offset"]), vectors=vectors, window=int(payload.get("window", 20)))
+            return cls(
+                items=np.asarray(payload["items"], dtype=np.int64),
+                position=int(payload["position"]),
+                offset=float(payload["offset"]),
+                vectors=vectors,
+                window=int(payload.get("window", 20)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"cold slot is malformed: {exc}") from exc
 
@@ -146,7 +153,9 @@ def reserve_cold_slot(scores: np.ndarray, slot: ColdSlot, eligible: np.ndarray |
     cold = slot.mask(rows.shape[1])
     if not cold.any():
         return out.reshape(scores.shape)
-    allowed = np.isfinite(rows) if eligible is None else np.broadcast_to(eligible, rows.shape) & np.isfinite(rows)
+    allowed = (
+        np.isfinite(rows) if eligible is None else np.broadcast_to(eligible, rows.shape) & np.isfinite(rows)
+    )
     chosen = choose_cold_items(rows, slot, allowed, histories)
     for row, (values, ok, item) in enumerate(zip(rows, allowed, chosen, strict=True)):
         promoted = promoted_score(values, ok, cold, int(item), slot.position, slot.offset)
@@ -171,7 +180,9 @@ def choose_cold_items(rows: np.ndarray, slot: ColdSlot, allowed: np.ndarray,
         if histories is None or len(histories) != rows.shape[0]:
             raise ValueError("a cold slot that chooses by the history's text needs one history per row")
         seen = np.stack([np.isin(cold_idx, np.asarray(h, dtype=np.int64)) for h in histories])
-        preference = np.where(ok & ~seen, _history_vectors(histories, slot) @ slot.vectors[cold_idx].T, -np.inf)
+        preference = np.where(
+            ok & ~seen, _history_vectors(histories, slot) @ slot.vectors[cold_idx].T, -np.inf
+        )
     best = np.argmax(preference, axis=1)
     return np.where(np.isfinite(preference[np.arange(rows.shape[0]), best]), cold_idx[best], -1)
 

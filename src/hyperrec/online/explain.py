@@ -42,7 +42,10 @@ def explain(
         sims = catalogue.embeddings[np.asarray(recommended, dtype=np.int64)] @ catalogue.embeddings[history].T
     else:
         sims = np.array(
-            [[_jaccard(catalogue.categories[r], catalogue.categories[h]) for h in history] for r in recommended],
+            [
+                [_jaccard(catalogue.categories[r], catalogue.categories[h]) for h in history]
+                for r in recommended
+            ],
             dtype=np.float64,
         )
     out = []

@@ -90,7 +90,9 @@ def _event(event: Any, where: str, received: float, limits: HttpGuardConfig,
 def _value(value: Any, kind: str, where: str, limits: HttpGuardConfig) -> float | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                               or not math.isfinite(value) or abs(value) > limits.feedback_max_value):
-        raise InvalidRequest(f"{where}.value must be a finite number of at most {limits.feedback_max_value:g}")
+        raise InvalidRequest(
+            f"{where}.value must be a finite number of at most {limits.feedback_max_value:g}"
+        )
     if kind == "dwell" and (value is None or value < 0):
         raise InvalidRequest(f"{where}: a dwell event needs value = seconds >= 0")
     if kind == "rating" and value is None:
@@ -183,7 +185,12 @@ class FeedbackLog:
             self._fd = None
         segments = _segments(self.directory)
         last = segments[-1] if segments else None
-        if last is not None and not start_new and not _ends_torn(last) and last.stat().st_size < self.rotate_bytes:
+        if (
+            last is not None
+            and not start_new
+            and not _ends_torn(last)
+            and last.stat().st_size < self.rotate_bytes
+        ):
             path = last
         else:
             number = int(_SEGMENT_RE.match(last.name).group(1)) + 1 if last is not None else 1

@@ -22,8 +22,14 @@ logger = logging.getLogger(__name__)
 SUFFIXES = (".csv", ".parquet", ".jsonl")
 
 
-def export_feedback(feedback_dir: Path, output: Path, *, since: float | None = None, until: float | None = None,
-                    ope_log: Path | None = None) -> dict[str, Any]:
+def export_feedback(
+    feedback_dir: Path,
+    output: Path,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    ope_log: Path | None = None,
+) -> dict[str, Any]:
     """Join the log's served slates with its clicks and write ``output`` (.csv, .parquet or .jsonl).
 
     ``since`` / ``until`` (Unix seconds) keep the records of one window. Raises DataError for a corrupt log
@@ -50,13 +56,23 @@ def export_feedback(feedback_dir: Path, output: Path, *, since: float | None = N
         frame.to_parquet(output, index=False)
     else:
         frame.to_json(output, orient="records", lines=True)
-    summary: dict[str, Any] = {**joined.summary(), "rows": len(frame), "positives": int((frame["event"] != "view").sum()),
-                               "output": str(output)}
+    summary: dict[str, Any] = {
+        **joined.summary(),
+        "rows": len(frame),
+        "positives": int((frame["event"] != "view").sum()),
+        "output": str(output),
+    }
     if ope_log is not None:
         summary["ope_requests"] = write_log(ope_log, ope_requests(joined))
         summary["ope_log"] = str(ope_log)
-    logger.info("exported %d interactions (%d clicked of %d shown) from %s to %s", len(frame), summary["clicked"],
-                summary["shown"], feedback_dir, output)
+    logger.info(
+        "exported %d interactions (%d clicked of %d shown) from %s to %s",
+        len(frame),
+        summary["clicked"],
+        summary["shown"],
+        feedback_dir,
+        output,
+    )
     return summary
 
 

@@ -103,8 +103,12 @@ def bandit_impressions(joined: JoinedFeedback) -> list[Impression]:
         record = shown.record
         if "item_features" not in record:
             continue
-        out.append(Impression.from_dict({**record, "clicked": shown.clicked, "dwell_seconds": shown.dwell_seconds},
-                                        where=f"served record {shown.request_id}/{shown.item_id}"))
+        out.append(
+            Impression.from_dict(
+                {**record, "clicked": shown.clicked, "dwell_seconds": shown.dwell_seconds},
+                where=f"served record {shown.request_id}/{shown.item_id}",
+            )
+        )
     return out
 
 

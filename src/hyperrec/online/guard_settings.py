@@ -17,12 +17,18 @@ class HttpGuardConfig(Section):
     """What the REST servers (transformer and embedded predictor) accept, and from whom."""
 
     max_body_bytes: int = Field(
-        1024 * 1024, ge=1024, description="Largest request body; longer ones are refused (413) while being read."
+        1024 * 1024,
+        ge=1024,
+        description="Largest request body; longer ones are refused (413) while being read.",
     )
-    max_item_id_chars: int = Field(256, ge=1, description="Longest item id a request or feedback event may send.")
+    max_item_id_chars: int = Field(
+        256, ge=1, description="Longest item id a request or feedback event may send."
+    )
     max_context_chars: int = Field(512, ge=1, description="Longest context.device / context.query string.")
     max_error_chars: int = Field(
-        300, ge=40, description="Longest error message answered and logged for a 4xx (messages never echo values)."
+        300,
+        ge=40,
+        description="Longest error message answered and logged for a 4xx (messages never echo values).",
     )
     repository_api: bool = Field(
         False,
@@ -30,7 +36,8 @@ class HttpGuardConfig(Section):
         "Off: 403. On: each call needs 'Authorization: Bearer <token>' of repository_token_env.",
     )
     repository_token_env: str = Field(
-        "HYPERREC_REPOSITORY_TOKEN", min_length=1,
+        "HYPERREC_REPOSITORY_TOKEN",
+        min_length=1,
         description="Environment variable holding the repository API's bearer token (required when it is on).",
     )
     feedback_token_env: str = Field(
@@ -61,12 +68,17 @@ class SupervisorConfig(Section):
     """How ``hyperrec serve`` keeps its predictor and transformer processes running."""
 
     log_dir: Path = Field(
-        Path("outputs/serve-logs"), description="Folder of the children's logs (kept after hyperrec serve exits)."
+        Path("outputs/serve-logs"),
+        description="Folder of the children's logs (kept after hyperrec serve exits).",
     )
     max_restarts: int = Field(
-        5, ge=0, description="Restarts of one child in a row (without a stable run between) before serve exits 2."
+        5,
+        ge=0,
+        description="Restarts of one child in a row (without a stable run between) before serve exits 2.",
     )
-    backoff_initial_s: float = Field(0.5, ge=0, description="Wait before the first restart; doubles each time.")
+    backoff_initial_s: float = Field(
+        0.5, ge=0, description="Wait before the first restart; doubles each time."
+    )
     backoff_max_s: float = Field(10.0, ge=0, description="Longest wait before a restart.")
     stable_after_s: float = Field(
         60.0, gt=0, description="A child that ran this long since its restart has its restart count reset."

@@ -22,11 +22,14 @@ class PredictorSettings(Section):
         "n_items). Requests whose k (or bandit top_n) exceeds it are ranked from the full scores instead.",
     )
     use_top_k: bool = Field(
-        True, description="Transformer asks the predictor for top_ids/top_scores instead of all scores when the "
+        True,
+        description="Transformer asks the predictor for top_ids/top_scores instead of all scores when the "
         "bundle has them and the request's rules allow it (no candidate list, no popularity blend).",
     )
     max_batch_size: int = Field(
-        64, ge=1, description="Largest batch one inference runs (Triton's max_batch_size, written at export); "
+        64,
+        ge=1,
+        description="Largest batch one inference runs (Triton's max_batch_size, written at export); "
         "the embedded predictor answers a larger request with 400.",
     )
     max_queue_delay_us: int = Field(
@@ -34,14 +37,21 @@ class PredictorSettings(Section):
         description="Dynamic batching: how long the first queued request waits for others to join its batch.",
     )
     max_queued_rows: int = Field(
-        4096, ge=1, description="Bound of the embedded batcher's queue; past it a request gets 503 (back-pressure).",
+        4096,
+        ge=1,
+        description="Bound of the embedded batcher's queue; past it a request gets 503 (back-pressure).",
     )
     trim_left_padding: bool = Field(
-        True, description="Embedded predictor: drop all-padding history columns before inference when a probe at "
+        True,
+        description="Embedded predictor: drop all-padding history columns before inference when a probe at "
         "load shows the graph's scores do not depend on them (serving/padding.py).",
     )
-    intra_op_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads of the embedded predictor.")
-    inter_op_threads: int = Field(1, ge=1, description="onnxruntime inter-op threads of the embedded predictor.")
+    intra_op_threads: int = Field(
+        1, ge=1, description="onnxruntime intra-op threads of the embedded predictor."
+    )
+    inter_op_threads: int = Field(
+        1, ge=1, description="onnxruntime inter-op threads of the embedded predictor."
+    )
     allow_spinning: bool = Field(
         False, description="Let onnxruntime's idle threads spin (session.intra_op.allow_spinning); off on "
         "shared CPUs, where spinning burns the cores the transformer needs.",

@@ -53,7 +53,9 @@ def _minmax(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def blend_popularity(scores: np.ndarray, popularity: np.ndarray, weight: float, mask: np.ndarray) -> np.ndarray:
+def blend_popularity(
+    scores: np.ndarray, popularity: np.ndarray, weight: float, mask: np.ndarray
+) -> np.ndarray:
     """``(1 - w) * minmax(score) + w * minmax(log1p(popularity))`` over the eligible items; raw scores at w=0.
 
     Min-max over the eligible set makes the two terms comparable whatever the model's score scale.

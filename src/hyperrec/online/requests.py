@@ -77,7 +77,9 @@ def decode_body(body: Any) -> Mapping[str, Any]:
         try:
             body = orjson.loads(body)
         except (orjson.JSONDecodeError, UnicodeError, RecursionError):
-            raise InvalidRequest("request body is not valid JSON (UTF-8, nested at most 1024 levels)") from None
+            raise InvalidRequest(
+                "request body is not valid JSON (UTF-8, nested at most 1024 levels)"
+            ) from None
     if not isinstance(body, Mapping):
         raise InvalidRequest(f"request body must be a JSON object, got {_kind(body)}")
     return body
@@ -174,7 +176,9 @@ def check_fields(body: Mapping[str, Any], allowed: set[str] | tuple[str, ...], w
     unknown = [key for key in body if key not in allowed]
     if unknown:
         named = sorted(str(key) for key in unknown if isinstance(key, str) and _FIELD_NAME_RE.match(key))
-        what = f"unknown field(s) {named}" if len(named) == len(unknown) else f"{len(unknown)} unknown field(s)"
+        what = (
+            f"unknown field(s) {named}" if len(named) == len(unknown) else f"{len(unknown)} unknown field(s)"
+        )
         raise InvalidRequest(f"{where} has {what}; allowed: {sorted(allowed)}")
 
 
@@ -194,7 +198,9 @@ def _parse_history(raw: Any, limit: int, id_chars: int) -> tuple[HistoryEvent, .
                 raise InvalidRequest(f"{where}.item_id is required")
             event = entry.get("event", "view")
             if not isinstance(event, str) or event not in EVENT_TYPES or event == "search":
-                raise InvalidRequest(f"{where}.event must be one of {[e for e in EVENT_TYPES if e != 'search']}")
+                raise InvalidRequest(
+                    f"{where}.event must be one of {[e for e in EVENT_TYPES if e != 'search']}"
+                )
             events.append(HistoryEvent(item_id(entry["item_id"], f"{where}.item_id", id_chars), event))
         else:
             events.append(HistoryEvent(item_id(entry, where, id_chars)))

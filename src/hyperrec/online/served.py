@@ -64,11 +64,23 @@ class ServedAnswer:
         out = []
         for served in self.items:
             record: dict[str, Any] = {
-                "request_id": self.request_id, "user": self.user, "type": "impression", "item_id": served.item_id,
-                "value": None, "ts": self.ts, "received": self.ts, "revision": self.revision,
-                "model_name": self.model_name, "bundle_version": self.bundle_version, "policy": self.policy,
-                "position": served.position, "ranker_rank": served.ranker_rank, "propensity": served.propensity,
-                "segment": served.segment, "history_length": served.history_length, "source": SERVED_SOURCE,
+                "request_id": self.request_id,
+                "user": self.user,
+                "type": "impression",
+                "item_id": served.item_id,
+                "value": None,
+                "ts": self.ts,
+                "received": self.ts,
+                "revision": self.revision,
+                "model_name": self.model_name,
+                "bundle_version": self.bundle_version,
+                "policy": self.policy,
+                "position": served.position,
+                "ranker_rank": served.ranker_rank,
+                "propensity": served.propensity,
+                "segment": served.segment,
+                "history_length": served.history_length,
+                "source": SERVED_SOURCE,
             }
             if self.model_version is not None:
                 record["model_version"] = self.model_version
@@ -217,7 +229,14 @@ def served_answer(response: dict[str, Any], items: Sequence[ServedItem], candida
     """The ``ServedAnswer`` of a transformer response and the slate's served items."""
     model = response["model"]
     return ServedAnswer(
-        request_id=response["request_id"], user=user, revision=response["revision"], model_name=model["name"],
-        bundle_version=model["version"], model_version=model.get("registered_version"), policy=response["policy"]["name"], items=tuple(items),
-        candidates=None if candidates is None else tuple(candidates), ts=time.time(),
+        request_id=response["request_id"],
+        user=user,
+        revision=response["revision"],
+        model_name=model["name"],
+        bundle_version=model["version"],
+        model_version=model.get("registered_version"),
+        policy=response["policy"]["name"],
+        items=tuple(items),
+        candidates=None if candidates is None else tuple(candidates),
+        ts=time.time(),
     )

@@ -174,7 +174,9 @@ class RecommendationService:
         candidates = None
         if use_bandit:
             slate, order = self._bandit_slate(plan, ranked, bandit)
-            candidates = tuple(self.catalogue.item_ids[i] for i in ranked.items[: bandit.settings.top_n].tolist())
+            candidates = tuple(
+                self.catalogue.item_ids[i] for i in ranked.items[: bandit.settings.top_n].tolist()
+            )
         else:
             slate, order = self._plain_slate(plan, ranked), np.arange(ranked.items.size)
         shown = RankedItems(ranked.items[order], ranked.scores[order])
@@ -202,7 +204,9 @@ class RecommendationService:
             ranker_ranks=tuple(range(n)), item_features=((),) * n, context=plan.context,
         )
 
-    def _bandit_slate(self, plan: Plan, ranked: RankedItems, bandit: BanditReranker) -> tuple[Slate, np.ndarray]:
+    def _bandit_slate(
+        self, plan: Plan, ranked: RankedItems, bandit: BanditReranker
+    ) -> tuple[Slate, np.ndarray]:
         """The bandit's slate of the ranked candidates and the candidate indices it shows, in order."""
         cat = self.catalogue
         candidates = Candidates(tuple(cat.item_ids[i] for i in ranked.items.tolist()), ranked.scores,
@@ -213,7 +217,11 @@ class RecommendationService:
     def _response(self, plan: Plan, shown: RankedItems, slate: Slate, source: str,
                   degraded_reason: str | None) -> dict[str, Any]:
         cat, request = self.catalogue, plan.request
-        reasons = explain(cat, shown.items, plan.history_idx, self.settings.explain_top_n) if request.explain else None
+        reasons = (
+            explain(cat, shown.items, plan.history_idx, self.settings.explain_top_n)
+            if request.explain
+            else None
+        )
         recommendations = []
         for position, (item, score) in enumerate(zip(shown.items.tolist(), shown.scores.tolist())):
             entry: dict[str, Any] = {
@@ -226,7 +234,11 @@ class RecommendationService:
             }
             if reasons is not None:
                 entry["because"] = [
-                    {"item_id": cat.item_ids[b.item_idx], "title": cat.titles[b.item_idx], "similarity": b.similarity}
+                    {
+                        "item_id": cat.item_ids[b.item_idx],
+                        "title": cat.titles[b.item_idx],
+                        "similarity": b.similarity,
+                    }
                     for b in reasons[position]
                 ]
             recommendations.append(entry)

@@ -125,7 +125,9 @@ def _with_cold_slot(
     # best-scored cold item, or the text choice).
     promoted = scores.copy()
     chosen = int(np.flatnonzero(items == cold_id)[0])
-    score = promoted_score(scores, np.ones(items.size, dtype=bool), is_cold, chosen, slot.position, slot.offset)
+    score = promoted_score(
+        scores, np.ones(items.size, dtype=bool), is_cold, chosen, slot.position, slot.offset
+    )
     if score is not None:
         promoted[chosen] = score
     if appended and promoted[-1] == scores[-1]:

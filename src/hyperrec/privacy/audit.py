@@ -25,8 +25,20 @@ REDACTED = "<redacted>"
 #: Options whose value is never written: secrets, and raw user ids (the audit log must not re-identify).
 _SECRET_NAME = re.compile(r"token|secret|password|passwd|key|credential|user[-_]id", re.IGNORECASE)
 #: CLI commands that change state (data, models, registry, the ledgers): the ones audited.
-AUDITED_COMMANDS = frozenset({"data-prep", "train-baselines", "fine-tune", "export", "evaluate", "pipeline run",
-                              "demo", "forget", "consent", "retention"})
+AUDITED_COMMANDS = frozenset(
+    {
+        "data-prep",
+        "train-baselines",
+        "fine-tune",
+        "export",
+        "evaluate",
+        "pipeline run",
+        "demo",
+        "forget",
+        "consent",
+        "retention",
+    }
+)
 AUDIT_TAG_PREFIX = "hyperrec.audit."
 
 

@@ -49,7 +49,9 @@ def _forget_sqlite(path: Path, namespace: str, prefixes: list[str]) -> int:
         return 0
     db = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
-        db.execute("PRAGMA secure_delete=ON")  # zero the deleted rows' bytes in the pages, not only unlink them
+        db.execute(
+            "PRAGMA secure_delete=ON"
+        )  # zero the deleted rows' bytes in the pages, not only unlink them
         db.execute("BEGIN IMMEDIATE")
         removed = 0
         for prefix in prefixes:
@@ -60,8 +62,12 @@ def _forget_sqlite(path: Path, namespace: str, prefixes: list[str]) -> int:
         if removed:  # the write-ahead log still holds the old page images: fold it in and empty it
             busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if busy:
-                logger.warning("bandit state %s: a reader blocked the WAL checkpoint; old pages remain in %s-wal "
-                               "until the next checkpoint", path, path)
+                logger.warning(
+                    "bandit state %s: a reader blocked the WAL checkpoint; old pages remain in %s-wal "
+                    "until the next checkpoint",
+                    path,
+                    path,
+                )
         return removed
     finally:
         db.close()
@@ -75,8 +81,13 @@ def _forget_redis(url: str, namespace: str, prefixes: list[str]) -> int:
         removed = 0
         stats = f"{namespace}:stats"
         for prefix in prefixes:
-            fields = [f for kind in ("n", "r")
-                      for f, _ in client.hscan_iter(stats, match=f"{kind}:{_glob_escape(prefix)}*", count=_SCAN_COUNT)]
+            fields = [
+                f
+                for kind in ("n", "r")
+                for f, _ in client.hscan_iter(
+                    stats, match=f"{kind}:{_glob_escape(prefix)}*", count=_SCAN_COUNT
+                )
+            ]
             if fields:
                 client.hdel(stats, *fields)
                 removed += len({f.split(b":", 1)[1] for f in fields})  # one key = its n: and r: fields

@@ -22,7 +22,9 @@ from hyperrec.errors import DataError, HyperrecError
 
 def add_privacy_commands(subparsers: Any) -> None:
     """Register ``forget``, ``consent`` and ``retention`` on the ``hyperrec`` subparsers."""
-    forget = subparsers.add_parser("forget", help="erase users from data, feedback, bandit state; taint models")
+    forget = subparsers.add_parser(
+        "forget", help="erase users from data, feedback, bandit state; taint models"
+    )
     _add_users(forget)
     forget.add_argument("--scan", type=Path, action="append", default=[],
                         help="another folder to scrub and check (repeatable)")
@@ -38,7 +40,9 @@ def add_privacy_commands(subparsers: Any) -> None:
     consent.set_defaults(handler=_cmd_consent)
 
     retention = subparsers.add_parser("retention", help="drop feedback-log records older than the window")
-    retention.add_argument("--feedback", type=Path, default=None, help="feedback folder (default: serving.feedback_dir)")
+    retention.add_argument(
+        "--feedback", type=Path, default=None, help="feedback folder (default: serving.feedback_dir)"
+    )
     add_common_options(retention)
     retention.set_defaults(handler=_cmd_retention)
 

@@ -88,9 +88,16 @@ def forget(cfg: HyperrecConfig, raw_ids: Iterable[str], *, extra_roots: Iterable
     store = local_store_folder(cfg.bandit)
     checked = [*roots, Path(cfg.serving.feedback_dir), *([store] if store is not None else [])]
     report.residue = residue(checked, pseudonyms, skip=skip)
-    logger.info("forgot %d user(s): %d files rewritten, %d feedback lines, %d bandit keys, %d tainted versions, "
-                "%d files with residue", len(pseudonyms), len(report.files_rewritten), report.feedback_lines_removed,
-                report.bandit_keys_removed, len(report.tainted_versions), len(report.residue))
+    logger.info(
+        "forgot %d user(s): %d files rewritten, %d feedback lines, %d bandit keys, %d tainted versions, "
+        "%d files with residue",
+        len(pseudonyms),
+        len(report.files_rewritten),
+        report.feedback_lines_removed,
+        report.bandit_keys_removed,
+        len(report.tainted_versions),
+        len(report.residue),
+    )
     return report
 
 
@@ -99,7 +106,9 @@ def forget_feedback(feedback_dir: Path, pseudonyms: set[str]) -> int:
     if not feedback_dir.is_dir():
         return 0
     test = mentions(pseudonyms)
-    return sum(filter_lines(path, test, lock=True) for path in sorted(feedback_dir.glob(f"{FEEDBACK_PREFIX}*.jsonl")))
+    return sum(
+        filter_lines(path, test, lock=True) for path in sorted(feedback_dir.glob(f"{FEEDBACK_PREFIX}*.jsonl"))
+    )
 
 
 def scrub_tree(root: Path, pseudonyms: set[str], *, skip: Path) -> dict[str, int]:

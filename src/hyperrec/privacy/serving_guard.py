@@ -51,7 +51,9 @@ class PrivacyGuard:
     def from_config(cls, cfg: HyperrecConfig, *, feedback_dir: Path, bandit: BanditConfig | None,
                     pseudonymize: Callable[[str], str]) -> PrivacyGuard:
         token = os.environ.get(cfg.privacy.erasure_token_env, "").strip()
-        return cls(state_dir(cfg), token=token, feedback_dir=feedback_dir, bandit=bandit, pseudonymize=pseudonymize)
+        return cls(
+            state_dir(cfg), token=token, feedback_dir=feedback_dir, bandit=bandit, pseudonymize=pseudonymize
+        )
 
     def personalizes(self, user: str) -> bool:
         """Whether ``user`` (a pseudonym) may get personalized answers."""
@@ -70,7 +72,9 @@ class PrivacyGuard:
         if self._token is None or not header:
             return False
         scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token.encode())
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), self._token.encode()
+        )
 
     def pseudonyms(self, body: Any) -> list[str]:
         """The pseudonyms of ``{"user_ids": [...]}``; ValueError with a clear message otherwise."""
@@ -89,11 +93,19 @@ class PrivacyGuard:
         users = set(pseudonyms)
         self.erasures.record(pseudonyms)
         cached = journal.forget(users) if journal is not None else 0
-        segments = sum(catalogue.user_segments.pop(p, None) is not None for catalogue in catalogues for p in users)
+        segments = sum(
+            catalogue.user_segments.pop(p, None) is not None for catalogue in catalogues for p in users
+        )
         lines = forget_feedback(self.feedback_dir, users)
         keys = forget_in_store(self.bandit, users) if self.bandit is not None and self.bandit.enabled else 0
-        logger.info("forgot %d user(s): %d cached answers, %d feedback lines, %d bandit keys, %d segment entries",
-                    len(users), cached, lines, keys, segments)
+        logger.info(
+            "forgot %d user(s): %d cached answers, %d feedback lines, %d bandit keys, %d segment entries",
+            len(users),
+            cached,
+            lines,
+            keys,
+            segments,
+        )
         return {"users": len(users), "cached_answers": cached, "feedback_lines": lines, "bandit_keys": keys,
                 "segment_entries": segments}
 
@@ -106,19 +118,25 @@ class PrivacyGuard:
 
         def check(authorization: str | None, body: Any) -> list[str]:
             if not self.authorized(authorization):
-                raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+                raise HTTPException(
+                    401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+                )
             try:
                 return self.pseudonyms(body)
             except ValueError as exc:
                 raise HTTPException(400, str(exc)) from None
 
         @app.post("/hyperrec/forget")
-        async def forget_users(body: Any = Body(...), authorization: str | None = Header(None)) -> dict[str, int]:  # noqa: B008
+        async def forget_users(
+            body: Any = Body(...), authorization: str | None = Header(None)
+        ) -> dict[str, int]:  # noqa: B008
             users = check(authorization, body)
             return await asyncio.to_thread(self.forget, users, journal=journal, catalogues=list(catalogues()))
 
         @app.post("/hyperrec/consent")
-        async def set_consent(body: Any = Body(...), authorization: str | None = Header(None)) -> dict[str, Any]:  # noqa: B008
+        async def set_consent(
+            body: Any = Body(...), authorization: str | None = Header(None)
+        ) -> dict[str, Any]:  # noqa: B008
             users = check(authorization, body)
             if not isinstance(body.get("consent"), bool):
                 raise HTTPException(400, "consent must be true or false")

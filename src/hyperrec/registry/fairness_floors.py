@@ -38,10 +38,14 @@ def read_audit(evaluation_dir: Path) -> dict[str, Any]:
     return audit
 
 
-def check_floors(audit: Mapping[str, Any], challenger: str, floors: FairnessFloors) -> tuple[list[str], list[str]]:
+def check_floors(
+    audit: Mapping[str, Any], challenger: str, floors: FairnessFloors
+) -> tuple[list[str], list[str]]:
     """(failures, notes) of ``challenger`` against every floor that is set."""
     if challenger not in audit["models"]:
-        raise GateError(f"model {challenger!r} is not in the fairness audit (models: {sorted(audit['models'])})")
+        raise GateError(
+            f"model {challenger!r} is not in the fairness audit (models: {sorted(audit['models'])})"
+        )
     entry, k = audit["models"][challenger], audit["k"]
     failures: list[str] = []
     notes: list[str] = []
@@ -76,4 +80,5 @@ def _check_ratio(disparity: Mapping[str, Any], family: str, key: str, floor: flo
         measure = key.split("_")[0]
         failures.append(
             f"worst {family} group {disparity['worst']!r} has {metric} {worst[measure]:.4f}, {ratio:.1%} of the "
-            f"best group {disparity['best']!r} ({best[measure]:.4f}); the floor is {floor:.0%}")
+            f"best group {disparity['best']!r} ({best[measure]:.4f}); the floor is {floor:.0%}"
+        )

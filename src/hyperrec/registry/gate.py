@@ -150,7 +150,9 @@ def decide(
     best_baseline = min(baseline_values, key=lambda name: (-baseline_values[name], name))
     opponents = [(f"baseline {name}", score) for name, score in baseline_values.items()]
     if champion_value is not None:
-        opponents.append((f"champion v{champion_version}" if champion_version else "champion", champion_value))
+        opponents.append(
+            (f"champion v{champion_version}" if champion_version else "champion", champion_value)
+        )
     margin = value - max(score for _, score in opponents)
     passed = margin > min_improvement
     reasons = [("PASS" if passed else "FAIL") + f": margin {margin:+.6g} over the strongest opponent "
@@ -226,7 +228,9 @@ def learned_models(metrics: Mapping[str, Any], baselines: Sequence[str]) -> list
     return sorted(name for name in models if name not in set(baselines))
 
 
-def apply_fairness_floors(decision: GateDecision, failures: Sequence[str], notes: Sequence[str] = ()) -> GateDecision:
+def apply_fairness_floors(
+    decision: GateDecision, failures: Sequence[str], notes: Sequence[str] = ()
+) -> GateDecision:
     """``decision`` with the fairness floors' verdict: any failure blocks registration, whatever the margin.
 
     The reasons gain one line per failure (``FAIL: fairness floor: ...``) or a PASS line, then the notes.

@@ -85,7 +85,8 @@ def _error_code(exc: Exception) -> str | None:
 class BundleRegistry:
     """One MLflow tracking/registry URI and experiment; every registry operation is a method."""
 
-    def __init__(self, tracking_uri: str, *, experiment: str = "hyperrec", artifact_location: str | None = None,
+    def __init__(self, tracking_uri: str, *, experiment: str = "hyperrec",
+                 artifact_location: str | None = None,
                  registry_uri: str | None = None) -> None:
         from mlflow import MlflowClient
 
@@ -346,7 +347,8 @@ class BundleRegistry:
 
     # ----------------------------------------------------------------------------------------- download
 
-    def download_bundle(self, registered_name: str, alias: str, dst: Path, *, overwrite: bool = False) -> Path:
+    def download_bundle(self, registered_name: str, alias: str, dst: Path, *,
+                        overwrite: bool = False) -> Path:
         """Fetch the bundle an alias points to into ``dst`` and verify it against the registry's sha256s.
 
         The download lands in a temporary folder beside ``dst`` and is renamed into place only after

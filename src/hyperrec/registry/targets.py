@@ -48,10 +48,14 @@ def rollback(target: RegistryTarget, registered_name: str) -> VersionInfo:
     return BundleRegistry.from_target(target).rollback(registered_name)
 
 
-def champion_metric(target: RegistryTarget, registered_name: str, metric: str = DEFAULT_METRIC) -> float | None:
+def champion_metric(
+    target: RegistryTarget, registered_name: str, metric: str = DEFAULT_METRIC
+) -> float | None:
     return BundleRegistry.from_target(target).champion_metric(registered_name, metric)
 
 
 def download_bundle(target: RegistryTarget, registered_name: str, alias: str, dst: Path, *,
                     overwrite: bool = False) -> Path:
-    return BundleRegistry.from_target(target).download_bundle(registered_name, alias, dst, overwrite=overwrite)
+    return BundleRegistry.from_target(target).download_bundle(
+        registered_name, alias, dst, overwrite=overwrite
+    )

@@ -15,7 +15,9 @@ from hyperrec.runtime import set_threads
 logger = logging.getLogger(__name__)
 
 
-def train_baselines_step(cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, models_dir: Path) -> None:
+def train_baselines_step(
+    cfg: HyperrecConfig, pipeline_run: str, prepared_dir: Path, models_dir: Path
+) -> None:
     """Fit each classical baseline on the train split and save it under ``models_dir/<name>``.
 
     Args:

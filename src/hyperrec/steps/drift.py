@@ -39,8 +39,13 @@ def drift_monitor_step(
 
     settings = cfg.monitoring
     with tracking.step_run(cfg, "drift_monitor", pipeline_run):
-        sources = Sources(reference=reference, current=current, reference_table=settings.sources.reference_table,
-                          items=settings.sources.items, item_embeddings=settings.sources.item_embeddings)
+        sources = Sources(
+            reference=reference,
+            current=current,
+            reference_table=settings.sources.reference_table,
+            items=settings.sources.items,
+            item_embeddings=settings.sources.item_embeddings,
+        )
         result = check_sources(sources, Bounds(), settings)
         result.save(report_path=report_path, summary_path=summary_path)
         metrics = {f"drift.{name}.score": c.score for name, c in result.checks.items() if c.score is not None}

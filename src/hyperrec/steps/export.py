@@ -45,6 +45,8 @@ def export_step(
                 "data_report_sha256": sha256_file(prepared_dir / REPORT_JSON),
             },
         )
-        tracking.log_metrics({"onnx_vs_torch_max_abs_diff": manifest["lineage"]["onnx_vs_torch_max_abs_diff"]})
+        tracking.log_metrics(
+            {"onnx_vs_torch_max_abs_diff": manifest["lineage"]["onnx_vs_torch_max_abs_diff"]}
+        )
         tracking.log_artifacts(bundle_dir / "manifest.json", artifact_path="bundle")
     return manifest

@@ -97,7 +97,8 @@ def validate_and_register_step(
             registered = _register(cfg, registry, Path(bundle_dir), manifest, metrics, decision, challenger,
                                    registered_name, pipeline_run, run.info.run_id)
         else:
-            logger.warning("gate failed for %s; nothing registered: %s", challenger, "; ".join(decision.reasons))
+            logger.warning("gate failed for %s; nothing registered: %s", challenger,
+                           "; ".join(decision.reasons))
         run_id = run.info.run_id
     return {
         "decision": decision.to_dict(),
@@ -246,7 +247,8 @@ def _pipeline_lineage(registry: BundleRegistry, pipeline_run: str) -> dict[str, 
             if DATA_REPORT_TAG not in found and step == "data_prep":
                 with tempfile.TemporaryDirectory() as tmp:
                     try:
-                        local = registry.client.download_artifacts(found_run.info.run_id, DATA_REPORT_ARTIFACT, tmp)
+                        local = registry.client.download_artifacts(found_run.info.run_id,
+                                                                   DATA_REPORT_ARTIFACT, tmp)
                     except (MlflowException, OSError):
                         continue
                     found[DATA_REPORT_TAG] = sha256_file(Path(local))

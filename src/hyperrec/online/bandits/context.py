@@ -98,7 +98,9 @@ def linucb_features(
     context: BanditContext, item_features: np.ndarray, *, segments: int, max_history: int
 ) -> np.ndarray:
     """LinUCB's x for each candidate: the request's context crossed with the candidate's features."""
-    return crossed(context_features(context, segments, max_history), np.asarray(item_features, dtype=np.float64))
+    return crossed(
+        context_features(context, segments, max_history), np.asarray(item_features, dtype=np.float64)
+    )
 
 
 def feature_dim(segments: int) -> int:

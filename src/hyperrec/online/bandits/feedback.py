@@ -52,7 +52,9 @@ class Impression(ServedItem):
     dwell_seconds: float | None = None
 
     @classmethod
-    def from_served(cls, served: ServedItem, *, clicked: bool, dwell_seconds: float | None = None) -> Impression:
+    def from_served(
+        cls, served: ServedItem, *, clicked: bool, dwell_seconds: float | None = None
+    ) -> Impression:
         return cls(**{**asdict(served), "item_features": served.item_features}, clicked=clicked,
                    dwell_seconds=dwell_seconds)
 
@@ -103,5 +105,7 @@ def _served_fields(record: Mapping[str, Any], where: str) -> dict[str, Any]:
         "segment": need("segment", lambda v: v is None or counter(v), "an integer >= 0 or null"),
         "history_length": need("history_length", counter, "an integer >= 0"),
         "item_features": tuple(float(x) for x in features),
-        "user": need("user", lambda v: v is None or (isinstance(v, str) and v != ""), "a non-empty string or null"),
+        "user": need(
+            "user", lambda v: v is None or (isinstance(v, str) and v != ""), "a non-empty string or null"
+        ),
     }

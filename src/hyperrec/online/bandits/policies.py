@@ -81,8 +81,12 @@ class Policy(ABC):
 
     def keys(self, candidates: Candidates, context: BanditContext) -> list[str]:
         """State keys the decision reads."""
-        return [TOTAL_KEY, *(rank_key(j) for j in range(len(candidates))), *map(item_key, candidates.item_ids),
-                *user_keys(candidates, context)]
+        return [
+            TOTAL_KEY,
+            *(rank_key(j) for j in range(len(candidates))),
+            *map(item_key, candidates.item_ids),
+            *user_keys(candidates, context),
+        ]
 
     @abstractmethod
     def choose(self, request: SlateRequest, snapshot: StateSnapshot, rng: np.random.Generator) -> Choice:
@@ -106,7 +110,9 @@ def user_keys(candidates: Candidates, context: BanditContext) -> list[str]:
     return [user_item_key(context.user, item) for item in candidates.item_ids]
 
 
-def user_counts(candidates: Candidates, context: BanditContext, snapshot: StateSnapshot) -> tuple[np.ndarray, ...]:
+def user_counts(
+    candidates: Candidates, context: BanditContext, snapshot: StateSnapshot
+) -> tuple[np.ndarray, ...]:
     """(impressions, rewards) of each candidate for this user; zeros when anonymous."""
     stats = [snapshot.stat(key) for key in user_keys(candidates, context)] or [Stat()] * len(candidates)
     return np.array([s.n for s in stats]), np.array([s.r for s in stats])

@@ -115,7 +115,9 @@ class BanditReranker:
             snapshot = self.store.read(self.settings.namespace, keys, self.policy.arrays)
             if self._stale(snapshot.updated_at):
                 return self._plain(candidates, context, k, reason="stale_state")
-            request = SlateRequest(candidates, context, k, outsider_cap(k, self.settings.budget, len(candidates)))
+            request = SlateRequest(
+                candidates, context, k, outsider_cap(k, self.settings.budget, len(candidates))
+            )
             choice = self.policy.choose(request, snapshot, self._rng)
         except StoreUnavailable as exc:
             self._store_failed(exc)
@@ -187,7 +189,9 @@ class BanditReranker:
 
     def _plain(self, candidates: Candidates, context: BanditContext, k: int, *, reason: str | None) -> Slate:
         """The ranker's top k; the user-count features are 0 here (the state was not read)."""
-        features = candidate_features(candidates) if len(candidates) else np.zeros((0, len(CANDIDATE_FEATURES)))
+        features = (
+            candidate_features(candidates) if len(candidates) else np.zeros((0, len(CANDIDATE_FEATURES)))
+        )
         return Slate(
             items=tuple(candidates.item_ids[:k]), propensities=(1.0,) * k, policy=self.policy.name,
             degraded=reason is not None, reason=reason, propensity_method="deterministic",

@@ -31,10 +31,14 @@ class SimulatorConfig(_Section):
     )
     min_rating: float = Field(4.0, description="A held-out rating at or above this is a future positive.")
     min_history: int = Field(5, ge=1, description="Users with fewer history ratings are left out.")
-    max_users: int | None = Field(None, ge=2, description="Keep the first users (by pseudonym order); None: all.")
+    max_users: int | None = Field(
+        None, ge=2, description="Keep the first users (by pseudonym order); None: all."
+    )
     steps: int = Field(3000, ge=1, description="Requests simulated per policy (one user drawn per request).")
     k: int = Field(5, ge=1, description="Slots shown per request.")
-    attract_positive: float = Field(0.9, gt=0, le=1, description="P(click | examined, item is a future positive).")
+    attract_positive: float = Field(
+        0.9, gt=0, le=1, description="P(click | examined, item is a future positive)."
+    )
     attract_noise: float = Field(0.01, ge=0, lt=1, description="P(click | examined, any other item).")
     position_decay: Literal["dcg", "none"] = Field(
         "dcg", description="P(examined | position p): 1/log2(p+2) (dcg) or 1 (none)."
@@ -62,7 +66,9 @@ class BanditConfig(_Section):
         20.0, gt=0, description="Pseudo-impressions of the rank prior each item's Beta posterior starts from."
     )
     user_prior_strength: float = Field(
-        2.0, gt=0, description="Pseudo-impressions of the item's value that each user's own posterior starts from."
+        2.0,
+        gt=0,
+        description="Pseudo-impressions of the item's value that each user's own posterior starts from.",
     )
     budget: float = Field(
         0.4, ge=0, le=1, description="Most share of the k slots that may hold items outside the plain top-k."

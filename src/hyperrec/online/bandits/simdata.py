@@ -71,7 +71,9 @@ def load_simulation_data(
     if sim.max_users is not None:
         users = users[: sim.max_users]
     if not users:
-        raise ValueError(f"no user of {dataset_dir} has {sim.min_history} history ratings and a future positive")
+        raise ValueError(
+            f"no user of {dataset_dir} has {sim.min_history} history ratings and a future positive"
+        )
     n_items = len(items)
     matrix = _user_item_matrix(history, n_items)
     popularity = np.asarray(matrix.sum(axis=0)).ravel()

@@ -96,9 +96,13 @@ def simulate(
         regret[step] = total_regret
         _count(run, user, ranks, probs, clicked, slate.degraded)
         request_id = f"sim-{step}"
-        pending += [Impression.from_served(s, clicked=bool(c)) for s, c in zip(slate.served(request_id), clicked)]
+        pending += [
+            Impression.from_served(s, clicked=bool(c)) for s, c in zip(slate.served(request_id), clicked)
+        ]
         if log:
-            run.logged.append(_logged(request_id, slate.policy, user, slate.items, slate.propensities, clicked))
+            run.logged.append(
+                _logged(request_id, slate.policy, user, slate.items, slate.propensities, clicked)
+            )
         if (step + 1) % sim.feedback_batch == 0:
             reranker.update(pending)
             pending = []
@@ -115,8 +119,14 @@ def _count(run: PolicyRun, user: SimUser, ranks: np.ndarray, probs: np.ndarray, 
     run.degraded += int(degraded)
 
 
-def _logged(request_id: str, policy: str, user: SimUser, items: tuple[str, ...], propensities: tuple[float, ...],
-            clicked: np.ndarray) -> LoggedRequest:
+def _logged(
+    request_id: str,
+    policy: str,
+    user: SimUser,
+    items: tuple[str, ...],
+    propensities: tuple[float, ...],
+    clicked: np.ndarray,
+) -> LoggedRequest:
     return LoggedRequest(
         request_id=request_id, policy=policy, candidates=user.candidates.item_ids,
         slate=tuple(LoggedItem(item, position, propensity, float(c))

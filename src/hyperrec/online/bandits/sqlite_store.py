@@ -39,7 +39,9 @@ class SqliteStore:
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             for statement in _SCHEMA:
@@ -55,7 +57,9 @@ class SqliteStore:
                 try:
                     stats = self._read_stats(namespace, keys)
                     found = self._read_arrays(namespace, names)
-                    row = self._db.execute("SELECT updated_at FROM meta WHERE ns = ?", (namespace,)).fetchone()
+                    row = self._db.execute(
+                        "SELECT updated_at FROM meta WHERE ns = ?", (namespace,)
+                    ).fetchone()
                 finally:
                     self._db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -78,7 +82,9 @@ class SqliteStore:
     def touch(self, namespace: str, now: float) -> None:
         try:
             with self._lock:
-                self._db.execute("INSERT OR IGNORE INTO meta (ns, updated_at) VALUES (?, ?)", (namespace, now))
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta (ns, updated_at) VALUES (?, ?)", (namespace, now)
+                )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot update bandit state {self.path}: {exc}") from exc
 
@@ -100,7 +106,9 @@ class SqliteStore:
     def _read_arrays(self, namespace: str, names: list[str]) -> dict[str, np.ndarray]:
         found = {}
         for name in names:
-            row = self._db.execute("SELECT value FROM arrays WHERE ns = ? AND name = ?", (namespace, name)).fetchone()
+            row = self._db.execute(
+                "SELECT value FROM arrays WHERE ns = ? AND name = ?", (namespace, name)
+            ).fetchone()
             if row is not None:
                 found[name] = np.frombuffer(row[0], dtype=np.float64).copy()
         return found
