@@ -1,14 +1,16 @@
 """The parameter contract of a compiled pipeline, read from its KFP IR YAML as plain data.
 
-Whoever starts a run (the drift trigger, the weekly recurring run, a CI job) sends ``runtime_config.parameters``;
-the compiled pipeline on the other side decides what it accepts. ``PipelineContract`` reads that side from the
-IR (root ``inputDefinitions`` and the importer tasks) and lists what a run body gets wrong:
+Whoever starts a run (the drift trigger, the weekly recurring run, a CI job) sends
+``runtime_config.parameters``; the compiled pipeline on the other side decides what it accepts.
+``PipelineContract`` reads that side from the IR (root ``inputDefinitions`` and the importer tasks) and lists
+what a run body gets wrong:
 
 - a parameter the pipeline does not have (the KFP API rejects it);
 - a required input (no default, not optional) that is missing;
 - a value of the wrong type for the input's ``parameterType``;
 - an importer whose ``artifact_uri`` (the value sent, else the compiled default) is empty or not a URI the
-  KFP launcher can download: ``gs://``, ``s3://`` or ``minio://`` (``hyperrec.monitoring.settings.is_kfp_importable``).
+  KFP launcher can download: ``gs://``, ``s3://`` or ``minio://``
+  (``hyperrec.monitoring.settings.is_kfp_importable``).
 
 No KFP import: the IR is a YAML document, so the checker serves tests and tools alike.
 """

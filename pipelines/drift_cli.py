@@ -1,4 +1,5 @@
-"""``hyperrec drift``: one drift check (or ``--watch``: one every N seconds), optionally with the retraining trigger.
+r"""``hyperrec drift``: one drift check (or ``--watch``: one every N seconds), optionally with the retraining
+trigger.
 
 ``hyperrec.cli.build_parser`` hooks it in with ``add_monitoring_commands(commands)``. The parser
 carries the same ``--config`` / ``--set`` / ``--log-level`` options as every other subcommand
@@ -10,7 +11,8 @@ Examples::
     # the champion's prepared data vs new interaction files, report into outputs/monitoring
     hyperrec drift --prepared outputs/latest/data --current new_events/
     # MovieLens early years vs recent years, from one file
-    hyperrec drift --reference ratings.csv --reference-end 2004-01-01 --current ratings.csv --current-start 2015-01-01
+    hyperrec drift --reference ratings.csv --reference-end 2004-01-01 \
+        --current ratings.csv --current-start 2015-01-01
     # the serving feedback log, last 7 days, every 15 minutes, with the retraining trigger
     hyperrec drift --prepared outputs/latest/data --current feedback.jsonl --current-days 7 --watch --trigger
 """
@@ -44,8 +46,8 @@ def add_monitoring_commands(subparsers: Any) -> argparse.ArgumentParser:
     drift = subparsers.add_parser(
         "drift",
         help="compare a reference and a current window of events (Evidently); optionally trigger retraining",
-        description="Drift of interaction features, embeddings, predictions and outcomes between two windows. "
-        "Writes drift_report.html, drift_summary.json and evidently.json. See docs/MONITORING.md.",
+        description="Drift of interaction features, embeddings, predictions and outcomes between two "
+        "windows. Writes drift_report.html, drift_summary.json and evidently.json. See docs/MONITORING.md.",
     )
     add_common_options(drift)
 
@@ -142,7 +144,8 @@ def build_trigger(cfg: Any, settings: MonitoringConfig, output_dir: Path | None 
 
 
 def _local_reference(reference: Path | str, workdir: Path) -> Path:
-    """The reference as a local path: an object-store URI is downloaded under ``workdir`` (once per command)."""
+    """The reference as a local path: an object-store URI is downloaded under ``workdir`` (once per
+    command)."""
     from hyperrec.monitoring.object_store import download, is_remote_uri
 
     return download(str(reference), workdir) if is_remote_uri(reference) else Path(reference)
@@ -171,7 +174,8 @@ def _sources(args: argparse.Namespace, settings: MonitoringConfig, workdir: Path
 
 
 def run_drift_command(args: argparse.Namespace, trigger: Any = None, sleep=time.sleep) -> int:
-    """Handler of ``hyperrec drift``; returns the number of checks run (tests inject ``trigger``/``sleep``)."""
+    """Handler of ``hyperrec drift``; returns the number of checks run (tests inject
+    ``trigger``/``sleep``)."""
     cfg, settings = _settings(args)
     if args.trigger and trigger is None:
         trigger = build_trigger(cfg, settings, args.output_dir or settings.output_dir)

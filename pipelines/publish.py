@@ -44,8 +44,9 @@ def read_contract(package: Path) -> PipelineContract:
 
 
 def check_parameters(contract: PipelineContract, params: dict[str, Any]) -> None:
-    """Refuse a run the compiled pipeline would not accept or could not run (``PipelineContract``): a parameter
-    it does not declare, a required one left out, a wrong type, an importer without a downloadable URI."""
+    """Refuse a run the compiled pipeline would not accept or could not run (``PipelineContract``): a
+    parameter it does not declare, a required one left out, a wrong type, an importer without a downloadable
+    URI."""
     try:
         contract.check(params, what="the run's parameters")
     except ContractError as exc:

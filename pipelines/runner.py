@@ -82,7 +82,8 @@ def _embedded(pipeline_root: Path) -> Iterator[None]:
         raise_on_error=True,
     )
     with warnings.catch_warnings():
-        # The local runner warns that GPU requests and the cluster image have no effect here; that is intended.
+        # The local runner warns that GPU requests and the cluster image have no effect here; that is
+        # intended.
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
         with task_logs(pipeline_root / "logs"):
@@ -122,7 +123,8 @@ def run_retraining_local(
     pipeline_run: str | None = None,
     force_retrain: bool = False,
 ) -> str:
-    """Run the retraining pipeline embedded; return its pipeline-run id (its steps are tagged with it in MLflow).
+    """Run the retraining pipeline embedded; return its pipeline-run id (its steps are tagged with it in
+    MLflow).
 
     The retraining tasks run only when the drift check finds drift or ``force_retrain`` is set; the registry
     records any new challenger.

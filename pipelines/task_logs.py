@@ -20,7 +20,8 @@ _INPUT_END = ("}", "    }")  # the dump's closing brace, bare or as kfp.local in
 
 
 class TaskLogStream:
-    """A text stream that routes whole lines: all to the current task's log file, all but the dump to the console."""
+    """A text stream that routes whole lines: all to the current task's log file, all but the dump to the
+    console."""
 
     def __init__(self, console: TextIO, log_dir: Path) -> None:
         self.console = console

@@ -1,4 +1,5 @@
-"""One step of the canary controller: read Prometheus and the feedback log, then promote, hold or roll back."""
+"""One step of the canary controller: read Prometheus and the feedback log, then promote, hold or roll
+back."""
 
 from kfp import dsl
 

@@ -7,7 +7,8 @@ from hyperrec.components import DEFAULT_IMAGE
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def deploy(config_yaml: str, registration: str) -> str:
-    """Deploy ``registered`` of a ``validate_and_register`` result (its exact version) with ``deploy.*`` settings.
+    """Deploy ``registered`` of a ``validate_and_register`` result (its exact version) with ``deploy.*``
+    settings.
 
     No version registered: nothing is done and the task succeeds. The task's service account needs ``get``,
     ``create`` and ``patch`` on ``inferenceservices.serving.kserve.io`` in ``deploy.namespace``. Returns JSON;

@@ -23,8 +23,8 @@ def validate_and_register(
     Passes: the bundle becomes a new version of ``registered_name`` with alias ``challenger``. Fails:
     nothing is registered and the task still succeeds. Outputs ``registration``, the step result as JSON
     (decision, registered version or null), and ``registered``, whether a version was registered (what a
-    pipeline's ``dsl.If`` can test); see components/validate_and_register/README.md. ``challenger`` "" means: the bundle's
-    model name if metrics.json has it, else the best learned model.
+    pipeline's ``dsl.If`` can test); see components/validate_and_register/README.md. ``challenger`` "" means:
+    the bundle's model name if metrics.json has it, else the best learned model.
 
     Args:
         config_yaml: the full HyperrecConfig as YAML or JSON.

@@ -6,7 +6,8 @@ The drift trigger (hyperrec.monitoring.trigger) starts it with ``pipeline_run``,
 ``{"start_unix", "end_unix"}``), ``trigger_reason``, ``config_yaml``, ``force_retrain=True`` (it has decided)
 and the object-store URIs ``reference_uri`` / ``current_uri`` its importers download; the weekly recurring run
 sends ``force_retrain=True`` and the URIs. ``modeling.warm_start_dir`` in the config names the champion's
-language-model folder. ``pipelines/contract.py`` checks run bodies against the compiled form of this signature.
+language-model folder. ``pipelines/contract.py`` checks run bodies against the compiled form of this
+signature.
 """
 
 from kfp import dsl

@@ -1,5 +1,5 @@
-"""The training pipeline: data prep → baselines and fine-tuning → evaluation → export → gate and register, then
-(with ``deploy.enabled``, only when the gate registered a version) deploy it to KServe."""
+"""The training pipeline: data prep → baselines and fine-tuning → evaluation → export → gate and register,
+then (with ``deploy.enabled``, only when the gate registered a version) deploy it to KServe."""
 
 from typing import NamedTuple
 
@@ -109,7 +109,8 @@ def deploy_if_registered(cfg: HyperrecConfig, gate: dsl.PipelineTask, *, config_
     """The deploy step, behind the gate: it runs only when ``gate`` registered a version.
 
     Whether the step exists at all is decided when compiling (``deploy.enabled``), so embedded runs and
-    clusters without KServe compile without it; the step also re-reads ``deploy.enabled`` from the run's config.
+    clusters without KServe compile without it; the step also re-reads ``deploy.enabled`` from the run's
+    config.
     """
     with dsl.If(gate.outputs["registered"] == True, name="gate-registered"):  # noqa: E712 - KFP syntax
         on_cluster(
