@@ -21,7 +21,8 @@ def pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return TEST_PSEUDONYM_KEY
 
 
-# --- tests must write only under tmp_path: find the ones that write into the repository -------------------------
+# --- tests must write only under tmp_path: find the ones that write into the repository
+# -------------------------
 REPO = Path(__file__).resolve().parents[1]
 #: Where a test that forgets tmp_path leaves files: the default output folder and MLflow's ./mlruns.
 REPO_OUTPUTS = (REPO / "outputs", REPO / "outputs" / "mlartifacts", REPO / "outputs" / "mlflow.db",

@@ -1,12 +1,12 @@
-"""FakeKfpClient: the ``kfp.Client`` calls hyperrec makes, answered as the KFP API server answers them, because no
-KFP API server can run on these machines. One fake for every test that talks to KFP (``hyperrec pipeline
-publish``, the drift trigger, the schedules).
+"""FakeKfpClient: the ``kfp.Client`` calls hyperrec makes, answered as the KFP API server answers them,
+because no KFP API server can run on these machines. One fake for every test that talks to KFP
+(``hyperrec pipeline publish``, the drift trigger, the schedules).
 
-The client half is kfp's own: each call's arguments are bound to the real ``kfp.Client`` method's signature (an
-argument it does not take raises the TypeError the real call raises), and ``run_pipeline`` builds its body with
-kfp's ``Client._create_job_config`` (the real ValueError unless exactly a package path or both pipeline_id and
-version_id are given; it reads and parses the package). The server half keeps the server's state (pipelines,
-versions, experiments, runs) and answers as it does, with kfp_server_api's ``ApiException``:
+The client half is kfp's own: each call's arguments are bound to the real ``kfp.Client`` method's signature
+(an argument it does not take raises the TypeError the real call raises), and ``run_pipeline`` builds its body
+with kfp's ``Client._create_job_config`` (the real ValueError unless exactly a package path or both
+pipeline_id and version_id are given; it reads and parses the package). The server half keeps the server's
+state (pipelines, versions, experiments, runs) and answers as it does, with kfp_server_api's ``ApiException``:
 
 - upload of a file that is not a compiled pipeline → 400; a pipeline name that exists → 409;
 - a version of an unknown pipeline → 404; a version name the pipeline already has → 409;
@@ -44,14 +44,16 @@ _JOB_CONFIG_ARGS = (
 
 
 def _bind(method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """The call's arguments by name, as the real ``kfp.Client`` method would take them (TypeError otherwise)."""
+    """The call's arguments by name, as the real ``kfp.Client`` method would take them (TypeError
+    otherwise)."""
     bound = inspect.signature(getattr(Client, method)).bind(None, *args, **kwargs)
     bound.apply_defaults()
     return {name: value for name, value in bound.arguments.items() if name != "self"}
 
 
 def _read_pipeline(path: str) -> dict[str, Any]:
-    """The pipeline spec the server would store for an uploaded file; 400 when it is not a compiled pipeline."""
+    """The pipeline spec the server would store for an uploaded file; 400 when it is not a compiled
+    pipeline."""
     try:
         spec = next(yaml.safe_load_all(Path(path).read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError, StopIteration) as exc:

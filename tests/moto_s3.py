@@ -1,5 +1,6 @@
-"""A real S3 API for tests: ``moto`` in server mode on 127.0.0.1, as the issue asks for the object-store joints
-(the registry's S3 artifact store, KServe's storage initializer, the drift monitor's window uploads)."""
+"""A real S3 API for tests: ``moto`` in server mode on 127.0.0.1, as the issue asks for the object-store
+joints (the registry's S3 artifact store, KServe's storage initializer, the drift monitor's window
+uploads)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from contextlib import contextmanager
 @contextmanager
 def moto_s3(buckets: Iterable[str]) -> Iterator[dict[str, str]]:
     """Run a moto S3 server with ``buckets`` created; while it runs, the AWS variables that MLflow, boto3 and
-    kserve-storage read point at it (yielded as a dict). The server is stopped and the variables restored after."""
+    kserve-storage read point at it (yielded as a dict). The server is stopped and the variables restored
+    after."""
     import boto3
 
     from hyperrec.serving.server import free_port

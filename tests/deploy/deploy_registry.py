@@ -1,4 +1,5 @@
-"""Registered bundles for the deployment tests: a real tiny bundle in a real MLflow registry (sqlite + files)."""
+"""Registered bundles for the deployment tests: a real tiny bundle in a real MLflow registry (sqlite +
+files)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ NAME = "hyperrec-ranker"
 
 
 def passing_decision(challenger: str = "ranker") -> GateDecision:
-    """A gate decision that lets ``register_bundle`` register (the gate itself is tested in tests/unit/registry)."""
+    """A gate decision that lets ``register_bundle`` register (the gate itself is tested in
+    tests/unit/registry)."""
     return GateDecision(
         passed=True,
         metric="full.ndcg@10",
@@ -40,7 +42,8 @@ def build_tiny_bundle(out: Path, version: str = "1") -> Path:
 
 
 def rewrite_bundle_file(root: Path, relative: str, text: str) -> None:
-    """Replace one file of a bundle and its sha256 in manifest.json (a consistent, differently-built bundle)."""
+    """Replace one file of a bundle and its sha256 in manifest.json (a consistent, differently-built
+    bundle)."""
     (root / relative).write_text(text, encoding="utf-8")
     manifest_path = root / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

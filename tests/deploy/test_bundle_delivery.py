@@ -1,12 +1,13 @@
 """The transformer gets the same bundle as the predictor, and finds the predictor where KServe puts it.
 
 - Bundle delivery: the predictor's ``storageUri`` is ``<bundle root>/triton`` (Triton's repository), the
-  transformer's ``storageUris`` is ``<bundle root>/`` (KServe's storage initializer downloads it), mounted where the
-  config's ``serving.bundle_dir`` looks, in every kustomize build and Helm render.
+  transformer's ``storageUris`` is ``<bundle root>/`` (KServe's storage initializer downloads it), mounted
+  where the config's ``serving.bundle_dir`` looks, in every kustomize build and Helm render.
 - Canary: both components split traffic alike, so one change rolls the pair forward or back.
 - Predictor address: the rendered transformer args, plus what KServe's controller appends to them
   (``--model_name``, ``--predictor_host <name>-predictor.<namespace>``, ``--http_port``), parsed by
-  ``python -m hyperrec.serving``'s own parser, name the predictor's Service on port 80 over the rendered protocol.
+  ``python -m hyperrec.serving``'s own parser, name the predictor's Service on port 80 over the rendered
+  protocol.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def test_the_transformer_downloads_the_root_of_the_bundle_the_predictor_serves(a
             (bundle,) = storage
             assert predictor_uri.rstrip("/").endswith("/triton"), f"{where}: {predictor_uri}"
             assert bundle["uri"] + "triton" == predictor_uri.rstrip("/"), (
-                f"{where}: transformer bundle {bundle['uri']} is not the root of the predictor's {predictor_uri}"
+                f"{where}: transformer bundle {bundle['uri']} is not the root of the predictor's "
+                f"{predictor_uri}"
             )
             assert bundle["uri"].endswith("/"), f"{where}: without the slash, .../1 also matches .../10/..."
             checked += 1

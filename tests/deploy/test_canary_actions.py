@@ -1,5 +1,6 @@
-"""Canary decisions on the cluster: every InferenceService / InferenceGraph body the controller sends, asserted
-exactly and validated against the published KServe CRDs (FakeKubernetesApi), and the MLflow aliases after it."""
+"""Canary decisions on the cluster: every InferenceService / InferenceGraph body the controller sends,
+asserted exactly and validated against the published KServe CRDs (FakeKubernetesApi), and the MLflow aliases
+after it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Manifests vs CRD schemas: every body `hyperrec deploy` sends, from a real MLflow registry, is accepted by an
-API that validates it against the published KServe CRD (FakeKubernetesApi), and lands as intended: created at
-100%, then patched into a canary, with what an earlier deploy set and the new one does not removed."""
+"""Manifests vs CRD schemas: every body `hyperrec deploy` sends, from a real MLflow registry, is accepted by
+an API that validates it against the published KServe CRD (FakeKubernetesApi), and lands as intended: created
+at 100%, then patched into a canary, with what an earlier deploy set and the new one does not removed."""
 
 from __future__ import annotations
 
@@ -172,7 +172,8 @@ def test_the_deploy_component_returns_the_step_result_and_skips_without_a_regist
     assert set(component.component_spec.inputs) == {"config_yaml", "registration"}
 
 
-# ------------------------------------------------------------------------------- the fake rejects as the API does
+# ------------------------------------------------------------------------------- the fake rejects as the API
+# does
 
 
 def test_the_fake_rejects_what_the_api_server_rejects(fake_kubernetes, deploy_registry):

@@ -1,4 +1,5 @@
-"""The InferenceService body `hyperrec deploy` builds, field for field, and its agreement with the base manifest."""
+"""The InferenceService body `hyperrec deploy` builds, field for field, and its agreement with the base
+manifest."""
 
 from __future__ import annotations
 

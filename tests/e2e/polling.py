@@ -12,7 +12,8 @@ POLLS, POLL_SECONDS = 120, 0.25
 
 
 def poll(condition: Callable[[], T], what: str) -> T:
-    """The first truthy value of ``condition`` within ``POLLS`` looks; AssertionError naming ``what`` if none."""
+    """The first truthy value of ``condition`` within ``POLLS`` looks; AssertionError naming ``what`` if
+    none."""
     for _ in range(POLLS):
         value = condition()
         if value:

@@ -1,8 +1,8 @@
 """Erasure end to end, embedded: plant a user, train and register, serve them and log their feedback, forget
-them (the transformer's endpoint, then ``hyperrec forget``), retrain. Afterwards no file under the outputs, the
-MLflow database and artifacts, the feedback log, the bandit state or the served bundle copy holds the user's
-pseudonym, except the erasure ledger, which exists to hold it; the version trained on the user is tainted and
-the retrained, untainted one replaces it as champion.
+them (the transformer's endpoint, then ``hyperrec forget``), retrain. Afterwards no file under the outputs,
+the MLflow database and artifacts, the feedback log, the bandit state or the served bundle copy holds the
+user's pseudonym, except the erasure ledger, which exists to hold it; the version trained on the user is
+tainted and the retrained, untainted one replaces it as champion.
 
 Budgets: 3 epochs of the tiny next-item LM per training; a fixed number of requests.
 """

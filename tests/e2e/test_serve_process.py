@@ -1,6 +1,6 @@
-"""``hyperrec serve`` as a user runs it, over real sockets (issue 11, findings 4 and 6): a predictor killed with
-SIGKILL is restarted while the transformer answers degraded and says not ready; SIGTERM to ``serve`` stops
-every child and frees every port; the logs stay in ``serving.supervisor.log_dir``.
+"""``hyperrec serve`` as a user runs it, over real sockets (issue 11, findings 4 and 6): a predictor killed
+with SIGKILL is restarted while the transformer answers degraded and says not ready; SIGTERM to ``serve``
+stops every child and frees every port; the logs stay in ``serving.supervisor.log_dir``.
 
 Waits are bounded loops of short polls (no wall-clock budget decides a result).
 """

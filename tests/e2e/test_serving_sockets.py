@@ -34,7 +34,8 @@ GRPC_CLIENT = textwrap.dedent("""
               grpcclient.InferInput("segment", [len(segment), 1], "INT64")]
     inputs[0].set_data_from_numpy(np.array(history, dtype=np.int64))
     inputs[1].set_data_from_numpy(np.array(segment, dtype=np.int64).reshape(-1, 1))
-    result = client.infer(model, inputs, outputs=[grpcclient.InferRequestedOutput("scores")], client_timeout=10)
+    outputs = [grpcclient.InferRequestedOutput("scores")]
+    result = client.infer(model, inputs, outputs=outputs, client_timeout=10)
     scores = result.as_numpy("scores")
     print(json.dumps({"shape": list(scores.shape), "dtype": str(scores.dtype), "scores": scores.tolist()}))
 """)
@@ -47,7 +48,8 @@ def servers(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("e2e")
     bundle = tmp / "bundle"
-    # A cold slot, so the predictor serves the best cold item too (cold_id/cold_score) as a trained bundle does.
+    # A cold slot, so the predictor serves the best cold item too (cold_id/cold_score) as a trained bundle
+    # does.
     build_demo_bundle(bundle, n_items=50, max_history=6, dynamo=False,
                       cold_slot=ColdSlot(np.array(COLD_ITEMS), position=3, offset=1.0))
     settings = ServingConfig(predictor_http_port=0, predictor_grpc_port=0, transformer_http_port=0,

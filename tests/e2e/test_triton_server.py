@@ -56,7 +56,8 @@ GRPC_CLIENT = textwrap.dedent("""
         array = np.array(value, dtype=np.int64)
         inputs.append(grpcclient.InferInput(name, list(array.shape), "INT64"))
         inputs[-1].set_data_from_numpy(array)
-    result = client.infer(model, inputs, outputs=[grpcclient.InferRequestedOutput("scores")], client_timeout=30)
+    outputs = [grpcclient.InferRequestedOutput("scores")]
+    result = client.infer(model, inputs, outputs=outputs, client_timeout=30)
     scores = result.as_numpy("scores")
     print(json.dumps({"shape": list(scores.shape), "dtype": str(scores.dtype), "scores": scores.tolist()}))
 """)
@@ -168,7 +169,8 @@ def _http_infer(server, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def test_triton_loads_the_generated_io_contract(triton, generated):
-    """What Triton serves is the generated config: same IO, batching and versions (only the backend differs)."""
+    """What Triton serves is the generated config: same IO, batching and versions (only the backend
+    differs)."""
     import tritonclient.http as httpclient
     from google.protobuf import json_format
 
@@ -208,7 +210,8 @@ def test_http_scores_equal_onnxruntime(triton, generated):
 
 
 def test_concurrent_single_requests_go_through_the_dynamic_batcher(triton, generated):
-    """Eight one-row requests at once: Triton may stack them (max_batch_size 64); each answer is its own row."""
+    """Eight one-row requests at once: Triton may stack them (max_batch_size 64); each answer is its own
+    row."""
     import tritonclient.http as httpclient
 
     bundle, _ = generated
@@ -246,7 +249,8 @@ def test_grpc_scores_equal_onnxruntime(triton, generated):
 
 
 def test_the_cpu_config_variant_is_what_model_config_name_cpu_serves(triton_dist, generated, tmp_path):
-    """``--model-config-name=cpu`` picks configs/cpu.pbtxt (KIND_CPU, cpu_instances), as bundle.py documents."""
+    """``--model-config-name=cpu`` picks configs/cpu.pbtxt (KIND_CPU, cpu_instances), as bundle.py
+    documents."""
     import tritonclient.http as httpclient
 
     bundle, repository = generated
@@ -299,7 +303,8 @@ def test_the_transformer_v2_client_scores_on_real_triton(triton, generated, prot
 
 
 def test_a_recommendation_round_trip_through_the_transformer_and_real_triton(triton, generated, tmp_path):
-    """``python -m hyperrec.serving transformer`` with predictor_url = Triton's gRPC port, then POST recommend."""
+    """``python -m hyperrec.serving transformer`` with predictor_url = Triton's gRPC port, then POST
+    recommend."""
     from hyperrec.online.settings import ServingConfig
 
     bundle, _ = generated

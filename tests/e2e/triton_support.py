@@ -83,7 +83,8 @@ def triton_requirements() -> list[str]:
 
 
 def ensure_triton_venv(path: Path | None = None) -> TritonDist:
-    """The cached Triton virtualenv, created (under a file lock) when missing or built for other requirements."""
+    """The cached Triton virtualenv, created (under a file lock) when missing or built for other
+    requirements."""
     path = Path(path or os.environ.get(TRITON_VENV_ENV) or DEFAULT_TRITON_VENV).expanduser()
     requirements = triton_requirements()
     wanted = {"requirements": requirements, "python": sysconfig.get_python_version()}
@@ -158,7 +159,10 @@ def _last_error_line(output: str) -> str:
 # --------------------------------------------------------------------------------------------- the repository
 
 MODEL_PY = '''\
-"""Triton python-backend model: runs the hyperrec bundle's ONNX ranker with onnxruntime (generated for tests)."""
+"""Triton python-backend model: runs the hyperrec bundle's ONNX ranker with onnxruntime.
+
+Generated for tests.
+"""
 
 import json
 import os
@@ -179,14 +183,17 @@ class TritonPythonModel:
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.inputs = [tensor["name"] for tensor in config["input"]]
         self.outputs = [
-            (tensor["name"], pb_utils.triton_string_to_numpy(tensor["data_type"])) for tensor in config["output"]
+            (tensor["name"], pb_utils.triton_string_to_numpy(tensor["data_type"]))
+            for tensor in config["output"]
         ]
 
     def execute(self, requests):
         responses = []
         for request in requests:
             # The tensors arrive as Triton hands them to a backend: batched, and reshaped per the config.
-            feeds = {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.inputs}
+            feeds = {
+                name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.inputs
+            }
             try:
                 results = self.session.run([name for name, _ in self.outputs], feeds)
             except Exception as exc:  # noqa: BLE001 - answer the request with the error, keep serving

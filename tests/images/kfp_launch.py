@@ -55,7 +55,8 @@ def data_prep_launch(tmp_path: Path, *, data_dir: Path) -> Launch:
 
 
 def task_launch(spec: dict[str, Any], task: str, root_values: dict[str, Any], *, run_id: str) -> Launch:
-    """Launch of ``task`` of the root DAG with the pipeline parameters ``root_values`` (defaults fill the rest)."""
+    """Launch of ``task`` of the root DAG with the pipeline parameters ``root_values`` (defaults fill the
+    rest)."""
     task_spec = spec["root"]["dag"]["tasks"][task]
     component = spec["components"][task_spec["componentRef"]["name"]]
     executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]

@@ -75,7 +75,8 @@ def test_no_drift_between_two_halves_of_one_period_starts_no_training(windows, t
     assert _steps(cfg, run) == {"drift_monitor"}
 
 
-# Every step of the pipeline, the catalogue embedded once (about 9,700 items) and 20 training steps, on 2 busy cores.
+# Every step of the pipeline, the catalogue embedded once (about 9,700 items) and 20 training steps, on 2 busy
+# cores.
 @pytest.mark.timeout(1800)
 def test_drift_retrains_on_the_new_window_and_gates_the_challenger(windows, tmp_path, monkeypatch):
     monkeypatch.setenv("HYPERREC_PSEUDONYM_KEY", "retraining-test-key")

@@ -26,7 +26,8 @@ PREPARED_TABLES = (
 
 @pytest.fixture
 def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pseudonym_key: str) -> Path:
-    """Good and bad input files in tmp_path, which is also the working directory (default outputs land there)."""
+    """Good and bad input files in tmp_path, which is also the working directory (default outputs land
+    there)."""
     monkeypatch.chdir(tmp_path)
     for name in ("items.csv", "interactions.csv"):
         (tmp_path / name).write_text((FIXTURES / "generic" / name).read_text())

@@ -1,9 +1,9 @@
 """Packages must not import each other (docs/ARCHITECTURE.md, "Where new code goes", rule 4).
 
-A package is a folder directly under the ``hyperrec`` import root, or a top-level module; ``hyperrec.serving``,
-``hyperrec.pipelines`` and ``hyperrec.components`` live in the repository's top-level folders and are found
-through pyproject's ``package-dir``. Every ``import`` counts, including those inside functions: a lazy import
-only hides a cycle from the interpreter, not from the reader.
+A package is a folder directly under the ``hyperrec`` import root, or a top-level module;
+``hyperrec.serving``, ``hyperrec.pipelines`` and ``hyperrec.components`` live in the repository's top-level
+folders and are found through pyproject's ``package-dir``. Every ``import`` counts, including those inside
+functions: a lazy import only hides a cycle from the interpreter, not from the reader.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""PipelineContract reads a compiled pipeline's IR and rejects run parameters the pipeline would not accept."""
+"""PipelineContract reads a compiled pipeline's IR and rejects run parameters the pipeline would not
+accept."""
 
 import pytest
 from kfp import compiler, dsl

@@ -1,8 +1,9 @@
 """`hyperrec pipeline publish`: a new pipeline version per commit and a run of it, as CI does on main.
 
 No KFP API server runs here, so FakeKfpClient (tests/fake_kfp.py) stands in for kfp.Client: kfp's own client
-code builds each body, and the fake keeps the server's state and rejects what the server rejects (a package that
-is not a compiled pipeline, a version of an unknown pipeline, a run whose parameters do not fit the uploaded IR).
+code builds each body, and the fake keeps the server's state and rejects what the server rejects (a package
+that is not a compiled pipeline, a version of an unknown pipeline, a run whose parameters do not fit the
+uploaded IR).
 """
 
 from __future__ import annotations

@@ -120,7 +120,8 @@ def test_budget_zero_means_the_plain_top_k() -> None:
         assert sorted(choice.slate.tolist()) == [0, 1, 2], name
 
 
-# ------------------------------------------------------------------------------------------------ propensities
+# ------------------------------------------------------------------------------------------------
+# propensities
 
 
 def _brute_force_uniform(n: int, k: int, cap: int) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The simulator on a slice of the real ml-latest-small data: bandits beat random by far; IPS/SNIPS estimated
-from an epsilon-greedy log land on the simulator's exact truth; ``hyperrec bench bandits`` writes its report."""
+from an epsilon-greedy log land on the simulator's exact truth; ``hyperrec bench bandits`` writes its
+report."""
 
 from __future__ import annotations
 

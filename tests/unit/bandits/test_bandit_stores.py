@@ -123,15 +123,16 @@ _RESTARTED = textwrap.dedent("""
     from hyperrec.online.bandits.stores import open_store
     settings = BanditConfig.model_validate_json(sys.argv[1])
     reranker = BanditReranker(settings, open_store(settings))
-    candidates = Candidates(tuple(f"m{j}" for j in range(10)), np.linspace(3.0, 1.0, 10), np.arange(10.0) * 10)
+    items = tuple(f"m{j}" for j in range(10))
+    candidates = Candidates(items, np.linspace(3.0, 1.0, 10), np.arange(10.0) * 10)
     slate = reranker.rerank(candidates, BanditContext(segment=2, history_length=25), 5)
     print(json.dumps({"items": slate.items, "degraded": slate.degraded}))
 """)
 
 
 def _train_then_restart(settings: BanditConfig) -> tuple[dict, list[str]]:
-    """Teach one transformer that m7 gets clicked, drop it, ask a new process what it shows; return that answer
-    and what the first transformer would have shown."""
+    """Teach one transformer that m7 gets clicked, drop it, ask a new process what it shows; return that
+    answer and what the first transformer would have shown."""
     reranker = BanditReranker(settings, open_store(settings))  # real clock: the new process checks staleness
     slate = reranker.rerank(make_candidates(), CONTEXT, 5)
     assert slate.items == PLAIN

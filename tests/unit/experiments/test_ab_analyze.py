@@ -13,7 +13,8 @@ from hyperrec.online.feedback import FeedbackLog, read_feedback
 
 def write_log(directory, *, users=400, requests_per_user=5, ctr=(0.05, 0.08), challenger_share=0.5,
               sticky=True, seed=0):
-    """Each request shows 10 items; clicks with the variant's CTR; the variant per user (sticky) or per request."""
+    """Each request shows 10 items; clicks with the variant's CTR; the variant per user (sticky) or per
+    request."""
     rng = np.random.default_rng(seed)
     records = []
     for u in range(users):

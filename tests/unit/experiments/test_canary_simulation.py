@@ -39,7 +39,8 @@ def test_equal_challenger_is_falsely_promoted_in_at_most_alpha_of_200_canaries()
 
 
 def test_equal_challenger_with_many_small_steps_still_within_alpha():
-    """Ten times smaller steps: many more looks at the same data, still no more than alpha false promotions."""
+    """Ten times smaller steps: many more looks at the same data, still no more than alpha false
+    promotions."""
     rates = outcome_rates(CFG, SCENARIOS["equal"], runs=200, impressions_per_step=2_000)
     assert rates["mean_steps"] > 15
     assert rates["promotion_rate"] <= CFG.alpha

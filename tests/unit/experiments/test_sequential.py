@@ -36,7 +36,8 @@ def test_no_clicks_or_no_impressions_is_no_evidence():
 
 
 def test_type_one_error_under_peeking_after_every_batch():
-    """Equal CTRs, 40 looks each: the always-valid test rejects in <= alpha of 400 runs; a naive z-test does not."""
+    """Equal CTRs, 40 looks each: the always-valid test rejects in <= alpha of 400 runs; a naive z-test does
+    not."""
     rng = np.random.default_rng(7)
     runs, looks, batch, ctr = 400, 40, 500, 0.05
     msprt_rejections = naive_rejections = 0

@@ -1,4 +1,5 @@
-"""Fixtures of the modelling tests: a tiny prepared-data folder and a tiny random BERT (never the real MiniLM)."""
+"""Fixtures of the modelling tests: a tiny prepared-data folder and a tiny random BERT (never the real
+MiniLM)."""
 
 from __future__ import annotations
 

@@ -147,9 +147,9 @@ def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, 
 def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(
     cyclic_data, runtime, encoder_settings, tmp_path: Path, chooser: str
 ):
-    """The exported graph's top 6 and the slot's cold item (cold_id/cold_score: the best-scored one or the text
-    choice), ranked as the transformer's fast path ranks them, answer what the full scores answer, promoted
-    cold item included."""
+    """The exported graph's top 6 and the slot's cold item (cold_id/cold_score: the best-scored one or the
+    text choice), ranked as the transformer's fast path ranks them, answer what the full scores answer,
+    promoted cold item included."""
     import onnxruntime as ort
 
     from hyperrec.export.bundle import onnx_path, read_manifest

@@ -121,7 +121,8 @@ def test_trainer_stops_early_restores_best_and_checkpoints(tmp_path: Path) -> No
 
 
 def test_wall_clock_limit_is_a_safety_net_that_fails_loudly() -> None:
-    """A run past max_train_seconds raises instead of keeping a model whose quality depends on machine load."""
+    """A run past max_train_seconds raises instead of keeping a model whose quality depends on machine
+    load."""
     module = _Counter()
     optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
     settings = TrainingSettings(max_epochs=50, max_steps_per_epoch=3, max_train_seconds=1e-6, patience=5)

@@ -1,4 +1,5 @@
-"""The next-item model: learns a sequence pattern, scores the whole catalogue, cold items, save/load, seeds."""
+"""The next-item model: learns a sequence pattern, scores the whole catalogue, cold items, save/load,
+seeds."""
 
 from __future__ import annotations
 

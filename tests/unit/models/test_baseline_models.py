@@ -93,7 +93,8 @@ def test_factorization_is_seeded(cls, random_data: PreparedData):
 
 
 def test_bpr_gives_one_model_per_seed_whatever_the_thread_setting(random_data: PreparedData):
-    """Hogwild SGD over several threads depends on scheduling; BPR trains on one thread whatever ``threads``."""
+    """Hogwild SGD over several threads depends on scheduling; BPR trains on one thread whatever
+    ``threads``."""
     runs = []
     for threads in (1, 2, 2):
         model = BPRRecommender(SMALL, seed=4, threads=threads)

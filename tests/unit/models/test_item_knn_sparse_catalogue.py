@@ -9,7 +9,8 @@ from hyperrec.models.item_knn import cosine_neighbours
 
 
 def dense_reference(user_items: np.ndarray, k: int) -> np.ndarray:
-    """Column j: the k largest positive cosine similarities of item j to the other items (by the definition)."""
+    """Column j: the k largest positive cosine similarities of item j to the other items (by the
+    definition)."""
     norms = np.linalg.norm(user_items, axis=0)
     unit = np.divide(user_items, norms, out=np.zeros_like(user_items), where=norms > 0)
     sim = unit.T @ unit

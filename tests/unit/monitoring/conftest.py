@@ -1,5 +1,5 @@
-"""Fixtures of the monitoring tests: the compiled retraining pipeline, a fake KFP client that checks runs on it,
-and a real S3 API (moto) holding the bucket of KFP_UPLOADED's URIs."""
+"""Fixtures of the monitoring tests: the compiled retraining pipeline, a fake KFP client that checks runs on
+it, and a real S3 API (moto) holding the bucket of KFP_UPLOADED's URIs."""
 
 import pytest
 from fake_kfp import FakeKfpClient
@@ -15,7 +15,8 @@ def retraining_package(tmp_path_factory):
 
 @pytest.fixture
 def kfp_client(retraining_package):
-    """``kfp_client(**options)``: a FakeKfpClient on which that pipeline is uploaded with KFP_UPLOADED's ids."""
+    """``kfp_client(**options)``: a FakeKfpClient on which that pipeline is uploaded with KFP_UPLOADED's
+    ids."""
 
     def make(**options) -> FakeKfpClient:
         client = FakeKfpClient(**options)
@@ -29,6 +30,7 @@ def kfp_client(retraining_package):
 
 @pytest.fixture(scope="module")
 def s3():
-    """A moto S3 server on 127.0.0.1 with the bucket of KFP_UPLOADED's URIs; yields the AWS variables it set."""
+    """A moto S3 server on 127.0.0.1 with the bucket of KFP_UPLOADED's URIs; yields the AWS variables it
+    set."""
     with moto_s3([DATA_BUCKET]) as env:
         yield env

@@ -13,7 +13,8 @@ from kfp import compiler
 from hyperrec.config import HyperrecConfig
 from hyperrec.pipelines.retraining.pipeline import build_retraining_pipeline
 
-# Trigger settings of an uploaded retraining pipeline with object-store sources, as a cluster config sets them.
+# Trigger settings of an uploaded retraining pipeline with object-store sources, as a cluster config sets
+# them.
 DATA_BUCKET = "hyperrec-data"
 KFP_UPLOADED = {
     "host": "http://kfp.example",
@@ -28,7 +29,8 @@ START = 1_700_000_000  # 2023-11-14
 
 
 def compile_retraining(path: Path, cfg: HyperrecConfig | None = None) -> Path:
-    """The real retraining pipeline compiled to ``path`` (what is uploaded to KFP), for the fake's server half."""
+    """The real retraining pipeline compiled to ``path`` (what is uploaded to KFP), for the fake's server
+    half."""
     compiler.Compiler().compile(build_retraining_pipeline(cfg or HyperrecConfig()), package_path=str(path))
     return path
 
@@ -100,7 +102,8 @@ def feedback_records(
     impressions_per_user: int = 20,
     n_items: int = 100,
 ) -> list[dict[str, Any]]:
-    """Serving feedback-log records: impressions with model scores, clicks on some, dwell and ratings after clicks."""
+    """Serving feedback-log records: impressions with model scores, clicks on some, dwell and ratings after
+    clicks."""
     rng = np.random.default_rng(seed)
     records: list[dict[str, Any]] = []
     for u in range(n_users):
@@ -128,7 +131,8 @@ def feedback_records(
 
 
 def drift_summary(drift: bool = True, ctr: float | None = None, floor: float = 0.01) -> dict[str, Any]:
-    """A drift summary as ``DriftResult.summary()`` writes it: item_popularity drifted (or not), CTR optional."""
+    """A drift summary as ``DriftResult.summary()`` writes it: item_popularity drifted (or not), CTR
+    optional."""
     checks = {"item_popularity": {"method": "wasserstein", "score": 1.38 if drift else 0.05, "threshold": 0.2,
                                   "p_value": 0.0017 if drift else None}}
     quality = {

@@ -2,8 +2,8 @@
 
 The other side is the compiled retraining pipeline. The recurring run is the KFP API body in
 manifests/components/monitoring/kfp-recurring-run.yaml; the CronJob's command is run here as its pod would run
-it (its mounts mapped into tmp_path, the config manifests/base/config.yaml as shipped, but for the MLflow server),
-with FakeKfpClient in place of kfp.Client and a moto S3 server in place of the object store.
+it (its mounts mapped into tmp_path, the config manifests/base/config.yaml as shipped, but for the MLflow
+server), with FakeKfpClient in place of kfp.Client and a moto S3 server in place of the object store.
 """
 
 import json
@@ -58,7 +58,8 @@ def test_the_docs_say_what_the_schedules_do():
         assert key in schedules, key
 
 
-# -- the hourly CronJob ------------------------------------------------------------------------------------------
+# -- the hourly CronJob
+# ------------------------------------------------------------------------------------------
 
 
 # The ConfigMap the platform engineer creates after uploading hyperrec-retraining (docs/DEPLOY.md).
@@ -160,7 +161,8 @@ def test_the_shipped_cronjob_starts_a_run_that_imports_the_window_it_checked(
     params = run["params"]
     assert params["force_retrain"] is True and "quality: ctr" in params["trigger_reason"]
     assert params["reference_uri"] == kfp["reference_uri"]
-    # The feedback log on the pod's PVC was uploaded as a snapshot of the checked window, under this run's name.
+    # The feedback log on the pod's PVC was uploaded as a snapshot of the checked window, under this run's
+    # name.
     assert params["current_uri"] == f"{kfp['current_uri']}{params['pipeline_run']}/"
     assert is_kfp_importable(params["current_uri"])
     objects = s3_objects(params["current_uri"])

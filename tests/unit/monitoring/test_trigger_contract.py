@@ -1,8 +1,8 @@
 """Trigger vs pipeline: every run the drift trigger starts fits the compiled retraining pipeline.
 
 The other side is the real artifact: ``hyperrec-retraining`` compiled by kfp's compiler, read by
-``PipelineContract``. The runs go through the real ``KfpLauncher`` into ``FakeKfpClient``, whose client half is
-kfp's own job-config code and whose server half rejects any body that does not fit the IR.
+``PipelineContract``. The runs go through the real ``KfpLauncher`` into ``FakeKfpClient``, whose client half
+is kfp's own job-config code and whose server half rejects any body that does not fit the IR.
 """
 
 import pytest

@@ -1,4 +1,5 @@
-"""The cold-item slot: one item without training history may take rank ``position``, and only under the rule."""
+"""The cold-item slot: one item without training history may take rank ``position``, and only under the
+rule."""
 
 from __future__ import annotations
 

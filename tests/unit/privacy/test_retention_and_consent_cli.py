@@ -1,4 +1,5 @@
-"""``hyperrec retention`` trims the feedback log to the window; ``hyperrec consent`` records pseudonyms only."""
+"""``hyperrec retention`` trims the feedback log to the window; ``hyperrec consent`` records pseudonyms
+only."""
 
 import json
 

@@ -1,8 +1,8 @@
 """The gate refuses a model that fails a fairness floor: real data prep, real models, real evaluate -> gate.
 
-tests/fixtures/movielens_tiny (the MovieLens file format) goes through data_prep_step, train_baselines_step and
-evaluate_step (which writes fairness.json); the best model is gated against the others, once without floors
-(registered) and once with a floor on its own measured figure (refused, with the reason).
+tests/fixtures/movielens_tiny (the MovieLens file format) goes through data_prep_step, train_baselines_step
+and evaluate_step (which writes fairness.json); the best model is gated against the others, once without
+floors (registered) and once with a floor on its own measured figure (refused, with the reason).
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ def make_server(models, http=None):
 
 
 def transformer_server(bundle, settings, scorer=None, **build):
-    """The transformer's REST test client over ``bundle``, its models loaded; the bundle's ONNX scores by default.
+    """The transformer's REST test client over ``bundle``, its models loaded; the bundle's ONNX scores by
+    default.
 
     ``build``: more keyword arguments of ``build_models`` (e.g. ``privacy=``).
     """

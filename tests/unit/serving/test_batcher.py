@@ -1,4 +1,5 @@
-"""The embedded predictor's dynamic batcher: concurrent requests share one run, each gets its own rows back."""
+"""The embedded predictor's dynamic batcher: concurrent requests share one run, each gets its own rows
+back."""
 
 from __future__ import annotations
 

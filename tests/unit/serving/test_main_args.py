@@ -1,8 +1,11 @@
 """The transformer's start-up wiring, without starting a server.
 
-1. ``python -m hyperrec.serving``'s command line: KServe's ``--predictor_host`` / ``--predictor_protocol`` (what the
-   controller appends on a cluster) against hyperrec's ``--predictor_url`` and the config's ``serving`` section.
-2. The predictor pairing check (``hyperrec.serving.server.PairedScorer``): the predictor's V2 model metadata against
+1. ``python -m hyperrec.serving``'s command line: KServe's ``--predictor_host`` / ``--predictor_protocol``
+(what the
+   controller appends on a cluster) against hyperrec's ``--predictor_url`` and the config's ``serving``
+   section.
+2. The predictor pairing check (``hyperrec.serving.server.PairedScorer``): the predictor's V2 model metadata
+against
    the transformer's catalogue, and degraded answers instead of scores over another catalogue.
 """
 
@@ -70,7 +73,8 @@ def test_without_kserve_flags_the_config_decides():
 
 
 def test_hyperrec_serve_keeps_working_with_predictor_url():
-    """``hyperrec serve`` (serving/local.py) passes --predictor_url for the embedded predictor, never a host."""
+    """``hyperrec serve`` (serving/local.py) passes --predictor_url for the embedded predictor, never a
+    host."""
     argv = ["transformer", "--bundle", "/b", "--bind_host", "127.0.0.1", "--serving_settings", "/s.json",
             "--http_port", "8080", "--predictor_url", "127.0.0.1:40001"]
     settings = resolved(argv, ServingConfig(predictor_protocol="http"))
@@ -141,7 +145,8 @@ def test_a_predictor_host_that_is_not_a_host_is_refused(host):
 
 
 def test_kserves_own_parser_keeps_its_defaults():
-    """hyperrec's parser shares KServe's argument objects; telling 'given' from 'default' must not change them."""
+    """hyperrec's parser shares KServe's argument objects; telling 'given' from 'default' must not change
+    them."""
     from kserve import model_server
 
     parse_args(["transformer", "--predictor_protocol", "v2"])
@@ -157,7 +162,8 @@ def test_main_exits_with_a_usage_error_before_serving(capsys):
     assert "V2 protocol" in capsys.readouterr().err
 
 
-# --------------------------------------------------------------------------------------------- predictor pairing
+# --------------------------------------------------------------------------------------------- predictor
+# pairing
 
 
 def triton_metadata(n_items: int, name: str = "ranker") -> dict:

@@ -1,7 +1,7 @@
 """A served role dies with the process that started it (``serving/parent_death.py``), set up in the child.
 
-The children of ``hyperrec serve`` used to do this in a ``preexec_fn`` between fork and exec, where Python code
-can deadlock when the parent has threads: a restarted predictor then never came up.
+The children of ``hyperrec serve`` used to do this in a ``preexec_fn`` between fork and exec, where Python
+code can deadlock when the parent has threads: a restarted predictor then never came up.
 """
 
 import os
@@ -15,7 +15,10 @@ import pytest
 
 from hyperrec.serving.parent_death import PARENT_PID_ENV, parent_env
 
-CHILD = "from hyperrec.serving.parent_death import die_with_parent; die_with_parent(); import time; time.sleep(60)"
+CHILD = (
+    "from hyperrec.serving.parent_death import die_with_parent; die_with_parent(); "
+    "import time; time.sleep(60)"
+)
 
 
 def test_a_child_whose_parent_is_already_gone_exits_at_once():

@@ -1,4 +1,5 @@
-"""Nobody who merely reaches the port can unload a model, and readiness tells the truth (issue 11, finding 1)."""
+"""Nobody who merely reaches the port can unload a model, and readiness tells the truth (issue 11, finding
+1)."""
 
 import pytest
 from serving_helpers import OnnxScorer, make_server, transformer_server

@@ -158,7 +158,8 @@ def test_a_cold_slot_without_the_cold_outputs_keeps_the_full_scores(cold_topk_bu
 def test_a_prefix_thinned_by_history_beyond_the_encoded_tail_cannot_decide_the_slot(cold_topk_bundle,
                                                                                     serving_settings):
     """The graph excludes only the last max_history items: older history items it ranks high are dropped
-    from the prefix by the transformer, leaving fewer warm items than the slot's rank. Those need all scores."""
+    from the prefix by the transformer, leaving fewer warm items than the slot's rank. Those need all
+    scores."""
     from hyperrec.features import encode_histories, encode_segments
 
     settings = serving_settings(log_served=False)
