@@ -1,8 +1,8 @@
 """The serving bundle as a folder: its file names, the one manifest reader and the one sha256 check.
 
 Standard library only, so that everything that opens a bundle - the exporter and the serving runtime
-(``hyperrec.export.bundle``), the online catalogue, the registry (``hyperrec.registry.integrity``) and deploy -
-reads it the same way. The layout is described in ``hyperrec.export.bundle``, which writes it.
+(``hyperrec.export.bundle``), the online catalogue, the registry (``hyperrec.registry.integrity``) and deploy
+- reads it the same way. The layout is described in ``hyperrec.export.bundle``, which writes it.
 """
 
 from __future__ import annotations

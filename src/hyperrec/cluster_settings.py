@@ -30,7 +30,8 @@ class ClusterConfig(_Section):
 
     image: str = Field(
         COMPONENTS_IMAGE,
-        description="Components image (hyperrec with torch): every KFP component and the drift CronJob run in it.",
+        description="Components image (hyperrec with torch): every KFP component and the drift CronJob run "
+                    "in it.",
     )
     serving_image: str = Field(
         "ghcr.io/hyperrec/hyperrec-serving:0.1.0",

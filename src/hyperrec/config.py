@@ -59,7 +59,8 @@ class DataConfig(_Section):
             "ratings.csv": "80da8b3393dae325bbba5a31f291a6ba55d8d4f4396de3c456f2c1635b1b70e8",
             "tags.csv": "68eec00a0820c2faa8863a6df7032f13d5899a4462bce9a97213905297ff3d34",
         },
-        description="SHA-256 of each unpacked file of the 2018-09-26 release; a mismatch aborts the download.",
+        description="SHA-256 of each unpacked file of the 2018-09-26 release; a mismatch aborts the "
+                    "download.",
     )
     window_start_unix: int | None = Field(
         None, description="Keep only events at or after this Unix time (retraining on a new window)."
@@ -82,7 +83,8 @@ class PrivacyConfig(_Section):
     scrub_pii: bool = Field(True, description="Remove emails, phones, URLs and card numbers from free text.")
     state_dir: Path | None = Field(
         None,
-        description="Erasure ledger, consent list and audit log (docs/PRIVACY.md); None: <output_dir>/../privacy.",
+        description="Erasure ledger, consent list and audit log (docs/PRIVACY.md); None: "
+                    "<output_dir>/../privacy.",
     )
     retention_days: int | None = Field(
         None,
@@ -94,7 +96,8 @@ class PrivacyConfig(_Section):
     )
     erasure_token_env: str = Field(
         "HYPERREC_ERASURE_TOKEN",
-        description="Env var holding the bearer token of the transformer's /hyperrec/forget and /hyperrec/consent "
+        description="Env var holding the bearer token of the transformer's /hyperrec/forget and "
+                    "/hyperrec/consent "
         "endpoints; unset: the endpoints are off.",
     )
     audit: bool = Field(
@@ -166,7 +169,8 @@ class TrackingConfig(_Section):
 #: Settings with one source that other sections read too: ``{key a section reads: the key it follows}``. When
 #: a config is built (YAML, env, --set, constructor), a section's key takes the source's value unless the same
 #: config sets it as well (the documented section keys stay per-section overrides); assigning to a built
-#: config changes only the key assigned. The defaults of both are equal, which tests/unit/test_config.py checks.
+#: config changes only the key assigned. The defaults of both are equal, which tests/unit/test_config.py
+#: checks.
 FOLLOWED_KEYS = {
     "modeling.runtime.seed": "seed",
     "monitoring.drift.seed": "seed",
@@ -241,7 +245,8 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _plain_copy(tree: Mapping[str, Any]) -> dict[str, Any]:
-    """The tree with every nested mapping copied (a caller's dict is never changed; section objects are kept)."""
+    """The tree with every nested mapping copied (a caller's dict is never changed; section objects are
+    kept)."""
     return {key: _plain_copy(value) if isinstance(value, Mapping) else value for key, value in tree.items()}
 
 
@@ -256,8 +261,8 @@ def _dotted_value(tree: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
 
 
 def _settable(tree: Mapping[str, Any], dotted: str) -> bool:
-    """Whether every section on the way to ``dotted`` is a plain mapping or absent (a section given as an object
-    was set as a whole, so it is left as it is)."""
+    """Whether every section on the way to ``dotted`` is a plain mapping or absent (a section given as an
+    object was set as a whole, so it is left as it is)."""
     node: Any = tree
     for part in dotted.split(".")[:-1]:
         node = node.get(part) if isinstance(node, Mapping) else None

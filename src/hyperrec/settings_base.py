@@ -4,6 +4,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Section(BaseModel):
-    """A typed settings section of ``HyperrecConfig`` (a typo in YAML, env or --set fails instead of vanishing)."""
+    """A typed settings section of ``HyperrecConfig`` (a typo in YAML, env or --set fails instead of
+    vanishing)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

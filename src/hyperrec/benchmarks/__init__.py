@@ -6,7 +6,8 @@
 - ``cold_start``: ``derive_cold_start`` / ``run_cold_start`` — a share of the items loses every train and
   validation event, the models are trained without them, and only the test users whose target is such a
   held-out item are evaluated.
-- ``stages`` runs the steps of a benchmark, ``summary`` holds its statistics, ``report`` its markdown and HTML.
+- ``stages`` runs the steps of a benchmark, ``summary`` holds its statistics, ``report`` its markdown and
+  HTML.
 - ``cli``: ``add_benchmark_commands`` registers ``hyperrec bench quality``, ``cold-start``, ``bandits``,
   ``scale`` and ``debian-dataset`` on the ``bench`` group.
 

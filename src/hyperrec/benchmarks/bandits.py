@@ -52,7 +52,8 @@ def run_bandit_bench(
         policies: the policies to compare; greedy and random are always added.
 
     Returns:
-        The summary written to ``summary.json``: simulator settings, per-policy results, OPE check, wall seconds.
+        The summary written to ``summary.json``: simulator settings, per-policy results, OPE check, wall
+        seconds.
     """
     started = time.perf_counter()
     bandit, sim = cfg.bandit, cfg.bandit.simulator

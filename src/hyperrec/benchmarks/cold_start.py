@@ -185,7 +185,7 @@ def derive_cold_start(source: Path, target: Path, *, fraction: float = 0.1, seed
     test = splits["test"][cold["test"]]
     if test.empty:
         raise DataError(f"none of the {len(held_out)} held-out items is a test target; raise the fraction or "
-                        f"change the seed")
+                        "change the seed")
     train = splits["train"][~cold["train"]]
     interactions = _without_held_out(data.interactions, held_out, test)
     tables = {"train.parquet": train, "validation.parquet": splits["validation"][~cold["validation"]],
@@ -217,7 +217,8 @@ def _without_held_out(interactions: pd.DataFrame, held_out: np.ndarray, test: pd
 
 def _rebuilt_tables(data: PreparedData, train: pd.DataFrame, interactions: pd.DataFrame, held_out: np.ndarray,
                     prep: PrepConfig, examples_seed: int) -> dict[str, pd.DataFrame]:
-    """examples.parquet and profiles.parquet from the reduced train split; held-out items are never negatives."""
+    """examples.parquet and profiles.parquet from the reduced train split; held-out items are never
+    negatives."""
     from hyperrec.data.examples import build_examples
     from hyperrec.data.profiles import ItemTextLookup, build_profiles
 
@@ -315,15 +316,17 @@ def run_cold_start(cfg: HyperrecConfig, out_dir: Path, *, settings: ColdStartSet
 
 def _cold_start_table(metrics: dict[str, Any], block: dict[str, Any]) -> tuple[str, list[str]]:
     notes = [
-        f"{block['held_out_items']} of {block['candidate_items']} items held out (fraction {block['fraction']}, "
+        f"{block['held_out_items']} of {block['candidate_items']} items held out (fraction "
+        f"{block['fraction']}, "
         f"seed {block['seed']}); {block['removed_events']['train']} train and "
         f"{block['removed_events']['validation']} validation events removed",
         f"{block['cold_test_users']} of {block['test_users']} test users have a held-out test target and are "
-        f"the only users evaluated (a re-draw of the held-out set gives {block['expected_cold_test_users']:.0f}"
+        "the only users evaluated (a re-draw of the held-out set gives "
+        f"{block['expected_cold_test_users']:.0f}"
         f" ±{block['cold_test_users_se']:.0f} of them)",
         "± is the per-user standard error of the mean over those users (HR: sqrt(p(1-p)/(n-1)))",
-        "baselines learn only from events, so a held-out item gets no score of its own: ~0 on full ranking is "
-        "the expected result",
+        "baselines learn only from events, so a held-out item gets no score of its own: ~0 on full ranking "
+        "is the expected result",
     ]
     return headline_table(metrics, training_columns(block["training"])), notes
 

@@ -1,4 +1,5 @@
-"""The scale benchmark: the whole quality run on a catalogue of 50k items and 1M interactions, timed, with peak RSS.
+"""The scale benchmark: the whole quality run on a catalogue of 50k items and 1M interactions, timed, with
+peak RSS.
 
 No public dataset of that size can be installed here, so ``synthetic_dataset`` writes one in the generic
 format, **synthetic** and documented as such, with the skew of real logs: item popularity is Zipf-like

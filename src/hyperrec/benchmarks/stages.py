@@ -45,7 +45,8 @@ def new_run_id(kind: str) -> str:
 
 
 def bench_config(cfg: HyperrecConfig, out_dir: Path, language_models: Sequence[str]) -> HyperrecConfig:
-    """``cfg`` training exactly ``language_models``; MLflow beside the outputs unless a tracking URI is set."""
+    """``cfg`` training exactly ``language_models``; MLflow beside the outputs unless a tracking URI is
+    set."""
     updates: dict[str, Any] = {"modeling": cfg.modeling.model_copy(update={"train": list(language_models)})}
     if cfg.tracking.tracking_uri is None:
         # tracking.step_run puts the sqlite database and the artifacts beside output_dir.

@@ -1,4 +1,5 @@
-"""Optional training-data balancing: oversample the users of under-represented groups (``fairness.balancing``).
+"""Optional training-data balancing: oversample the users of under-represented groups
+(``fairness.balancing``).
 
 Users are grouped by behavioural segment (``segments``) or by activity (``activity``: new / light / heavy by
 train events, thresholds ``fairness.activity_*``). A user of a group of ``n`` users, where the largest group

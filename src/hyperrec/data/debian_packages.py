@@ -62,7 +62,8 @@ class DebianDatasetSummary:
 
 
 def default_packages_file() -> Path:
-    """The bookworm main amd64 index in apt's lists folder; a clear error when ``apt-get update`` never ran."""
+    """The bookworm main amd64 index in apt's lists folder; a clear error when ``apt-get update`` never
+    ran."""
     matches = sorted(Path("/").glob(DEFAULT_PACKAGES_GLOB.lstrip("/")))
     if not matches:
         raise DataError(f"no Debian package index matches {DEFAULT_PACKAGES_GLOB}; run 'apt-get update' "

@@ -4,10 +4,10 @@ An append is one ``write`` on an ``O_APPEND`` descriptor under an exclusive ``fl
 before it returns, so concurrent writers (the CLI, several transformer workers) never interleave lines and an
 acknowledged entry survives a crash. Nothing here rewrites a ledger: it only grows.
 
-The erasure ledger holds pseudonyms and times, never a raw id; it is the one place a forgotten user's pseudonym
-stays, because data prep needs it to keep the user out of every later training run. The ledgers live with the
-data they govern: data prep reads them (``hyperrec.data.privacy_filter``), and ``hyperrec.privacy`` (erasure, the
-serving guard, the audit log) writes them.
+The erasure ledger holds pseudonyms and times, never a raw id; it is the one place a forgotten user's
+pseudonym stays, because data prep needs it to keep the user out of every later training run. The ledgers live
+with the data they govern: data prep reads them (``hyperrec.data.privacy_filter``), and ``hyperrec.privacy``
+(erasure, the serving guard, the audit log) writes them.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class ErasureLedger:
 
 @dataclass(frozen=True)
 class ConsentLedger:
-    """Consent to personalization over time: ``{"pseudonym", "consent": bool, "at": unix}``; the latest wins."""
+    """Consent to personalization over time: ``{"pseudonym", "consent": bool, "at": unix}``; the latest
+    wins."""
 
     path: Path
 

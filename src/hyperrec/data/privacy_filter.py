@@ -22,7 +22,8 @@ SECONDS_PER_DAY = 86_400
 
 
 def parse_consent(values: pd.Series) -> pd.Series:
-    """True / False for yes-like / no-like cells, None where empty or unreadable (the caller tells them apart)."""
+    """True / False for yes-like / no-like cells, None where empty or unreadable (the caller tells them
+    apart)."""
 
     def one(value: Any) -> bool | None:
         text = str(value).strip().lower() if value is not None else ""

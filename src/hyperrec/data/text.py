@@ -75,9 +75,10 @@ class StrictUrlDetector(RegexDetector):
 
 
 class SchemelessUrlDetector(RegexDetector):
-    """``example.net/profile/jdoe``: dotted domain labels, a TLD (two lowercase letters, or a common generic one
-    in any case), an optional port, then a path. Trailing punctuation (``.``, ``,``, ``)``) ends the link.
-    Requiring the path and a TLD-like ending keeps ``notes.txt``, ``Mr.Smith``, ``Dr.No/...`` and ``3.14/2``."""
+    """``example.net/profile/jdoe``: dotted domain labels, a TLD (two lowercase letters, or a common generic
+    one in any case), an optional port, then a path. Trailing punctuation (``.``, ``,``, ``)``) ends the link.
+    Requiring the path and a TLD-like ending keeps ``notes.txt``, ``Mr.Smith``, ``Dr.No/...`` and
+    ``3.14/2``."""
 
     name = "url_schemeless"
     filth_cls = UrlFilth

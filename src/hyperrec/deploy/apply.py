@@ -11,8 +11,8 @@ kubernetes client sends for every custom-object patch.
 - Present: merge-patch it to the new body with ``canaryTrafficPercent`` on both components (Serverless), so
   the new revisions start as a canary; promotion or rollback is someone else's decision. RawDeployment has no
   traffic split: the patch is a rolling update.
-- Fields that the last ``hyperrec deploy`` set and the new body no longer has (e.g. the GPU node selector after
-  a switch to the cpu pool) are removed with ``null``, as ``kubectl apply`` does with its last-applied
+- Fields that the last ``hyperrec deploy`` set and the new body no longer has (e.g. the GPU node selector
+  after a switch to the cpu pool) are removed with ``null``, as ``kubectl apply`` does with its last-applied
   annotation; fields set by others (KServe's defaults) are left alone.
 """
 
@@ -99,7 +99,8 @@ def merge_patch(previous: dict[str, Any], desired: dict[str, Any]) -> dict[str, 
 
 
 def with_last_applied(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` carrying itself (compact JSON) in the last-applied annotation, for the next patch's removals."""
+    """``body`` carrying itself (compact JSON) in the last-applied annotation, for the next patch's
+    removals."""
     metadata = body["metadata"]
     annotations = {**metadata.get("annotations", {}), LAST_APPLIED: json.dumps(body, sort_keys=True,
                                                                                 separators=(",", ":"))}

@@ -1,7 +1,7 @@
 """The InferenceService body for a registered bundle: hyperrec transformer in front of a Triton predictor.
 
-The shape is that of ``manifests/base/inferenceservice.yaml`` (same ports, probes, volumes, security contexts),
-with what the hand-written manifest cannot know filled in from the registry and the config:
+The shape is that of ``manifests/base/inferenceservice.yaml`` (same ports, probes, volumes, security
+contexts), with what the hand-written manifest cannot know filled in from the registry and the config:
 
 - ``spec.transformer.storageUris[0].uri`` = the bundle root (``<root>/``), ``spec.predictor.model.storageUri``
   = ``<root>/triton``, both from the registered version's artifact URI;
@@ -37,7 +37,8 @@ PREDICTOR_USER, TRANSFORMER_USER = 1000, 10001
 
 
 def security_context(uid: int) -> dict[str, Any]:
-    """Non-root, read-only root filesystem, no privilege escalation, no capabilities (the manifests' policy)."""
+    """Non-root, read-only root filesystem, no privilege escalation, no capabilities (the manifests'
+    policy)."""
     return {
         "runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},

@@ -33,9 +33,9 @@ def add_deploy_commands(subparsers: Any) -> argparse.ArgumentParser:
     deploy = subparsers.add_parser(
         "deploy",
         help="create or patch the KServe InferenceService serving a registered bundle",
-        description="Resolve a registered bundle, check its Triton config against deploy.node_pool and create "
-        "the InferenceService (100%% of traffic) or patch it (a canary at deploy.canary_traffic_percent). "
-        "See docs/DEPLOY.md.",
+        description="Resolve a registered bundle, check its Triton config against deploy.node_pool and "
+        "create the InferenceService (100%% of traffic) or patch it (a canary at "
+        "deploy.canary_traffic_percent). See docs/DEPLOY.md.",
     )
     add_common_options(deploy)
     deploy.add_argument("reference", metavar="NAME@ALIAS",

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 class DeploySettings(Protocol):
     """What deploying reads of ``HyperrecConfig``: its deploy and cluster sections, and the tracking settings
-    ``BundleRegistry.from_target`` reads. A protocol, because ``hyperrec.config`` imports this package's settings."""
+    ``BundleRegistry.from_target`` reads. A protocol, because ``hyperrec.config`` imports this package's
+    settings."""
 
     deploy: DeployConfig
     cluster: ClusterConfig
@@ -38,7 +39,8 @@ class DeployPlan:
 def plan_deployment(
     cfg: DeploySettings, reference: str, registry: BundleRegistry | None = None
 ) -> DeployPlan:
-    """Resolve ``reference`` in the registry, check its Triton config against the node pool, build the body."""
+    """Resolve ``reference`` in the registry, check its Triton config against the node pool, build the
+    body."""
     registry = registry or BundleRegistry.from_target(cfg)
     bundle = resolve_bundle(registry, reference, cfg.deploy.storage_map)
     checked = check_model_config(bundle, cfg.deploy.node_pool, registry.tracking_uri)
@@ -47,12 +49,13 @@ def plan_deployment(
 
 def deploy(cfg: DeploySettings, reference: str, *, api: CustomObjects | None = None,
            registry: BundleRegistry | None = None) -> DeployResult:
-    """Plan, then create or patch the InferenceService (``api``: a CustomObjectsApi; default from kubeconfig)."""
+    """Plan, then create or patch the InferenceService (``api``: a CustomObjectsApi; default from
+    kubeconfig)."""
     plan = plan_deployment(cfg, reference, registry)
     if plan.bundle.is_local:
         raise DeployError(
-            f"{reference} lies at the local path {plan.bundle.root_uri}, which the cluster's storage initializer "
-            "cannot read; register it in an object store or map the path with deploy.storage_map"
+            f"{reference} lies at the local path {plan.bundle.root_uri}, which the cluster's storage "
+            "initializer cannot read; register it in an object store or map the path with deploy.storage_map"
         )
     result = apply_inference_service(api or kubernetes_api(), plan.body, cfg.deploy)
     logger.info("%s", result.summary())

@@ -69,7 +69,8 @@ class ComponentScaling(_Section):
     max_replicas: int = Field(3, ge=1)
     scale_metric: Literal["concurrency", "rps", "cpu", "memory"] = Field(
         "concurrency",
-        description="Serverless (KPA): concurrency or rps; RawDeployment (HPA): cpu or memory (utilization %).",
+        description="Serverless (KPA): concurrency or rps; RawDeployment (HPA): cpu or memory (utilization "
+                    "%).",
     )
     scale_target: int = Field(
         16, ge=1, description="Target per replica: in-flight requests, requests/s or %."
@@ -123,13 +124,14 @@ class DeployConfig(_Section):
     service_name: str = Field("hyperrec", description="metadata.name of the InferenceService.")
     mode: Literal["Serverless", "RawDeployment"] = Field(
         "Serverless",
-        description="KServe deployment mode: Serverless (Knative, KPA, canary traffic split) or RawDeployment "
-        "(Deployment + HPA, no traffic split).",
+        description="KServe deployment mode: Serverless (Knative, KPA, canary traffic split) or "
+        "RawDeployment (Deployment + HPA, no traffic split).",
     )
     node_pool: Literal["gpu", "cpu"] = Field(
         "gpu",
-        description="Where Triton runs: gpu (cluster.gpu selector/toleration, the bundle's KIND_GPU config.pbtxt) "
-        "or cpu (no GPU, Triton told --model-config-name=cpu: the bundle's KIND_CPU configs/cpu.pbtxt).",
+        description="Where Triton runs: gpu (cluster.gpu selector/toleration, the bundle's KIND_GPU "
+        "config.pbtxt) or cpu (no GPU, Triton told --model-config-name=cpu: the bundle's KIND_CPU "
+        "configs/cpu.pbtxt).",
     )
     gpus: int = Field(1, ge=1, description="GPUs per predictor replica on the gpu node pool.")
     canary_traffic_percent: int = Field(
@@ -141,7 +143,8 @@ class DeployConfig(_Section):
     bundle_mount_path: str = Field(
         "/mnt/models",
         pattern=r"^/.*",
-        description="Where the storage initializer puts the bundle root in the transformer (serving.bundle_dir).",
+        description="Where the storage initializer puts the bundle root in the transformer "
+                    "(serving.bundle_dir).",
     )
     config_map: str = Field(
         "hyperrec-config", description="ConfigMap holding config.yaml for the transformer."

@@ -92,8 +92,8 @@ def cluster_uri(source: str, storage_map: dict[str, str]) -> str:
     if parsed.scheme in MLFLOW_SCHEMES:
         raise DeployError(
             f"bundle artifact URI {source!r} goes through the MLflow server ({parsed.scheme}:), which KServe "
-            "cannot read; give MLflow a direct artifact root (s3://, gs://, a PVC path) or map the prefix with "
-            "deploy.storage_map"
+            "cannot read; give MLflow a direct artifact root (s3://, gs://, a PVC path) or map the prefix "
+            "with deploy.storage_map"
         )
     if parsed.scheme and parsed.scheme not in CLUSTER_SCHEMES:
         raise DeployError(f"KServe's storage initializer cannot read {parsed.scheme}: URIs ({source!r})")

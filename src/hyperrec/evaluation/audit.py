@@ -1,4 +1,5 @@
-"""``run_audit``: the fairness audit of an evaluation folder, as the evaluate step and ``hyperrec audit`` run it.
+"""``run_audit``: the fairness audit of an evaluation folder, as the evaluate step and ``hyperrec audit`` run
+it.
 
 Loads the optional user attributes (``fairness.users_path``), audits every model of the folder
 (``hyperrec.evaluation.fairness``) and writes fairness.json, fairness.md and fairness.html.
@@ -25,7 +26,8 @@ _MLFLOW_UNSAFE = re.compile(r"[^0-9A-Za-z_\-. /]")
 
 class AuditSettings(Protocol):
     """What the audit reads of ``HyperrecConfig`` (a protocol, because ``hyperrec.config`` imports this
-    package's settings): the fairness section, and the privacy section that pseudonymizes the user attributes."""
+    package's settings): the fairness section, and the privacy section that pseudonymizes the user
+    attributes."""
 
     fairness: FairnessConfig
     privacy: Any

@@ -1,8 +1,8 @@
 """The fairness audit: who gets good recommendations, and which items get shown, for every evaluated model.
 
 It reads only what an evaluation left behind (``metrics.json`` for the protocol, each model's
-``recommendations.jsonl``) and the prepared data, so ``hyperrec audit`` can audit any evaluation folder and the
-evaluate step runs the very same code. Everything is at cutoff ``fairness.k`` under the full protocol; the
+``recommendations.jsonl``) and the prepared data, so ``hyperrec audit`` can audit any evaluation folder and
+the evaluate step runs the very same code. Everything is at cutoff ``fairness.k`` under the full protocol; the
 written top-N lists are the harness's exact full-protocol ranking, so the per-user NDCG/HR here equal the
 harness's (``recompute.py`` checks the lists).
 

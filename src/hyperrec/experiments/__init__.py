@@ -12,5 +12,6 @@
 - ``decisions``: the JSONL + MLflow record of every decision with its evidence;
 - ``simulation``: canaries simulated step by step (better, worse, equal, failing challengers);
 - ``ab``: ``hyperrec ab analyze`` (per-variant CTR, sequential verdict, sample-ratio mismatch, stickiness);
-- ``settings``: ``CanaryConfig`` (``HyperrecConfig.canary``); ``cli``: ``hyperrec canary`` and ``hyperrec ab``.
+- ``settings``: ``CanaryConfig`` (``HyperrecConfig.canary``); ``cli``: ``hyperrec canary`` and
+  ``hyperrec ab``.
 """

@@ -1,7 +1,8 @@
 """What a canary decision does to the cluster and to the MLflow aliases.
 
 **Serverless** (KServe's own canary): one InferenceService whose latest revision is the challenger; JSON merge
-patches of ``canaryTrafficPercent`` on both components (they roll out as a pair, as ``hyperrec deploy`` set them):
+patches of ``canaryTrafficPercent`` on both components (they roll out as a pair, as ``hyperrec deploy`` set
+them):
 
 - ramp to ``p`` %: ``{"spec": {"predictor": {"canaryTrafficPercent": p}, "transformer": {…: p}}}``;
 - promotion: the field removed (``null``): KServe then routes 100 % to the latest revision and records it as
@@ -59,7 +60,8 @@ def traffic_patch(percent: int | None) -> dict[str, Any]:
 
 
 def route_body(deploy: DeployConfig, canary: CanaryConfig, percent: int) -> dict[str, Any]:
-    """RawDeployment: the InferenceGraph splitting requests champion/challenger as ``100 − percent``/``percent``.
+    """RawDeployment: the InferenceGraph splitting requests champion/challenger as
+    ``100 − percent``/``percent``.
 
     Args:
         deploy: the deploy settings (service name and namespace).

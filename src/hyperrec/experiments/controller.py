@@ -1,4 +1,5 @@
-"""The canary state machine: traffic steps (e.g. 10 → 50 → 100 %), each step ending in promote, hold or roll back.
+"""The canary state machine: traffic steps (e.g. 10 → 50 → 100 %), each step ending in promote, hold or roll
+back.
 
 Order of a step's checks, and why:
 
@@ -110,7 +111,8 @@ class CanaryController:
             evidence: the serving windows and cumulative CTR counts of both arms for this step.
 
         Returns:
-            The decision: action, traffic before and after, reason, evidence, test and guardrail results, state.
+            The decision: action, traffic before and after, reason, evidence, test and guardrail results,
+            state.
 
         Raises:
             ValueError: the canary already reached a final decision.

@@ -1,4 +1,5 @@
-"""What one controller step reads: each revision's serving metrics over the step, and cumulative CTR counts."""
+"""What one controller step reads: each revision's serving metrics over the step, and cumulative CTR
+counts."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ whose estimate has variance ``1/n₁ + 1/n₂`` whatever the baseline; that is w
 
 - closed form (one tail of the two-sided test ignored): ``n₁ = (1 + 1/r) · ((z₁₋α/₂ + z₁₋β) / h)²``;
 - exact: the ``n₁`` at which the normal test's power, both tails counted, equals the target (what statsmodels
-  solves numerically). The two differ by far less than 1 % at any useful power; the plan reports the exact one.
+  solves numerically). The two differ by far less than 1 % at any useful power; the plan reports the exact
+  one.
 """
 
 from __future__ import annotations

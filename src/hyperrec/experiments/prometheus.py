@@ -94,7 +94,9 @@ def serving_queries(cfg: PrometheusConfig, revision: str) -> dict[str, str]:
     window = cfg.window
     return {
         "requests": f'sum(increase(hyperrec_stage_seconds_count{{stage="preprocess",{selector}}}[{window}]))',
-        "errors": f'sum(increase(hyperrec_errors_total{{kind=~"{SERVER_ERROR_KINDS}",{selector}}}[{window}]))',
+        "errors": (
+            f'sum(increase(hyperrec_errors_total{{kind=~"{SERVER_ERROR_KINDS}",{selector}}}[{window}]))'
+        ),
         "degraded": f"sum(increase(hyperrec_degraded_total{{{selector}}}[{window}]))",
         "p99_seconds": (
             f"histogram_quantile(0.99, sum by (le) (rate(hyperrec_stage_seconds_bucket"

@@ -13,8 +13,8 @@ p-value ``min(1, 1/Λ)`` (kept as a running minimum) and the always-valid interv
     r = √(v (v + τ²) / τ² · (2 ln(1/α) + ln((v + τ²) / v)))
 
 can be read at every look. ``τ`` is set to the minimum detectable effect (the scale of effects the test is
-built to find). ``max_sample_size`` is the power analysis: the challenger impressions at which an effect of the
-MDE crosses the boundary with the requested power; past it the controller stops without a promotion.
+built to find). ``max_sample_size`` is the power analysis: the challenger impressions at which an effect of
+the MDE crosses the boundary with the requested power; past it the controller stops without a promotion.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ class CanaryConfig(_Section):
     )
     route_suffix: str = Field(
         "-route",
-        description="RawDeployment: the InferenceGraph that splits traffic is deploy.service_name + this suffix.",
+        description="RawDeployment: the InferenceGraph that splits traffic is deploy.service_name + this "
+                    "suffix.",
     )
 
     @field_validator("traffic_steps")

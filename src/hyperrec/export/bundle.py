@@ -8,26 +8,29 @@ Layout written by :func:`build_bundle`::
     triton/<model>/configs/cpu.pbtxt
                                    the same model on CPUs; Triton picks it with ``--model-config-name=cpu``
     triton/<model>/1/model.onnx    the ranker (version 1 of the Triton repository)
-    <extra files>                  optional: item_embeddings.npy, segments.parquet, segment_popularity.parquet,
+    <extra files>                  optional: item_embeddings.npy, segments.parquet,
+    segment_popularity.parquet,
                                    cold_slot.json (+ cold_slot_vectors.npy)
 
 ``triton/`` is a ready Triton model repository (``tritonserver --model-repository=<bundle>/triton``).
 
 The ranker contract (the trained next-item model exports to it):
 
-- input ``history`` INT64 [batch, seq]: ``hyperrec.features.encode_histories`` output (left-padded item tokens,
-  item_idx + 1, 0 = pad); the transformer always sends ``seq = max_history``, so Triton can batch requests;
+- input ``history`` INT64 [batch, seq]: ``hyperrec.features.encode_histories`` output (left-padded item
+  tokens, item_idx + 1, 0 = pad); the transformer always sends ``seq = max_history``, so Triton can batch
+  requests;
 - input ``segment`` INT64 [batch]: ``hyperrec.features.encode_segments`` output;
 - output ``scores`` FP32 [batch, n_items] in catalogue order (items.parquet item_idx);
 - outputs ``top_ids`` INT64 / ``top_scores`` FP32 [batch, K]: the best K items that are not in the history,
   best first (``hyperrec.export.next_item_topk`` appends them; K = ``manifest["top_k"]``);
-- outputs ``cold_id`` INT64 / ``cold_score`` FP32 [batch, 1], only in bundles with a non-empty ``cold_slot.json``:
-  the cold slot's item outside the history and its score (what the slot needs beside the top K;
-  ``has_cold_outputs``): the best-scored cold item, or for a slot that chooses by the history's text (it ships
-  ``cold_slot_vectors.npy``) the one closest in text to the history's tail (``next_item_topk``).
+- outputs ``cold_id`` INT64 / ``cold_score`` FP32 [batch, 1], only in bundles with a non-empty
+  ``cold_slot.json``: the cold slot's item outside the history and its score (what the slot needs beside the
+  top K; ``has_cold_outputs``): the best-scored cold item, or for a slot that chooses by the history's text
+  (it ships ``cold_slot_vectors.npy``) the one closest in text to the history's tail (``next_item_topk``).
 
-Reading and verifying a bundle (``read_manifest``, ``verify_bundle``, from ``hyperrec.bundle_verify``) need only
-the standard library; building imports onnx, onnxruntime and tritonclient's model-config protobufs lazily.
+Reading and verifying a bundle (``read_manifest``, ``verify_bundle``, from ``hyperrec.bundle_verify``) need
+only the standard library; building imports onnx, onnxruntime and tritonclient's model-config protobufs
+lazily.
 """
 
 from __future__ import annotations
@@ -182,7 +185,8 @@ def _check_extras(extras: Mapping[str, Path], lineage: Mapping[str, Any]) -> Non
 
 @contextmanager
 def _staging(out: Path) -> Iterator[Path]:
-    """A fresh folder beside ``out``, renamed onto ``out`` when the block succeeds and removed when it fails."""
+    """A fresh folder beside ``out``, renamed onto ``out`` when the block succeeds and removed when it
+    fails."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -192,7 +192,8 @@ def _add_text_choice(graph: Any, vectors: Any, items: Any, window: int) -> None:
 
 def cold_slot_of(extras: Mapping[str, Path], n_items: int, max_history: int) -> ColdSlot | None:
     """The bundle's cold slot (its ``cold_slot.json`` extra, and ``cold_slot_vectors.npy`` for a slot that
-    chooses by the history's text) when its graph needs the cold outputs; None without one or with no items."""
+    chooses by the history's text) when its graph needs the cold outputs; None without one or with no
+    items."""
     if COLD_SLOT_FILE not in extras:
         return None
     slot = ColdSlot.read(extras[COLD_SLOT_FILE], extras.get(COLD_VECTORS_FILE))

@@ -1,4 +1,5 @@
-"""The ranker's ONNX contract: tensor names and specs, the export, and the checks every bundle's graph must pass.
+"""The ranker's ONNX contract: tensor names and specs, the export, and the checks every bundle's graph must
+pass.
 
 ``hyperrec.export.bundle`` states the contract in words; the bundle builder and the Triton config read the
 names from here.

@@ -28,7 +28,8 @@ class TritonSettings:
     max_queue_delay_us: int = 2000
     gpu_instances: int = 1
     cpu_instances: int = 2
-    #: Depth of the in-graph top k (clamped to n_items): the most items one answer can take from the predictor.
+    #: Depth of the in-graph top k (clamped to n_items): the most items one answer can take from the
+    #: predictor.
     top_k: int = 100
 
     @classmethod

@@ -1,4 +1,5 @@
-"""Language-model recommenders: item encoder, next-item model, bi-encoder, cross-encoder (see docs/MODELING.md).
+"""Language-model recommenders: item encoder, next-item model, bi-encoder, cross-encoder (see
+docs/MODELING.md).
 
 Public names are imported lazily (``from hyperrec.modeling import NextItemRecommender``) so that importing the
 package, e.g. for ``ModelingConfig``, does not load torch and transformers.

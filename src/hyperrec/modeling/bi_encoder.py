@@ -83,7 +83,8 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class BiEncoderRecommender(Recommender):
-    """Profile tower vs item tower. ``fit(data, validate=None, on_metrics=None)``; ``score`` returns cosines."""
+    """Profile tower vs item tower. ``fit(data, validate=None, on_metrics=None)``; ``score`` returns
+    cosines."""
 
     name = "bi_encoder"
 

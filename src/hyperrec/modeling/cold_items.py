@@ -42,8 +42,8 @@ class ColdSlotSettings(Section):
         0.01,
         ge=0,
         lt=1,
-        description="Largest relative loss of validation NDCG@10 the slot may cost; the calibration offset is "
-        "the largest that stays within it. 0 turns the slot off.",
+        description="Largest relative loss of validation NDCG@10 the slot may cost; the calibration offset "
+        "is the largest that stays within it. 0 turns the slot off.",
     )
     chooser: Literal["score", "history_text"] = Field(
         "history_text",
@@ -70,9 +70,9 @@ class _FixedScores:
 def slot_gaps(
     scores: np.ndarray, cold: np.ndarray, position: int, chosen: np.ndarray | None = None
 ) -> np.ndarray:
-    """Per row, the offset the slot needs to fire: k-th warm score minus the chosen cold item's score (default:
-    the best cold score); +inf: it never can (or no item is chosen), -inf: the item already ranks within
-    ``position``."""
+    """Per row, the offset the slot needs to fire: k-th warm score minus the chosen cold item's score
+    (default: the best cold score); +inf: it never can (or no item is chosen), -inf: the item already ranks
+    within ``position``."""
     gaps = np.full(scores.shape[0], np.inf)
     if not cold.any() or (~cold).sum() < position:
         return gaps
@@ -87,8 +87,8 @@ def slot_gaps(
 
 
 def fit_offset(gaps: np.ndarray, base: np.ndarray, fired: np.ndarray, max_cost: float) -> float:
-    """The largest offset whose firing (``fired`` where gap <= offset, else ``base``) loses at most ``max_cost``
-    of ``base``'s mean; -inf when even the smallest firing costs more.
+    """The largest offset whose firing (``fired`` where gap <= offset, else ``base``) loses at most
+    ``max_cost`` of ``base``'s mean; -inf when even the smallest firing costs more.
 
     Only losses count: a validation user whose cold target the slot finds does not buy firing for others,
     so the budget bounds what warm users pay (on the normal split, counting gains let the slot fire for 95 %
@@ -153,8 +153,8 @@ def fit_cold_slot(model: object, data: PreparedData, cold: np.ndarray, settings:
     gaps = slot_gaps(scores, mask, settings.position, chosen)
     offset = fit_offset(gaps, runs[0], runs[1], settings.max_cost)
     fires = float(np.mean(np.isfinite(gaps) & (gaps <= offset)))
-    log.info("cold slot: %d cold items; offset %.3f fires for %.1f%% of validation users (validation %s "
-             "%.4f -> %.4f)", cold.size, offset, 100 * fires, metric, runs[0].mean(),
+    log.info("cold slot: %d cold items; offset %.3f fires for %.1f%% of validation users (validation %s %.4f "
+             "-> %.4f)", cold.size, offset, 100 * fires, metric, runs[0].mean(),
              np.where(gaps <= offset, runs[1], runs[0]).mean())
     if not np.isfinite(offset):
         return None

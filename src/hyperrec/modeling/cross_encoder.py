@@ -230,7 +230,8 @@ class CrossEncoderReranker(Recommender):
         return loss, len(items) // group
 
     def calibrate_fusion(self, validate: Validator) -> float:
-        """Pick the retriever weight of ``fusion_grid`` with the best validation metric (logits computed once).
+        """Pick the retriever weight of ``fusion_grid`` with the best validation metric (logits computed
+        once).
 
         Args:
             validate: ``validate(model) -> float``, higher is better.

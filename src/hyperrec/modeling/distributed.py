@@ -8,8 +8,8 @@ same ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT`` variables that torc
 - ``session()`` starts the process group when those variables say there is more than one process (gloo on
   CPU, nccl on CUDA) and ends it afterwards; outside torchrun it does nothing.
 - ``wrap(module, loss, device)`` puts a loss function behind DistributedDataParallel: the models compute their
-  loss through helper methods rather than ``forward``, so a thin module whose ``forward`` is that loss lets DDP
-  see every call and average the gradients of ``module``'s parameters.
+  loss through helper methods rather than ``forward``, so a thin module whose ``forward`` is that loss lets
+  DDP see every call and average the gradients of ``module``'s parameters.
 - ``sharded(epoch_batches)`` gives process r rows r, r+N, r+2N... of every global batch, so N processes take
   the same number of steps as one process, on the same global batches; ``globally_weighted`` scales each
   process's mean loss by its share of the batch's predicted positions, so that the averaged gradient is the

@@ -2,8 +2,8 @@
 
 - init from a pretrained language model, lower layers frozen, top layers unfrozen on a schedule
   (``TrainingSettings.unfreeze_schedule``: epoch -> number of top layers that train);
-- AdamW (fused when available) with parameter groups: pretrained layers at ``lm_learning_rate``, new layers and
-  heads at ``learning_rate``; no weight decay on biases and norms; linear warm-up then linear decay;
+- AdamW (fused when available) with parameter groups: pretrained layers at ``lm_learning_rate``, new layers
+  and heads at ``learning_rate``; no weight decay on biases and norms; linear warm-up then linear decay;
 - seeded, CUDA + bf16 autocast when available, torch threads from the config on CPU, so that the same seed
   and thread count give the same model whatever the machine's load;
 - weights stored as safetensors.
@@ -32,8 +32,8 @@ _NO_DECAY = ("bias", "LayerNorm.weight", "layernorm.weight", "norm.weight", "ln"
 
 # --------------------------------------------------------------------------------------------- environment
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (CPU and CUDA), and prefer torch's deterministic kernels (a warning, not an
-    error, where an op has none) so that a seed fixes the weights, not just the metrics."""
+    """Seed Python, numpy and torch (CPU and CUDA), and prefer torch's deterministic kernels (a warning, not
+    an error, where an op has none) so that a seed fixes the weights, not just the metrics."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)

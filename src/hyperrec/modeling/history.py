@@ -1,9 +1,9 @@
 """Items already in a user's history: how often users repeat them, and pushing them down at scoring time.
 
 In MovieLens every (user, movie) pair is rated once, and the reference protocol keeps the validation item (the
-last history item at test time) as a candidate; a model that scores what the user just watched at the top wastes
-a slot. ``history_penalty="auto"`` measures the train repeat rate and, when users (almost) never repeat, scores
-history items below every other item (finite, so the order among them is kept).
+last history item at test time) as a candidate; a model that scores what the user just watched at the top
+wastes a slot. ``history_penalty="auto"`` measures the train repeat rate and, when users (almost) never
+repeat, scores history items below every other item (finite, so the order among them is kept).
 """
 
 from __future__ import annotations

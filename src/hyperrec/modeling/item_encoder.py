@@ -343,7 +343,8 @@ _TINY_WORDS = [
 
 def build_tiny_bert(directory: Path, *, hidden: int = 32, layers: int = 2, heads: int = 2,
                     max_positions: int = 256, seed: int = 0, extra_words: Iterable[str] = ()) -> Path:
-    """Write a random tiny BERT (config, safetensors weights, WordPiece tokenizer) for tests; returns the folder.
+    """Write a random tiny BERT (config, safetensors weights, WordPiece tokenizer) for tests; returns the
+    folder.
 
     Args:
         directory: the folder to write (created when missing).

@@ -280,9 +280,10 @@ class NextItemRecommender(Recommender):
         histories = [np.asarray(h, dtype=np.int64) for h in batch.histories]
         histories = [h[(h >= 0) & (h < net.n_items)] for h in histories]
         # Every history item is read (the penalty covers all of them); the transformer keeps the last max_len.
-        history = torch.from_numpy(encode_histories(histories, max(1,
-                                                                   *(len(h) for h in histories)))).to(self._device)
-        segment = torch.from_numpy(encode_segments([self.segments.get(u) for u in batch.user_ids])).to(self._device)
+        history = torch.from_numpy(
+            encode_histories(histories, max(1, *(len(h) for h in histories)))).to(self._device)
+        segment = torch.from_numpy(
+            encode_segments([self.segments.get(u) for u in batch.user_ids])).to(self._device)
         graph = self.scoring_graph()
         was_training = net.training
         net.eval()
@@ -291,8 +292,8 @@ class NextItemRecommender(Recommender):
         finally:
             net.train(was_training)
         scores = scores.float().cpu().numpy().astype(np.float32, copy=False)
-        return scores if self.cold_slot is None else reserve_cold_slot(scores, self.cold_slot,
-                                                                       histories=histories)
+        return (scores if self.cold_slot is None
+                else reserve_cold_slot(scores, self.cold_slot, histories=histories))
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:

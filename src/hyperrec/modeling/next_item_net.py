@@ -149,7 +149,8 @@ class NextItemNet(nn.Module):
 
     def hidden(self, seq_vectors: torch.Tensor, valid: torch.Tensor, segments: torch.Tensor | None = None,
                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """seq_vectors (B, L, d) of a left-padded sequence, valid (B, L) -> hidden (B, L, d) [+ last attention].
+        """seq_vectors (B, L, d) of a left-padded sequence, valid (B, L) -> hidden (B, L, d) [+ last
+        attention].
 
         Args:
             seq_vectors: (B, L, d) item vectors of the sequence, L at most ``max_len``.

@@ -10,7 +10,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-#: Values of the ``full`` (GPU) profile; merge with ``apply_profile(config, "full")``. Keep docs/MODELING.md in sync.
+#: Values of the ``full`` (GPU) profile; merge with ``apply_profile(config, "full")``. Keep docs/MODELING.md
+#: in sync.
 FULL_PROFILE_OVERRIDES: dict[str, Any] = {
     "runtime": {"profile": "full", "device": "auto", "threads": None, "bf16_autocast": True},
     "item_encoder": {"max_length": 128, "batch_size": 512},

@@ -29,7 +29,8 @@ class RuntimeSettings(_Section):
                       description="Seed of torch, numpy and Python's random for every model (default: seed).")
     threads: int | None = Field(
         2, ge=1,
-        description="torch.set_num_threads for training and inference; None leaves torch's default (default: threads).",
+        description="torch.set_num_threads for training and inference; None leaves torch's default (default: "
+                    "threads).",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: CUDA when available, else CPU."
@@ -62,8 +63,8 @@ class ItemEncoderSettings(_Section):
     cache_dir: Path | None = Field(
         Path("~/.cache/hyperrec/embeddings"),
         validate_default=True,
-        description="On-disk cache of catalogue embeddings (key: model path + max length + SHA of the texts); "
-        "None disables it.",
+        description="On-disk cache of catalogue embeddings (key: model path + max length + SHA of the "
+        "texts); None disables it.",
     )
 
     @field_validator("cache_dir", "model_path")
@@ -104,7 +105,8 @@ class TrainingSettings(_Section):
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cap on steps per epoch (demo budgets).")
     max_train_seconds: float | None = Field(
         None, gt=0, description="Safety net, never a budget: training still running after this many seconds "
-        "fails with TrainingTimeout (budgets are epochs and steps, so results do not depend on machine load).",
+        "fails with TrainingTimeout (budgets are epochs and steps, so results do not depend on machine "
+        "load).",
     )
     checkpoint_dir: Path | None = Field(
         None, description="Where best.safetensors is written on every improvement; None keeps it in memory."
@@ -126,8 +128,8 @@ class TrainingSettings(_Section):
 #: Per-model defaults of the training loop. A partial ``training:`` mapping in YAML is merged into these (not
 #: into TrainingSettings' generic defaults), so that overriding one key keeps the model's other defaults.
 #: The next-item budget is epochs with early stopping, never seconds: without a time cap on a GPU the LM model
-#: peaks near epoch 16 and the ID-only ablation near 28, so 30 epochs with patience 5 lets both converge and the
-#: demo stays under 10 minutes on 2 idle cores.
+#: peaks near epoch 16 and the ID-only ablation near 28, so 30 epochs with patience 5 lets both converge and
+#: the demo stays under 10 minutes on 2 idle cores.
 NEXT_ITEM_TRAINING: dict[str, Any] = {
     "max_epochs": 30,
     "batch_size": 64,
@@ -182,36 +184,38 @@ class NextItemSettings(_Section):
     )
     unseen_items_from_text: bool = Field(
         True,
-        description="Items without a train event are never negatives and keep a zero ID embedding and bias, so "
-        "they are scored from their text alone (cold start) instead of being learned as 'never clicked'.",
+        description="Items without a train event are never negatives and keep a zero ID embedding and bias, "
+        "so they are scored from their text alone (cold start) instead of being learned as 'never clicked'.",
     )
     id_dropout: float = Field(
         0.0, ge=0, lt=1,
-        description="Share of the items that, at each training step, lose their ID embedding and item bias and "
-        "are scored like items without train events (text projection + one shared learned bias): text-only "
-        "scores then live on the scale of learned-ID scores, so cold items reach the full ranking.",
+        description="Share of the items that, at each training step, lose their ID embedding and item bias "
+        "and are scored like items without train events (text projection + one shared learned bias): "
+        "text-only scores then live on the scale of learned-ID scores, so cold items reach the full ranking.",
     )
     cold_slot: ColdSlotSettings = Field(
         default_factory=ColdSlotSettings,
-        description="The best item without training history may take one reserved rank, calibrated on validation "
-        "(hyperrec.modeling.cold_items); the evaluation and serving both apply it.",
+        description="The best item without training history may take one reserved rank, calibrated on "
+        "validation (hyperrec.modeling.cold_items); the evaluation and serving both apply it.",
     )
     finetune_item_encoder: bool = Field(
         False,
-        description="Train the LM item encoder with the recommender, following training.unfreeze_schedule (with "
-        "token_cache: only the top layers run while training; without: end-to-end, sampled_softmax only). "
-        "False: frozen, cached text embeddings.",
+        description="Train the LM item encoder with the recommender, following training.unfreeze_schedule "
+        "(with token_cache: only the top layers run while training; without: end-to-end, sampled_softmax "
+        "only). False: frozen, cached text embeddings.",
     )
     token_cache: bool = Field(
         True,
-        description="With finetune_item_encoder: the frozen lower layers' token states are computed once per item "
-        "and only the top layers the unfreeze schedule trains run while training (hyperrec.modeling.token_cache); "
-        "False: the whole encoder runs on each batch's item texts (sampled_softmax only).",
+        description="With finetune_item_encoder: the frozen lower layers' token states are computed once per "
+        "item and only the top layers the unfreeze schedule trains run while training "
+        "(hyperrec.modeling.token_cache); False: the whole encoder runs on each batch's item texts "
+        "(sampled_softmax only).",
     )
     live_items_per_step: int = Field(
         512, ge=1,
-        description="Token cache with a full softmax: batch target items re-encoded with gradients at each step; "
-        "the other items use their last refreshed vectors (the whole table is refreshed before each validation).",
+        description="Token cache with a full softmax: batch target items re-encoded with gradients at each "
+        "step; the other items use their last refreshed vectors (the whole table is refreshed before each "
+        "validation).",
     )
     d_model: int = Field(64, ge=8, description="Width of the transformer.")
     n_layers: int = Field(2, ge=1, description="Transformer blocks.")
@@ -221,14 +225,14 @@ class NextItemSettings(_Section):
     dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on embeddings, attention and feed-forward.")
     loss: Literal["auto", "full_softmax", "sampled_softmax"] = Field(
         "auto",
-        description="Cross-entropy over the whole catalogue, or over the batch's targets (in-batch negatives) plus "
-        "shared uniform negatives; auto: full_softmax up to full_softmax_max_items items, else sampled_softmax "
-        "(see hyperrec.modeling.recipe).",
+        description="Cross-entropy over the whole catalogue, or over the batch's targets (in-batch "
+        "negatives) plus shared uniform negatives; auto: full_softmax up to full_softmax_max_items items, "
+        "else sampled_softmax (see hyperrec.modeling.recipe).",
     )
     full_softmax_max_items: int = Field(
         20_000, ge=1,
-        description="loss=auto: largest catalogue trained with a full softmax, which scores every item for every "
-        "predicted position (on a held-out 36k-item book set only 2 epochs fit in 240 s).",
+        description="loss=auto: largest catalogue trained with a full softmax, which scores every item for "
+        "every predicted position (on a held-out 36k-item book set only 2 epochs fit in 240 s).",
     )
     n_sampled_negatives: int = Field(
         512, ge=1, description="sampled_softmax: uniform negatives shared by the batch."
@@ -238,10 +242,10 @@ class NextItemSettings(_Section):
     )
     sequence_order: Literal["auto", "as_given", "shuffled"] = Field(
         "auto",
-        description="as_given: train on each user's items in time order; shuffled: every epoch puts each user's "
-        "train items in a fresh random order before windowing, an order-free objective for data without "
-        "timestamps (where the stored order is only item_idx); auto: shuffled exactly when the split was a "
-        "random leave-one-out.",
+        description="as_given: train on each user's items in time order; shuffled: every epoch puts each "
+        "user's train items in a fresh random order before windowing, an order-free objective for data "
+        "without timestamps (where the stored order is only item_idx); auto: shuffled exactly when the split "
+        "was a random leave-one-out.",
     )
     training: TrainingSettings = Field(
         default_factory=lambda: TrainingSettings(**NEXT_ITEM_TRAINING),
@@ -263,7 +267,8 @@ class NextItemSettings(_Section):
         if self.finetune_item_encoder and not self.use_text:
             raise ValueError("next_item.finetune_item_encoder needs use_text")
         if self.finetune_item_encoder and self.loss == "full_softmax" and not self.token_cache:
-            raise ValueError("next_item.finetune_item_encoder needs loss=sampled_softmax (or auto) or token_cache")
+            raise ValueError("next_item.finetune_item_encoder needs loss=sampled_softmax (or auto) or "
+                             "token_cache")
         return self
 
 
@@ -283,9 +288,8 @@ class BiEncoderSettings(_Section):
 
     share_towers: bool = Field(True, description="One language model for both towers (half the memory).")
     history_penalty: Literal["auto", "exclude", "off"] = Field(
-        "auto",
-                                                               description="Push history items below all others: exclude, off, or auto (exclude when under 1% "
-        "of train events repeat an item).",
+        "auto", description="Push history items below all others: exclude, off, or auto (exclude when under "
+        "1% of train events repeat an item).",
     )
     profile_max_length: int = Field(128, ge=8, le=512, description="Token budget of the user profile text.")
     profile_max_items: int = Field(20, ge=1, description="Most recent items named in the local profile text.")
@@ -320,16 +324,16 @@ class CrossEncoderSettings(_Section):
     negatives_per_positive: int = Field(3, ge=1,
                                         description="Hard negatives from the retriever per positive.")
     loss: Literal["pointwise", "listwise"] = Field(
-        "pointwise",
-                                                   description="pointwise: BCE per pair; listwise: softmax CE over positive + its negatives."
+        "pointwise", description="pointwise: BCE per pair; listwise: softmax CE over positive + its "
+        "negatives."
     )
     examples_per_user: int = Field(1, ge=1, description="Positives (history prefixes) per user per epoch.")
     min_prefix: int = Field(5, ge=1, description="Shortest history a training profile is built from.")
     score_batch_size: int = Field(64, ge=1, description="Pairs per forward pass at scoring time.")
     retriever_weight: float | None = Field(
         None, ge=0,
-        description="Candidate score = cross-encoder logit + weight * the retriever's score standardized over the "
-        "candidates; None: chosen after training from fusion_grid on the validation metric.",
+        description="Candidate score = cross-encoder logit + weight * the retriever's score standardized "
+        "over the candidates; None: chosen after training from fusion_grid on the validation metric.",
     )
     fusion_grid: list[float] = Field(
         [0.0, 0.5, 1.0, 2.0, 4.0, 16.0], description="Retriever weights tried when retriever_weight is None."
@@ -388,8 +392,8 @@ class ModelingConfig(_Section):
             runtime = runtime.model_dump(exclude_unset=True)
         if not isinstance(runtime, Mapping) or runtime.get("profile") != "full":
             return data
-        given = {k: v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v for k,
-                 v in data.items()}
+        given = {k: v.model_dump(exclude_unset=True) if isinstance(v, BaseModel) else v
+                 for k, v in data.items()}
         return merge_profile(FULL_PROFILE_OVERRIDES, given)
 
 
@@ -403,5 +407,5 @@ def apply_profile(config: ModelingConfig, profile: Literal["demo", "full"]) -> M
     if profile != "full":
         raise ValueError(f"unknown profile {profile!r}; expected 'demo' or 'full'")
     given = config.model_dump(exclude_unset=True)
-    return ModelingConfig.model_validate({**given, "runtime": {**given.get("runtime", {}),
-                                                               "profile": "full"}})
+    return ModelingConfig.model_validate(
+        {**given, "runtime": {**given.get("runtime", {}), "profile": "full"}})

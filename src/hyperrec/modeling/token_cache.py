@@ -132,9 +132,9 @@ class TokenStateCache:
 
 def live_text_table(cache: TokenStateCache, table: torch.Tensor, targets: torch.Tensor, n_live: int,
                     generator: torch.Generator) -> torch.Tensor:
-    """``table`` with the rows of up to ``n_live`` of the batch's distinct ``targets`` (a seeded draw) replaced
-    by live vectors that carry gradients into the top layers; the rows are also written back, detached, into
-    ``table`` so that the table tracks the encoder between full refreshes.
+    """``table`` with the rows of up to ``n_live`` of the batch's distinct ``targets`` (a seeded draw)
+    replaced by live vectors that carry gradients into the top layers; the rows are also written back,
+    detached, into ``table`` so that the table tracks the encoder between full refreshes.
 
     Args:
         cache: the token states of the item texts.

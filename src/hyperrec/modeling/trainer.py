@@ -118,7 +118,8 @@ class _Run:
 
 
 class Trainer:
-    """Runs epochs of ``step(batch) -> (loss, n_examples)`` with the recipe of ``hyperrec.modeling.finetune``."""
+    """Runs epochs of ``step(batch) -> (loss, n_examples)`` with the recipe of
+    ``hyperrec.modeling.finetune``."""
 
     def __init__(self, settings: TrainingSettings, runtime: RuntimeSettings, *,
                  validate: Validator | None = None, on_metrics: MetricsCallback | None = None,

@@ -1,9 +1,10 @@
 """Validators for early stopping: ``Callable[[Recommender], float]``.
 
-``default_validator`` is the evaluation harness's metric (``hyperrec.evaluation.harness.evaluate_ranking_metric``):
-the value early stopping sees is the one ``metrics.json`` would report. ``local_validator`` is a quicker stand-in
-for tests: full ranking over the catalogue with the user's train items masked, optionally on a sample of users,
-scored with the same metric functions (``hyperrec.evaluation.metrics``) and the same metric names.
+``default_validator`` is the evaluation harness's metric
+(``hyperrec.evaluation.harness.evaluate_ranking_metric``): the value early stopping sees is the one
+``metrics.json`` would report. ``local_validator`` is a quicker stand-in for tests: full ranking over the
+catalogue with the user's train items masked, optionally on a sample of users, scored with the same metric
+functions (``hyperrec.evaluation.metrics``) and the same metric names.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ Validator = Callable[[Recommender], float]
 
 
 def _cutoff_key(metric: str) -> tuple[str, int]:
-    """``"ndcg@10"`` -> ("ndcg@10", 10): a full-protocol cutoff metric, the only kind a local ranking gives."""
+    """``"ndcg@10"`` -> ("ndcg@10", 10): a full-protocol cutoff metric, the only kind a local ranking
+    gives."""
     protocol, key, cutoff = parse_metric(metric)
     if protocol != "full" or cutoff is None:
         raise ValueError(

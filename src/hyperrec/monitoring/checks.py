@@ -86,7 +86,8 @@ class EmbeddingCheck:
 def _precheck(
     spec: CheckSpec, ref: pd.DataFrame | None, cur: pd.DataFrame | None, cfg: MonitoringConfig, missing: str
 ) -> CheckResult | tuple[pd.DataFrame, pd.DataFrame]:
-    """Either a final result (disabled / not applicable / too little data) or the non-null rows of both sides."""
+    """Either a final result (disabled / not applicable / too little data) or the non-null rows of both
+    sides."""
     base = base_fields(spec, getattr(cfg.drift.thresholds, spec.name))
     if spec.name in cfg.drift.disabled_checks:
         return CheckResult(**base, status="disabled", detail="listed in drift.disabled_checks")
@@ -154,7 +155,8 @@ def _tabular_checks(
 def _score_column(
     spec: CheckSpec, ref_rows: pd.DataFrame, cur_rows: pd.DataFrame, score: float, run: CheckRun
 ) -> None:
-    """The verdict of one tabular check; a user-permutation test is queued when the effect is over threshold."""
+    """The verdict of one tabular check; a user-permutation test is queued when the effect is over
+    threshold."""
     check = CheckResult(
         **base_fields(spec, run.threshold(spec.name)), status="ok", score=score,
         **sizes(len(ref_rows), len(cur_rows), ref_rows["user_id"].nunique(), cur_rows["user_id"].nunique()),
@@ -240,8 +242,8 @@ def _embedding_check(
     """Domain-classifier AUC of two embedding samples; fills ``run.results`` (and ``run.pending``).
 
     ``units`` (item check only): the rows are the distinct items of each window, which depend on *who* was
-    active, so significance comes from permuting users and rebuilding both item sets. Without ``units`` the rows
-    are users (independent), and the exact Mann-Whitney null of the held-out AUC gives the p-value.
+    active, so significance comes from permuting users and rebuilding both item sets. Without ``units`` the
+    rows are users (independent), and the exact Mann-Whitney null of the held-out AUC gives the p-value.
     """
     final = _embedding_precheck(name, ref_matrix, cur_matrix, run, missing, units)
     if final is not None:

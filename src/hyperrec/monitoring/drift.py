@@ -1,4 +1,5 @@
-"""Drift between a reference window (the champion's training interactions) and a current window, with Evidently.
+"""Drift between a reference window (the champion's training interactions) and a current window, with
+Evidently.
 
 Each check compares one distribution and yields an *effect size* computed by Evidently (normed Wasserstein
 distance, Jensen-Shannon distance, a domain classifier's ROC AUC, or a relative rate change). A check reports
@@ -7,9 +8,9 @@ distance, Jensen-Shannon distance, a domain classifier's ROC AUC, or a relative 
 1. the effect size reaches its threshold (``drift.thresholds.<check>``), so that a huge sample does not turn a
    negligible difference into an alarm (a KS test on 50k rows flags almost anything), **and**
 2. the difference is larger than the sampling noise of the two windows: a permutation test that reshuffles
-   whole *users* between the windows (events of one user are not independent) gives a p-value <= ``alpha``; for
-   embeddings, whose rows are users or distinct items, the classifier's held-out AUC is compared with its exact
-   null distribution (Mann-Whitney). Small windows therefore need larger effects before they alarm.
+   whole *users* between the windows (events of one user are not independent) gives a p-value <= ``alpha``;
+   for embeddings, whose rows are users or distinct items, the classifier's held-out AUC is compared with its
+   exact null distribution (Mann-Whitney). Small windows therefore need larger effects before they alarm.
 
 Outputs: one HTML page (a summary table, then Evidently's widgets per group of checks), a JSON summary
 (``drift_detected``, every check's score, threshold, p-value and status, both windows with time ranges and row
@@ -123,8 +124,8 @@ def run_drift_check(
     cfg = config or MonitoringConfig()
     ref_window = reference if isinstance(reference, Window) else Window.of("reference", reference)
     cur_window = current if isinstance(current, Window) else Window.of("current", current)
-    inputs = prepare_inputs(ref_window, cur_window, cfg, item_embeddings, (reference_profiles,
-                                                                           current_profiles),
+    inputs = prepare_inputs(ref_window, cur_window, cfg, item_embeddings,
+                            (reference_profiles, current_profiles),
                             (reference_predictions, current_predictions))
     run = CheckRun(cfg, np.random.default_rng(cfg.drift.seed))
     builders = _run_checks(run, inputs)  # 1. effect sizes (Evidently) of every check that has data
@@ -153,7 +154,8 @@ def run_drift_check(
 
 
 def _decide_significance(run: CheckRun) -> dict[str, Any]:
-    """Drift = over threshold AND p-value <= alpha / (checks that ran) (Bonferroni); returns those settings."""
+    """Drift = over threshold AND p-value <= alpha / (checks that ran) (Bonferroni); returns those
+    settings."""
     settings = run.cfg.drift
     scored = [c for c in run.results.values() if c.score is not None]
     level = settings.alpha / max(len(scored), 1)
@@ -168,7 +170,9 @@ def _decide_significance(run: CheckRun) -> dict[str, Any]:
             check.detail = "above threshold and beyond sampling noise"
         else:
             check.status = "ok"
-            check.detail = f"above threshold but within the sampling noise of these windows ({significance.null})"
+            check.detail = (
+                f"above threshold but within the sampling noise of these windows ({significance.null})"
+            )
     return {"alpha": settings.alpha, "checks_run": len(scored), "alpha_per_check": level,
             "max_permutations": max_permutations}
 

@@ -15,9 +15,9 @@ dwell          view         dwell_seconds = value; label = dwell >= feedback.min
 rating         rating       value = the rating; label = rating >= feedback.min_rating (all when None)
 =============  ===========  ==================================================================
 
-Labels follow data prep's rule (``hyperrec.data.labels.is_positive``) and thresholds (``prep.*``) unless set here.
-Impressions are what the system showed, not what users did: interaction features leave them out, and they
-feed the prediction checks (recommended items, scores) and the click-through rate. Timestamps may be Unix
+Labels follow data prep's rule (``hyperrec.data.labels.is_positive``) and thresholds (``prep.*``) unless set
+here. Impressions are what the system showed, not what users did: interaction features leave them out, and
+they feed the prediction checks (recommended items, scores) and the click-through rate. Timestamps may be Unix
 seconds, Unix milliseconds or ISO-8601 strings; they become int64 Unix seconds (UTC).
 """
 
@@ -54,13 +54,14 @@ FEEDBACK_ALIASES = {"user_id": ("user_id", "user"), "event": ("event", "type"),
 FEEDBACK_SEGMENT_GLOB = "feedback-[0-9][0-9][0-9][0-9][0-9][0-9].jsonl"
 IMPRESSION = "impression"
 PREPARED_TABLES = {"interactions": "interactions.parquet", "train": "train.parquet"}
-EXPECTED_EVENTS = ("an interaction table (.parquet, .csv, .jsonl) with user_id, event, timestamp, a MovieLens "
-                   "ratings.csv, the feedback log (.jsonl) or a prepared-data folder")
+EXPECTED_EVENTS = ("an interaction table (.parquet, .csv, .jsonl) with user_id, event, timestamp, a "
+                   "MovieLens ratings.csv, the feedback log (.jsonl) or a prepared-data folder")
 _MS_THRESHOLD = 100_000_000_000  # Unix seconds reach this in the year 5138; larger values are milliseconds.
 
 
 def parse_time(value: Any) -> int:
-    """Unix seconds from Unix seconds/milliseconds (number or digit string) or an ISO-8601 date/time (UTC if naive)."""
+    """Unix seconds from Unix seconds/milliseconds (number or digit string) or an ISO-8601 date/time (UTC if
+    naive)."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         if not math.isfinite(float(value)):
             raise ValueError(f"not a time: {value!r}")
@@ -141,7 +142,8 @@ def feedback_records_to_frame(
     item_index: Mapping[str, int] | None = None,
     settings: FeedbackSettings | None = None,
 ) -> tuple[pd.DataFrame, FeedbackParseStats]:
-    """Turn feedback-log records into the monitoring frame; bad records are counted and dropped, never raised."""
+    """Turn feedback-log records into the monitoring frame; bad records are counted and dropped, never
+    raised."""
     settings = settings or FeedbackSettings()
     rows: list[dict[str, Any]] = []
     total = malformed = unknown = 0
@@ -219,7 +221,8 @@ def _feedback_row(
 
 
 def _jsonl_records(path: Path) -> Iterable[Mapping[str, Any] | None]:
-    """Yield parsed lines; None for a line that is not a JSON object (the half-written last line, not UTF-8)."""
+    """Yield parsed lines; None for a line that is not a JSON object (the half-written last line, not
+    UTF-8)."""
     with path.open("rb") as handle:
         for line in handle:
             if not line.strip():
@@ -296,8 +299,10 @@ def read_events(
 ) -> pd.DataFrame:
     """Read a file or a folder into the monitoring frame.
 
-    - a prepared-data folder (has ``interactions.parquet``): that table, or ``train.parquet`` with ``table='train'``;
-    - a folder holding feedback-log segments (``feedback-NNNNNN.jsonl``, also in subfolders): the feedback log;
+    - a prepared-data folder (has ``interactions.parquet``): that table, or ``train.parquet`` with
+      ``table='train'``;
+    - a folder holding feedback-log segments (``feedback-NNNNNN.jsonl``, also in subfolders): the feedback
+      log;
     - another folder: every ``*.parquet``, ``*.csv``, ``*.jsonl`` and ``*.json`` in it, in name order;
     - ``.parquet`` / ``.csv``: an interaction table; ``.jsonl`` / ``.json``: the feedback log when its records
       carry ``request_id`` or feedback-only events, else interaction records.
@@ -317,7 +322,8 @@ def read_events(
     if path.is_dir():
         if (path / PREPARED_TABLES["interactions"]).exists():
             if table not in PREPARED_TABLES:
-                raise DataError(f"unknown prepared table {table!r}; expected one of {sorted(PREPARED_TABLES)}")
+                raise DataError(f"unknown prepared table {table!r}; expected one of "
+                                f"{sorted(PREPARED_TABLES)}")
             return read_events(path / PREPARED_TABLES[table], item_index=item_index, feedback=feedback)
         if next(path.rglob(FEEDBACK_SEGMENT_GLOB), None) is not None:
             return read_feedback_segments(path, item_index=item_index, settings=feedback)

@@ -30,9 +30,9 @@ def event_features(events: pd.DataFrame, reference_counts: pd.Series, *, is_refe
     """One row per behaviour event: user_id, event, rating, dwell_seconds (log1p), item_popularity (log1p).
 
     ``item_popularity`` is the number of reference events on the event's item. For reference rows the event
-    itself is left out of the count (leave-one-out), so that a window compared with itself, or two random halves
-    of one period, have the same distribution: without it every reference item would count at least 1 and every
-    unseen current item 0, a difference made by the measurement, not by the users.
+    itself is left out of the count (leave-one-out), so that a window compared with itself, or two random
+    halves of one period, have the same distribution: without it every reference item would count at least 1
+    and every unseen current item 0, a difference made by the measurement, not by the users.
 
     Args:
         events: the window's behaviour events (monitoring frame).
@@ -64,7 +64,8 @@ def event_features(events: pd.DataFrame, reference_counts: pd.Series, *, is_refe
 
 
 def user_features(events: pd.DataFrame) -> pd.DataFrame:
-    """One row per user: user_activity = log1p(events per active UTC day), independent of the window length."""
+    """One row per user: user_activity = log1p(events per active UTC day), independent of the window
+    length."""
     if events.empty:
         return pd.DataFrame({"user_id": pd.Series(dtype=str), "user_activity": pd.Series(dtype="float64")})
     days = events["timestamp"].to_numpy() // SECONDS_PER_DAY
@@ -118,7 +119,8 @@ def predictions_from_feedback(frame: pd.DataFrame) -> pd.DataFrame:
 def prediction_features(
     reference: pd.DataFrame, current: pd.DataFrame, top_n: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows of served recommendations: user_id, prediction_score, recommended_item (top-N of both windows or other).
+    """Rows of served recommendations: user_id, prediction_score, recommended_item (top-N of both windows or
+    other).
 
     Predictions need ``item_id``; ``score`` and ``user_id`` are optional (without user_id every row is its own
     unit in the permutation test).

@@ -1,13 +1,14 @@
 """How a retraining run is started: the request, and the launchers (KFP API or embedded).
 
 ``KfpLauncher`` wraps a ``kfp.Client`` (or anything with its ``create_experiment``, ``run_pipeline`` and
-``get_run`` methods - unit tests inject ``FakeKfpClient``, which checks every run against the compiled pipeline,
-because no KFP API server runs there). Every KFP run carries the request's parameters plus the object-store URIs
-``reference_uri`` / ``current_uri`` that the retraining pipeline's importers download; when the request carries
-the checked window itself (read from a local path such as the CronJob's feedback PVC), it is uploaded first as
-``<current_uri>/<pipeline_run>/current.parquet`` and the run imports that folder. Settings that could only start
-runs the KFP API rejects, or runs whose importers get nothing, are refused up front.
-``LocalLauncher`` wraps an injected callable that runs the pipeline embedded (e.g. through ``kfp.local``).
+``get_run`` methods - unit tests inject ``FakeKfpClient``, which checks every run against the compiled
+pipeline, because no KFP API server runs there). Every KFP run carries the request's parameters plus the
+object-store URIs ``reference_uri`` / ``current_uri`` that the retraining pipeline's importers download; when
+the request carries the checked window itself (read from a local path such as the CronJob's feedback PVC), it
+is uploaded first as ``<current_uri>/<pipeline_run>/current.parquet`` and the run imports that folder.
+Settings that could only start runs the KFP API rejects, or runs whose importers get nothing, are refused up
+front. ``LocalLauncher`` wraps an injected callable that runs the pipeline embedded (e.g. through
+``kfp.local``).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class KfpClientLike(Protocol):
 
 
 def _check_kfp_settings(settings: KfpSettings) -> None:
-    """Refuse settings that could only start runs the KFP API rejects or the pipeline's importers cannot read."""
+    """Refuse settings that could only start runs the KFP API rejects or the pipeline's importers cannot
+    read."""
     if (settings.pipeline_id is None) != (settings.pipeline_version_id is None):
         raise ConfigError("monitoring.trigger.kfp: kfp.Client.run_pipeline needs both pipeline_id and "
                           "pipeline_version_id (or neither, with pipeline_package)")
@@ -95,7 +97,8 @@ def _check_kfp_settings(settings: KfpSettings) -> None:
     if missing:
         raise ConfigError(
             f"{' and '.join(missing)} must name the object-store location (gs://, s3://, minio://) that the "
-            "retraining pipeline's importers download: its pods cannot read a path of the pod that starts the run"
+            "retraining pipeline's importers download: its pods cannot read a path of the pod that starts "
+            "the run"
         )
 
 

@@ -5,8 +5,8 @@ On a cluster the drift CronJob reads the feedback log from its PVC, but the retr
 their inputs only from object-store URIs. So when the trigger starts a KFP run, the window it has just checked
 is written as Parquet under ``<monitoring.trigger.kfp.current_uri>/<pipeline_run>/`` and the run imports that
 exact folder: the run retrains on the rows that made the decision, not on whatever the bucket holds. Every
-check also rewrites ``<current_uri>/latest/`` with the window it checked, which the weekly recurring run imports
-(it has no window of its own). Likewise
+check also rewrites ``<current_uri>/latest/`` with the window it checked, which the weekly recurring run
+imports (it has no window of its own). Likewise
 ``monitoring.sources.reference`` may be an object-store URI (the champion's prepared data, the same URI the
 run's ``reference_uri`` names), downloaded once into a local folder because the readers need a file tree.
 

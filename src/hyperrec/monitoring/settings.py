@@ -1,7 +1,7 @@
 """Typed settings of drift monitoring and the retraining trigger, the ``HyperrecConfig.monitoring`` section.
 
-Every threshold is an *effect size* (how large a change is), never a p-value: a check flags drift only when its
-effect size reaches the threshold **and** a user-level permutation test says the change is larger than the
+Every threshold is an *effect size* (how large a change is), never a p-value: a check flags drift only when
+its effect size reaches the threshold **and** a user-level permutation test says the change is larger than the
 sampling noise of the two windows (``drift.alpha``). docs/MONITORING.md explains each number.
 
 This module must not import ``hyperrec.config`` (the dependency goes the other way).
@@ -37,7 +37,8 @@ def source_path_or_uri(text: str) -> Path | str:
 
 
 class DriftThresholds(_Section):
-    """Effect-size threshold per check: drift needs a score at or above it (and a significant permutation test)."""
+    """Effect-size threshold per check: drift needs a score at or above it (and a significant permutation
+    test)."""
 
     event_mix: float = Field(
         0.1, gt=0, le=1,
@@ -47,8 +48,9 @@ class DriftThresholds(_Section):
     item_popularity: float = Field(
         0.2,
         gt=0,
-        description="Wasserstein distance, in reference standard deviations, of log(1 + reference count of the "
-        "event's item): are users consuming what was popular in the training data? 0.2 = Cohen's 'small' effect.",
+        description="Wasserstein distance, in reference standard deviations, of log(1 + reference count of "
+        "the event's item): are users consuming what was popular in the training data? 0.2 = Cohen's 'small' "
+        "effect.",
     )
     rating: float = Field(
         0.2, gt=0, description="Normed Wasserstein distance of the values of rating events (stars)."
@@ -66,14 +68,15 @@ class DriftThresholds(_Section):
         gt=0.5,
         lt=1,
         description="ROC AUC of Evidently's domain classifier telling the embeddings of the distinct items "
-        "consumed in the current window from the reference ones (0.5: indistinguishable; 0.55 ~ a 0.18-sd shift).",
+        "consumed in the current window from the reference ones (0.5: indistinguishable; 0.55 ~ a 0.18-sd "
+        "shift).",
     )
     profile_embeddings: float = Field(
         0.55,
         gt=0.5,
         lt=1,
-        description="ROC AUC of the domain classifier on user profile embeddings (given, or the mean embedding "
-        "of each user's consumed items), one row per user.",
+        description="ROC AUC of the domain classifier on user profile embeddings (given, or the mean "
+        "embedding of each user's consumed items), one row per user.",
     )
     prediction_score: float = Field(
         0.2, gt=0, description="Normed Wasserstein distance of the model scores of served recommendations."
@@ -102,9 +105,9 @@ class DriftSettings(_Section):
         0.01,
         gt=0,
         lt=1,
-        description="Family-wise false-alarm rate of one monitor run: a check over its threshold is drift only "
-        "when its p-value (user-level permutation test; exact AUC null for user-level embeddings) is at most "
-        "alpha / (number of checks that ran) (Bonferroni). Otherwise it is reported as sampling noise.",
+        description="Family-wise false-alarm rate of one monitor run: a check over its threshold is drift "
+        "only when its p-value (user-level permutation test; exact AUC null for user-level embeddings) is at "
+        "most alpha / (number of checks that ran) (Bonferroni). Otherwise it is reported as sampling noise.",
     )
     permutation_early_stop: int = Field(
         10, ge=1,
@@ -116,7 +119,8 @@ class DriftSettings(_Section):
         99,
         ge=19,
         description="item_embeddings: user permutations whose classifier AUCs give the mean and spread of a "
-        "normal null (a classifier fit per permutation is too slow for the hundreds an empirical p-value needs).",
+        "normal null (a classifier fit per permutation is too slow for the hundreds an empirical p-value "
+        "needs).",
     )
     min_users: int = Field(
         20, ge=2, description="Fewer users than this in either window: the check reports insufficient_data."
@@ -155,12 +159,14 @@ class DriftSettings(_Section):
 
 
 class WindowSettings(_Section):
-    """Default time windows when the command line names none (Unix-second bounds are half-open [start, end))."""
+    """Default time windows when the command line names none (Unix-second bounds are half-open [start,
+    end))."""
 
     reference_days: float | None = Field(
         None,
         gt=0,
-        description="Keep only the last N days of the reference source; None: all of it (the champion's data).",
+        description="Keep only the last N days of the reference source; None: all of it (the champion's "
+                    "data).",
     )
     current_days: float | None = Field(
         None, gt=0,
@@ -174,9 +180,10 @@ class SourceSettings(_Section):
 
     reference: Path | str | None = Field(
         None,
-        description="The champion's training interactions: a prepared-data folder (its interactions table) or "
-        "an interaction file/folder, as a local path or an s3:// / gs:// URI (downloaded once per command; the "
-        "drift CronJob uses the URI that monitoring.trigger.kfp.reference_uri names). --prepared / --reference win.",
+        description="The champion's training interactions: a prepared-data folder (its interactions table) "
+        "or an interaction file/folder, as a local path or an s3:// / gs:// URI (downloaded once per "
+        "command; the drift CronJob uses the URI that monitoring.trigger.kfp.reference_uri names). "
+        "--prepared / --reference win.",
     )
     reference_table: Literal["interactions", "train"] = Field(
         "interactions", description="Table of a prepared-data reference folder to compare with."
@@ -199,8 +206,8 @@ class SourceSettings(_Section):
 class FeedbackSettings(_Section):
     """How serving feedback-log records become interaction rows.
 
-    Labelled by the rule of data prep (``hyperrec.data.labels.is_positive``), with data prep's thresholds: in a
-    ``HyperrecConfig`` both follow ``prep.min_dwell_seconds`` and ``prep.min_rating`` unless set here.
+    Labelled by the rule of data prep (``hyperrec.data.labels.is_positive``), with data prep's thresholds: in
+    a ``HyperrecConfig`` both follow ``prep.min_dwell_seconds`` and ``prep.min_rating`` unless set here.
     """
 
     min_dwell_seconds: float = Field(
@@ -255,15 +262,16 @@ class KfpSettings(_Section):
     service_account: str | None = Field(None, description="Kubernetes service account of the run's pods.")
     reference_uri: str | None = Field(
         None,
-        description="Object-store URI (gs://, s3://, minio://) of the reference data (the champion's prepared "
-        "data or interactions) that the retraining pipeline's importer reads; sent as its reference_uri. "
-        "Required for KFP runs: the pipeline's pods cannot read a path of the pod that starts the run.",
+        description="Object-store URI (gs://, s3://, minio://) of the reference data (the champion's "
+        "prepared data or interactions) that the retraining pipeline's importer reads; sent as its "
+        "reference_uri. Required for KFP runs: the pipeline's pods cannot read a path of the pod that starts "
+        "the run.",
     )
     current_uri: str | None = Field(
         None,
         description="Object-store URI (gs://, s3://, minio://) of the current events (the feedback log as "
-        "mirrored to the object store) that the retraining pipeline's importer reads; sent as its current_uri. "
-        "Required for KFP runs, for the same reason.",
+        "mirrored to the object store) that the retraining pipeline's importer reads; sent as its "
+        "current_uri. Required for KFP runs, for the same reason.",
     )
     active_states: list[str] = Field(
         ["PENDING", "RUNNING", "CANCELING", "PAUSED", "RUNTIME_STATE_UNSPECIFIED"],
@@ -296,9 +304,9 @@ class TriggerSettings(_Section):
     max_backoff_seconds: float = Field(60.0, ge=0, description="Upper bound of one wait.")
     decision_log: Path | None = Field(
         None,
-        description="Local JSONL decision log, one line per decision (triggered or not); None: decisions.jsonl "
-        "in the report folder. It is also the cool-down/debounce memory; where it does not survive (a CronJob "
-        "pod's /tmp) the trigger falls back to the decision runs in MLflow.",
+        description="Local JSONL decision log, one line per decision (triggered or not); None: "
+        "decisions.jsonl in the report folder. It is also the cool-down/debounce memory; where it does not "
+        "survive (a CronJob pod's /tmp) the trigger falls back to the decision runs in MLflow.",
     )
     mlflow_experiment: str = Field(
         "hyperrec-monitoring",
@@ -333,8 +341,8 @@ class MonitoringConfig(_Section):
     trigger: TriggerSettings = Field(default_factory=TriggerSettings, description="Retraining trigger.")
     pushgateway_url: str | None = Field(
         None,
-        description="Prometheus Pushgateway (host:port or URL) that `hyperrec drift` pushes its result gauges to "
-        "after each check (hyperrec.monitoring.metrics; job hyperrec-drift): the drift CronJob lives too briefly "
-        "to be scraped. None pushes nothing.",
+        description="Prometheus Pushgateway (host:port or URL) that `hyperrec drift` pushes its result "
+        "gauges to after each check (hyperrec.monitoring.metrics; job hyperrec-drift): the drift CronJob "
+        "lives too briefly to be scraped. None pushes nothing.",
     )
 

@@ -19,14 +19,16 @@ from evidently.legacy.core import ColumnType
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import norm
 
-# --- a custom Evidently drift method for rates (click-through rate) -------------------------------------------
+# --- a custom Evidently drift method for rates (click-through rate)
+# -------------------------------------------
 RELATIVE_RATE_CHANGE = "hyperrec_relative_rate_change"
 
 
 def _relative_rate_change(
     reference_data: pd.Series, current_data: pd.Series, feature_type: ColumnType, threshold: float
 ) -> tuple[float, bool]:
-    """|mean(current) - mean(reference)| / mean(reference) of a 0/1 column (the reference rate floored at 0.1%)."""
+    """|mean(current) - mean(reference)| / mean(reference) of a 0/1 column (the reference rate floored at
+    0.1%)."""
     reference_rate = float(np.mean(reference_data))
     score = abs(float(np.mean(current_data)) - reference_rate) / max(reference_rate, 1e-3)
     return score, score >= threshold
@@ -191,10 +193,12 @@ def _jensen_shannon(values: np.ndarray) -> Callable[[np.ndarray], float]:
 
 
 def auc_p_value(auc: float, n_reference: int, n_current: int) -> float:
-    """One-sided p-value of a held-out AUC under 'same distribution' (Mann-Whitney null, normal approximation).
+    """One-sided p-value of a held-out AUC under 'same distribution' (Mann-Whitney null, normal
+    approximation).
 
-    Evidently's domain classifier scores a random half of the pooled rows; under the null hypothesis its scores
-    are independent of the labels, so the AUC is distributed as U / (n1 n2) with n1, n2 the held-out counts.
+    Evidently's domain classifier scores a random half of the pooled rows; under the null hypothesis its
+    scores are independent of the labels, so the AUC is distributed as U / (n1 n2) with n1, n2 the held-out
+    counts.
     """
     n1, n2 = max(n_reference / 2, 1.0), max(n_current / 2, 1.0)
     sd = math.sqrt((n1 + n2 + 1) / (12 * n1 * n2))

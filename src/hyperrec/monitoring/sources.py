@@ -115,7 +115,8 @@ def _load_optional(path: Path | None, reader: Callable[[Path], Any]) -> Any:
 def check_sources(
     sources: Sources, bounds: Bounds, settings: MonitoringConfig, output_dir: Path | None = None
 ) -> DriftResult:
-    """Load the windows and extras, run every drift check, and write the outputs when ``output_dir`` is set."""
+    """Load the windows and extras, run every drift check, and write the outputs when ``output_dir`` is
+    set."""
     return check_windows(*load_windows(sources, bounds, settings), sources, settings, output_dir)
 
 
@@ -123,7 +124,8 @@ def check_windows(
     reference: Window, current: Window, sources: Sources, settings: MonitoringConfig,
     output_dir: Path | None = None,
 ) -> DriftResult:
-    """Run every drift check on windows already loaded (the caller keeps them, e.g. to upload the current one).
+    """Run every drift check on windows already loaded (the caller keeps them, e.g. to upload the current
+    one).
 
     Args:
         reference: the reference window.

@@ -1,4 +1,5 @@
-"""Retraining trigger: turn a drift summary into a decision, start the retraining pipeline, log every decision.
+"""Retraining trigger: turn a drift summary into a decision, start the retraining pipeline, log every
+decision.
 
 Order of the rules (the first that applies decides):
 
@@ -10,10 +11,10 @@ Order of the rules (the first that applies decides):
 4. **Launch** - create the run (retried ``max_attempts`` times with exponential back-off): ``triggered`` with
    the run id, or ``failed`` with every error.
 
-Every decision, including "nothing to do", becomes one MLflow run (tags ``hyperrec.monitoring.*``) and one line
-of the local JSONL decision log; the log line is written even when MLflow is unreachable (it then records the
-MLflow error). The last ``triggered`` decision in the log (or, when the log is empty, in MLflow) is the memory
-behind the cool-down and the debounce.
+Every decision, including "nothing to do", becomes one MLflow run (tags ``hyperrec.monitoring.*``) and one
+line of the local JSONL decision log; the log line is written even when MLflow is unreachable (it then records
+the MLflow error). The last ``triggered`` decision in the log (or, when the log is empty, in MLflow) is the
+memory behind the cool-down and the debounce.
 
 Launchers (``KfpLauncher`` through the KFP API, ``LocalLauncher`` embedded) live in
 ``hyperrec.monitoring.launchers``.
@@ -123,10 +124,12 @@ class DecisionLog:
 
 
 class MlflowDecisionRecorder:
-    """One MLflow run per decision in ``experiment``: tags for the outcome, metrics for the scores, decision.json."""
+    """One MLflow run per decision in ``experiment``: tags for the outcome, metrics for the scores,
+    decision.json."""
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None) -> None:
-        self.tracking_uri, self.experiment, self.artifact_location = tracking_uri, experiment, artifact_location
+        self.tracking_uri, self.experiment, self.artifact_location = (tracking_uri, experiment,
+                                                                      artifact_location)
 
     def _client(self) -> tuple[Any, str]:
         from mlflow import MlflowClient
@@ -290,7 +293,8 @@ class RetrainTrigger:
             current_window: the checked window's rows, for a launcher whose runs cannot read the local source.
 
         Returns:
-            The decision (skipped, triggered or failed), logged to the JSONL file and, with a recorder, MLflow.
+            The decision (skipped, triggered or failed), logged to the JSONL file and, with a recorder,
+            MLflow.
         """
         summary = result.summary() if hasattr(result, "summary") else dict(result)
         now = self.clock()
@@ -298,7 +302,8 @@ class RetrainTrigger:
         reasons = [r for r in (self._drift_reason(summary), self._quality_reason(decision.quality)) if r]
         if not reasons:
             decision.reason = (
-                f"no drift and quality not below floor (quality {decision.quality.get('status', 'not measured')})"
+                "no drift and quality not below floor (quality "
+                f"{decision.quality.get('status', 'not measured')})"
             )
             return self._record(decision)
         why = "; ".join(reasons)
@@ -332,7 +337,8 @@ class RetrainTrigger:
         )
 
     def _held_back(self, decision: Decision, why: str, now: float) -> bool:
-        """True (with the reason set) when the last triggered run is in its cool-down or, debounced, still active."""
+        """True (with the reason set) when the last triggered run is in its cool-down or, debounced, still
+        active."""
         last = self._last_triggered()
         if last is None:
             return False

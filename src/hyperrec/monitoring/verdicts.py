@@ -70,7 +70,8 @@ CHECKS: dict[str, CheckSpec] = {
             "embeddings",
             "item",
             "model",
-            description="domain-classifier AUC on the embeddings of the distinct items consumed in each window",
+            description="domain-classifier AUC on the embeddings of the distinct items consumed in each "
+                        "window",
         ),
         CheckSpec(
             "profile_embeddings",

@@ -45,21 +45,22 @@ def serving_rules() -> list[dict[str, Any]]:
                "serving.request_timeout_s answers degrade."),
         _alert("HyperrecDegradedAnswers", f"({q.degraded_ratio(BY)}) > 0.05", "10m", "warning",
                "hyperrec serves degraded (popularity) answers",
-               f"{where}: {{{{ $value | humanizePercentage }}}} of answers fell back to popularity because the "
-               "predictor or ranking failed."),
+               f"{where}: {{{{ $value | humanizePercentage }}}} of answers fell back to popularity because "
+               "the predictor or ranking failed."),
         _alert("HyperrecPredictorRetries", f"({q.retries_per_predictor_call(BY)}) > 0.1", "15m", "warning",
                "hyperrec retries predictor calls",
-               f"{where}: {{{{ $value | humanize }}}} retries per predictor call: Triton is slow or restarting."),
+               f"{where}: {{{{ $value | humanize }}}} retries per predictor call: Triton is slow or "
+               "restarting."),
         _alert("HyperrecPredictorMismatch", f"{q.predictor_mismatch()} == 1", "5m", "critical",
                "hyperrec predictor serves another catalogue",
-               f"{where}: the predictor's model contradicts the transformer's catalogue; its scores are refused "
-               "and every answer degrades (a canary across catalogues?)."),
+               f"{where}: the predictor's model contradicts the transformer's catalogue; its scores are "
+               "refused and every answer degrades (a canary across catalogues?)."),
         _alert("HyperrecFeedbackStalled",
                f"{q.answers_per_second('namespace', window='30m')} > 0 unless on (namespace) "
                f"{q.rate_by('hyperrec_feedback_events_total', 'namespace', '30m')} > 0", "30m", "warning",
                "hyperrec answers requests but receives no feedback",
-               "{{ $labels.namespace }}: answers are served but no feedback event arrived for 30 minutes; drift "
-               "checks and the online CTR go blind."),
+               "{{ $labels.namespace }}: answers are served but no feedback event arrived for 30 minutes; "
+               "drift checks and the online CTR go blind."),
     ]
 
 

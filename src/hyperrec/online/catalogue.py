@@ -27,7 +27,8 @@ class Catalogue:
     segment_popularity: dict[int, np.ndarray] = field(default_factory=dict)
     #: pseudonymized user id -> segment.
     user_segments: dict[str, int] = field(default_factory=dict)
-    #: The reserved rank for items without training history (hyperrec.online.cold_items), when the model has one.
+    #: The reserved rank for items without training history (hyperrec.online.cold_items), when the model has
+    #: one.
     cold_slot: ColdSlot | None = None
     index: dict[str, int] = field(init=False)
     category_codes: tuple[np.ndarray, ...] = field(init=False)

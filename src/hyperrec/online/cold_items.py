@@ -189,7 +189,8 @@ def choose_cold_items(rows: np.ndarray, slot: ColdSlot, allowed: np.ndarray,
 
 def _history_vectors(histories: Sequence[np.ndarray], slot: ColdSlot) -> np.ndarray:
     """[batch, d] summed text vectors of each history's last ``window`` known items (NaN rows: no history):
-    against unit cold vectors the sum ranks like the mean's cosine, and it is what the exported graph computes."""
+    against unit cold vectors the sum ranks like the mean's cosine, and it is what the exported graph
+    computes."""
     assert slot.vectors is not None
     n_items, dim = slot.vectors.shape
     out = np.full((len(histories), dim), np.nan, dtype=np.float32)
@@ -203,9 +204,9 @@ def _history_vectors(histories: Sequence[np.ndarray], slot: ColdSlot) -> np.ndar
 
 def promoted_score(values: np.ndarray, ok: np.ndarray, cold: np.ndarray, item: int, position: int,
                     offset: float) -> float | None:
-    """The new score of cold ``item`` in one row (``values``, candidates ``ok``, cold mask ``cold``): just above
-    the warm item at rank ``position`` when ``values[item] + offset`` reaches it; None when the slot does not
-    fire (or ``item`` is -1, none chosen)."""
+    """The new score of cold ``item`` in one row (``values``, candidates ``ok``, cold mask ``cold``): just
+    above the warm item at rank ``position`` when ``values[item] + offset`` reaches it; None when the slot
+    does not fire (or ``item`` is -1, none chosen)."""
     warm_idx = np.flatnonzero(ok & ~cold)
     if warm_idx.size < position or item < 0:
         return None

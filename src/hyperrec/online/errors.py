@@ -1,4 +1,5 @@
-"""Typed errors of the online runtime; servers map them to HTTP codes (InvalidRequest → 400, NotReady → 503)."""
+"""Typed errors of the online runtime; servers map them to HTTP codes (InvalidRequest → 400, NotReady →
+503)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """``export_feedback``: the feedback log as training interactions (and, for bandit answers, an OPE log).
 
-The output is the generic interactions format (``hyperrec.online.feedback_join``), so a retraining run takes it
-as its new window with ``data.format=generic``, ``data.interactions_path=<output>`` and the served catalogue
-as ``data.items_path``; the retraining pipeline's ``current_uri`` (the drift check's current window) can point
-at the same file.
+The output is the generic interactions format (``hyperrec.online.feedback_join``), so a retraining run takes
+it as its new window with ``data.format=generic``, ``data.interactions_path=<output>`` and the served
+catalogue as ``data.items_path``; the retraining pipeline's ``current_uri`` (the drift check's current window)
+can point at the same file.
 """
 
 from __future__ import annotations

@@ -113,7 +113,8 @@ def bandit_impressions(joined: JoinedFeedback) -> list[Impression]:
 
 
 def ope_requests(joined: JoinedFeedback, reward: str = "click") -> list[LoggedRequest]:
-    """Bandit answers as the off-policy log of ``hyperrec.online.bandits.ope`` (candidates in ranker order)."""
+    """Bandit answers as the off-policy log of ``hyperrec.online.bandits.ope`` (candidates in ranker
+    order)."""
     by_request: dict[str, list[ShownItem]] = {}
     for shown in joined.shown:
         by_request.setdefault(shown.request_id, []).append(shown)

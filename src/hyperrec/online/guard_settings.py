@@ -32,13 +32,15 @@ class HttpGuardConfig(Section):
     )
     repository_api: bool = Field(
         False,
-        description="Serve the V2 model repository endpoints (POST /v2/repository/models/<name>/load|unload). "
+        description="Serve the V2 model repository endpoints (POST "
+                    "/v2/repository/models/<name>/load|unload). "
         "Off: 403. On: each call needs 'Authorization: Bearer <token>' of repository_token_env.",
     )
     repository_token_env: str = Field(
         "HYPERREC_REPOSITORY_TOKEN",
         min_length=1,
-        description="Environment variable holding the repository API's bearer token (required when it is on).",
+        description="Environment variable holding the repository API's bearer token (required when it is "
+                    "on).",
     )
     feedback_token_env: str = Field(
         "HYPERREC_FEEDBACK_TOKEN", min_length=1,
@@ -47,8 +49,8 @@ class HttpGuardConfig(Section):
     )
     ready_requires_predictor: bool = Field(
         True,
-        description="The transformer's readiness also asks its predictor: false while the predictor is down (the "
-        "transformer still answers, degraded). Off: ready as soon as the bundle is loaded.",
+        description="The transformer's readiness also asks its predictor: false while the predictor is down "
+        "(the transformer still answers, degraded). Off: ready as soon as the bundle is loaded.",
     )
     predictor_probe_timeout_s: float = Field(
         0.5, gt=0, description="Deadline of the readiness probe of the predictor."

@@ -30,7 +30,8 @@ def eligible_mask(
     exclude: np.ndarray | None = None,
     candidates: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Items that may be recommended: in ``candidates`` (when given), not in ``exclude``, with a finite score."""
+    """Items that may be recommended: in ``candidates`` (when given), not in ``exclude``, with a finite
+    score."""
     if candidates is not None:
         mask = np.zeros(n_items, dtype=bool)
         mask[np.asarray(candidates, dtype=np.int64)] = True

@@ -1,4 +1,5 @@
-"""Recommendation requests: JSON in, typed objects out, every problem an ``InvalidRequest`` with a clear message.
+"""Recommendation requests: JSON in, typed objects out, every problem an ``InvalidRequest`` with a clear
+message.
 
 A request looks like::
 

@@ -47,7 +47,8 @@ class Plan:
     segment: int | None
     #: encode_histories / encode_segments output for a batch of one; None: no model call (cold start).
     model_inputs: dict[str, np.ndarray] | None
-    #: False for a user without consent to personalization (hyperrec.privacy): no history, segment or per-user state.
+    #: False for a user without consent to personalization (hyperrec.privacy): no history, segment or per-user
+    #: state.
     personalized: bool = True
 
     @property
@@ -113,8 +114,8 @@ class RecommendationService:
     def plan(self, request: RecommendRequest, *, personalized: bool = True) -> Plan:
         """Map the request onto this bundle's catalogue and build the model input with hyperrec.features.
 
-        ``personalized=False`` (no consent): the history and the user's segment are ignored, so the answer is the
-        global popularity ranking.
+        ``personalized=False`` (no consent): the history and the user's segment are ignored, so the answer is
+        the global popularity ranking.
         """
         if not personalized:
             request = replace(request, history=())

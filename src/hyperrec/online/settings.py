@@ -18,7 +18,8 @@ __all__ = ["HttpGuardConfig", "ServingConfig", "SplitConfig", "SupervisorConfig"
 
 
 class SplitConfig(Section):
-    """The embedded canary of ``hyperrec serve``: a challenger revision beside the champion in one transformer.
+    """The embedded canary of ``hyperrec serve``: a challenger revision beside the champion in one
+    transformer.
 
     Each request goes to the challenger with chance ``challenger_percent`` / 100, drawn per request as
     KServe's ``canaryTrafficPercent`` does (``sticky``: per user instead, by a hash of the pseudonym). On a
@@ -57,8 +58,8 @@ class ServingConfig(Section):
     )
     registered_version: str | None = Field(
         None,
-        description="Registry version of the served bundle, logged with feedback (hyperrec serve --registered "
-        "sets it); None: unknown (records carry only the bundle manifest's version).",
+        description="Registry version of the served bundle, logged with feedback (hyperrec serve "
+        "--registered sets it); None: unknown (records carry only the bundle manifest's version).",
     )
     split: SplitConfig = Field(default_factory=SplitConfig)
 
@@ -113,14 +114,15 @@ class ServingConfig(Section):
     max_per_category: int | None = Field(
         3,
         ge=1,
-        description="Diversity cap: most items sharing any one category in an answer (soft when items run out); "
-        "None: no cap.",
+        description="Diversity cap: most items sharing any one category in an answer (soft when items run "
+        "out); None: no cap.",
     )
     popularity_weight: float = Field(
         0.0,
         ge=0.0,
         le=1.0,
-        description="Blend: (1-w)*minmax(model score) + w*minmax(log popularity) over eligible items; 0: model only.",
+        description="Blend: (1-w)*minmax(model score) + w*minmax(log popularity) over eligible items; 0: "
+                    "model only.",
     )
     explain_by_default: bool = Field(False, description="Attach explanations when a request does not say.")
     explain_top_n: int = Field(3, ge=1, description="History items listed per explained recommendation.")
@@ -139,7 +141,8 @@ class ServingConfig(Section):
     served_cache_size: int = Field(
         50_000,
         ge=1,
-        description="Recent answers kept in memory to stamp feedback with their revision and to reward the bandit.",
+        description="Recent answers kept in memory to stamp feedback with their revision and to reward the "
+                    "bandit.",
     )
 
     http: HttpGuardConfig = Field(default_factory=HttpGuardConfig)

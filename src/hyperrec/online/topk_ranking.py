@@ -92,7 +92,8 @@ def decided_by_prefix(
         return True
     codes = [catalogue.category_codes[i] for i in items.tolist()]
     ranked = top_k_diverse(scores, np.ones(items.size, dtype=bool), depth, codes, cap)
-    # The soft fill adds capped-out items, so a list that respects the cap was filled by the greedy pass alone.
+    # The soft fill adds capped-out items, so a list that respects the cap was filled by the greedy pass
+    # alone.
     chosen = [codes[i] for i in ranked.items.tolist()]
     counts = np.bincount(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
     return bool(ranked.items.size >= depth and (counts.size == 0 or counts.max() <= cap))

@@ -112,7 +112,8 @@ def forget_feedback(feedback_dir: Path, pseudonyms: set[str]) -> int:
 
 
 def scrub_tree(root: Path, pseudonyms: set[str], *, skip: Path) -> dict[str, int]:
-    """Rewrite every Parquet table and line file under ``root`` without the users' rows; file → rows removed."""
+    """Rewrite every Parquet table and line file under ``root`` without the users' rows; file → rows
+    removed."""
     test = mentions(pseudonyms)
     rewritten = {}
     for path in _files(root, skip):

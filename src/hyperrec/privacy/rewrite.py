@@ -1,8 +1,9 @@
 """Atomic rewrites of files that hold forgotten users: a temp file beside the original, fsync, ``os.replace``.
 
-A reader sees either the old file or the new one, never half of each. Feedback segments are rewritten under the
-same ``flock`` the feedback log's writers take, so an append racing the rewrite either lands before it (and is
-filtered with the rest) or waits and then reopens the new file (hyperrec.online.feedback checks the inode).
+A reader sees either the old file or the new one, never half of each. Feedback segments are rewritten under
+the same ``flock`` the feedback log's writers take, so an append racing the rewrite either lands before it
+(and is filtered with the rest) or waits and then reopens the new file (hyperrec.online.feedback checks the
+inode).
 """
 
 from __future__ import annotations

@@ -128,15 +128,15 @@ class PrivacyGuard:
 
         @app.post("/hyperrec/forget")
         async def forget_users(
-            body: Any = Body(...), authorization: str | None = Header(None)
-        ) -> dict[str, int]:  # noqa: B008
+            body: Any = Body(...), authorization: str | None = Header(None)  # noqa: B008
+        ) -> dict[str, int]:
             users = check(authorization, body)
             return await asyncio.to_thread(self.forget, users, journal=journal, catalogues=list(catalogues()))
 
         @app.post("/hyperrec/consent")
         async def set_consent(
-            body: Any = Body(...), authorization: str | None = Header(None)
-        ) -> dict[str, Any]:  # noqa: B008
+            body: Any = Body(...), authorization: str | None = Header(None)  # noqa: B008
+        ) -> dict[str, Any]:
             users = check(authorization, body)
             if not isinstance(body.get("consent"), bool):
                 raise HTTPException(400, "consent must be true or false")

@@ -3,7 +3,8 @@
 - ``gate``: pure comparison of a challenger with every baseline and the champion (no MLflow).
 - ``mlflow_registry``: register a bundle folder (sha256-verified), move the challenger / champion /
   previous-champion aliases, roll back, download what serving loads.
-- The pipeline step behind the ``validate_and_register`` KFP component is ``hyperrec.steps.validate_and_register``.
+- The pipeline step behind the ``validate_and_register`` KFP component is
+  ``hyperrec.steps.validate_and_register``.
 
 See docs/REGISTRY.md.
 """

@@ -79,6 +79,6 @@ def _check_ratio(disparity: Mapping[str, Any], family: str, key: str, floor: flo
         worst, best = disparity["groups"][disparity["worst"]], disparity["groups"][disparity["best"]]
         measure = key.split("_")[0]
         failures.append(
-            f"worst {family} group {disparity['worst']!r} has {metric} {worst[measure]:.4f}, {ratio:.1%} of the "
-            f"best group {disparity['best']!r} ({best[measure]:.4f}); the floor is {floor:.0%}"
+            f"worst {family} group {disparity['worst']!r} has {metric} {worst[measure]:.4f}, {ratio:.1%} of "
+            f"the best group {disparity['best']!r} ({best[measure]:.4f}); the floor is {floor:.0%}"
         )

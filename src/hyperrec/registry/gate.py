@@ -69,7 +69,8 @@ def canonical_metric(metric: str) -> str:
 
 
 def metric_value(metrics: Mapping[str, Any], model: str, metric: str = DEFAULT_METRIC) -> float:
-    """``metrics["models"][model]`` walked along the dotted ``metric`` (``"full.ndcg@10"``, ``"coverage@10"``).
+    """``metrics["models"][model]`` walked along the dotted ``metric`` (``"full.ndcg@10"``,
+    ``"coverage@10"``).
 
     ``"ndcg@10"`` without a protocol means ``"full.ndcg@10"``. Raises GateError when the model or the metric
     is missing or the value is not a finite number.

@@ -152,7 +152,8 @@ class BundleRegistry:
             mv = self.client.get_model_version(registered_name, str(version))
         except MlflowException as exc:
             if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
-                raise RegistryError(f"registered model {registered_name!r} has no version {version}") from None
+                raise RegistryError(f"registered model {registered_name!r} has no version "
+                f"{version}") from None
             raise
         return VersionInfo.from_model_version(mv, self.aliases(registered_name))
 
@@ -210,7 +211,8 @@ class BundleRegistry:
             run_id: log into this (active) run, e.g. the validate_and_register step's; otherwise a run
                 tagged ``hyperrec.step=register_bundle`` is created and finished here.
             lineage: lineage tag keys (``hyperrec.data_report_sha256``, ``hyperrec.config_sha256``, ...) ->
-                values; the manifest's ``lineage`` fills what is not given (keys with or without ``hyperrec.``).
+                values; the manifest's ``lineage`` fills what is not given (keys with or without
+                ``hyperrec.``).
             challenger_metrics: the challenger's metrics.json entry (its numbers become metric tags).
             protocol: the metrics.json protocol block (hashed into ``hyperrec.eval.protocol_sha256``).
             force: register even when the decision failed.
@@ -241,7 +243,8 @@ class BundleRegistry:
 
     def _log_bundle_run(self, bundle_dir: Path, decision: GateDecision, pipeline_run: str, run_id: str | None,
                         run_tags: Mapping[str, str], lineage: Mapping[str, str]) -> tuple[str, str]:
-        """Log the bundle and the decision into ``run_id`` (or a run of its own); return run id and source URI."""
+        """Log the bundle and the decision into ``run_id`` (or a run of its own); return run id and source
+        URI."""
         from mlflow.entities import Param, RunTag
 
         own_run = run_id is None

@@ -1,4 +1,5 @@
-"""The tags of a registered version: lineage, bundle, gate and metrics (see ``hyperrec.registry.mlflow_registry``).
+"""The tags of a registered version: lineage, bundle, gate and metrics (see
+``hyperrec.registry.mlflow_registry``).
 
 All strings; ``@`` becomes ``_at_`` because MLflow keys may not contain it:
 
@@ -167,7 +168,8 @@ def bundle_tags(manifest: Mapping[str, Any], manifest_sha: str) -> dict[str, str
 
 def version_tags(manifest: Mapping[str, Any], lineage: Mapping[str, str], bundle: Mapping[str, str],
                  decision: GateDecision, challenger_metrics: Mapping[str, Any] | None) -> dict[str, str]:
-    """Every tag of a new version: lineage, bundle, the file list (authoritative), gate, metrics, per-file sha256.
+    """Every tag of a new version: lineage, bundle, the file list (authoritative), gate, metrics, per-file
+    sha256.
 
     Args:
         manifest: the bundle manifest (``files``: name -> sha256, ``lineage``).

@@ -1,4 +1,5 @@
-"""The pipeline steps as plain functions, one module per step: the CLI, the KFP components and kfp.local call these.
+"""The pipeline steps as plain functions, one module per step: the CLI, the KFP components and kfp.local call
+these.
 
 Each step reads its inputs from folders, writes its outputs to folders, and records itself in MLflow, so the
 same code runs as a kfp.local subprocess, as a pod on a cluster, or straight from ``hyperrec <step>``.

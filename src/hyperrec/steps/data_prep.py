@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 
 
 def with_data_window(cfg: HyperrecConfig, data_window: str) -> HyperrecConfig:
-    """``cfg`` restricted to a retraining window: JSON ``{"start_unix": ..., "end_unix": ...}`` ("{}": as is)."""
+    """``cfg`` restricted to a retraining window: JSON ``{"start_unix": ..., "end_unix": ...}`` ("{}": as
+    is)."""
     window = json.loads(data_window or "{}")
     data = cfg.data.model_copy(update={
         "window_start_unix": window.get("start_unix", cfg.data.window_start_unix),

@@ -1,4 +1,5 @@
-"""Step drift_monitor: the two windows of ``cfg.monitoring`` -> drift report and summary, recorded in MLflow."""
+"""Step drift_monitor: the two windows of ``cfg.monitoring`` -> drift report and summary, recorded in
+MLflow."""
 
 from __future__ import annotations
 

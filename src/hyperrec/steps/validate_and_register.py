@@ -112,7 +112,8 @@ def validate_and_register_step(
 
 def _gate(registry: BundleRegistry, registered_name: str, metrics: dict[str, Any], challenger: str,
           baselines: Sequence[str], metric: str, min_improvement: float) -> GateDecision:
-    """The gate's decision against the baselines and the current champion (with a note on a protocol change)."""
+    """The gate's decision against the baselines and the current champion (with a note on a protocol
+    change)."""
     champion = registry.alias_version(registered_name, CHAMPION)
     champion_value = registry.champion_metric(registered_name, metric) if champion else None
     decision = decide(
@@ -212,7 +213,8 @@ def _resolve_challenger(metrics: dict[str, Any], bundle_model: str, challenger_n
         return bundle_model, "bundle manifest"
     learned = learned_models(metrics, baselines)
     if not learned:
-        raise GateError(f"metrics.json has no learned model to gate (only baselines: {sorted(metrics['models'])})")
+        raise GateError("metrics.json has no learned model to gate (only baselines: "
+                        f"{sorted(metrics['models'])})")
     chosen = select_challenger(metrics, learned, metric)
     if len(learned) > 1:
         logger.warning("bundle model %r is not in metrics.json; gating the best learned model %r of %s",
@@ -247,8 +249,8 @@ def _pipeline_lineage(registry: BundleRegistry, pipeline_run: str) -> dict[str, 
             if DATA_REPORT_TAG not in found and step == "data_prep":
                 with tempfile.TemporaryDirectory() as tmp:
                     try:
-                        local = registry.client.download_artifacts(found_run.info.run_id,
-                                                                   DATA_REPORT_ARTIFACT, tmp)
+                        local = registry.client.download_artifacts(
+                            found_run.info.run_id, DATA_REPORT_ARTIFACT, tmp)
                     except (MlflowException, OSError):
                         continue
                     found[DATA_REPORT_TAG] = sha256_file(Path(local))

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Per-candidate features (each in [0, 1]) crossed with the user context. Score and rank fall with the ranker's
-#: rank and the user's own counts (shown without a click, clicked) are 0 before any feedback, so with no
-#: feedback LinUCB's widest bound is the ranker's first item and it shows the plain ranking (a popularity
+#: Per-candidate features (each in [0, 1]) crossed with the user context. Score and rank fall with the
+#: ranker's rank and the user's own counts (shown without a click, clicked) are 0 before any feedback, so with
+#: no feedback LinUCB's widest bound is the ranker's first item and it shows the plain ranking (a popularity
 #: feature would break that: it reorders the cold start by popularity).
 CANDIDATE_FEATURES = ("bias", "score", "rank", "user_skipped", "user_clicked")
 #: Count at which the user_skipped / user_clicked features saturate at 1.

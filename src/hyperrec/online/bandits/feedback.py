@@ -1,4 +1,5 @@
-"""The records the bandit needs from serving: what was shown (``ServedItem``) and what came of it (``Impression``).
+"""The records the bandit needs from serving: what was shown (``ServedItem``) and what came of it
+(``Impression``).
 
 A served record is written with every answer; an impression is that record joined with the user's feedback
 by (request_id, item_id): ``clicked`` and, for the dwell reward, ``dwell_seconds``. Shown-but-not-clicked

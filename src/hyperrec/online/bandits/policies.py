@@ -269,7 +269,8 @@ class LinUCBPolicy(Policy):
         target = snapshot.arrays.get(LINUCB_B, np.zeros(self.dim))
         if design.size != self.dim * self.dim or target.size != self.dim:
             raise StoreUnavailable(
-                f"stored LinUCB state has {target.size} features, the settings {self.dim} (bandit.segments changed?)"
+                f"stored LinUCB state has {target.size} features, the settings {self.dim} (bandit.segments "
+                "changed?)"
             )
         return design.reshape(self.dim, self.dim) + self.ridge * np.eye(self.dim), target
 

@@ -3,8 +3,8 @@
 Layout under ``<namespace>``: a hash ``:stats`` (fields ``n:<key>`` and ``r:<key>``, HINCRBYFLOAT), one string
 per array ``:arr:<name>`` (little-endian float64, added element-wise by a Lua script so a request reads it
 with one GET), and a hash ``:meta`` with ``updated_at``. One ``add`` is one Lua script: Redis runs it
-whole and alone, and it checks every array size before writing anything. Every Redis failure (refused, timed out, killed mid-call) becomes ``StoreUnavailable``, which
-the re-ranker turns into the plain ranking.
+whole and alone, and it checks every array size before writing anything. Every Redis failure (refused, timed
+out, killed mid-call) becomes ``StoreUnavailable``, which the re-ranker turns into the plain ranking.
 """
 
 from __future__ import annotations

@@ -133,7 +133,8 @@ class BanditReranker:
         )
 
     def update(self, impressions: Sequence[Impression]) -> bool:
-        """Add the impressions' rewards to the shared state in one atomic step; False when the store failed."""
+        """Add the impressions' rewards to the shared state in one atomic step; False when the store
+        failed."""
         return self._apply(impressions, shown=True)
 
     def reward(self, impressions: Sequence[Impression]) -> bool:

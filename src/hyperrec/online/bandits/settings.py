@@ -18,7 +18,8 @@ PolicyName = Literal["greedy", "epsilon_greedy", "ucb1", "thompson", "linucb"]
 
 
 class SimulatorConfig(_Section):
-    """The offline simulator: ml-latest-small users' future ratings decide clicks (``hyperrec bench bandits``)."""
+    """The offline simulator: ml-latest-small users' future ratings decide clicks
+    (``hyperrec bench bandits``)."""
 
     dataset_dir: Path | None = Field(
         None, description="MovieLens folder read with hyperrec.data readers; None: data.dataset_dir."

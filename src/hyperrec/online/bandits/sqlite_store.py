@@ -121,8 +121,8 @@ class SqliteStore:
             old = self._read_arrays(namespace, [name]).get(name)
             if old is not None and old.size != value.size:
                 raise StoreUnavailable(
-                    f"bandit state array {name!r} in {self.path} has {old.size} values, the update {value.size}: "
-                    "the feature layout changed; use a new bandit.namespace"
+                    f"bandit state array {name!r} in {self.path} has {old.size} values, the update "
+                    f"{value.size}: the feature layout changed; use a new bandit.namespace"
                 )
             total = value if old is None else old + value
             self._db.execute(
