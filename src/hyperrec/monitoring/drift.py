@@ -144,10 +144,8 @@ def run_drift_check(
         evidently=run.evidently,
         sections=sections,
     )
-    logger.info(
-        "drift check: drift_detected=%s drifted=%s (%d vs %d rows) in %.1f s", result.drift_detected,
-        result.drifted_checks, len(ref_window.frame), len(cur_window.frame), result.wall_seconds,
-    )
+    logger.info("drift check: drift_detected=%s drifted=%s (%d vs %d rows) in %.1f s", result.drift_detected,
+                result.drifted_checks, len(ref_window.frame), len(cur_window.frame), result.wall_seconds)
     if output_dir is not None:
         result.write(output_dir)
     return result

@@ -60,8 +60,7 @@ _MS_THRESHOLD = 100_000_000_000  # Unix seconds reach this in the year 5138; lar
 
 
 def parse_time(value: Any) -> int:
-    """Unix seconds from Unix seconds/milliseconds (number or digit string) or an ISO-8601 date/time (UTC if
-    naive)."""
+    """Unix seconds from Unix seconds/ms (number or digit string) or an ISO-8601 date/time (UTC if naive)."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         if not math.isfinite(float(value)):
             raise ValueError(f"not a time: {value!r}")
@@ -142,8 +141,7 @@ def feedback_records_to_frame(
     item_index: Mapping[str, int] | None = None,
     settings: FeedbackSettings | None = None,
 ) -> tuple[pd.DataFrame, FeedbackParseStats]:
-    """Turn feedback-log records into the monitoring frame; bad records are counted and dropped, never
-    raised."""
+    """Feedback-log records as the monitoring frame; bad records are counted and dropped, never raised."""
     settings = settings or FeedbackSettings()
     rows: list[dict[str, Any]] = []
     total = malformed = unknown = 0
@@ -221,8 +219,7 @@ def _feedback_row(
 
 
 def _jsonl_records(path: Path) -> Iterable[Mapping[str, Any] | None]:
-    """Yield parsed lines; None for a line that is not a JSON object (the half-written last line, not
-    UTF-8)."""
+    """Yield parsed lines; None for a line that is no JSON object (the half-written last line, not UTF-8)."""
     with path.open("rb") as handle:
         for line in handle:
             if not line.strip():
@@ -299,10 +296,8 @@ def read_events(
 ) -> pd.DataFrame:
     """Read a file or a folder into the monitoring frame.
 
-    - a prepared-data folder (has ``interactions.parquet``): that table, or ``train.parquet`` with
-      ``table='train'``;
-    - a folder holding feedback-log segments (``feedback-NNNNNN.jsonl``, also in subfolders): the feedback
-      log;
+    - a prepared folder (``interactions.parquet``): that table, or ``train.parquet`` with ``table='train'``;
+    - a folder of feedback-log segments (``feedback-NNNNNN.jsonl``, also in subfolders): the feedback log;
     - another folder: every ``*.parquet``, ``*.csv``, ``*.jsonl`` and ``*.json`` in it, in name order;
     - ``.parquet`` / ``.csv``: an interaction table; ``.jsonl`` / ``.json``: the feedback log when its records
       carry ``request_id`` or feedback-only events, else interaction records.

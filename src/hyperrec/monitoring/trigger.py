@@ -1,5 +1,4 @@
-"""Retraining trigger: turn a drift summary into a decision, start the retraining pipeline, log every
-decision.
+"""Retraining trigger: turn a drift summary into a decision, start the retraining pipeline, log each decision.
 
 Order of the rules (the first that applies decides):
 
@@ -124,8 +123,7 @@ class DecisionLog:
 
 
 class MlflowDecisionRecorder:
-    """One MLflow run per decision in ``experiment``: tags for the outcome, metrics for the scores,
-    decision.json."""
+    """One MLflow run per decision in ``experiment``: tags for outcome, metrics for scores, decision.json."""
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None) -> None:
         self.tracking_uri, self.experiment, self.artifact_location = (tracking_uri, experiment,
@@ -157,9 +155,8 @@ class MlflowDecisionRecorder:
         }
         if decision.run_id:
             tags[f"{TAG_PREFIX}retrain_run_id"] = decision.run_id
-        run = client.create_run(experiment_id,
-                                run_name=f"decision-{decision.decision}-{decision.pipeline_run}",
-                                tags=tags)
+        run = client.create_run(
+            experiment_id, run_name=f"decision-{decision.decision}-{decision.pipeline_run}", tags=tags)
         run_id = run.info.run_id
         try:
             stamp = int(decision.decided_at_unix * 1000)
@@ -293,8 +290,7 @@ class RetrainTrigger:
             current_window: the checked window's rows, for a launcher whose runs cannot read the local source.
 
         Returns:
-            The decision (skipped, triggered or failed), logged to the JSONL file and, with a recorder,
-            MLflow.
+            The decision (skipped, triggered or failed), logged to the JSONL log and, with a recorder, MLflow.
         """
         summary = result.summary() if hasattr(result, "summary") else dict(result)
         now = self.clock()
@@ -337,8 +333,7 @@ class RetrainTrigger:
         )
 
     def _held_back(self, decision: Decision, why: str, now: float) -> bool:
-        """True (with the reason set) when the last triggered run is in its cool-down or, debounced, still
-        active."""
+        """True (reason set) when the last triggered run is in its cool-down or, debounced, still active."""
         last = self._last_triggered()
         if last is None:
             return False
