@@ -113,11 +113,12 @@ def _run_local_and_report(cfg: HyperrecConfig) -> Path:
         "registered as " + str(registration["registered"]) if registration["registered"] else "not registered"
     )
     sys.stdout.write(
-        "\n" + metrics_table(metrics, keys=DEMO_COLUMNS) + f"\n\ngate ({decision['metric']}): "
-        f"{decision['challenger']} {decision['challenger_value']:.4f} vs best baseline "
-        f"{decision['best_baseline']} {decision['best_baseline_value']:.4f} -> {verdict}\npipeline run "
-        f"{run.pipeline_run} finished in {run.wall_seconds:.0f} s\noutputs: {run.output_dir.resolve()} "
-        f"(every metric: evaluation/metrics.md)\nMLflow:  mlflow ui --backend-store-uri {cfg.mlflow_uri()}\n"
+        "\n" + metrics_table(metrics, keys=DEMO_COLUMNS) + "\n\n"
+        f"gate ({decision['metric']}): {decision['challenger']} {decision['challenger_value']:.4f} vs best "
+        f"baseline {decision['best_baseline']} {decision['best_baseline_value']:.4f} -> {verdict}\n"
+        f"pipeline run {run.pipeline_run} finished in {run.wall_seconds:.0f} s\n"
+        f"outputs: {run.output_dir.resolve()} (every metric: evaluation/metrics.md)\n"
+        f"MLflow:  mlflow ui --backend-store-uri {cfg.mlflow_uri()}\n"
     )
     return run.output_dir
 
