@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from hyperrec.monitoring.drift import run_drift_check
-from hyperrec.monitoring.events import Window, parse_time
+from hyperrec.monitoring.events import parse_time
+from hyperrec.monitoring.windows import Window
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from hyperrec.errors import ModelError
-from hyperrec.modeling.settings import RuntimeSettings, TrainingSettings
+from hyperrec.modeling.settings import RuntimeSettings
+from hyperrec.modeling.training_settings import TrainingSettings
 
 if TYPE_CHECKING:
     from hyperrec.modeling.item_encoder import TextEncoder

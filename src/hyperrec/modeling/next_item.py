@@ -41,7 +41,7 @@ from hyperrec.modeling.history import AUTO_REPEAT_RATE, repeat_rate
 from hyperrec.modeling.item_encoder import TextEncoder
 from hyperrec.modeling.next_item_graph import NextItemGraph
 from hyperrec.modeling.next_item_loss import full_softmax_loss, sampled_softmax_loss
-from hyperrec.modeling.next_item_net import NextItemNet
+from hyperrec.modeling.next_item_net import NextItemNet, mark_text_only_items, warm_start_net
 from hyperrec.modeling.next_item_text import ItemText
 from hyperrec.modeling.next_item_windows import TrainingWindows
 from hyperrec.modeling.recipe import DataShape, resolve_next_item
@@ -57,15 +57,6 @@ WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "model.json"  # the registry reads its "model" key
 SEGMENTS_JSON = "segments.json"
 ENCODER_DIR = "item_encoder"
-
-
-def _warm_start(net: NextItemNet, directory: Path) -> None:
-    """Copy every tensor of a saved model whose name and shape match ``net``'s; log what was reused."""
-    state = load_state(directory / WEIGHTS_FILE)
-    own = net.state_dict()
-    reused = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    net.load_state_dict(reused, strict=False)
-    log.info("warm start from %s: %d of %d tensors reused", directory, len(reused), len(own))
 
 
 class NextItemRecommender(Recommender):
@@ -174,7 +165,7 @@ class NextItemRecommender(Recommender):
         text_dim = None if table is None else int(table.shape[1])
         self.net = net = NextItemNet(len(items), text_dim, self.settings, self.n_segments)
         if warm_start is not None:
-            _warm_start(net, Path(warm_start))
+            warm_start_net(net, Path(warm_start) / WEIGHTS_FILE)
         if table is not None:
             net.text_table.copy_(table)
         return net.to(self._device)
@@ -221,11 +212,7 @@ class NextItemRecommender(Recommender):
         """Items with no train event; with unseen_items_from_text they are the net's text-only items."""
         if not self.settings.unseen_items_from_text:
             return None
-        seen = np.zeros(n_items, dtype=bool)
-        for history in histories.values():
-            seen[history[(history >= 0) & (history < n_items)]] = True
-        unseen = torch.from_numpy(~seen).to(device)
-        net.text_only.copy_(unseen)
+        unseen = mark_text_only_items(net, histories, device)
         log.info("%s: %d items have no train event; they are scored from their text", self.name,
                  int(unseen.sum()))
         return unseen

@@ -7,13 +7,19 @@ tokens and the output classes (``hyperrec.modeling.next_item_loss``, ``hyperrec.
 
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hyperrec.modeling.finetune import load_state
 from hyperrec.modeling.settings import NextItemSettings
+
+log = logging.getLogger(__name__)
 
 
 class CausalBlock(nn.Module):
@@ -176,3 +182,32 @@ class NextItemNet(nn.Module):
             x, w = block(x, mask, need_weights=need_weights and i == len(self.blocks) - 1)
             weights = w if w is not None else weights
         return self.final_ln(x), weights
+
+
+def warm_start_net(net: NextItemNet, weights_file: Path) -> None:
+    """Copy every tensor of saved weights whose name and shape match ``net``'s; log what was reused."""
+    state = load_state(weights_file)
+    own = net.state_dict()
+    reused = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    net.load_state_dict(reused, strict=False)
+    log.info("warm start from %s: %d of %d tensors reused", weights_file.parent, len(reused), len(own))
+
+
+def mark_text_only_items(net: NextItemNet, histories: dict[str, np.ndarray],
+                         device: torch.device) -> torch.Tensor:
+    """Mark the items without a train event as text-only in ``net`` and return that mask.
+
+    Args:
+        net: the network whose ``text_only`` buffer is set.
+        histories: each user's train item indices.
+        device: where the mask lives.
+
+    Returns:
+        A bool tensor (n_items,): True for items no history contains.
+    """
+    seen = np.zeros(net.n_items, dtype=bool)
+    for history in histories.values():
+        seen[history[(history >= 0) & (history < net.n_items)]] = True
+    unseen = torch.from_numpy(~seen).to(device)
+    net.text_only.copy_(unseen)
+    return unseen

@@ -22,7 +22,8 @@ from torch import nn
 
 from hyperrec.errors import ModelError
 from hyperrec.modeling.finetune import apply_freezing, autocast, layers_for_epoch, save_state
-from hyperrec.modeling.settings import RuntimeSettings, TrainingSettings
+from hyperrec.modeling.settings import RuntimeSettings
+from hyperrec.modeling.training_settings import TrainingSettings
 
 if TYPE_CHECKING:
     from hyperrec.modeling.item_encoder import TextEncoder

@@ -39,10 +39,11 @@ from hyperrec.monitoring.checks import (
     WidgetBuilder,
     quality,
 )
-from hyperrec.monitoring.events import IMPRESSION, Window
+from hyperrec.monitoring.events import IMPRESSION
 from hyperrec.monitoring.results import DriftResult
 from hyperrec.monitoring.settings import MonitoringConfig
 from hyperrec.monitoring.verdicts import CHECKS
+from hyperrec.monitoring.windows import Window
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ import pandas as pd
 from hyperrec.data.files import load_array, read_frame
 from hyperrec.errors import DataError
 from hyperrec.monitoring.drift import run_drift_check
-from hyperrec.monitoring.events import Window, last_days_bounds, read_events, read_item_index, select_window
+from hyperrec.monitoring.events import read_events, read_item_index
 from hyperrec.monitoring.results import DriftResult
 from hyperrec.monitoring.settings import MonitoringConfig
+from hyperrec.monitoring.windows import Window, last_days_bounds, select_window
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,9 @@ from hyperrec.modeling.finetune import (
     warmup_schedule,
 )
 from hyperrec.modeling.item_encoder import TextEncoder
-from hyperrec.modeling.settings import RuntimeSettings, TrainingSettings
+from hyperrec.modeling.settings import RuntimeSettings
 from hyperrec.modeling.trainer import EarlyStopping, Trainer, TrainingTimeout, TrainResult
+from hyperrec.modeling.training_settings import TrainingSettings
 
 
 def test_layers_for_epoch_follows_the_schedule() -> None:

@@ -15,7 +15,8 @@ from hyperrec.modeling.next_item import NextItemRecommender
 from hyperrec.modeling.next_item_loss import history_pairs
 from hyperrec.modeling.next_item_net import NextItemNet
 from hyperrec.modeling.next_item_windows import sequence_windows
-from hyperrec.modeling.settings import NextItemSettings, TrainingSettings
+from hyperrec.modeling.settings import NextItemSettings
+from hyperrec.modeling.training_settings import TrainingSettings
 from hyperrec.modeling.validation import local_validator
 from hyperrec.models.base import ScoringBatch
 

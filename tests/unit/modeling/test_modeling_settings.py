@@ -7,12 +7,8 @@ from pydantic import BaseModel, ValidationError
 
 from hyperrec.config import config_from_yaml, load_config
 from hyperrec.modeling.run_profiles import FULL_PROFILE_OVERRIDES
-from hyperrec.modeling.settings import (
-    ModelingConfig,
-    NextItemSettings,
-    TrainingSettings,
-    apply_profile,
-)
+from hyperrec.modeling.settings import ModelingConfig, NextItemSettings, apply_profile
+from hyperrec.modeling.training_settings import TrainingSettings
 
 
 def _models(model: type[BaseModel]):

@@ -10,7 +10,8 @@ import torch
 
 from hyperrec.modeling.bi_encoder import BiEncoderRecommender, top_k, training_pairs
 from hyperrec.modeling.cross_encoder import CrossEncoderReranker
-from hyperrec.modeling.settings import BiEncoderSettings, CrossEncoderSettings, TrainingSettings
+from hyperrec.modeling.settings import BiEncoderSettings, CrossEncoderSettings
+from hyperrec.modeling.training_settings import TrainingSettings
 from hyperrec.modeling.validation import local_validator
 from hyperrec.modeling.zero_shot import ZeroShotRecommender
 from hyperrec.models.base import ScoringBatch

@@ -69,7 +69,7 @@ def test_shape_reads_missing_timestamps_from_the_prepared_data(tmp_path: Path) -
 @pytest.mark.parametrize("order", ["shuffled", "as_given"])
 def test_the_fitted_model_saves_the_resolved_values(tmp_path: Path, order: str, runtime) -> None:
     from hyperrec.modeling.next_item import IDOnlyNextItemRecommender
-    from hyperrec.modeling.settings import TrainingSettings
+    from hyperrec.modeling.training_settings import TrainingSettings
 
     data = write_prepared(tmp_path / "p", cyclic_sequences(8, 12, 6), 12)
     training = TrainingSettings(max_epochs=1, batch_size=4, unfreeze_schedule={0: 0}, max_train_seconds=None)

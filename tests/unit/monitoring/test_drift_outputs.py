@@ -5,8 +5,8 @@ import json
 from monitoring_helpers import START, synthetic_events
 
 from hyperrec.monitoring.drift import run_drift_check
-from hyperrec.monitoring.events import Window
 from hyperrec.monitoring.results import EVIDENTLY_FILE, REPORT_FILE, SUMMARY_FILE
+from hyperrec.monitoring.windows import Window
 
 
 def test_html_report_and_json_summary_are_written(tmp_path):

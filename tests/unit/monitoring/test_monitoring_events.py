@@ -7,15 +7,9 @@ import pandas as pd
 import pytest
 
 from hyperrec.errors import DataError
-from hyperrec.monitoring.events import (
-    MONITOR_COLUMNS,
-    Window,
-    feedback_records_to_frame,
-    last_days_bounds,
-    parse_time,
-    read_events,
-)
+from hyperrec.monitoring.events import MONITOR_COLUMNS, feedback_records_to_frame, parse_time, read_events
 from hyperrec.monitoring.settings import FeedbackSettings
+from hyperrec.monitoring.windows import Window, last_days_bounds
 
 
 def test_parse_time_accepts_seconds_milliseconds_and_iso():

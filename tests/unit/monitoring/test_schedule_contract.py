@@ -17,8 +17,9 @@ import yaml
 from monitoring_helpers import KFP_UPLOADED, START, feedback_records, synthetic_events
 
 from hyperrec.cli import main
-from hyperrec.monitoring.events import read_events, select_window
+from hyperrec.monitoring.events import read_events
 from hyperrec.monitoring.settings import is_kfp_importable
+from hyperrec.monitoring.windows import select_window
 from hyperrec.pipelines.contract import PipelineContract
 
 REPO = Path(__file__).resolve().parents[3]
