@@ -34,9 +34,9 @@ from kserve.protocol.rest.v2_endpoints import V2Endpoints, register_v2_endpoints
 
 from hyperrec.online.settings import HttpGuardConfig
 
+from .feedback_model import FeedbackModel
 from .http_errors import install_error_handlers
 from .http_guard import RequestGuard, check_guard_config
-from .transformer import FeedbackModel
 
 
 class Probes:

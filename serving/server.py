@@ -26,6 +26,7 @@ from kserve.predictor_config import PredictorConfig
 from hyperrec.online.bandits.settings import BanditConfig
 from hyperrec.online.settings import HttpGuardConfig, ServingConfig
 
+from .feedback_model import FeedbackModel, open_journal
 from .pairing import (  # noqa: F401 - re-exported: the pairing API has always been importable from here
     METADATA_TIMEOUT_S,
     PREDICTOR_MISMATCH,
@@ -38,7 +39,7 @@ from .pairing import (  # noqa: F401 - re-exported: the pairing API has always b
 from .predictor import OnnxRankerModel
 from .rest_app import build_rest_app
 from .revisions import RevisionSpec
-from .transformer import FeedbackModel, RecommendTransformer, ScorerFactory, open_journal
+from .transformer import RecommendTransformer, ScorerFactory
 
 if TYPE_CHECKING:  # pragma: no cover
     from hyperrec.online.bandits.reranker import BanditReranker
