@@ -90,7 +90,7 @@ class FeedbackModel(NoExplanation, Model):
     async def predict(self, records: list[dict[str, Any]], headers: dict[str, str] | None = None) -> dict[str, Any]:
         assert self._journal is not None
         started = time.perf_counter()
-        accepted = await asyncio.to_thread(self._journal.log.append, records)  # write + fsync off the event loop
+        accepted = await asyncio.wrap_future(self._journal.commit(records))  # on disk (fsynced) when it returns
         STAGE_SECONDS.labels(model=self.name, stage="feedback", revision=self.settings.revision).observe(
             time.perf_counter() - started)
         for record in records:
@@ -137,4 +137,5 @@ def open_journal(settings: ServingConfig, *, log_served: bool | None = None,
             bandit.update([Impression.from_served(item, clicked=False) for answer in answers
                            if answer.policy != RANKER_POLICY for item in answer.items])
     return ServedJournal(log, cache_size=settings.served_cache_size,
-                         log_served=settings.log_served if log_served is None else log_served, on_served=on_served)
+                         log_served=settings.log_served if log_served is None else log_served, on_served=on_served,
+                         write_interval_s=settings.served_write_interval_s)
