@@ -47,11 +47,10 @@ from hyperrec.privacy.serving_guard import PrivacyGuard
 
 from .metrics import (
     BANDIT_PLAIN,
-    CANDIDATES_SCORED,
     DEGRADED,
     ERRORS,
     FALLBACKS,
-    STAGE_SECONDS,
+    RevisionSeries,
 )
 from .model_scores import model_scores
 from .revisions import Revision, RevisionSpec, ScorerFactory, load_revision
@@ -106,6 +105,7 @@ class RecommendTransformer(ServedRevisions, Model):
         self.bandit = bandit
         self._pseudonymize = pseudonymize
         self._revisions: list[Revision] = []
+        self._series: dict[str, RevisionSeries] = {}
         self._load_lock = threading.Lock()
         self.load_error: str | None = None
 
@@ -119,20 +119,11 @@ class RecommendTransformer(ServedRevisions, Model):
             if self.ready:
                 return True
             self._revisions = [load_revision(spec, self.settings, self._pseudonymize) for spec in self.specs]
-            for revision in self._revisions:
-                self._declare_series(revision.name)
+            self._series = {revision.name: RevisionSeries.of(self.name, revision.name) for revision in self._revisions}
             self.ready = True
             return True
         finally:
             self._load_lock.release()
-
-    def _declare_series(self, revision: str) -> None:
-        """Export the request and error series at 0 before the first request, so that PromQL's increase() over
-        a window counts a revision's first requests too (a series born mid-window has no earlier sample)."""
-        for stage in ("preprocess", "predictor", "postprocess"):
-            STAGE_SECONDS.labels(model=self.name, stage=stage, revision=revision)
-        for kind in ("predictor", "internal", "not_ready"):
-            ERRORS.labels(model=self.name, kind=kind, revision=revision)
 
     def start_loading(self, on_error: Callable[[BaseException], None] | None = None) -> threading.Thread:
         """Load in a background thread; requests get 503 until it is done."""
@@ -169,8 +160,7 @@ class RecommendTransformer(ServedRevisions, Model):
             ERRORS.labels(model=self.name, kind="invalid_request", revision=(revision or champion).name).inc()
             raise InvalidInput(str(exc)) from None
         finally:
-            STAGE_SECONDS.labels(model=self.name, stage="preprocess", revision=(revision or champion).name
-                                 ).observe(time.perf_counter() - started)
+            self._series[(revision or champion).name].stage["preprocess"].observe(time.perf_counter() - started)
         if not plan.needs_model:
             return Scored(plan, None, None, revision)
         return await self._score(plan, revision)
@@ -181,7 +171,7 @@ class RecommendTransformer(ServedRevisions, Model):
         scores, reason = None, None
         request_id = plan.request.request_id
         try:
-            scores = await model_scores(revision, plan, self.bandit, self.name)
+            scores = await model_scores(revision, plan, self.bandit, self._series[revision.name])
         except PredictorUnavailable as exc:
             reason = "predictor_unavailable"
             ERRORS.labels(model=self.name, kind="predictor", revision=revision.name).inc()
@@ -191,8 +181,7 @@ class RecommendTransformer(ServedRevisions, Model):
             ERRORS.labels(model=self.name, kind="predictor", revision=revision.name).inc()
             logger.exception("request %s: unexpected predictor error, answering degraded", request_id)
         finally:
-            STAGE_SECONDS.labels(model=self.name, stage="predictor", revision=revision.name).observe(
-                time.perf_counter() - started)
+            self._series[revision.name].stage["predictor"].observe(time.perf_counter() - started)
         return Scored(plan, scores, reason, revision)
 
     async def predict(
@@ -216,8 +205,7 @@ class RecommendTransformer(ServedRevisions, Model):
             reason = "internal_error"
             answered = service.respond(plan, None, degraded_reason=reason)
         finally:
-            STAGE_SECONDS.labels(model=self.name, stage="postprocess", revision=revision.name).observe(
-                time.perf_counter() - started)
+            self._series[revision.name].stage["postprocess"].observe(time.perf_counter() - started)
         self._count(result, answered, reason)
         if self.journal is not None:
             self.journal.record(served_answer(answered.response, answered.slate.served(plan.request.request_id),
@@ -235,7 +223,7 @@ class RecommendTransformer(ServedRevisions, Model):
         if result.scores is not None:
             service, plan = result.revision.service, result.plan
             n = service.catalogue.n_items if plan.candidate_idx is None else int(plan.candidate_idx.size)
-            CANDIDATES_SCORED.labels(**labels).inc(n)
+            self._series[result.revision.name].candidates.inc(n)
         if answered.slate.degraded:
             BANDIT_PLAIN.labels(reason=answered.slate.reason or "unknown", **labels).inc()
 
