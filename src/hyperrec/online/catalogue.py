@@ -30,6 +30,8 @@ class Catalogue:
     cold_slot: ColdSlot | None = None
     index: dict[str, int] = field(init=False)
     category_codes: tuple[np.ndarray, ...] = field(init=False)
+    #: ``cold_slot.mask(n_items)``, built once (None without a slot).
+    cold_mask: np.ndarray | None = field(init=False)
 
     def __post_init__(self) -> None:
         n = len(self.item_ids)
@@ -45,6 +47,7 @@ class Catalogue:
         object.__setattr__(
             self, "category_codes", tuple(np.array([code[c] for c in cats], dtype=np.int32) for cats in self.categories)
         )
+        object.__setattr__(self, "cold_mask", None if self.cold_slot is None else self.cold_slot.mask(n))
 
     @property
     def n_items(self) -> int:

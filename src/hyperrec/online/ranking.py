@@ -9,7 +9,7 @@ Small pure functions over numpy arrays, in the order the transformer applies the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,21 +98,27 @@ def top_k_diverse(
     counts: dict[int, int] = {}
     chosen_list: list[int] = []
     skipped: list[int] = []
-    for item in order:
-        codes = category_codes[int(item)]
-        if all(counts.get(int(c), 0) < max_per_category for c in codes):
-            chosen_list.append(int(item))
+    for item in _as_ints(order):
+        codes = category_codes[item].tolist()
+        if all(counts.get(c, 0) < max_per_category for c in codes):
+            chosen_list.append(item)
             for c in codes:
-                counts[int(c)] = counts.get(int(c), 0) + 1
+                counts[c] = counts.get(c, 0) + 1
             if len(chosen_list) == k:
                 break
         else:
-            skipped.append(int(item))
+            skipped.append(item)
     if len(chosen_list) < k:
         chosen_list += skipped[: k - len(chosen_list)]
         chosen_list.sort(key=lambda i: (-scores[i], i))
     chosen = np.array(chosen_list, dtype=np.int64)
     return RankedItems(chosen, scores[chosen].astype(np.float64))
+
+
+def _as_ints(order: np.ndarray, chunk: int = 256) -> Iterator[int]:
+    """``order``'s items as Python ints, converted a chunk at a time (the greedy pass usually stops early)."""
+    for start in range(0, order.size, chunk):
+        yield from order[start:start + chunk].tolist()
 
 
 def popularity_scores(
