@@ -104,7 +104,8 @@ class TritonV2Client:
                 raise PredictorUnavailable(f"predictor budget of {s.request_timeout_s}s spent after {attempt} attempts")
             timeout = min(s.attempt_timeout_s, remaining)
             try:
-                return await asyncio.wait_for(self._infer(inputs, request_id, timeout, names), timeout=timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: that runs the call in a task of its own
+                    return await self._infer(inputs, request_id, timeout, names)
             except PredictorUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001 - tritonclient, grpc, aiohttp and timeouts all retry
