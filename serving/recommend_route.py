@@ -2,8 +2,9 @@
 
 KServe registers ``POST /v1/models/{model_name}:predict`` as a FastAPI route: every request walks the app's
 route list several times, solves the endpoint's dependencies and builds a deprecated ``ORJSONResponse``
-before and after the model runs, about a fifth of the transformer's CPU per request in-process. ``add_fast_predict``
-puts a plain Starlette route for each recommend model's exact path in front of KServe's, doing what KServe's
+around the model's work; bypassing that cut the transformer's in-process CPU per request by about 15 %.
+``add_fast_predict`` puts a plain Starlette route for each recommend model's exact path in front of KServe's,
+doing what KServe's
 ``V1Endpoints.predict`` does and nothing else: the readiness check, KServe's own body decoding
 (``DataPlane.decode``), the model's ``__call__`` (so KServe's stage histograms stay), the answer as orjson
 with the model's response headers. The app's middleware (the request guard) and error handlers apply to it
