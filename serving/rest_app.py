@@ -37,7 +37,7 @@ from hyperrec.online.settings import HttpGuardConfig
 from .feedback_model import FeedbackModel
 from .http_errors import install_error_handlers
 from .http_guard import RequestGuard, check_guard_config
-from .recommend_route import add_fast_predict
+from .recommend_route import fast_predict_router
 from .transformer import RecommendTransformer
 
 
@@ -136,8 +136,8 @@ def build_rest_app(server: ModelServer, http: HttpGuardConfig) -> FastAPI:
     router.add_api_route("/v2/models/{model_name}/versions/{model_version}", versions.metadata, methods=["GET"])
     router.add_api_route("/v2/models/{model_name}/versions/{model_version}/infer", versions.infer,
                          methods=["POST"], response_model=None)
-    add_fast_predict(router, server, [name for name, model in server.registered_models.get_models().items()
-                                      if isinstance(model, RecommendTransformer)])
+    app.include_router(fast_predict_router(server, [name for name, model in server.registered_models.get_models().items()
+                                                    if isinstance(model, RecommendTransformer)]))
     app.include_router(router)
     register_v1_endpoints(app, server.dataplane, server.model_repository_extension)
     register_v2_endpoints(app, server.dataplane, server.model_repository_extension)
