@@ -17,6 +17,7 @@ the full vector exactly when the rules decide within the prefix:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,9 +97,8 @@ def decided_by_prefix(
     codes = [catalogue.category_codes[i] for i in items.tolist()]
     ranked = top_k_diverse(scores, np.ones(items.size, dtype=bool), depth, codes, cap)
     # The soft fill adds capped-out items, so a list that respects the cap was filled by the greedy pass alone.
-    chosen = [codes[i] for i in ranked.items.tolist()]
-    counts = np.bincount(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
-    return bool(ranked.items.size >= depth and (counts.size == 0 or counts.max() <= cap))
+    counts = Counter(c for i in ranked.items.tolist() for c in codes[i])
+    return ranked.items.size >= depth and all(count <= cap for count in counts.values())
 
 
 def _with_cold_slot(
