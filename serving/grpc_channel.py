@@ -15,11 +15,8 @@ MAX_RECONNECT_BACKOFF_MS = 1000
 
 
 def predictor_channel_args() -> list[tuple[str, Any]]:
-    """Channel arguments for ``kserve.InferenceGRPCClient(channel_args=...)``.
-
-    Passing them replaces KServe's defaults, so its unlimited message sizes are repeated here; ``enable_retries``
-    0 keeps gRPC's own retries off (``retries=0`` is only honoured without channel arguments).
-    """
+    """Channel arguments of the predictor channel (``serving/v2_grpc.py``): unlimited message sizes (as KServe's
+    client sets them) and gRPC's own retries off (``enable_retries`` 0; the transformer's retry loop owns them)."""
     return [
         ("grpc.max_send_message_length", -1),
         ("grpc.max_receive_message_length", -1),

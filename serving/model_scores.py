@@ -12,22 +12,15 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from prometheus_client import Counter
 
 from hyperrec.online.bandits.reranker import BanditReranker
 from hyperrec.online.service import Plan
 from hyperrec.online.topk_ranking import decided_by_prefix, sparse_scores, top_k_applies
 
+from .metrics import RevisionSeries
 from .revisions import Revision
 
 logger = logging.getLogger(__name__)
-
-SCORE_PATH = Counter(
-    "hyperrec_predictor_path_total",
-    "Predictor calls by output: top_k (in-graph top k decided the answer), full (all scores), "
-    "top_k_then_full (the prefix could not decide; full scores fetched after it).",
-    ["model", "revision", "path"],
-)
 
 
 def ranking_depth(plan: Plan, bandit: BanditReranker | None) -> int:
@@ -35,7 +28,8 @@ def ranking_depth(plan: Plan, bandit: BanditReranker | None) -> int:
     return max(plan.request.k, bandit.settings.top_n) if bandit is not None else plan.request.k
 
 
-async def model_scores(revision: Revision, plan: Plan, bandit: BanditReranker | None, model: str) -> np.ndarray:
+async def model_scores(revision: Revision, plan: Plan, bandit: BanditReranker | None,
+                       series: RevisionSeries) -> np.ndarray:
     """Catalogue-wide scores for ``plan``'s single row (−inf outside the top k when that decides the answer)."""
     scorer, service = revision.scorer, revision.service
     request_id = plan.request.request_id
@@ -48,9 +42,9 @@ async def model_scores(revision: Revision, plan: Plan, bandit: BanditReranker | 
                            has_cold_outputs=bool(getattr(scorer, "cold_outputs", False))):
         top = (await scorer.top_k(plan.model_inputs, request_id)).row(0)
         if decided_by_prefix(top, plan.history_idx, service.catalogue, service.settings, depth=depth):
-            SCORE_PATH.labels(model=model, revision=revision.name, path="top_k").inc()
+            series.score_path["top_k"].inc()
             return sparse_scores(service.catalogue.n_items, top)
         path = "top_k_then_full"
         logger.debug("request %s: the top %d cannot decide %d items; fetching all scores", request_id, k, depth)
-    SCORE_PATH.labels(model=model, revision=revision.name, path=path).inc()
+    series.score_path[path].inc()
     return (await scorer.score(plan.model_inputs, request_id))[0]

@@ -34,9 +34,11 @@ from kserve.protocol.rest.v2_endpoints import V2Endpoints, register_v2_endpoints
 
 from hyperrec.online.settings import HttpGuardConfig
 
+from .feedback_model import FeedbackModel
 from .http_errors import install_error_handlers
 from .http_guard import RequestGuard, check_guard_config
-from .transformer import FeedbackModel
+from .recommend_route import fast_predict_router
+from .transformer import RecommendTransformer
 
 
 class Probes:
@@ -134,6 +136,8 @@ def build_rest_app(server: ModelServer, http: HttpGuardConfig) -> FastAPI:
     router.add_api_route("/v2/models/{model_name}/versions/{model_version}", versions.metadata, methods=["GET"])
     router.add_api_route("/v2/models/{model_name}/versions/{model_version}/infer", versions.infer,
                          methods=["POST"], response_model=None)
+    app.include_router(fast_predict_router(server, [name for name, model in server.registered_models.get_models().items()
+                                                    if isinstance(model, RecommendTransformer)]))
     app.include_router(router)
     register_v1_endpoints(app, server.dataplane, server.model_repository_extension)
     register_v2_endpoints(app, server.dataplane, server.model_repository_extension)

@@ -1,4 +1,4 @@
-"""The recommend transformer and the feedback model.
+"""The recommend transformer.
 
 ``RecommendTransformer`` is a KServe transformer: it overrides ``preprocess`` and ``postprocess``.
 
@@ -9,7 +9,8 @@
 - postprocess: rank the scores under the business rules, fall back to (segment-)popular items for users
   without known history, let the bandit (``bandit.enabled``) choose the slate among the top N, explain,
   attach request id, model name and version, revision, policy and per-item propensity; hand the answer to
-  the ``ServedJournal`` (impression records in the feedback log, written off the request path).
+  the ``ServedJournal`` (impression records in the feedback log, written off the request path), which the
+  feedback model (``serving/feedback_model.py``) shares.
 
 Revisions: the champion (``serving.revision``) always; with ``serving.split.challenger_bundle_dir`` a
 challenger beside it, each request going to one of them (``serving/revisions.py``, ``hyperrec.online.split``).
@@ -18,11 +19,6 @@ One deviation from the plain transformer pattern: ``predict`` is an identity ste
 already called inside preprocess. KServe's default ``predict`` would call ``predictor_host`` with its own
 client and turn a predictor failure into an error for the client; the degraded fallback needs the call
 where its failure can still be handled.
-
-``FeedbackModel`` (served as ``feedback``) appends impressions, clicks, dwell and ratings to the
-crash-safe feedback log: ``POST /v1/models/feedback:predict``. Each event is stamped with the revision, model
-and policy of the answer it is about (found by request id among the recent answers), and the first click on
-a shown item of a bandit answer rewards the bandit.
 """
 
 from __future__ import annotations
@@ -41,32 +37,28 @@ from kserve import Model
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferRequest
 
-from hyperrec.online.bandits.feedback import Impression
 from hyperrec.online.bandits.reranker import BanditReranker
 from hyperrec.online.errors import InvalidRequest, PredictorUnavailable
-from hyperrec.online.feedback import FeedbackLog, parse_feedback
 from hyperrec.online.served import ServedJournal, served_answer
-from hyperrec.online.service import RANKER_POLICY, Answered, Plan
+from hyperrec.online.service import Answered, Plan
 from hyperrec.online.settings import ServingConfig
 from hyperrec.online.split import TrafficSplit
 from hyperrec.privacy.serving_guard import PrivacyGuard
 
 from .metrics import (
     BANDIT_PLAIN,
-    CANDIDATES_SCORED,
     DEGRADED,
     ERRORS,
     FALLBACKS,
-    FEEDBACK_EVENTS,
-    STAGE_SECONDS,
+    RevisionSeries,
 )
 from .model_scores import model_scores
 from .revisions import Revision, RevisionSpec, ScorerFactory, load_revision
-from .served_revisions import NoExplanation, ServedRevisions
+from .served_revisions import ServedRevisions
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FeedbackModel", "RecommendTransformer", "ScorerFactory", "open_journal"]
+__all__ = ["RecommendTransformer", "ScorerFactory"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +105,7 @@ class RecommendTransformer(ServedRevisions, Model):
         self.bandit = bandit
         self._pseudonymize = pseudonymize
         self._revisions: list[Revision] = []
+        self._series: dict[str, RevisionSeries] = {}
         self._load_lock = threading.Lock()
         self.load_error: str | None = None
 
@@ -126,20 +119,11 @@ class RecommendTransformer(ServedRevisions, Model):
             if self.ready:
                 return True
             self._revisions = [load_revision(spec, self.settings, self._pseudonymize) for spec in self.specs]
-            for revision in self._revisions:
-                self._declare_series(revision.name)
+            self._series = {revision.name: RevisionSeries.of(self.name, revision.name) for revision in self._revisions}
             self.ready = True
             return True
         finally:
             self._load_lock.release()
-
-    def _declare_series(self, revision: str) -> None:
-        """Export the request and error series at 0 before the first request, so that PromQL's increase() over
-        a window counts a revision's first requests too (a series born mid-window has no earlier sample)."""
-        for stage in ("preprocess", "predictor", "postprocess"):
-            STAGE_SECONDS.labels(model=self.name, stage=stage, revision=revision)
-        for kind in ("predictor", "internal", "not_ready"):
-            ERRORS.labels(model=self.name, kind=kind, revision=revision)
 
     def start_loading(self, on_error: Callable[[BaseException], None] | None = None) -> threading.Thread:
         """Load in a background thread; requests get 503 until it is done."""
@@ -176,8 +160,7 @@ class RecommendTransformer(ServedRevisions, Model):
             ERRORS.labels(model=self.name, kind="invalid_request", revision=(revision or champion).name).inc()
             raise InvalidInput(str(exc)) from None
         finally:
-            STAGE_SECONDS.labels(model=self.name, stage="preprocess", revision=(revision or champion).name
-                                 ).observe(time.perf_counter() - started)
+            self._series[(revision or champion).name].stage["preprocess"].observe(time.perf_counter() - started)
         if not plan.needs_model:
             return Scored(plan, None, None, revision)
         return await self._score(plan, revision)
@@ -188,7 +171,7 @@ class RecommendTransformer(ServedRevisions, Model):
         scores, reason = None, None
         request_id = plan.request.request_id
         try:
-            scores = await model_scores(revision, plan, self.bandit, self.name)
+            scores = await model_scores(revision, plan, self.bandit, self._series[revision.name])
         except PredictorUnavailable as exc:
             reason = "predictor_unavailable"
             ERRORS.labels(model=self.name, kind="predictor", revision=revision.name).inc()
@@ -198,8 +181,7 @@ class RecommendTransformer(ServedRevisions, Model):
             ERRORS.labels(model=self.name, kind="predictor", revision=revision.name).inc()
             logger.exception("request %s: unexpected predictor error, answering degraded", request_id)
         finally:
-            STAGE_SECONDS.labels(model=self.name, stage="predictor", revision=revision.name).observe(
-                time.perf_counter() - started)
+            self._series[revision.name].stage["predictor"].observe(time.perf_counter() - started)
         return Scored(plan, scores, reason, revision)
 
     async def predict(
@@ -223,8 +205,7 @@ class RecommendTransformer(ServedRevisions, Model):
             reason = "internal_error"
             answered = service.respond(plan, None, degraded_reason=reason)
         finally:
-            STAGE_SECONDS.labels(model=self.name, stage="postprocess", revision=revision.name).observe(
-                time.perf_counter() - started)
+            self._series[revision.name].stage["postprocess"].observe(time.perf_counter() - started)
         self._count(result, answered, reason)
         if self.journal is not None:
             self.journal.record(served_answer(answered.response, answered.slate.served(plan.request.request_id),
@@ -242,7 +223,7 @@ class RecommendTransformer(ServedRevisions, Model):
         if result.scores is not None:
             service, plan = result.revision.service, result.plan
             n = service.catalogue.n_items if plan.candidate_idx is None else int(plan.candidate_idx.size)
-            CANDIDATES_SCORED.labels(**labels).inc(n)
+            self._series[result.revision.name].candidates.inc(n)
         if answered.slate.degraded:
             BANDIT_PLAIN.labels(reason=answered.slate.reason or "unknown", **labels).inc()
 
@@ -296,112 +277,3 @@ class RecommendTransformer(ServedRevisions, Model):
         if self.journal is not None:
             await asyncio.to_thread(self.journal.close)
             self.journal = None
-
-
-class FeedbackModel(NoExplanation, Model):
-    """Appends feedback events: ``POST /v1/models/feedback:predict`` with ``{"request_id", "user_id", "events"}``.
-
-    ``journal``: the transformer's recent answers (shared log); without one the model opens its own log and
-    stamps only ``serving.revision``.
-    """
-
-    def __init__(self, settings: ServingConfig, *, pseudonymize: Callable[[str], str], name: str = "feedback",
-                 journal: ServedJournal | None = None, bandit: BanditReranker | None = None,
-                 known_item: Callable[[str], bool] | None = None) -> None:
-        super().__init__(name)
-        self.settings = settings
-        self.known_item = known_item  # is an item id in the served catalogue? (None: not checked)
-        self._pseudonymize = pseudonymize
-        self._journal = journal
-        self._owns_journal = False
-        self.bandit = bandit
-
-    def load(self) -> bool:
-        if self._journal is None:
-            self._journal = open_journal(self.settings, log_served=False)
-            self._owns_journal = True
-        self.ready = True
-        return True
-
-    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        if not self.ready or self._journal is None:
-            raise ModelNotReady(self.name, "the feedback log is not open")
-        try:
-            if isinstance(payload, InferRequest):
-                raise InvalidRequest(f"feedback takes JSON on POST /v1/models/{self.name}:predict")
-            records = parse_feedback(
-                payload, pseudonymize=self._pseudonymize, max_events=self.settings.feedback_max_events,
-                max_user_id_chars=self.settings.max_user_id_chars, known_item=self.known_item,
-                limits=self.settings.http,
-            )
-        except InvalidRequest as exc:
-            ERRORS.labels(model=self.name, kind="invalid_request", revision=self.settings.revision).inc()
-            raise InvalidInput(str(exc)) from None
-        return self._stamp(records)
-
-    def _stamp(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Add the revision, model and policy of the answer the events are about (when known)."""
-        assert self._journal is not None
-        answer = self._journal.lookup(records[0]["request_id"])
-        if answer is not None:
-            fields = {"revision": answer.revision, "model_name": answer.model_name,
-                      "bundle_version": answer.bundle_version, "policy": answer.policy}
-            if answer.model_version is not None:
-                fields["model_version"] = answer.model_version
-        elif self.settings.split.challenger_bundle_dir is None:
-            fields = {"revision": self.settings.revision}  # one revision: it answered, whatever the cache says
-        else:
-            fields = {}  # split, answer no longer in memory: left unlabelled rather than guessed
-        return [{**record, **fields} for record in records]
-
-    async def predict(self, records: list[dict[str, Any]], headers: dict[str, str] | None = None) -> dict[str, Any]:
-        assert self._journal is not None
-        started = time.perf_counter()
-        accepted = await asyncio.to_thread(self._journal.log.append, records)  # write + fsync off the event loop
-        STAGE_SECONDS.labels(model=self.name, stage="feedback", revision=self.settings.revision).observe(
-            time.perf_counter() - started)
-        for record in records:
-            FEEDBACK_EVENTS.labels(type=record["type"]).inc()
-        if self.bandit is not None:
-            rewards = self._rewards(records)
-            if rewards:
-                await asyncio.to_thread(self.bandit.reward, rewards)
-        answer: dict[str, Any] = {"request_id": records[0]["request_id"], "accepted": accepted}
-        if "revision" in records[0]:
-            answer["revision"] = records[0]["revision"]
-        return answer
-
-    def _rewards(self, records: list[dict[str, Any]]) -> list[Impression]:
-        """The first click on each shown item of a bandit answer, as a clicked impression (dwell when sent)."""
-        assert self._journal is not None
-        dwell: dict[str, float] = {}
-        for record in records:
-            if record["type"] == "dwell":
-                dwell[record["item_id"]] = dwell.get(record["item_id"], 0.0) + float(record["value"])
-        rewards = []
-        for record in records:
-            if record["type"] != "click" or record.get("policy") in (None, RANKER_POLICY):
-                continue
-            served = self._journal.claim_click(record["request_id"], record["item_id"])
-            if served is not None:
-                rewards.append(Impression.from_served(served, clicked=True, dwell_seconds=dwell.get(served.item_id)))
-        return rewards
-
-    def stop(self) -> None:
-        if self._journal is not None and self._owns_journal:
-            self._journal.close()
-        self._journal = None
-        self.ready = False
-
-
-def open_journal(settings: ServingConfig, *, log_served: bool | None = None,
-                 bandit: BanditReranker | None = None) -> ServedJournal:
-    """The served journal on ``serving.feedback_dir``; with a bandit, served slates count as its impressions."""
-    log = FeedbackLog(settings.feedback_dir, rotate_bytes=settings.feedback_rotate_bytes)
-    on_served = None
-    if bandit is not None:
-        def on_served(answers: Any) -> None:
-            bandit.update([Impression.from_served(item, clicked=False) for answer in answers
-                           if answer.policy != RANKER_POLICY for item in answer.items])
-    return ServedJournal(log, cache_size=settings.served_cache_size,
-                         log_served=settings.log_served if log_served is None else log_served, on_served=on_served)

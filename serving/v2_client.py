@@ -1,8 +1,8 @@
 """Calls the ranker over the V2 inference protocol (gRPC by default, HTTP as an option).
 
-HTTP goes through ``tritonclient.http.aio``. gRPC goes through KServe's own V2 gRPC client: it speaks the
-same ``inference.GRPCInferenceService`` as Triton, and ``tritonclient.grpc`` cannot be imported into a
-process that has imported KServe (both register the V2 protos: "duplicate symbol
+HTTP goes through ``tritonclient.http.aio``. gRPC goes through ``serving/v2_grpc.py``: the generated stub of
+the same ``inference.GRPCInferenceService`` as Triton, filled with raw tensor bytes (``tritonclient.grpc``
+cannot be imported into a process that has imported KServe: both register the V2 protos, "duplicate symbol
 'inference.ServerLiveRequest'", kserve/kserve#3099, triton-inference-server/client#730).
 
 The same client talks to Triton and to the embedded KServe predictor. Every call has a deadline (the
@@ -104,7 +104,8 @@ class TritonV2Client:
                 raise PredictorUnavailable(f"predictor budget of {s.request_timeout_s}s spent after {attempt} attempts")
             timeout = min(s.attempt_timeout_s, remaining)
             try:
-                return await asyncio.wait_for(self._infer(inputs, request_id, timeout, names), timeout=timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: that runs the call in a task of its own
+                    return await self._infer(inputs, request_id, timeout, names)
             except PredictorUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001 - tritonclient, grpc, aiohttp and timeouts all retry
@@ -140,13 +141,11 @@ class TritonV2Client:
         client = self._clients.get(loop_id)
         if client is None:
             if self.settings.predictor_protocol == "grpc":
-                from kserve.inference_client import InferenceGRPCClient
-
                 from .grpc_channel import predictor_channel_args
+                from .v2_grpc import V2GrpcClient
 
-                # retries off: the retry loop above owns retries, backoff and the overall deadline.
-                client = InferenceGRPCClient(self.settings.predictor_url, timeout=self.settings.attempt_timeout_s,
-                                             retries=0, channel_args=predictor_channel_args())
+                # gRPC's retries off: the retry loop above owns retries, backoff and the overall deadline.
+                client = V2GrpcClient(self.settings.predictor_url, channel_args=predictor_channel_args())
             else:
                 import tritonclient.http.aio as httpclient
 
@@ -162,18 +161,8 @@ class TritonV2Client:
         version = self.settings.predictor_model_version
         inputs = {name: to_wire(name, array) for name, array in inputs.items()}
         if self.settings.predictor_protocol == "grpc":
-            from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
-
-            tensors = []
-            for name, array in inputs.items():
-                tensor = InferInput(name, list(array.shape), "INT64")
-                tensor.set_data_from_numpy(np.ascontiguousarray(array, dtype=np.int64), binary_data=True)
-                tensors.append(tensor)
-            request = InferRequest(self.model_name, tensors, request_id=request_id, model_version=version or None,
-                                   request_outputs=[RequestedOutput(name) for name in names])
-            response = await client.infer(request, timeout=timeout)
-            outputs = [response.get_output_by_name(name) for name in names]
-            return [None if output is None else output.as_numpy() for output in outputs]
+            return await client.infer(self.model_name, inputs, names, request_id=request_id, model_version=version,
+                                      timeout=timeout)
         else:
             import tritonclient.http as httpclient
 

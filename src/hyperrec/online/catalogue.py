@@ -31,7 +31,10 @@ class Catalogue:
     #: one.
     cold_slot: ColdSlot | None = None
     index: dict[str, int] = field(init=False)
-    category_codes: tuple[np.ndarray, ...] = field(init=False)
+    #: Per item, the codes of its categories (Python ints: the diversity pass counts them one by one).
+    category_codes: tuple[tuple[int, ...], ...] = field(init=False)
+    #: ``cold_slot.mask(n_items)``, built once (None without a slot).
+    cold_mask: np.ndarray | None = field(init=False)
 
     def __post_init__(self) -> None:
         n = len(self.item_ids)
@@ -47,10 +50,9 @@ class Catalogue:
         names = sorted({c for cats in self.categories for c in cats})
         code = {name: i for i, name in enumerate(names)}
         object.__setattr__(
-            self,
-            "category_codes",
-            tuple(np.array([code[c] for c in cats], dtype=np.int32) for cats in self.categories),
+            self, "category_codes", tuple(tuple(code[c] for c in cats) for cats in self.categories)
         )
+        object.__setattr__(self, "cold_mask", None if self.cold_slot is None else self.cold_slot.mask(n))
 
     @property
     def n_items(self) -> int:
@@ -58,7 +60,7 @@ class Catalogue:
 
     @property
     def n_categories(self) -> int:
-        return 1 + max((int(c.max()) for c in self.category_codes if c.size), default=-1)
+        return 1 + max((max(codes) for codes in self.category_codes if codes), default=-1)
 
     @classmethod
     def from_frame(

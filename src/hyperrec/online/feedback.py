@@ -6,7 +6,9 @@ One JSON object per line, keyed by the request id of the answer it is about::
      "ts": 1732500000.0, "received": 1732500000.1}
 
 Durability: ``FeedbackLog.append`` writes a whole batch with one ``write`` on an ``O_APPEND`` descriptor, then
-``fsync``s before it returns, so every acknowledged event survives a crash or a kill. A crash mid-write can
+``fsync``s before it returns, so every acknowledged event survives a crash or a kill. Lines are orjson's compact
+JSON (``encode_records``); ``hyperrec.online.served`` encodes batches off the request path and commits many
+requests' batches with one ``write_encoded``. A crash mid-write can
 leave one torn line at the end of a segment file; the writer never appends after a torn tail (it starts a
 new segment), and ``read_feedback`` skips that line and reports it. Segments rotate past a size limit:
 ``feedback-000001.jsonl``, ``feedback-000002.jsonl``, ...
@@ -25,6 +27,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
+
+import orjson
 
 from hyperrec.online.errors import InvalidRequest
 from hyperrec.online.guard_settings import HttpGuardConfig
@@ -136,11 +140,15 @@ class FeedbackLog:
         return self._path
 
     def append(self, records: Sequence[Mapping[str, Any]]) -> int:
-        """Write the batch with one write + flush + fsync; return how many records it held."""
-        if not records:
-            return 0
-        payload = "".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in records)
-        data = payload.encode("utf-8")
+        """Write the batch with one write + fsync; return how many records it held."""
+        if records:
+            self.write_encoded(encode_records(records))
+        return len(records)
+
+    def write_encoded(self, data: bytes) -> None:
+        """Append whole lines of ``encode_records`` with one write + fsync (one commit for many batches)."""
+        if not data:
+            return
         with self._lock:
             fd = self._require_fd()
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -160,7 +168,6 @@ class FeedbackLog:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             if size >= self.rotate_bytes:
                 self._open_segment(start_new=True)
-        return len(records)
 
     def close(self) -> None:
         with self._lock:
@@ -198,6 +205,11 @@ class FeedbackLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._path = path
         _fsync_dir(self.directory)
+
+
+def encode_records(records: Iterable[Mapping[str, Any]]) -> bytes:
+    """One compact JSON line per record, UTF-8 (numpy scalars and arrays as numbers and lists)."""
+    return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY) for r in records)
 
 
 def _is_current(fd: int, path: Path) -> bool:

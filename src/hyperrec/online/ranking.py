@@ -74,7 +74,7 @@ def top_k_diverse(
     scores: np.ndarray,
     mask: np.ndarray,
     k: int,
-    category_codes: Sequence[np.ndarray] | None = None,
+    category_codes: Sequence[Sequence[int]] | None = None,
     max_per_category: int | None = None,
 ) -> RankedItems:
     """The best ``k`` eligible items; at most ``max_per_category`` items may share any one category.
@@ -89,33 +89,58 @@ def top_k_diverse(
         return RankedItems(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
     eligible_scores = scores[eligible]
     if max_per_category is None or category_codes is None:
-        take = min(k, eligible.size)
-        part = np.argpartition(-eligible_scores, take - 1)[:take]
-        # Everything tied with the k-th score competes, so ties break by item index, not by partition luck.
-        tied = np.flatnonzero(eligible_scores >= eligible_scores[part].min())
-        order = tied[np.lexsort((eligible[tied], -eligible_scores[tied]))][:take]
-        chosen = eligible[order]
+        chosen = eligible[_best_first(eligible_scores, eligible, k)[:k]]
         return RankedItems(chosen.astype(np.int64), scores[chosen].astype(np.float64))
-    # Score order (ties by item index, for determinism), then a greedy pass under the cap.
-    order = eligible[np.lexsort((eligible, -eligible_scores))]
-    counts: dict[int, int] = {}
-    chosen_list: list[int] = []
-    skipped: list[int] = []
-    for item in order:
-        codes = category_codes[int(item)]
-        if all(counts.get(int(c), 0) < max_per_category for c in codes):
-            chosen_list.append(int(item))
-            for c in codes:
-                counts[int(c)] = counts.get(int(c), 0) + 1
-            if len(chosen_list) == k:
-                break
-        else:
-            skipped.append(int(item))
+    # A greedy pass under the cap along the score order (ties by item index). It usually fills k places within
+    # the first few hundred items, so it walks a best-first prefix of the order, a longer one only when that
+    # prefix runs out: the same items in the same order as a pass over the whole order, without sorting it.
+    size = FIRST_PREFIX
+    while True:
+        prefix = eligible[_best_first(eligible_scores, eligible, size)]
+        chosen_list, skipped = _greedy(prefix, k, category_codes, max_per_category)
+        if len(chosen_list) == k or prefix.size == eligible.size:
+            break
+        size *= 4
     if len(chosen_list) < k:
         chosen_list += skipped[: k - len(chosen_list)]
         chosen_list.sort(key=lambda i: (-scores[i], i))
     chosen = np.array(chosen_list, dtype=np.int64)
     return RankedItems(chosen, scores[chosen].astype(np.float64))
+
+
+#: Length of the first best-first prefix the diversity pass walks (then 4x longer until k are chosen).
+FIRST_PREFIX = 256
+
+
+def _best_first(scores: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
+    """Positions of the first ``size`` (or more) entries in score order, ties by ``index``: every entry tied
+    with the ``size``-th score is included and ordered, so the result is exactly a prefix of the full order."""
+    if size >= scores.size:
+        return np.lexsort((index, -scores))
+    part = np.argpartition(-scores, size - 1)[:size]
+    tied = np.flatnonzero(scores >= scores[part].min())
+    return tied[np.lexsort((index[tied], -scores[tied]))]
+
+
+def _greedy(order: np.ndarray, k: int, category_codes: Sequence[Sequence[int]],
+            cap: int) -> tuple[list[int], list[int]]:
+    """The items of ``order`` taken under the cap until ``k`` are chosen, and those skipped on the way."""
+    counts: dict[int, int] = {}
+    chosen: list[int] = []
+    skipped: list[int] = []
+    for item in order.tolist():
+        codes = category_codes[item]
+        for c in codes:
+            if counts.get(c, 0) >= cap:
+                skipped.append(item)
+                break
+        else:
+            chosen.append(item)
+            for c in codes:
+                counts[c] = counts.get(c, 0) + 1
+            if len(chosen) == k:
+                break
+    return chosen, skipped
 
 
 def popularity_scores(

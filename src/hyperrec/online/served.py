@@ -15,24 +15,27 @@ Record of a shown item (``type: "impression"``, the same crash-safe log and line
 
 ``ServedJournal`` keeps the request path lean: ``record`` only puts the answer in a bounded in-memory map
 (LRU, ``serving.served_cache_size``) and on a queue; one background thread appends the queued impressions in
-batches (one write + fsync per batch) and hands each batch to ``on_served`` (the bandit's impression update).
-Impressions still queued when the process is killed are lost: a served record is a log, never an
-acknowledgement. The feedback model stamps feedback with the revision of the answer it finds here.
+batches, at most ``serving.served_write_interval_s`` after they were queued (one write + fsync per batch), and
+hands each batch to ``on_served`` (the bandit's impression update). The feedback model's events go through the
+same thread (``commit``): written with the queued impressions, fsynced, and only then acknowledged, so many
+concurrent feedback calls share one fsync and none is acknowledged before it is on disk. Impressions still
+queued when the process is killed are lost: a served record is a log, never an acknowledgement. The feedback
+model stamps feedback with the revision of the answer it finds here.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any
 
 from hyperrec.online.bandits.feedback import ServedItem
-from hyperrec.online.feedback import FeedbackLog
+from hyperrec.online.feedback import FeedbackLog, encode_records
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +96,14 @@ class ServedAnswer:
 
 
 class ServedJournal:
-    """Recent answers by request id, and their impressions appended to ``log`` off the request path."""
+    """Recent answers by request id; their impressions and acknowledged feedback go to ``log`` in group commits.
+
+    One writer thread owns the log. ``record`` queues an answer; the writer takes the queued answers at the
+    latest ``write_interval_s`` after the first of them (or at ``MAX_BATCH``), so under load one write and one
+    fsync cover many requests. ``commit`` queues feedback records that must be on disk before they are
+    acknowledged: the writer takes them at once, with whatever answers are queued, and resolves the returned
+    future only after the fsync. Concurrent commits share one fsync (group commit).
+    """
 
     def __init__(
         self,
@@ -102,19 +112,21 @@ class ServedJournal:
         cache_size: int,
         log_served: bool = True,
         on_served: Callable[[Sequence[ServedAnswer]], None] | None = None,
+        write_interval_s: float = 0.05,
     ) -> None:
         self.log = log
         self.cache_size = cache_size
         self.log_served = log_served
+        self.write_interval_s = write_interval_s
         self._on_served = on_served
         self._recent: OrderedDict[str, ServedAnswer] = OrderedDict()
         self._clicked: dict[str, set[str]] = {}
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        if log_served or on_served is not None:
-            self._writer = threading.Thread(target=self._drain, name="served-journal", daemon=True)
-            self._writer.start()
+        self._wake = threading.Condition(threading.Lock())
+        self._pending = _Pending()
+        self._writer: threading.Thread | None = threading.Thread(target=self._run, name="served-journal",
+                                                                 daemon=True)
+        self._writer.start()
 
     def record(self, answer: ServedAnswer) -> None:
         """Remember the answer and queue its impressions (O(1) on the request path)."""
@@ -124,8 +136,29 @@ class ServedJournal:
             while len(self._recent) > self.cache_size:
                 old, _ = self._recent.popitem(last=False)
                 self._clicked.pop(old, None)
-        if self._writer is not None:
-            self._queue.put(answer)
+        if not (self.log_served or self._on_served is not None):
+            return
+        with self._wake:
+            pending = self._pending
+            if pending.stop:
+                return
+            pending.answers.append(answer)
+            if len(pending.answers) == 1:
+                pending.first_answer_at = time.monotonic()
+                self._wake.notify()  # the writer starts the interval's clock
+            elif len(pending.answers) >= MAX_BATCH:
+                self._wake.notify()
+
+    def commit(self, records: Sequence[dict[str, Any]]) -> Future[int]:
+        """Queue feedback records for the next group commit; the future holds how many were written once they
+        are fsynced (or the write's error). Raises ValueError after ``close``."""
+        future: Future[int] = Future()
+        with self._wake:
+            if self._pending.stop:
+                raise ValueError("the served journal is closed")
+            self._pending.commits.append((list(records), future))
+            self._wake.notify()
+        return future
 
     def lookup(self, request_id: str) -> ServedAnswer | None:
         """The answer served under ``request_id`` if it is still in memory."""
@@ -160,68 +193,94 @@ class ServedJournal:
         return len(gone)
 
     def flush(self) -> None:
-        """Wait until everything queued so far is written (tests, shutdown)."""
+        """Wait until everything queued so far is written (tests, erasure, shutdown)."""
         if self._writer is None:
             return
         done = threading.Event()
-        self._queue.put(_Marker(done))
+        with self._wake:
+            if self._pending.stop:
+                return  # close writes everything queued
+            self._pending.markers.append(done)
+            self._wake.notify()
         done.wait()
 
     def close(self) -> None:
         """Write what is queued, stop the writer and close the log."""
         if self._writer is not None:
-            self._queue.put(_STOP)
+            with self._wake:
+                self._pending.stop = True
+                self._wake.notify()
             self._writer.join()
             self._writer = None
         self.log.close()
 
-    def _drain(self) -> None:
+    def _run(self) -> None:
         while True:
-            batch, stop = self._next_batch()
-            if batch:
-                self._write(batch)
-            if stop:
+            batch = self._next_batch()
+            self._write(batch)
+            for done in batch.markers:
+                done.set()
+            if batch.stop:
                 return
 
-    def _next_batch(self) -> tuple[list[ServedAnswer], bool]:
-        batch: list[ServedAnswer] = []
-        item = self._queue.get()
-        while True:
-            if item is _STOP:
-                return batch, True
-            if isinstance(item, _Marker):
-                if batch:
-                    self._write(batch)
-                    batch = []
-                item.done.set()
-            else:
-                batch.append(item)  # type: ignore[arg-type]
-            if len(batch) >= MAX_BATCH:
-                return batch, False
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return batch, False
+    def _next_batch(self) -> _Pending:
+        """Wait until something is due, then take everything queued."""
+        with self._wake:
+            while True:
+                pending = self._pending
+                if pending.stop or pending.commits or pending.markers or len(pending.answers) >= MAX_BATCH:
+                    break
+                if not pending.answers:
+                    self._wake.wait()
+                    continue
+                left = pending.first_answer_at + self.write_interval_s - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(left)
+            self._pending = _Pending(stop=pending.stop)
+            return pending
 
-    def _write(self, batch: list[ServedAnswer]) -> None:
-        if self.log_served:
+    def _write(self, batch: _Pending) -> None:
+        """One write + fsync for the batch's impressions and commits; then the futures and the hook."""
+        data = b""
+        if self.log_served and batch.answers:
             try:
-                self.log.append([record for answer in batch for record in answer.records()])
-            except OSError:
-                logger.exception("could not append %d served answers to the feedback log", len(batch))
-        if self._on_served is not None:
+                data = encode_records(record for answer in batch.answers for record in answer.records())
+            except (TypeError, ValueError):
+                logger.exception("could not encode %d served answers", len(batch.answers))
+        commits = []
+        for records, future in batch.commits:
             try:
-                self._on_served(batch)
+                commits.append((records, future, encode_records(records)))
+            except (TypeError, ValueError) as exc:
+                future.set_exception(exc)
+        try:
+            self.log.write_encoded(data + b"".join(encoded for _, _, encoded in commits))
+        except Exception as exc:  # noqa: BLE001 - every commit must hear of it; the writer must live on
+            logger.exception("could not append %d served answers and %d feedback batches to the feedback log",
+                             len(batch.answers), len(commits))
+            for _, future, _ in commits:
+                future.set_exception(exc)
+        else:
+            for records, future, _ in commits:
+                future.set_result(len(records))
+        if self._on_served is not None and batch.answers:
+            try:
+                self._on_served(batch.answers)
             except Exception:  # noqa: BLE001 - the bandit never breaks serving
-                logger.exception("the served-answer hook failed for %d answers", len(batch))
+                logger.exception("the served-answer hook failed for %d answers", len(batch.answers))
 
 
-@dataclass(frozen=True)
-class _Marker:
-    done: threading.Event
+@dataclass
+class _Pending:
+    """What the writer has not taken yet."""
 
-
-_STOP = object()
+    answers: list[ServedAnswer] = field(default_factory=list)
+    #: Monotonic time of the first queued answer (the write interval runs from it).
+    first_answer_at: float = 0.0
+    commits: list[tuple[list[dict[str, Any]], Future[int]]] = field(default_factory=list)
+    markers: list[threading.Event] = field(default_factory=list)
+    stop: bool = False
 
 
 def served_answer(response: dict[str, Any], items: Sequence[ServedItem], candidates: Sequence[str] | None,

@@ -138,6 +138,11 @@ class ServingConfig(Section):
         True,
         description="Append an impression record per shown item to the feedback log (off the request path).",
     )
+    served_write_interval_s: float = Field(
+        0.05, gt=0.0, le=10.0,
+        description="Most seconds a served answer's impressions wait before the log writer appends them: one "
+        "write + fsync covers the answers of the interval (feedback events are written at once).",
+    )
     served_cache_size: int = Field(
         50_000,
         ge=1,

@@ -17,6 +17,7 @@ the full vector exactly when the rules decide within the prefix:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,12 +77,15 @@ def decided_by_prefix(
     """
     if top.ids.size >= catalogue.n_items:
         return True  # the prefix is every item the graph did not exclude (the best cold item among them)
-    keep = np.isfinite(top.scores) & ~np.isin(top.ids, history_idx)
-    items = np.asarray(top.ids, dtype=np.int64)[keep]
+    seen = np.zeros(catalogue.n_items, dtype=bool)  # a mask, not np.isin: that sorts or hashes on every call
+    seen[np.asarray(history_idx, dtype=np.int64)] = True
+    ids = np.asarray(top.ids, dtype=np.int64)
+    keep = np.isfinite(top.scores) & ~seen[ids]
+    items = ids[keep]
     scores = np.asarray(top.scores, dtype=np.float64)[keep]
-    slot = catalogue.cold_slot
-    if slot is not None and slot.items.size:
-        segment = _with_cold_slot(items, scores, top, history_idx, slot)
+    slot, cold = catalogue.cold_slot, catalogue.cold_mask
+    if slot is not None and cold is not None and slot.items.size:
+        segment = _with_cold_slot(items, scores, top, seen, cold, slot)
         if segment is None:
             return False
         items, scores = segment
@@ -92,18 +96,16 @@ def decided_by_prefix(
         return True
     codes = [catalogue.category_codes[i] for i in items.tolist()]
     ranked = top_k_diverse(scores, np.ones(items.size, dtype=bool), depth, codes, cap)
-    # The soft fill adds capped-out items, so a list that respects the cap was filled by the greedy pass
-    # alone.
-    chosen = [codes[i] for i in ranked.items.tolist()]
-    counts = np.bincount(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
-    return bool(ranked.items.size >= depth and (counts.size == 0 or counts.max() <= cap))
+    # The soft fill adds capped-out items: a list that respects the cap was filled by the greedy pass alone.
+    counts = Counter(c for i in ranked.items.tolist() for c in codes[i])
+    return ranked.items.size >= depth and all(count <= cap for count in counts.values())
 
 
 def _with_cold_slot(
-    items: np.ndarray, scores: np.ndarray, top: TopK, history_idx: np.ndarray, slot: ColdSlot
+    items: np.ndarray, scores: np.ndarray, top: TopK, seen: np.ndarray, cold: np.ndarray, slot: ColdSlot
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The prefix's eligible items and scores after the cold slot, as the full vector orders them; None when
-    the prefix cannot tell what the slot does.
+    the prefix cannot tell what the slot does. ``seen``/``cold``: masks of the history and the cold items.
 
     The returned items are the first ones of the full ranking after the slot: the prefix, plus the best cold
     item when the slot promotes it from outside the prefix (one that stays outside ranks after the prefix).
@@ -113,9 +115,9 @@ def _with_cold_slot(
     cold_id, cold_score = int(top.cold_ids[0]), float(top.cold_scores[0])
     if not np.isfinite(cold_score):
         return items, scores  # every cold item is in the history: the slot cannot fire
-    if np.isin(cold_id, history_idx):
+    if seen[cold_id]:
         return None  # seen beyond the encoded history: another cold item may be the best eligible one
-    is_cold = np.isin(items, slot.items)
+    is_cold = cold[items]
     if np.count_nonzero(~is_cold) < slot.position:
         return None  # the warm item at the slot's rank lies beyond the prefix
     appended = cold_id not in items

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from hyperrec.online.ranking import blend_popularity, eligible_mask, popularity_scores, top_k_diverse
+from hyperrec.online.ranking import (
+    FIRST_PREFIX,
+    blend_popularity,
+    eligible_mask,
+    popularity_scores,
+    top_k_diverse,
+)
 
 
 def test_eligible_excludes_seen_keeps_candidates_and_drops_unscorable_items():
@@ -47,3 +53,41 @@ def test_segment_popularity_wins_over_global_popularity_when_the_segment_is_know
     scores, source = popularity_scores(popularity, by_segment, None)
     assert source == "popular" and np.argsort(-scores).tolist() == [0, 1, 2]
     assert popularity_scores(popularity, by_segment, 7)[1] == "popular"
+
+
+def _greedy_by_definition(scores, mask, k, codes, cap):
+    """The ranking rule spelled out: score order (ties by index), greedy under the cap, capped items fill up."""
+    order = sorted(np.flatnonzero(mask).tolist(), key=lambda i: (-scores[i], i))
+    if cap is None:
+        return order[:k]
+    counts, chosen, skipped = {}, [], []
+    for i in order:
+        if len(chosen) == k:
+            break
+        if all(counts.get(c, 0) < cap for c in codes[i]):
+            chosen.append(i)
+            for c in codes[i]:
+                counts[c] = counts.get(c, 0) + 1
+        else:
+            skipped.append(i)
+    return sorted(chosen + skipped[: k - len(chosen)], key=lambda i: (-scores[i], i))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_top_k_diverse_follows_the_rule_on_random_lists_with_ties(seed):
+    """Lists up to 8x the first prefix the pass walks, so a pass under a tight cap walks longer ones too."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 8 * FIRST_PREFIX))
+    scores = rng.integers(0, 6, size=n).astype(np.float64)  # few values: many ties
+    mask = rng.random(n) < 0.8
+    # Few items without a category: under a tight cap they are what a long walk finds beyond the first prefix.
+    sizes = np.where(rng.random(n) < 0.02, 0, rng.integers(1, 3, size=n))
+    codes = [tuple(rng.choice(5, size=int(size), replace=False).tolist()) for size in sizes]
+    for k in (1, 3, 10, 50):
+        for cap in (None, 1, 2, 3):
+            if not mask.any():
+                continue
+            ranked = top_k_diverse(scores, mask, k, codes, cap)
+            expected = _greedy_by_definition(scores, mask, k, codes, cap)
+            assert ranked.items.tolist() == expected, (seed, k, cap)
+            assert ranked.scores.tolist() == scores[expected].tolist()
