@@ -50,8 +50,15 @@ def add_monitoring_commands(subparsers: Any) -> argparse.ArgumentParser:
         "windows. Writes drift_report.html, drift_summary.json and evidently.json. See docs/MONITORING.md.",
     )
     add_common_options(drift)
+    _add_source_options(drift.add_argument_group("sources"))
+    _add_window_options(drift.add_argument_group("windows (ISO date/time or Unix seconds; [start, end))"))
+    _add_run_options(drift.add_argument_group("running"))
+    drift.set_defaults(handler=run_drift_command)
+    return drift
 
-    src = drift.add_argument_group("sources")
+
+def _add_source_options(src: Any) -> None:
+    """Where the reference and current events, item index, embeddings and predictions come from."""
     ref = src.add_mutually_exclusive_group()
     ref.add_argument(
         "--prepared", type=Path, help="champion's prepared-data folder (reference = its interactions)"
@@ -89,14 +96,18 @@ def add_monitoring_commands(subparsers: Any) -> argparse.ArgumentParser:
     )
     src.add_argument("--current-predictions", type=Path, help="served recommendations of the current window")
 
-    win = drift.add_argument_group("windows (ISO date/time or Unix seconds; [start, end))")
+
+def _add_window_options(win: Any) -> None:
+    """Each side's [start, end) bounds, or its last N days."""
     for side in ("reference", "current"):
         win.add_argument(f"--{side}-start", type=_time, help=f"first instant of the {side} window")
         win.add_argument(f"--{side}-end", type=_time, help=f"end (exclusive) of the {side} window")
         win.add_argument(f"--{side}-days", type=float,
                          help=f"last N days of the {side} source (overrides monitoring.windows.{side}_days)")
 
-    run = drift.add_argument_group("running")
+
+def _add_run_options(run: Any) -> None:
+    """Output folder, watching, and triggering the retraining pipeline."""
     run.add_argument("--output-dir", type=Path, help="report folder (default: monitoring.output_dir)")
     run.add_argument("--watch", action="store_true", help="check again every --interval seconds")
     run.add_argument(
@@ -109,8 +120,6 @@ def add_monitoring_commands(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument(
         "--pipeline-run", help="id of the retraining run to start (default: retrain-<time>-<hex>)"
     )
-    drift.set_defaults(handler=run_drift_command)
-    return drift
 
 
 def _settings(args: argparse.Namespace) -> tuple[Any, MonitoringConfig]:

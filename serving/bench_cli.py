@@ -24,10 +24,16 @@ def add_bench_serve(bench_commands: Any) -> None:
     bserve = bench_commands.add_parser("serve", help="latency/throughput/CPU of serving vs a naive baseline")
     add_common_options(bserve)
     add_bundle_options(bserve)
-    bserve.add_argument("--concurrency", type=int, nargs="+", default=None, help="default: serving.bench_concurrency")
-    bserve.add_argument("--requests", type=int, default=None,
-                        help="distinct request bodies per level (httpx sends each once; wrk cycles through them; "
-                             "default: serving.bench_requests)")
+    bserve.add_argument(
+        "--concurrency", type=int, nargs="+", default=None, help="default: serving.bench_concurrency"
+    )
+    bserve.add_argument(
+        "--requests",
+        type=int,
+        default=None,
+        help="distinct request bodies per level (httpx sends each once; wrk cycles through them; "
+        "default: serving.bench_requests)",
+    )
     bserve.add_argument("--duration", type=int, default=10, help="seconds per level when wrk drives the load")
     bserve.add_argument("--generator", choices=["auto", "wrk", "httpx"], default="auto",
                         help="load generator (auto: wrk when installed)")
@@ -38,8 +44,13 @@ def add_bench_serve(bench_commands: Any) -> None:
                         help="HF model folder for the baseline (default: a tiny untrained BERT, a strawman)")
     bserve.add_argument("--url", default=None,
                         help="bench this running transformer's recommend URL instead of starting servers")
-    bserve.add_argument("--server-pid", type=int, action="append", default=None,
-                        help="with --url: a server process (its children count too) to account CPU to; repeatable")
+    bserve.add_argument(
+        "--server-pid",
+        type=int,
+        action="append",
+        default=None,
+        help="with --url: a server process (its children count too) to account CPU to; repeatable",
+    )
     bserve.add_argument("--label", default=None, help="title of the report")
     bserve.add_argument("--output", type=Path, default=Path("outputs/bench/serve.json"),
                         help="JSON report; the markdown goes beside it (.md)")

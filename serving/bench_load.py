@@ -85,7 +85,9 @@ def run_wrk(url: str, bodies: list[dict[str, Any]], concurrency: int, duration_s
     script.write_text(wrk_script(url, bodies), encoding="utf-8")
     command = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration_s}s", f"--timeout={max(1, int(timeout_s))}s",
                "-s", str(script), url]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + timeout_s + 30, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=duration_s + timeout_s + 30, check=False
+    )
     return parse_wrk_output(done.stdout, done.stderr, done.returncode)
 
 

@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 
 def add_bundle_options(parser: argparse.ArgumentParser) -> None:
-    """``--bundle``, ``--registered`` or ``--demo`` (one of them), and ``--demo-items``: where the bundle comes from."""
+    """``--bundle``, ``--registered`` or ``--demo`` (one of them), and ``--demo-items``: where the bundle
+    comes from."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--bundle", type=Path, help="serving bundle folder (default: serving.bundle_dir)")
     group.add_argument("--registered", metavar="NAME@ALIAS",
@@ -39,16 +40,26 @@ def add_serving_commands(subparsers: Any) -> None:
     _common(serve)
     add_bundle_options(serve)
     serve.add_argument("--host", default=None, help="address to bind (default: serving.host, 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="transformer HTTP port (default: serving setting)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="transformer HTTP port (default: serving setting)"
+    )
     serve.add_argument("--predictor-protocol", choices=["grpc", "http"], default=None)
-    serve.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    serve.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)"
+    )
     canary = serve.add_argument_group("embedded canary: a challenger revision beside the champion")
     challenger = canary.add_mutually_exclusive_group()
-    challenger.add_argument("--challenger-bundle", type=Path, default=None, help="the challenger's bundle folder")
+    challenger.add_argument(
+        "--challenger-bundle", type=Path, default=None, help="the challenger's bundle folder"
+    )
     challenger.add_argument("--challenger-registered", metavar="NAME@ALIAS", default=None,
                             help="the challenger from the registry, e.g. hyperrec-ranker@challenger")
-    canary.add_argument("--challenger-percent", type=int, default=None,
-                        help="share of requests for the challenger (default: serving.split.challenger_percent)")
+    canary.add_argument(
+        "--challenger-percent",
+        type=int,
+        default=None,
+        help="share of requests for the challenger (default: serving.split.challenger_percent)",
+    )
     canary.add_argument("--sticky", action="store_true", default=None,
                         help="split per user instead of per request (KServe splits per request)")
     serve.set_defaults(handler=_cmd_serve)
@@ -105,7 +116,8 @@ def _resolve_bundle(args: argparse.Namespace, settings: Any, workdir: Path) -> P
 
 
 def _serve_settings(args: argparse.Namespace, workdir: Path) -> tuple[Any, Path, Path | None]:
-    """Settings, champion bundle and challenger bundle (None) of ``hyperrec serve``, registry versions included."""
+    """Settings, champion bundle and challenger bundle (None) of ``hyperrec serve``, registry versions
+    included."""
     settings = _settings(args)
     updates = {k: v for k, v in {"host": args.host, "transformer_http_port": args.port,
                                  "predictor_protocol": args.predictor_protocol}.items() if v is not None}
@@ -174,7 +186,12 @@ def _print_endpoints(endpoints: Any, servers: Any, settings: Any, challenger: Pa
 def _cmd_recommend(args: argparse.Namespace) -> None:
     import httpx
 
-    body: dict[str, Any] = {"user_id": args.user_id, "history": args.history, "k": args.k, "explain": args.explain}
+    body: dict[str, Any] = {
+        "user_id": args.user_id,
+        "history": args.history,
+        "k": args.k,
+        "explain": args.explain,
+    }
     if args.candidates:
         body["candidates"] = args.candidates
     url = f"{args.url.rstrip('/')}/v1/models/{args.model}:predict"
@@ -195,8 +212,10 @@ def _cmd_recommend(args: argparse.Namespace) -> None:
 def format_answer(answer: dict[str, Any]) -> str:
     """Recommendations as readable lines, with their explanations."""
     model = answer.get("model", {})
-    header = (f"request {answer.get('request_id')} · model {model.get('name')} version {model.get('version')} · "
-              f"source {answer.get('source')}")
+    header = (
+        f"request {answer.get('request_id')} · model {model.get('name')} version {model.get('version')} · "
+        f"source {answer.get('source')}"
+    )
     if answer.get("degraded"):
         header += f" · DEGRADED ({answer.get('degraded_reason')})"
     lines = [header]

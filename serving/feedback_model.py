@@ -32,7 +32,8 @@ __all__ = ["FeedbackModel", "open_journal"]
 
 
 class FeedbackModel(NoExplanation, Model):
-    """Appends feedback events: ``POST /v1/models/feedback:predict`` with ``{"request_id", "user_id", "events"}``.
+    """Appends feedback events: ``POST /v1/models/feedback:predict`` with
+    ``{"request_id", "user_id", "events"}``.
 
     ``journal``: the transformer's recent answers (shared log); without one the model opens its own log and
     stamps only ``serving.revision``.
@@ -82,15 +83,21 @@ class FeedbackModel(NoExplanation, Model):
             if answer.model_version is not None:
                 fields["model_version"] = answer.model_version
         elif self.settings.split.challenger_bundle_dir is None:
-            fields = {"revision": self.settings.revision}  # one revision: it answered, whatever the cache says
+            fields = {
+                "revision": self.settings.revision
+            }  # one revision: it answered, whatever the cache says
         else:
             fields = {}  # split, answer no longer in memory: left unlabelled rather than guessed
         return [{**record, **fields} for record in records]
 
-    async def predict(self, records: list[dict[str, Any]], headers: dict[str, str] | None = None) -> dict[str, Any]:
+    async def predict(
+        self, records: list[dict[str, Any]], headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         assert self._journal is not None
         started = time.perf_counter()
-        accepted = await asyncio.wrap_future(self._journal.commit(records))  # on disk (fsynced) when it returns
+        accepted = await asyncio.wrap_future(
+            self._journal.commit(records)
+        )  # on disk (fsynced) when it returns
         STAGE_SECONDS.labels(model=self.name, stage="feedback", revision=self.settings.revision).observe(
             time.perf_counter() - started)
         for record in records:
@@ -105,7 +112,8 @@ class FeedbackModel(NoExplanation, Model):
         return answer
 
     def _rewards(self, records: list[dict[str, Any]]) -> list[Impression]:
-        """The first click on each shown item of a bandit answer, as a clicked impression (dwell when sent)."""
+        """The first click on each shown item of a bandit answer, as a clicked impression (dwell when
+        sent)."""
         assert self._journal is not None
         dwell: dict[str, float] = {}
         for record in records:
@@ -117,7 +125,9 @@ class FeedbackModel(NoExplanation, Model):
                 continue
             served = self._journal.claim_click(record["request_id"], record["item_id"])
             if served is not None:
-                rewards.append(Impression.from_served(served, clicked=True, dwell_seconds=dwell.get(served.item_id)))
+                rewards.append(
+                    Impression.from_served(served, clicked=True, dwell_seconds=dwell.get(served.item_id))
+                )
         return rewards
 
     def stop(self) -> None:
@@ -129,13 +139,18 @@ class FeedbackModel(NoExplanation, Model):
 
 def open_journal(settings: ServingConfig, *, log_served: bool | None = None,
                  bandit: BanditReranker | None = None) -> ServedJournal:
-    """The served journal on ``serving.feedback_dir``; with a bandit, served slates count as its impressions."""
+    """The served journal on ``serving.feedback_dir``; with a bandit, served slates count as its
+    impressions."""
     log = FeedbackLog(settings.feedback_dir, rotate_bytes=settings.feedback_rotate_bytes)
     on_served = None
     if bandit is not None:
         def on_served(answers: Any) -> None:
             bandit.update([Impression.from_served(item, clicked=False) for answer in answers
                            if answer.policy != RANKER_POLICY for item in answer.items])
-    return ServedJournal(log, cache_size=settings.served_cache_size,
-                         log_served=settings.log_served if log_served is None else log_served, on_served=on_served,
-                         write_interval_s=settings.served_write_interval_s)
+    return ServedJournal(
+        log,
+        cache_size=settings.served_cache_size,
+        log_served=settings.log_served if log_served is None else log_served,
+        on_served=on_served,
+        write_interval_s=settings.served_write_interval_s,
+    )

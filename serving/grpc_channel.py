@@ -15,8 +15,9 @@ MAX_RECONNECT_BACKOFF_MS = 1000
 
 
 def predictor_channel_args() -> list[tuple[str, Any]]:
-    """Channel arguments of the predictor channel (``serving/v2_grpc.py``): unlimited message sizes (as KServe's
-    client sets them) and gRPC's own retries off (``enable_retries`` 0; the transformer's retry loop owns them)."""
+    """Channel arguments of the predictor channel (``serving/v2_grpc.py``): unlimited message sizes (as
+    KServe's client sets them) and gRPC's own retries off (``enable_retries`` 0; the transformer's retry loop
+    owns them)."""
     return [
         ("grpc.max_send_message_length", -1),
         ("grpc.max_receive_message_length", -1),

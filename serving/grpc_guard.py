@@ -51,5 +51,9 @@ class GuardedServicer(InferenceServicer):
         token = env_token(self.http.repository_token_env)
         given = dict(context.invocation_metadata() or ()).get("authorization", "")
         scheme, _, value = given.partition(" ")
-        if token is None or scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token):
+        if (
+            token is None
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(value.strip().encode(), token)
+        ):
             await context.abort(StatusCode.UNAUTHENTICATED, "the model repository API needs a bearer token")

@@ -97,8 +97,9 @@ class RequestGuard:
                     return  # the client went away mid-body: nobody to answer
                 receive = buffered
         except Refused as refused:
-            logger.warning("%s %s refused (%d): %s", scope["method"], _route_of(scope["path"]), refused.status,
-                           refused)
+            logger.warning(
+                "%s %s refused (%d): %s", scope["method"], _route_of(scope["path"]), refused.status, refused
+            )
             await _answer(send, refused)
             return
         await self.app(scope, receive, send)
@@ -113,7 +114,9 @@ class RequestGuard:
                               [(b"www-authenticate", b"Bearer")])
         elif self.feedback_token is not None and path in self.feedback_paths:
             if not bearer_matches(headers, self.feedback_token):
-                raise Refused(401, "feedback needs 'Authorization: Bearer <token>'", [(b"www-authenticate", b"Bearer")])
+                raise Refused(
+                    401, "feedback needs 'Authorization: Bearer <token>'", [(b"www-authenticate", b"Bearer")]
+                )
 
     def _negotiate(self, scope: Scope, headers: dict[bytes, bytes]) -> None:
         """Accept JSON in UTF-8 (and V2 binary tensors on infer routes); normalise the header for KServe."""

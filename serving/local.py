@@ -5,8 +5,8 @@ predictor over gRPC (or HTTP) exactly as it would call Triton in a cluster. With
 second predictor serves it and the transformer splits requests between the two revisions
 (``serving.split``; ``PUT /hyperrec/split`` moves the share).
 
-The children die with their parent even when it is killed outright (``serving/parent_death.py``); ``restart`` starts
-one again on the same ports (``serving/supervisor.py`` decides when).
+The children die with their parent even when it is killed outright (``serving/parent_death.py``); ``restart``
+starts one again on the same ports (``serving/supervisor.py`` decides when).
 """
 
 from __future__ import annotations
@@ -109,7 +109,9 @@ class LocalServers:
             predictor_http=f"http://{host}:{s.predictor_http_port}",
             predictor_grpc=f"{host}:{s.predictor_grpc_port}",
             model_name=self.model_name,
-            challenger_predictor_http=f"http://{host}:{self._challenger_ports['http']}" if challenger else None,
+            challenger_predictor_http=f"http://{host}:{self._challenger_ports['http']}"
+            if challenger
+            else None,
         )
 
     def __enter__(self) -> Endpoints:
@@ -123,8 +125,15 @@ class LocalServers:
         s = self.settings
         settings_file = Path(self._tmp.name) / "serving.json"
         settings_file.write_text(s.model_dump_json(), encoding="utf-8")
-        common = ["--bundle", str(self.bundle), "--bind_host", s.host, "--serving_settings", str(settings_file),
-                  *self.config_args]
+        common = [
+            "--bundle",
+            str(self.bundle),
+            "--bind_host",
+            s.host,
+            "--serving_settings",
+            str(settings_file),
+            *self.config_args,
+        ]
         try:
             self._launch_role("predictor", [*common, "--http_port", str(s.predictor_http_port),
                                             "--grpc_port", str(s.predictor_grpc_port)],
@@ -153,7 +162,8 @@ class LocalServers:
         self._wait_ready(name, ready_url)
 
     def pids(self) -> dict[str, int]:
-        """The process id of each child, by name (``predictor``, ``transformer``, ``challenger-predictor``)."""
+        """The process id of each child, by name (``predictor``, ``transformer``,
+        ``challenger-predictor``)."""
         return {name: proc.pid for name, proc in self._procs.items()}
 
     def exited(self) -> dict[str, int]:
@@ -210,4 +220,6 @@ class LocalServers:
             except (urllib.error.URLError, OSError, ValueError):
                 pass
             time.sleep(0.2)
-        raise BundleError(f"the {role} was not ready within {self.startup_timeout_s:.0f} s:\n{self.log_tail(role)}")
+        raise BundleError(
+            f"the {role} was not ready within {self.startup_timeout_s:.0f} s:\n{self.log_tail(role)}"
+        )

@@ -61,8 +61,8 @@ SCORE_PATHS = ("top_k", "full", "top_k_then_full")
 class RevisionSeries:
     """The labelled series of one model revision that every request moves, looked up once.
 
-    ``labels(...)`` validates and sorts its keywords and takes a lock: several microseconds a call, five calls a
-    request (issue 11). Creating them at load also exports them at 0 before the first request, so that
+    ``labels(...)`` validates and sorts its keywords and takes a lock: several microseconds a call, five calls
+    a request (issue 11). Creating them at load also exports them at 0 before the first request, so that
     PromQL's increase() over a window counts a revision's first requests too.
     """
 
@@ -75,7 +75,11 @@ class RevisionSeries:
         for kind in ("predictor", "internal", "not_ready"):
             ERRORS.labels(model=model, kind=kind, revision=revision)
         return cls(
-            stage={stage: STAGE_SECONDS.labels(model=model, stage=stage, revision=revision) for stage in STAGES},
-            score_path={path: SCORE_PATH.labels(model=model, revision=revision, path=path) for path in SCORE_PATHS},
+            stage={
+                stage: STAGE_SECONDS.labels(model=model, stage=stage, revision=revision) for stage in STAGES
+            },
+            score_path={
+                path: SCORE_PATH.labels(model=model, revision=revision, path=path) for path in SCORE_PATHS
+            },
             candidates=CANDIDATES_SCORED.labels(model=model, revision=revision),
         )

@@ -1,10 +1,11 @@
 """The transformer's predictor call: the in-graph top k when it decides the answer, the full scores otherwise.
 
-Asking for K (item, score) pairs instead of n_items scores is most of the saving on the served path (issue 11):
-the predictor serialises 2·K numbers (plus the best cold item in a bundle with a cold slot) instead of 9,742, and
-the transformer parses and ranks K. The answer stays
-the one the full vector gives (``hyperrec.online.topk_ranking``); when the prefix cannot decide it (a candidate
-list, a popularity blend, a diversity cap the prefix cannot fill), the full scores are fetched as before.
+Asking for K (item, score) pairs instead of n_items scores is most of the saving on the served path (issue
+11): the predictor serialises 2·K numbers (plus the best cold item in a bundle with a cold slot) instead of
+9,742, and the transformer parses and ranks K. The answer stays
+the one the full vector gives (``hyperrec.online.topk_ranking``); when the prefix cannot decide it (a
+candidate list, a popularity blend, a diversity cap the prefix cannot fill), the full scores are fetched as
+before.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def ranking_depth(plan: Plan, bandit: BanditReranker | None) -> int:
 
 async def model_scores(revision: Revision, plan: Plan, bandit: BanditReranker | None,
                        series: RevisionSeries) -> np.ndarray:
-    """Catalogue-wide scores for ``plan``'s single row (−inf outside the top k when that decides the answer)."""
+    """Catalogue-wide scores for ``plan``'s single row (−inf outside the top k when that decides the
+    answer)."""
     scorer, service = revision.scorer, revision.service
     request_id = plan.request.request_id
     k = getattr(scorer, "k", None)
@@ -45,6 +47,8 @@ async def model_scores(revision: Revision, plan: Plan, bandit: BanditReranker | 
             series.score_path["top_k"].inc()
             return sparse_scores(service.catalogue.n_items, top)
         path = "top_k_then_full"
-        logger.debug("request %s: the top %d cannot decide %d items; fetching all scores", request_id, k, depth)
+        logger.debug(
+            "request %s: the top %d cannot decide %d items; fetching all scores", request_id, k, depth
+        )
     series.score_path[path].inc()
     return (await scorer.score(plan.model_inputs, request_id))[0]

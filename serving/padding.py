@@ -1,7 +1,7 @@
 """Left-padding trim for the embedded predictor: run the graph on the history columns that hold items.
 
-The transformer pads every history to ``max_history`` tokens (Triton's config fixes the width so its batcher can
-stack requests), yet a typical request carries a handful of items: with max_history 200 and 8 items the
+The transformer pads every history to ``max_history`` tokens (Triton's config fixes the width so its batcher
+can stack requests), yet a typical request carries a handful of items: with max_history 200 and 8 items the
 predictor spent 5x the CPU per row on padding (issue 11 bench). The next-item graph masks padded keys out of
 attention and aligns positions to the right, so the all-pad columns on the left do not change its scores.
 That is a property of the model, not of the contract, so ``padding_is_inert`` checks it on the loaded graph
@@ -36,7 +36,9 @@ def padding_is_inert(session: Any, *, max_history: int, n_items: int, seed: int 
         length = 1 + row % max(1, max_history // 2)  # the longest row still leaves padding to trim
         history[row, max_history - length:] = rng.integers(1, n_items + 1, size=length)
     segment = np.arange(rows, dtype=np.int64) % 2
-    names = [SCORES_OUTPUT] + ([TOP_IDS_OUTPUT] if TOP_IDS_OUTPUT in {o.name for o in session.get_outputs()} else [])
+    names = [SCORES_OUTPUT] + (
+        [TOP_IDS_OUTPUT] if TOP_IDS_OUTPUT in {o.name for o in session.get_outputs()} else []
+    )
     trimmed_history = np.ascontiguousarray(trim_left_padding(history))
     try:
         full = session.run(names, {HISTORY_INPUT: history, SEGMENT_INPUT: segment})

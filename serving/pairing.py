@@ -1,13 +1,13 @@
-"""Predictor pairing. The transformer and the predictor load their own copy of a bundle (a cluster delivers the
-bundle root to the transformer and its ``triton/`` to Triton), so nothing forces the two to be the same bundle:
-during a rollout or a canary, KServe routes each transformer → predictor call to either predictor revision. The
-predictor's scores are only meaningful over the catalogue they were trained for, so ``PairedScorer`` reads the
-predictor's V2 model metadata (``GET /v2/models/<name>`` or gRPC ``ModelMetadata``) at load and then periodically,
-and while the ``scores`` output's item axis differs from the transformer's catalogue size it refuses the
-predictor's scores: answers degrade to popularity (``degraded: true``), ``hyperrec_errors_total{kind=
-"predictor_mismatch"}`` counts them and ``hyperrec_predictor_mismatch`` is 1. Triton's model version is always
-``1`` (the bundle's repository layout), so the item count is what the metadata can tell; each response's shape is
-checked again by ``TritonV2Client``.
+"""Predictor pairing. The transformer and the predictor load their own copy of a bundle (a cluster delivers
+the bundle root to the transformer and its ``triton/`` to Triton), so nothing forces the two to be the same
+bundle: during a rollout or a canary, KServe routes each transformer → predictor call to either predictor
+revision. The predictor's scores are only meaningful over the catalogue they were trained for, so
+``PairedScorer`` reads the predictor's V2 model metadata (``GET /v2/models/<name>`` or gRPC ``ModelMetadata``)
+at load and then periodically, and while the ``scores`` output's item axis differs from the transformer's
+catalogue size it refuses the predictor's scores: answers degrade to popularity (``degraded: true``),
+``hyperrec_errors_total{kind= "predictor_mismatch"}`` counts them and ``hyperrec_predictor_mismatch`` is 1.
+Triton's model version is always ``1`` (the bundle's repository layout), so the item count is what the
+metadata can tell; each response's shape is checked again by ``TritonV2Client``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 PREDICTOR_MISMATCH = Gauge(
     "hyperrec_predictor_mismatch",
-    "1 while the predictor's model metadata contradicts the transformer's catalogue (its scores are refused and "
+    "1 while the predictor's model metadata contradicts the transformer's catalogue (its scores are refused "
+    "and "
     "answers degrade); 0 when they agree or could not be checked.",
     ["model", "revision"],
 )
@@ -56,10 +57,11 @@ class Pairing:
 
 
 def check_pairing(metadata: Mapping[str, Any], *, n_items: int, model_name: str) -> Pairing:
-    """Compare V2 model metadata (the REST JSON or the gRPC message as a dict) with a catalogue of ``n_items``.
+    """Compare V2 model metadata (the REST JSON or the gRPC message as a dict) with a catalogue of
+    ``n_items``.
 
-    ``mismatch`` only on a positive contradiction: outputs without ``scores``, or a ``scores`` item axis (its last
-    dimension) other than ``n_items``. Metadata that cannot tell (no outputs yet, a dynamic item axis) is
+    ``mismatch`` only on a positive contradiction: outputs without ``scores``, or a ``scores`` item axis (its
+    last dimension) other than ``n_items``. Metadata that cannot tell (no outputs yet, a dynamic item axis) is
     ``unknown``: scores are then used and checked per response.
     """
     outputs = list(metadata.get("outputs") or [])
@@ -68,7 +70,9 @@ def check_pairing(metadata: Mapping[str, Any], *, n_items: int, model_name: str)
     scores = next((o for o in outputs if o.get("name") == SCORES_OUTPUT), None)
     if scores is None:
         names = sorted(str(o.get("name")) for o in outputs)
-        return Pairing("mismatch", f"the predictor's model {model_name!r} has outputs {names}, no {SCORES_OUTPUT!r}")
+        return Pairing(
+            "mismatch", f"the predictor's model {model_name!r} has outputs {names}, no {SCORES_OUTPUT!r}"
+        )
     try:
         shape = [int(d) for d in scores.get("shape") or []]
     except (TypeError, ValueError):
@@ -78,7 +82,8 @@ def check_pairing(metadata: Mapping[str, Any], *, n_items: int, model_name: str)
     if shape[-1] != n_items:
         return Pairing(
             "mismatch",
-            f"the predictor's model {model_name!r} scores {shape[-1]} items (shape {shape}); this transformer's "
+            f"the predictor's model {model_name!r} scores {shape[-1]} items (shape {shape}); this "
+            "transformer's "
             f"catalogue has {n_items}: they come from different bundles",
         )
     return Pairing("paired", f"{SCORES_OUTPUT!r} shape {shape} fits {n_items} items")
@@ -86,10 +91,11 @@ def check_pairing(metadata: Mapping[str, Any], *, n_items: int, model_name: str)
 
 def fetch_model_metadata(settings: ServingConfig, model_name: str, timeout_s: float = METADATA_TIMEOUT_S
                          ) -> dict[str, Any]:
-    """The predictor's V2 model metadata over ``settings.predictor_protocol`` (blocking; raises on any failure).
+    """The predictor's V2 model metadata over ``settings.predictor_protocol`` (blocking; raises on any
+    failure).
 
-    gRPC uses KServe's V2 stubs (``inference.GRPCInferenceService/ModelMetadata``, what Triton implements); HTTP
-    is ``GET /v2/models/<name>[/versions/<v>]``.
+    gRPC uses KServe's V2 stubs (``inference.GRPCInferenceService/ModelMetadata``, what Triton implements);
+    HTTP is ``GET /v2/models/<name>[/versions/<v>]``.
     """
     version = settings.predictor_model_version
     if settings.predictor_protocol == "grpc":
@@ -105,8 +111,12 @@ def fetch_model_metadata(settings: ServingConfig, model_name: str, timeout_s: fl
             "name": response.name,
             "versions": list(response.versions),
             "platform": response.platform,
-            "inputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in response.inputs],
-            "outputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in response.outputs],
+            "inputs": [
+                {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in response.inputs
+            ],
+            "outputs": [
+                {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in response.outputs
+            ],
         }
     import httpx
 
@@ -120,9 +130,9 @@ class PairedScorer:
     """A ``ScoresClient`` that passes the predictor's scores on only while its model fits this catalogue.
 
     ``check`` (blocking) asks the predictor for its model metadata; the transformer's load runs it once, and
-    ``score`` re-runs it in a worker thread when due (every ``recheck_s`` while paired, every ``recheck_soon_s``
-    otherwise or after a failed call), never waiting for it. While the state is ``mismatch`` every ``score``
-    raises ``PredictorUnavailable`` (the transformer answers degraded) and counts
+    ``score`` re-runs it in a worker thread when due (every ``recheck_s`` while paired, every
+    ``recheck_soon_s`` otherwise or after a failed call), never waiting for it. While the state is
+    ``mismatch`` every ``score`` raises ``PredictorUnavailable`` (the transformer answers degraded) and counts
     ``hyperrec_errors_total{kind="predictor_mismatch"}``.
     """
 
@@ -193,7 +203,9 @@ class PairedScorer:
         self._maybe_recheck()
         if self.pairing.state == "mismatch":
             call.close()
-            ERRORS.labels(model=self.transformer_name, kind="predictor_mismatch", revision=self.revision).inc()
+            ERRORS.labels(
+                model=self.transformer_name, kind="predictor_mismatch", revision=self.revision
+            ).inc()
             raise PredictorUnavailable(f"predictor scores refused: {self.pairing.detail}")
         try:
             return await call
@@ -202,7 +214,8 @@ class PairedScorer:
             raise
 
     async def is_ready(self) -> bool:
-        """The predictor's own model readiness (the transformer's readiness probe); True when it cannot tell."""
+        """The predictor's own model readiness (the transformer's readiness probe); True when it cannot
+        tell."""
         probe = getattr(self.inner, "is_ready", None)
         return True if probe is None else bool(await probe())
 
@@ -226,11 +239,18 @@ class PairedScorer:
             logger.error("transformer %s refuses the predictor's scores until it serves this catalogue "
                          "(answers are degraded meanwhile): %s", self.transformer_name, pairing.detail)
         elif pairing.state == "paired":
-            logger.info("transformer %s: the predictor's model fits the catalogue (%s)", self.transformer_name,
-                        pairing.detail)
+            logger.info(
+                "transformer %s: the predictor's model fits the catalogue (%s)",
+                self.transformer_name,
+                pairing.detail,
+            )
         else:
-            logger.warning("transformer %s cannot check the predictor's model yet (%s); responses are checked "
-                           "one by one meanwhile", self.transformer_name, pairing.detail)
+            logger.warning(
+                "transformer %s cannot check the predictor's model yet (%s); responses are checked "
+                "one by one meanwhile",
+                self.transformer_name,
+                pairing.detail,
+            )
 
 
 def _describe(exc: BaseException) -> str:

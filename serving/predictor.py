@@ -65,8 +65,10 @@ class OnnxRankerModel(Model):
             self._trim = self.settings.trim_left_padding and padding_is_inert(
                 self._session, max_history=int(manifest["max_history"]), n_items=int(manifest["n_items"]))
             self._batcher = DynamicBatcher(
-                self._run, max_batch_size=self.max_batch_size,
-                max_queue_delay_us=self.settings.max_queue_delay_us, max_queued_rows=self.settings.max_queued_rows,
+                self._run,
+                max_batch_size=self.max_batch_size,
+                max_queue_delay_us=self.settings.max_queue_delay_us,
+                max_queued_rows=self.settings.max_queued_rows,
             )
             self.ready = True
             logger.info("predictor %s loaded bundle version %s (%d items)", self.name, manifest["version"],
@@ -96,7 +98,10 @@ class OnnxRankerModel(Model):
         return list(self._manifest.get("outputs", []))
 
     async def predict(
-        self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+        self,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
     ) -> InferResponse:
         if not self.ready or self._session is None:
             raise ModelNotReady(self.name, "the bundle is still loading")
@@ -151,7 +156,9 @@ class OnnxRankerModel(Model):
         for name, rank in ((HISTORY_INPUT, 2), (SEGMENT_INPUT, 2)):
             tensor = request.get_input_by_name(name)
             if tensor is None:
-                raise InvalidInput(f"input {name!r} is missing (expected {HISTORY_INPUT!r} and {SEGMENT_INPUT!r})")
+                raise InvalidInput(
+                    f"input {name!r} is missing (expected {HISTORY_INPUT!r} and {SEGMENT_INPUT!r})"
+                )
             if tensor.datatype != "INT64":
                 raise InvalidInput(f"input {name!r} must be INT64, got {tensor.datatype}")
             try:

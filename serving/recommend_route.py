@@ -7,8 +7,8 @@ around the model's work. This route, matched first, cut the transformer's in-pro
 ``fast_predict_router`` puts a plain Starlette route for each recommend model's exact path in front of
 KServe's, doing what KServe's ``V1Endpoints.predict`` does and nothing else: the readiness check, KServe's own
 body decoding (``DataPlane.decode``), the model's ``__call__`` (so KServe's stage histograms stay), the answer
-as orjson with the model's response headers. The app's middleware (the request guard) and error handlers apply to it
-as to every route; other models (feedback) and verbs keep KServe's routes.
+as orjson with the model's response headers. The app's middleware (the request guard) and error handlers apply
+to it as to every route; other models (feedback) and verbs keep KServe's routes.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def fast_predict_router(server: ModelServer, names: list[str]) -> APIRouter:
 
 
 def predict_endpoint(server: ModelServer, name: str) -> Callable[[Request], Awaitable[Response]]:
-    """The endpoint of one model's ``:predict``: KServe's V1 predict for a JSON answer, minus the framework."""
+    """The endpoint of one model's ``:predict``: KServe's V1 predict for a JSON answer, minus the
+    framework."""
     dataplane = server.dataplane
     route = RoutePath(f"/v1/models/{name}:predict")
 

@@ -1,5 +1,5 @@
-"""The REST app of a hyperrec model server, assembled from KServe's public pieces (issue 11, findings 1 and 10;
-issue 13: no private ``RESTServer`` methods).
+"""The REST app of a hyperrec model server, assembled from KServe's public pieces (issue 11, findings 1 and
+10; issue 13: no private ``RESTServer`` methods).
 
 KServe's ``RESTServer`` builds its app with private methods on one module-level app; this module builds a
 fresh app per server from the public functions those methods call (``register_v1_endpoints``,
@@ -123,7 +123,9 @@ class Versions:
 def build_rest_app(server: ModelServer, http: HttpGuardConfig) -> FastAPI:
     """A fresh app with KServe's V1/V2 routes behind hyperrec's readiness, versions, errors and guard."""
     check_guard_config(http)
-    app = FastAPI(title="hyperrec serving", docs_url=None, redoc_url=None, default_response_class=ORJSONResponse)
+    app = FastAPI(
+        title="hyperrec serving", docs_url=None, redoc_url=None, default_response_class=ORJSONResponse
+    )
     probes = Probes(server, http)
     versions = Versions(server, probes)
     router = APIRouter()
@@ -132,12 +134,24 @@ def build_rest_app(server: ModelServer, http: HttpGuardConfig) -> FastAPI:
     router.add_api_route("/v2/health/ready", probes.server_ready, methods=["GET"])
     router.add_api_route("/v2/models/{model_name}/ready", probes.model_ready, methods=["GET"])
     router.add_api_route("/v1/models/{model_name}", probes.model_ready, methods=["GET"])
-    router.add_api_route("/v2/models/{model_name}/versions/{model_version}/ready", versions.ready, methods=["GET"])
-    router.add_api_route("/v2/models/{model_name}/versions/{model_version}", versions.metadata, methods=["GET"])
+    router.add_api_route(
+        "/v2/models/{model_name}/versions/{model_version}/ready", versions.ready, methods=["GET"]
+    )
+    router.add_api_route(
+        "/v2/models/{model_name}/versions/{model_version}", versions.metadata, methods=["GET"]
+    )
     router.add_api_route("/v2/models/{model_name}/versions/{model_version}/infer", versions.infer,
                          methods=["POST"], response_model=None)
-    app.include_router(fast_predict_router(server, [name for name, model in server.registered_models.get_models().items()
-                                                    if isinstance(model, RecommendTransformer)]))
+    app.include_router(
+        fast_predict_router(
+            server,
+            [
+                name
+                for name, model in server.registered_models.get_models().items()
+                if isinstance(model, RecommendTransformer)
+            ],
+        )
+    )
     app.include_router(router)
     register_v1_endpoints(app, server.dataplane, server.model_repository_extension)
     register_v2_endpoints(app, server.dataplane, server.model_repository_extension)

@@ -50,7 +50,9 @@ class Revision:
     registered_version: str | None
 
 
-def load_revision(spec: RevisionSpec, settings: ServingConfig, pseudonymize: Callable[[str], str]) -> Revision:
+def load_revision(
+    spec: RevisionSpec, settings: ServingConfig, pseudonymize: Callable[[str], str]
+) -> Revision:
     """Verify and load the bundle and build the predictor client (blocking)."""
     manifest = verify_bundle(spec.bundle_dir)
     catalogue = Catalogue.from_bundle(spec.bundle_dir)

@@ -1,6 +1,6 @@
-"""What the REST app asks of the recommend transformer beyond KServe's model API (issue 11, findings 1, 5, 10):
-its served version, its predictors' readiness, its catalogue, and the ``:explain`` verb (which the feedback
-model refuses with a 400 rather than KServe's call to a missing explainer)."""
+"""What the REST app asks of the recommend transformer beyond KServe's model API (issue 11, findings 1, 5,
+10): its served version, its predictors' readiness, its catalogue, and the ``:explain`` verb (which the
+feedback model refuses with a 400 rather than KServe's call to a missing explainer)."""
 
 from __future__ import annotations
 

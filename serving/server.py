@@ -50,7 +50,9 @@ logger = logging.getLogger(__name__)
 ROLES = ("predictor", "transformer")
 
 
-def pseudonymizer_from_config(config_path: Path | None, overrides: Sequence[str] = ()) -> Callable[[str], str]:
+def pseudonymizer_from_config(
+    config_path: Path | None, overrides: Sequence[str] = ()
+) -> Callable[[str], str]:
     """``Pseudonymizer.from_config(cfg.privacy).pseudonymize`` of the hyperrec config (key never logged)."""
     from hyperrec.config import load_config
     from hyperrec.data.pseudonymize import Pseudonymizer
@@ -65,8 +67,12 @@ def privacy_guard(config_path: Path | None, overrides: Sequence[str], settings: 
     from hyperrec.config import load_config
     from hyperrec.privacy.serving_guard import PrivacyGuard
 
-    return PrivacyGuard.from_config(load_config(config_path, overrides=list(overrides)),
-                                    feedback_dir=settings.feedback_dir, bandit=bandit, pseudonymize=pseudonymize)
+    return PrivacyGuard.from_config(
+        load_config(config_path, overrides=list(overrides)),
+        feedback_dir=settings.feedback_dir,
+        bandit=bandit,
+        pseudonymize=pseudonymize,
+    )
 
 
 def serving_config(config_path: Path | None, overrides: Sequence[str] = ()) -> ServingConfig:
@@ -121,11 +127,21 @@ def build_models(
             raise ValueError("the transformer needs a pseudonymize callable")
         reranker = open_reranker(bandit)
         journal = open_journal(settings, bandit=reranker)
-        factory = scorer_factory or paired_scorer_factory(settings, transformer_name=name, revision=settings.revision)
+        factory = scorer_factory or paired_scorer_factory(
+            settings, transformer_name=name, revision=settings.revision
+        )
         recommend = RecommendTransformer(
-            name, bundle_dir, settings, pseudonymize=pseudonymize, scorer_factory=factory,
-            challenger=challenger_spec(settings, name, challenger_scorer_factory), journal=journal, bandit=reranker,
-            registered_version=settings.registered_version, privacy=privacy)
+            name,
+            bundle_dir,
+            settings,
+            pseudonymize=pseudonymize,
+            scorer_factory=factory,
+            challenger=challenger_spec(settings, name, challenger_scorer_factory),
+            journal=journal,
+            bandit=reranker,
+            registered_version=settings.registered_version,
+            privacy=privacy,
+        )
         feedback = FeedbackModel(settings, pseudonymize=pseudonymize, journal=journal, bandit=reranker,
                                  known_item=recommend.knows_item)
         return [recommend, feedback]
@@ -139,8 +155,12 @@ def challenger_spec(settings: ServingConfig, name: str, factory: ScorerFactory |
         return None
     if split.challenger_predictor_url is None and factory is None:
         raise ValueError("serving.split.challenger_predictor_url is required with a challenger bundle")
-    link = settings.model_copy(update={"predictor_url": split.challenger_predictor_url or settings.predictor_url})
-    factory = factory or paired_scorer_factory(link, transformer_name=name, revision=split.challenger_revision)
+    link = settings.model_copy(
+        update={"predictor_url": split.challenger_predictor_url or settings.predictor_url}
+    )
+    factory = factory or paired_scorer_factory(
+        link, transformer_name=name, revision=split.challenger_revision
+    )
     return RevisionSpec(split.challenger_revision, Path(split.challenger_bundle_dir), factory, link,
                         split.challenger_registered_version)
 
@@ -192,8 +212,10 @@ class HyperrecModelServer(ModelServer):
             self.register_model(model)
             model.enable_latency_logging = False  # per-request INFO lines would only repeat the metrics
         if self.workers > 1:  # KServe's multi-worker start serves its own app, without the guard
-            raise ValueError("--workers > 1 is not supported: KServe's multi-worker server would serve its own app "
-                             "without hyperrec's request guard (run more replicas instead)")
+            raise ValueError(
+                "--workers > 1 is not supported: KServe's multi-worker server would serve its own app "
+                "without hyperrec's request guard (run more replicas instead)"
+            )
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(self._serve_all())
 
@@ -202,8 +224,13 @@ class HyperrecModelServer(ModelServer):
 
         self.setup_event_loop()
         config = uvicorn.Config(
-            create_rest_app(self, self.http), host=self.bind_host, port=self.http_port, log_config=None,
-            timeout_keep_alive=self.timeout_keep_alive, loop="asyncio", access_log=False,  # no line per request
+            create_rest_app(self, self.http),
+            host=self.bind_host,
+            port=self.http_port,
+            log_config=None,
+            timeout_keep_alive=self.timeout_keep_alive,
+            loop="asyncio",
+            access_log=False,  # no line per request
         )
         self._uvicorn = uvicorn.Server(config)
         tasks = [asyncio.create_task(self._uvicorn.serve())]

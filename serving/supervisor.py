@@ -83,8 +83,14 @@ class Supervisor:
                          f"{self.children.log_tail(name)}")
         pause = min(self.policy.backoff_max_s, self.policy.backoff_initial_s * 2 ** record.restarts)
         record.restarts += 1
-        logger.warning("the %s exited (code %s); restart %d of at most %d in %.1f s", name, code, record.restarts,
-                       self.policy.max_restarts, pause)
+        logger.warning(
+            "the %s exited (code %s); restart %d of at most %d in %.1f s",
+            name,
+            code,
+            record.restarts,
+            self.policy.max_restarts,
+            pause,
+        )
         self.sleep(pause)
         try:
             self.children.restart(name)

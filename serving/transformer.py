@@ -96,7 +96,9 @@ class RecommendTransformer(ServedRevisions, Model):
         self.privacy = privacy
         self.bundle_dir = Path(bundle_dir)
         self.settings = settings
-        self.specs = [RevisionSpec(settings.revision, self.bundle_dir, scorer_factory, settings, registered_version)]
+        self.specs = [
+            RevisionSpec(settings.revision, self.bundle_dir, scorer_factory, settings, registered_version)
+        ]
         if challenger is not None:
             self.specs.append(challenger)
         self.split = TrafficSplit(settings.split.challenger_percent if challenger else 0,
@@ -112,14 +114,17 @@ class RecommendTransformer(ServedRevisions, Model):
     # -------------------------------------------------------------------------------------- lifecycle
 
     def load(self) -> bool:
-        """Verify and load every revision's bundle (idempotent; returns at once while another thread loads)."""
+        """Verify and load every revision's bundle (idempotent; returns at once while another thread
+        loads)."""
         if not self._load_lock.acquire(blocking=False):
             return self.ready
         try:
             if self.ready:
                 return True
             self._revisions = [load_revision(spec, self.settings, self._pseudonymize) for spec in self.specs]
-            self._series = {revision.name: RevisionSeries.of(self.name, revision.name) for revision in self._revisions}
+            self._series = {
+                revision.name: RevisionSeries.of(self.name, revision.name) for revision in self._revisions
+            }
             self.ready = True
             return True
         finally:
@@ -160,7 +165,9 @@ class RecommendTransformer(ServedRevisions, Model):
             ERRORS.labels(model=self.name, kind="invalid_request", revision=(revision or champion).name).inc()
             raise InvalidInput(str(exc)) from None
         finally:
-            self._series[(revision or champion).name].stage["preprocess"].observe(time.perf_counter() - started)
+            self._series[(revision or champion).name].stage["preprocess"].observe(
+                time.perf_counter() - started
+            )
         if not plan.needs_model:
             return Scored(plan, None, None, revision)
         return await self._score(plan, revision)
@@ -185,13 +192,19 @@ class RecommendTransformer(ServedRevisions, Model):
         return Scored(plan, scores, reason, revision)
 
     async def predict(
-        self, payload: Scored, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+        self,
+        payload: Scored,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
     ) -> Scored:
         """Identity: the predictor was called in preprocess (see the module doc)."""
         return payload
 
     def postprocess(
-        self, result: Scored, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+        self,
+        result: Scored,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         self._require_ready()
         started = time.perf_counter()
@@ -208,8 +221,14 @@ class RecommendTransformer(ServedRevisions, Model):
             self._series[revision.name].stage["postprocess"].observe(time.perf_counter() - started)
         self._count(result, answered, reason)
         if self.journal is not None:
-            self.journal.record(served_answer(answered.response, answered.slate.served(plan.request.request_id),
-                                              answered.candidates, plan.request.user))
+            self.journal.record(
+                served_answer(
+                    answered.response,
+                    answered.slate.served(plan.request.request_id),
+                    answered.candidates,
+                    plan.request.user,
+                )
+            )
         if response_headers is not None:
             response_headers["x-request-id"] = plan.request.request_id
         return answered.response
@@ -237,14 +256,17 @@ class RecommendTransformer(ServedRevisions, Model):
 
     def split_state(self) -> dict[str, Any]:
         """The revisions and the challenger's share (``GET /hyperrec/split``)."""
-        revisions = {r.name: {"bundle_version": r.service.model_version, "registered_version": r.registered_version}
-                     for r in self._revisions}
+        revisions = {
+            r.name: {"bundle_version": r.service.model_version, "registered_version": r.registered_version}
+            for r in self._revisions
+        }
         return {"revisions": revisions, "challenger_percent": self.split.percent, "sticky": self.split.sticky,
                 "ready": self.ready}
 
     def add_routes(self, app: Any) -> None:
         """``GET``/``PUT /hyperrec/split`` when serving a challenger (the local canary controller moves it);
-        ``/hyperrec/forget`` and ``/hyperrec/consent`` with a privacy guard (hyperrec.privacy.serving_guard)."""
+        ``/hyperrec/forget`` and ``/hyperrec/consent`` with a privacy guard
+        (hyperrec.privacy.serving_guard)."""
         if self.privacy is not None:
             self.privacy.add_routes(app, journal=self.journal,
                                     catalogues=lambda: [r.service.catalogue for r in self._revisions])

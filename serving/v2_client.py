@@ -11,8 +11,9 @@ exponential backoff and jitter, never past the deadline. Anything that still fai
 ``PredictorUnavailable``, which the transformer turns into a degraded (popularity) answer.
 
 ``top_k`` asks only for the in-graph ``top_ids``/``top_scores`` outputs (K values per row instead of
-n_items), and ``cold_id``/``cold_score`` where the bundle has them (a cold slot), the hot path of the transformer; ``score`` asks for the full ``scores``. One client (one gRPC
-channel or HTTP session) per event loop is kept for the process's life.
+n_items), and ``cold_id``/``cold_score`` where the bundle has them (a cold slot), the hot path of the
+transformer; ``score`` asks for the full ``scores``. One client (one gRPC channel or HTTP session) per event
+loop is kept for the process's life.
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ from .metrics import PREDICTOR_RETRIES
 logger = logging.getLogger(__name__)
 
 #: gRPC status names and HTTP codes that a retry cannot fix (the request itself is wrong).
-_PERMANENT = {"StatusCode.INVALID_ARGUMENT", "StatusCode.NOT_FOUND", "StatusCode.UNIMPLEMENTED", "400", "404", "501"}
+_PERMANENT = {
+    "StatusCode.INVALID_ARGUMENT",
+    "StatusCode.NOT_FOUND",
+    "StatusCode.UNIMPLEMENTED",
+    "400",
+    "404",
+    "501",
+}
 
 
 class ScoresClient(Protocol):
@@ -54,7 +62,8 @@ class ScoresClient(Protocol):
 
 
 class TopKClient(ScoresClient, Protocol):
-    """A predictor client that can also ask for the in-graph top k (bundles with ``top_k`` in the manifest)."""
+    """A predictor client that can also ask for the in-graph top k (bundles with ``top_k`` in the
+    manifest)."""
 
     async def top_k(self, inputs: dict[str, np.ndarray], request_id: str) -> TopK: ...
 
@@ -84,7 +93,9 @@ class TritonV2Client:
         if self.k is None:
             raise PredictorUnavailable("the bundle has no top-k outputs")
         cold = (COLD_ID_OUTPUT, COLD_SCORE_OUTPUT) if self.cold_outputs else ()
-        ids, scores, *best_cold = await self._call(inputs, request_id, (TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT, *cold))
+        ids, scores, *best_cold = await self._call(
+            inputs, request_id, (TOP_IDS_OUTPUT, TOP_SCORES_OUTPUT, *cold)
+        )
         batch = len(next(iter(inputs.values())))
         top = TopK(self._check(ids, batch, self.k, TOP_IDS_OUTPUT, np.int64),
                    self._check(scores, batch, self.k, TOP_SCORES_OUTPUT, np.float32))
@@ -93,7 +104,9 @@ class TritonV2Client:
         return TopK(top.ids, top.scores, self._check(best_cold[0], batch, 1, COLD_ID_OUTPUT, np.int64),
                     self._check(best_cold[1], batch, 1, COLD_SCORE_OUTPUT, np.float32))
 
-    async def _call(self, inputs: dict[str, np.ndarray], request_id: str, names: tuple[str, ...]) -> list[Any]:
+    async def _call(
+        self, inputs: dict[str, np.ndarray], request_id: str, names: tuple[str, ...]
+    ) -> list[Any]:
         """The named outputs, retried within the request budget (raises PredictorUnavailable)."""
         s = self.settings
         deadline = time.monotonic() + s.request_timeout_s
@@ -101,7 +114,9 @@ class TritonV2Client:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise PredictorUnavailable(f"predictor budget of {s.request_timeout_s}s spent after {attempt} attempts")
+                raise PredictorUnavailable(
+                    f"predictor budget of {s.request_timeout_s}s spent after {attempt} attempts"
+                )
             timeout = min(s.attempt_timeout_s, remaining)
             try:
                 async with asyncio.timeout(timeout):  # not wait_for: that runs the call in a task of its own
@@ -114,9 +129,13 @@ class TritonV2Client:
                     raise PredictorUnavailable(f"predictor rejected the request ({reason}): {exc}") from None
                 attempt += 1
                 if attempt > s.retries:
-                    raise PredictorUnavailable(f"predictor failed after {attempt} attempts (last: {reason})") from None
+                    raise PredictorUnavailable(
+                        f"predictor failed after {attempt} attempts (last: {reason})"
+                    ) from None
                 PREDICTOR_RETRIES.labels(model=self.model_name).inc()
-                pause = min(s.backoff_max_s, s.backoff_initial_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                pause = min(s.backoff_max_s, s.backoff_initial_s * 2 ** (attempt - 1)) * random.uniform(
+                    0.5, 1.0
+                )
                 if time.monotonic() + pause >= deadline:
                     raise PredictorUnavailable(
                         f"predictor failed and its budget of {s.request_timeout_s}s is spent (last: {reason})"
@@ -161,8 +180,9 @@ class TritonV2Client:
         version = self.settings.predictor_model_version
         inputs = {name: to_wire(name, array) for name, array in inputs.items()}
         if self.settings.predictor_protocol == "grpc":
-            return await client.infer(self.model_name, inputs, names, request_id=request_id, model_version=version,
-                                      timeout=timeout)
+            return await client.infer(
+                self.model_name, inputs, names, request_id=request_id, model_version=version, timeout=timeout
+            )
         else:
             import tritonclient.http as httpclient
 

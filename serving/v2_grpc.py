@@ -21,7 +21,12 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceSt
 from kserve.protocol.infer_type import InferResponse
 
 #: V2 datatypes the ranker's graph uses, as numpy dtypes (little-endian, as the protocol's raw bytes are).
-_DTYPES = {"INT64": np.dtype("<i8"), "INT32": np.dtype("<i4"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
+_DTYPES = {
+    "INT64": np.dtype("<i8"),
+    "INT32": np.dtype("<i4"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+}
 
 
 class V2GrpcClient:
@@ -54,7 +59,8 @@ class V2GrpcClient:
 
 
 def decode_outputs(response: ModelInferResponse, names: Sequence[str]) -> list[np.ndarray | None]:
-    """The named outputs of a V2 answer as arrays: raw bytes read in place, typed ``contents`` through KServe."""
+    """The named outputs of a V2 answer as arrays: raw bytes read in place, typed ``contents`` through
+    KServe."""
     if len(response.raw_output_contents) != len(response.outputs):
         parsed = InferResponse.from_grpc(response)  # typed contents (a server that does not send raw bytes)
         found = [parsed.get_output_by_name(name) for name in names]
@@ -69,7 +75,9 @@ def decode_outputs(response: ModelInferResponse, names: Sequence[str]) -> list[n
         output = response.outputs[index]
         dtype = _DTYPES.get(output.datatype)
         if dtype is None:
-            raise ValueError(f"output {name} has datatype {output.datatype}; expected one of {sorted(_DTYPES)}")
+            raise ValueError(
+                f"output {name} has datatype {output.datatype}; expected one of {sorted(_DTYPES)}"
+            )
         raw = response.raw_output_contents[index]
         arrays.append(np.frombuffer(raw, dtype=dtype).reshape(tuple(output.shape)))
     return arrays

@@ -6,9 +6,9 @@ One JSON object per line, keyed by the request id of the answer it is about::
      "ts": 1732500000.0, "received": 1732500000.1}
 
 Durability: ``FeedbackLog.append`` writes a whole batch with one ``write`` on an ``O_APPEND`` descriptor, then
-``fsync``s before it returns, so every acknowledged event survives a crash or a kill. Lines are orjson's compact
-JSON (``encode_records``); ``hyperrec.online.served`` encodes batches off the request path and commits many
-requests' batches with one ``write_encoded``. A crash mid-write can
+``fsync``s before it returns, so every acknowledged event survives a crash or a kill. Lines are orjson's
+compact JSON (``encode_records``); ``hyperrec.online.served`` encodes batches off the request path and commits
+many requests' batches with one ``write_encoded``. A crash mid-write can
 leave one torn line at the end of a segment file; the writer never appends after a torn tail (it starts a
 new segment), and ``read_feedback`` skips that line and reports it. Segments rotate past a size limit:
 ``feedback-000001.jsonl``, ``feedback-000002.jsonl``, ...
@@ -209,7 +209,9 @@ class FeedbackLog:
 
 def encode_records(records: Iterable[Mapping[str, Any]]) -> bytes:
     """One compact JSON line per record, UTF-8 (numpy scalars and arrays as numbers and lists)."""
-    return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY) for r in records)
+    return b"".join(
+        orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY) for r in records
+    )
 
 
 def _is_current(fd: int, path: Path) -> bool:

@@ -114,7 +114,8 @@ FIRST_PREFIX = 256
 
 def _best_first(scores: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
     """Positions of the first ``size`` (or more) entries in score order, ties by ``index``: every entry tied
-    with the ``size``-th score is included and ordered, so the result is exactly a prefix of the full order."""
+    with the ``size``-th score is included and ordered, so the result is exactly a prefix of the full
+    order."""
     if size >= scores.size:
         return np.lexsort((index, -scores))
     part = np.argpartition(-scores, size - 1)[:size]

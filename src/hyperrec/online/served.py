@@ -96,7 +96,8 @@ class ServedAnswer:
 
 
 class ServedJournal:
-    """Recent answers by request id; their impressions and acknowledged feedback go to ``log`` in group commits.
+    """Recent answers by request id; their impressions and acknowledged feedback go to ``log`` in group
+    commits.
 
     One writer thread owns the log. ``record`` queues an answer; the writer takes the queued answers at the
     latest ``write_interval_s`` after the first of them (or at ``MAX_BATCH``), so under load one write and one

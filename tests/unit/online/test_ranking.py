@@ -56,7 +56,8 @@ def test_segment_popularity_wins_over_global_popularity_when_the_segment_is_know
 
 
 def _greedy_by_definition(scores, mask, k, codes, cap):
-    """The ranking rule spelled out: score order (ties by index), greedy under the cap, capped items fill up."""
+    """The ranking rule spelled out: score order (ties by index), greedy under the cap, capped items fill
+    up."""
     order = sorted(np.flatnonzero(mask).tolist(), key=lambda i: (-scores[i], i))
     if cap is None:
         return order[:k]

@@ -1,5 +1,5 @@
-"""The served journal's writer: group commits of feedback (acknowledged only once on disk, kill -9 included) and
-impressions batched within the write interval."""
+"""The served journal's writer: group commits of feedback (acknowledged only once on disk, kill -9 included)
+and impressions batched within the write interval."""
 
 import os
 import signal
@@ -33,7 +33,8 @@ def served():
     n = 0
     while True:
         item = ServedItem(f"s{n}", "ranker", "i1", 0, 0, 1.0, None, 1, ())
-        journal.record(ServedAnswer(f"s{n}", "u", "champion", "ranker", "b1", None, "ranker", (item,), None, 0.0))
+        journal.record(ServedAnswer(f"s{n}", "u", "champion", "ranker", "b1", None, "ranker", (item,), None,
+                                    0.0))
         n += 1
         time.sleep(0.001)
 
@@ -102,7 +103,9 @@ def test_impressions_wait_at_most_the_write_interval(tmp_path):
 
 
 def test_no_acknowledged_feedback_is_lost_when_the_process_is_killed(tmp_path):
-    writer = subprocess.Popen([sys.executable, "-c", GROUP_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", GROUP_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     acknowledged: set[tuple[str, int]] = set()
     deadline = time.monotonic() + 60
     try:

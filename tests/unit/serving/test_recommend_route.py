@@ -13,7 +13,12 @@ from hyperrec.serving.server import HyperrecModelServer, build_models, create_re
 
 URL = "/v1/models/ranker:predict"
 BODIES = [
-    {"user_id": "u1", "history": ["m00003", {"item_id": "m00007", "event": "click"}, "nope"], "k": 5, "explain": True},
+    {
+        "user_id": "u1",
+        "history": ["m00003", {"item_id": "m00007", "event": "click"}, "nope"],
+        "k": 5,
+        "explain": True,
+    },
     {"user_id": "u2", "history": ["m00010", "m00011"], "k": 3, "request_id": "r-2"},
     {"user_id": "u3", "k": 4},  # no history: popularity
     {"user_id": "u4", "history": ["m00001"], "candidates": ["m00002", "m00005", "m00009"], "k": 2},
@@ -22,8 +27,13 @@ BODIES = [
 
 @pytest.fixture
 def server(demo_bundle, serving_settings):
-    models = build_models("transformer", demo_bundle, serving_settings(log_served=False),
-                          pseudonymize=fake_pseudonymize, scorer_factory=lambda manifest: OnnxScorer(None, demo_bundle))
+    models = build_models(
+        "transformer",
+        demo_bundle,
+        serving_settings(log_served=False),
+        pseudonymize=fake_pseudonymize,
+        scorer_factory=lambda manifest: OnnxScorer(None, demo_bundle),
+    )
     server = HyperrecModelServer(enable_grpc=False)
     for model in models:
         model.load()
@@ -63,7 +73,13 @@ def test_the_app_serves_the_recommend_verb_on_its_own_route_and_feedback_on_kser
 
     client = TestClient(create_rest_app(server), raise_server_exceptions=False)
     with caplog.at_level("WARNING", logger="hyperrec.serving.http_errors"):
-        assert client.post(URL, content=b"{oops", headers={"content-type": "application/json"}).status_code == 400
+        assert (
+            client.post(URL, content=b"{oops", headers={"content-type": "application/json"}).status_code
+            == 400
+        )
         assert client.post("/v1/models/feedback:predict", json={}).status_code == 400
     routes = [record.getMessage().split(" → ")[0] for record in caplog.records]
-    assert routes == ["POST /v1/models/ranker:predict", "POST /v1/models/{model_name}:predict"]  # ours, KServe's
+    assert routes == [
+        "POST /v1/models/ranker:predict",
+        "POST /v1/models/{model_name}:predict",
+    ]  # ours, KServe's
