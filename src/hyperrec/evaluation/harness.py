@@ -44,7 +44,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +123,17 @@ class EvaluationSet:
             logger.warning("%d %s targets are already among their user's train items; the train mask makes "
                            "them misses", repeats, split)
         return eval_set
+
+    def sample(self, n: int, seed: int) -> EvaluationSet:
+        """At most ``n`` users, drawn with ``seed``, in their order (all of them when there are fewer)."""
+        if len(self.user_ids) <= n:
+            return self
+        rows = np.sort(np.random.default_rng(seed).choice(len(self.user_ids), size=n, replace=False))
+        pick = [int(i) for i in rows]
+        return replace(self, user_ids=[self.user_ids[i] for i in pick],
+                       histories=[self.histories[i] for i in pick], masked=[self.masked[i] for i in pick],
+                       targets=[self.targets[i] for i in pick],
+                       negatives=None if self.negatives is None else [self.negatives[i] for i in pick])
 
     def batches(self, size: int) -> Iterator[slice]:
         for start in range(0, len(self.user_ids), size):

@@ -51,6 +51,10 @@ class ColdSlotSettings(Section):
         "(cosine) to the mean text of the user's last `window` history items.",
     )
     window: int = Field(20, ge=1, description="Most recent history items whose text chooses the cold item.")
+    max_fit_users: int = Field(
+        2000, ge=1, description="Validation users (a seeded sample) the offset is fitted on: their full "
+        "score rows are held in memory, users x catalogue floats (33,817 x 63,436 ran out of memory).",
+    )
 
 
 class _FixedScores:
@@ -139,6 +143,7 @@ def fit_cold_slot(model: object, data: PreparedData, cold: np.ndarray, settings:
     if settings.max_cost == 0 or not cold.size:
         return None
     eval_set = EvaluationSet.build(data, "validation", seed=seed, sampled_negatives=None)
+    eval_set = eval_set.sample(settings.max_fit_users, seed)
     scores = np.concatenate([model.score(ScoringBatch(eval_set.user_ids[rows], eval_set.histories[rows]))  # type: ignore[attr-defined]
                              for rows in eval_set.batches(256)])
     cutoff = int(metric.split("@")[1])

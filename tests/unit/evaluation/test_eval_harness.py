@@ -196,3 +196,20 @@ def test_a_target_already_in_train_is_a_miss_under_both_protocols(tmp_path: Path
     entry = result["models"]["fixed"]
     assert entry["full"]["mrr"] == 0.0 and entry["sampled"]["mrr"] == 0.0 and entry["sampled"]["auc"] == 0.0
     assert "1 test targets are already among their user's train items" in caplog.text
+
+
+def test_a_sample_of_an_evaluation_set_is_seeded_ordered_and_keeps_each_users_rows(tmp_path: Path):
+    """The cold slot is fitted on a sample of validation users: their full score rows must fit in memory."""
+    from hyperrec.evaluation.harness import EvaluationSet
+
+    data = random_prepared(tmp_path / "prepared", n_users=40, n_items=30, seed=7)
+    full = EvaluationSet.build(data, "validation", seed=1, sampled_negatives=5)
+    sample = full.sample(10, seed=3)
+    assert len(sample.user_ids) == 10 and sample.user_ids == sorted(sample.user_ids, key=full.user_ids.index)
+    assert sample.user_ids == full.sample(10, seed=3).user_ids != full.sample(10, seed=4).user_ids
+    for row, user in enumerate(sample.user_ids):
+        i = full.user_ids.index(user)
+        assert np.array_equal(sample.targets[row], full.targets[i])
+        assert np.array_equal(sample.histories[row], full.histories[i])
+        assert np.array_equal(sample.negatives[row], full.negatives[i])
+    assert full.sample(len(full.user_ids), seed=3) is full
