@@ -99,38 +99,40 @@ def test_a_zero_budget_turns_the_slot_off(cyclic_data, runtime, encoder_settings
     assert _fit(cyclic_data, runtime, encoder_settings, max_cost=0.0).cold_slot is None
 
 
-@pytest.mark.parametrize("chooser", ["score", "history_text"])
-def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, runtime, encoder_settings,
-                                                                    tmp_path: Path, chooser: str):
-    """Export with the slot, load the bundle as the transformer does, score with the bundle's ONNX ranker:
-    RecommendationService answers exactly the top of model.score, cold item included where it was promoted."""
+def _served(model: NextItemRecommender, data, bundle: Path, **export_options):
+    """Export ``model`` to ``bundle``, then load it as the transformer does: (catalogue, service, session)."""
     import onnxruntime as ort
 
-    from hyperrec.export.bundle import has_cold_outputs, onnx_path, read_manifest
+    from hyperrec.export.bundle import onnx_path, read_manifest
     from hyperrec.export.next_item import export_next_item_bundle
     from hyperrec.online.catalogue import Catalogue
     from hyperrec.online.service import RecommendationService
     from hyperrec.online.settings import ServingConfig
 
+    export_next_item_bundle(model, data, bundle, model_name="ranker", version="v1", max_history=32,
+                            lineage={}, **export_options)
+    catalogue = Catalogue.from_bundle(bundle)
+    service = RecommendationService(catalogue, model_name="ranker", model_version="v1", max_history=32,
+                                    settings=ServingConfig(max_per_category=None),
+                                    pseudonymize=lambda raw: raw)
+    session = ort.InferenceSession(str(onnx_path(bundle, read_manifest(bundle))),
+                                   providers=["CPUExecutionProvider"])
+    return catalogue, service, session
+
+
+@pytest.mark.parametrize("chooser", ["score", "history_text"])
+def test_the_served_list_from_the_bundle_equals_the_evaluated_list(cyclic_data, runtime, encoder_settings,
+                                                                    tmp_path: Path, chooser: str):
+    """Export with the slot, load the bundle as the transformer does, score with the bundle's ONNX ranker:
+    RecommendationService answers exactly the top of model.score, cold item included where it was promoted."""
+    from hyperrec.export.bundle import has_cold_outputs, read_manifest
+
     model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9, chooser=chooser)
     assert model.cold_slot is not None
     bundle = tmp_path / "bundle"
-    export_next_item_bundle(model, cyclic_data, bundle, model_name="ranker", version="v1", max_history=32,
-                            lineage={})
+    catalogue, service, session = _served(model, cyclic_data, bundle)
     assert has_cold_outputs(read_manifest(bundle))
-    catalogue = Catalogue.from_bundle(bundle)
     assert catalogue.cold_slot is not None and catalogue.cold_slot.to_dict() == model.cold_slot.to_dict()
-    service = RecommendationService(
-        catalogue,
-        model_name="ranker",
-        model_version="v1",
-        max_history=32,
-        settings=ServingConfig(max_per_category=None),
-        pseudonymize=lambda raw: raw,
-    )
-    session = ort.InferenceSession(
-        str(onnx_path(bundle, read_manifest(bundle))), providers=["CPUExecutionProvider"]
-    )
     histories = cyclic_data.histories(("train", "validation"))
     promoted = 0
     for user in sorted(histories):
@@ -150,32 +152,12 @@ def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(
     """The exported graph's top 6 and the slot's cold item (cold_id/cold_score: the best-scored one or the
     text choice), ranked as the transformer's fast path ranks them, answer what the full scores answer,
     promoted cold item included."""
-    import onnxruntime as ort
-
-    from hyperrec.export.bundle import onnx_path, read_manifest
-    from hyperrec.export.next_item import export_next_item_bundle
     from hyperrec.export.triton_config import TritonSettings
-    from hyperrec.online.catalogue import Catalogue
-    from hyperrec.online.service import RecommendationService
-    from hyperrec.online.settings import ServingConfig
     from hyperrec.online.topk_ranking import TopK, decided_by_prefix, sparse_scores
 
     model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9, chooser=chooser)
     bundle = tmp_path / "bundle"
-    export_next_item_bundle(model, cyclic_data, bundle, model_name="ranker", version="v1", max_history=32,
-                            lineage={}, triton=TritonSettings(top_k=6))
-    catalogue = Catalogue.from_bundle(bundle)
-    service = RecommendationService(
-        catalogue,
-        model_name="ranker",
-        model_version="v1",
-        max_history=32,
-        settings=ServingConfig(max_per_category=None),
-        pseudonymize=lambda raw: raw,
-    )
-    session = ort.InferenceSession(
-        str(onnx_path(bundle, read_manifest(bundle))), providers=["CPUExecutionProvider"]
-    )
+    catalogue, service, session = _served(model, cyclic_data, bundle, triton=TritonSettings(top_k=6))
     histories = cyclic_data.histories(("train", "validation"))
     decided = promoted = 0
     for user in sorted(histories):
