@@ -208,11 +208,17 @@ class LocalServers:
         )
 
     def _wait_ready(self, role: str, url: str) -> None:
+        """Poll ``url`` until ``role`` says ready; raise ``BundleError`` when any child exits meanwhile.
+
+        A predictor that dies while the transformer starts would otherwise keep the transformer "not ready"
+        (it needs its predictor) until the timeout, with nobody to restart the predictor: the supervisor only
+        runs once ``start`` has returned.
+        """
         deadline = time.monotonic() + self.startup_timeout_s
-        proc = self._procs[role]
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise BundleError(f"the {role} exited with code {proc.returncode}:\n{self.log_tail(role)}")
+            for name, code in self.exited().items():
+                raise BundleError(f"the {name} exited with code {code} while the {role} was starting:\n"
+                                  f"{self.log_tail(name)}")
             try:
                 with urllib.request.urlopen(url, timeout=1) as response:
                     if response.status == 200 and json.loads(response.read()).get("ready", True):

@@ -57,13 +57,14 @@ def bindable(port: int) -> bool:
         return True
 
 
-def poll(condition, what: str):
+def poll(condition, what: str, logs: Path | None = None):
+    """``condition()`` once it is truthy; fails after ``POLLS`` tries, with serve's logs when given."""
     for _ in range(POLLS):
         result = condition()
         if result:
             return result
         time.sleep(0.1)
-    raise AssertionError(f"never saw: {what}")
+    raise AssertionError(f"never saw: {what}" + (f"\n{served_logs(logs)}" if logs else ""))
 
 
 def get(url: str):
@@ -107,23 +108,27 @@ def serve(tmp_path):
         "serving.attempt_timeout_s=0.5",
     ]
     env = {**os.environ, "HYPERREC_PSEUDONYM_KEY": "serve-process-test"}
-    process = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    output = logs.parent / "serve.out"  # where served_logs finds it
+    with output.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
-        base = f"http://127.0.0.1:{ports['transformer']}"
-        poll(
-            lambda: (
-                process.poll() is not None or (r := get(f"{base}/v2/health/ready")) and r.status_code == 200
-            ),
-            "the transformer ready",
-        )
-        assert process.poll() is None, process.stdout.read().decode()
+        # serve prints its endpoints once start-up is over and it supervises: the transformer answering
+        # ready earlier is not enough (a predictor killed in between had nobody to restart it)
+        poll(lambda: process.poll() is not None or "transformer: " in output.read_text(), "serve started",
+             logs)
+        assert process.poll() is None, served_logs(logs)
         yield process, ports, logs
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def served_logs(logs: Path) -> str:
+    """What serve (``serve.out`` next to ``logs``) and its children wrote, the tail of each."""
+    files = [logs.parent / "serve.out", *sorted(logs.glob("*.log"))]
+    return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}" for path in files
+                     if path.exists())
 
 
 def recommend(port: int):
@@ -147,6 +152,7 @@ def test_a_killed_predictor_is_restarted_while_the_transformer_answers_degraded(
             (r := get(f"http://127.0.0.1:{ports['transformer']}/v2/health/ready")) and r.status_code == 200
         ),
         "readiness back after the restart",
+        logs,
     )
     assert process.poll() is None  # serve itself never stopped
     (restarted,) = [pid for pid, cmd in children_of(process.pid).items() if " predictor " in cmd]

@@ -35,6 +35,7 @@ def tiny_run(tmp_path_factory, fixtures_dir_module):
         tmp_path, fixtures_dir_module / "movielens_tiny", "prep.segments_k_max=3",
         "modeling.next_item.training.max_epochs=3", "modeling.next_item.max_seq_len=20",
         f"modeling.item_encoder.cache_dir={tmp_path / 'embeddings'}",
+        f"serving.feedback_dir={tmp_path / 'feedback'}",  # the served test's log stays out of the repo
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HYPERREC_PSEUDONYM_KEY", "pipeline-test-key")

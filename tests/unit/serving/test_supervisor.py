@@ -76,3 +76,29 @@ def test_living_children_are_left_alone():
     children, clock = FakeChildren(), Clock()
     supervisor(children, clock).check()
     assert children.restarts == [] and clock.slept == []
+
+
+def test_a_predictor_that_dies_while_the_transformer_starts_fails_the_start_at_once(demo_bundle, tmp_path):
+    """The transformer stays "not ready" without its predictor, and the supervisor only runs after start-up:
+    waiting out the timeout would leave the dead predictor unrestarted (it hung ``hyperrec serve`` in CI)."""
+    import subprocess
+    import sys
+
+    from hyperrec.errors import BundleError
+    from hyperrec.online.settings import ServingConfig
+    from hyperrec.serving.local import LocalServers
+
+    servers = LocalServers(demo_bundle, ServingConfig(), log_dir=tmp_path, startup_timeout_s=600)
+    (tmp_path / "predictor.log").write_text("killed by the test\n")
+    servers._procs = {
+        "predictor": subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"]),
+        "transformer": subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]),
+    }
+    servers._procs["predictor"].wait()
+    try:
+        with pytest.raises(BundleError, match="the predictor exited with code 3 while the transformer was "
+                                              "starting:\nkilled by the test"):
+            servers._wait_ready("transformer", "http://127.0.0.1:9/never")  # port 9: nothing answers
+    finally:
+        servers._procs["transformer"].kill()
+        servers._procs["transformer"].wait()
