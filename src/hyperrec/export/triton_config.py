@@ -30,7 +30,7 @@ class TritonSettings:
     cpu_instances: int = 2
     #: Depth of the in-graph top k (clamped to n_items): the most items one answer can take from the
     #: predictor.
-    top_k: int = 100
+    top_k: int = 500
 
     @classmethod
     def from_predictor(cls, settings: Any) -> TritonSettings:

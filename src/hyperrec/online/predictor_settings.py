@@ -17,9 +17,11 @@ class PredictorSettings(Section):
     """How the ranker is exported and run behind the V2 protocol."""
 
     top_k: int = Field(
-        100, ge=1,
+        500, ge=1,
         description="Depth K of the top_ids/top_scores outputs the export appends to the ONNX graph (at most "
-        "n_items). Requests whose k (or bandit top_n) exceeds it are ranked from the full scores instead.",
+        "n_items). Requests whose k (or bandit top_n) exceeds it, or whose category cap it cannot fill, are "
+        "ranked from the full scores instead: a second predictor call. On the demo bundle with "
+        "max_per_category 3 and k 10 that was 16 % of requests at K 100, 1 % at 300 and none at 500.",
     )
     use_top_k: bool = Field(
         True,

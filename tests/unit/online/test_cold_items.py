@@ -200,7 +200,8 @@ def test_a_top_k_prefix_promotes_the_graphs_cold_item_even_below_a_better_scored
                np.array([1.0], dtype=np.float32))
     history = np.array([3])
     seen = np.isin(np.arange(6), history)
-    items, scores = _with_cold_slot(top.ids, top.scores.astype(np.float64), top, seen, catalogue.cold_mask, slot)
+    items, scores = _with_cold_slot(top.ids, top.scores.astype(np.float64), top, seen, catalogue.cold_mask,
+                                    slot)
     assert items[np.argsort(-scores, kind="stable")].tolist() == [0, 4, 5, 1, 2]
     assert decided_by_prefix(top, history, catalogue, ServingConfig(max_per_category=None), depth=4)
     full = np.array([-np.inf, 8.0, 7.0, -np.inf, 8.5, 1.0])
