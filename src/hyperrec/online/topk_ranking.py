@@ -18,6 +18,7 @@ the full vector exactly when the rules decide within the prefix:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,11 +95,25 @@ def decided_by_prefix(
     cap = settings.max_per_category
     if cap is None:
         return True
-    codes = [catalogue.category_codes[i] for i in items.tolist()]
+    codes = _CodesAt(items.tolist(), catalogue.category_codes)  # looked up only for the positions walked
     ranked = top_k_diverse(scores, np.ones(items.size, dtype=bool), depth, codes, cap)
     # The soft fill adds capped-out items: a list that respects the cap was filled by the greedy pass alone.
     counts = Counter(c for i in ranked.items.tolist() for c in codes[i])
     return ranked.items.size >= depth and all(count <= cap for count in counts.values())
+
+
+class _CodesAt(Sequence[Sequence[int]]):
+    """The category codes of ``items[position]``, by prefix position, looked up when asked: the diversity
+    pass usually decides within the first few dozen of the K prefix items."""
+
+    def __init__(self, items: list[int], category_codes: Sequence[Sequence[int]]) -> None:
+        self.items, self.category_codes = items, category_codes
+
+    def __getitem__(self, position: int) -> Sequence[int]:  # type: ignore[override]
+        return self.category_codes[self.items[position]]
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 def _with_cold_slot(
