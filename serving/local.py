@@ -74,20 +74,19 @@ class LocalServers:
     ) -> None:
         from hyperrec.export.bundle import read_manifest
 
-        from .server import free_port
+        from .server import free_ports
 
         self.bundle = Path(bundle)
         self.model_name = str(read_manifest(self.bundle)["model_name"])
         host = settings.host
-        ports = {
-            name: getattr(settings, name) or free_port(host)
-            for name in ("predictor_http_port", "predictor_grpc_port", "transformer_http_port")
-        }
+        names = ("predictor_http_port", "predictor_grpc_port", "transformer_http_port")
+        picked = iter(free_ports(5, host))  # distinct: three roles, and a challenger's two
+        ports = {name: getattr(settings, name) or next(picked) for name in names}
         predictor_port = ports["predictor_grpc_port"] if settings.predictor_protocol == "grpc" else ports[
             "predictor_http_port"]
         self.settings = settings.model_copy(update={**ports, "predictor_url": f"{host}:{predictor_port}"})
         self.challenger = Path(challenger) if challenger is not None else None
-        self._challenger_ports = {"http": free_port(host), "grpc": free_port(host)} if challenger else {}
+        self._challenger_ports = {"http": next(picked), "grpc": next(picked)} if challenger else {}
         if challenger is not None:
             link = self._challenger_ports["grpc" if settings.predictor_protocol == "grpc" else "http"]
             split = self.settings.split.model_copy(update={"challenger_bundle_dir": self.challenger,

@@ -10,6 +10,7 @@ Predictor pairing (``PairedScorer``, the champion's and the challenger's): ``ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -311,9 +312,21 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free right now on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports free right now on ``host``.
+
+    All sockets stay bound until every port is picked: separate ``free_port`` calls may be given the same
+    port again once the first socket closes, and two servers told to share a port fail to start.
+    """
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                   for _ in range(count)]
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def stop_on_load_failure(_: BaseException) -> None:

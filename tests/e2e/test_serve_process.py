@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hyperrec.serving.server import free_port
+from hyperrec.serving.server import free_ports
 
 POLLS = 600  # x 0.1 s: generous on 2 loaded cores; a loop ends as soon as its condition holds
 
@@ -81,7 +81,7 @@ def serve(tmp_path):
 
     bundle = tmp_path / "bundle"
     build_demo_bundle(bundle, n_items=40, max_history=6, dynamo=False)
-    ports = {"transformer": free_port(), "http": free_port(), "grpc": free_port()}
+    ports = dict(zip(("transformer", "http", "grpc"), free_ports(3), strict=True))
     logs = tmp_path / "serve-logs"
     command = [
         sys.executable,

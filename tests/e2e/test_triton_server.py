@@ -31,11 +31,11 @@ from triton_support import (
     TritonServerProcess,
     TritonUnavailable,
     ensure_triton_venv,
-    free_port,
     python_backend_repository,
 )
 
 from hyperrec.features import encode_histories, encode_segments
+from hyperrec.serving.server import free_port
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from hyperrec.serving.server import free_ports
+
 TRITON_VENV_ENV = "HYPERREC_TRITON_VENV"
 DEFAULT_TRITON_VENV = Path.home() / ".cache" / "hyperrec" / "triton-venv"
 READY_MARKER = "hyperrec-triton-venv.json"
@@ -257,14 +259,6 @@ def python_backend_repository(bundle_dir: Path, out: Path) -> Path:
 # --------------------------------------------------------------------------------------------- the server
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 class TritonServerProcess:
     """``tritonserver`` on free 127.0.0.1 ports; ``start`` waits (bounded) for the server and its models."""
 
@@ -277,8 +271,7 @@ class TritonServerProcess:
         self.repository = Path(repository)
         self.log_path = Path(log_path)
         self.host = host
-        self.http_port = free_port(host)
-        self.grpc_port = free_port(host)
+        self.http_port, self.grpc_port = free_ports(2, host)  # distinct (two free_port calls may repeat)
         self.proc: subprocess.Popen | None = None
         self.start_s = 0.0
 
