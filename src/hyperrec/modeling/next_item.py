@@ -41,7 +41,7 @@ from hyperrec.modeling.history import AUTO_REPEAT_RATE, repeat_rate
 from hyperrec.modeling.item_encoder import TextEncoder
 from hyperrec.modeling.next_item_graph import NextItemGraph
 from hyperrec.modeling.next_item_loss import full_softmax_loss, sampled_softmax_loss
-from hyperrec.modeling.next_item_net import NextItemNet, mark_text_only_items, warm_start_net
+from hyperrec.modeling.next_item_net import NextItemNet, mark_text_only_items, target_shares, warm_start_net
 from hyperrec.modeling.next_item_text import ItemText
 from hyperrec.modeling.next_item_windows import TrainingWindows
 from hyperrec.modeling.recipe import DataShape, resolve_next_item
@@ -89,6 +89,7 @@ class NextItemRecommender(Recommender):
         self.exclude_history = self.settings.history_penalty == "exclude"
         self.train_repeat_rate: float | None = None
         self._unseen: torch.Tensor | None = None
+        self._target_share: torch.Tensor | None = None
         #: The reserved rank for the best item without training history (fitted on validation after training).
         self.cold_slot: ColdSlot | None = None
 
@@ -144,6 +145,8 @@ class NextItemRecommender(Recommender):
         net = self._build_net(data.items, item_embeddings, warm_start)
         histories = data.histories(("train",))
         self._unseen = self._unseen_items(histories, net.n_items, net, self._device)
+        self._target_share = (target_shares(histories, net.n_items, self._device)
+                              if self.settings.sampled_logq_correction else None)
         self._decide_history_penalty(histories)
         windows = TrainingWindows(histories, net.n_items, self.settings, self._segment_index,
                                   self.runtime.seed)
@@ -226,7 +229,8 @@ class NextItemRecommender(Recommender):
                                      n_live=s.live_items_per_step,
                                      unseen=self._unseen)
         return sampled_softmax_loss(net, self._text, inputs, targets, segs, gen,
-                                    n_negatives=s.n_sampled_negatives, unseen=self._unseen)
+                                    n_negatives=s.n_sampled_negatives, unseen=self._unseen,
+                                    target_share=self._target_share)
 
     def _refresh_text_table(self) -> None:
         """After steps that trained the item encoder, re-embed the catalogue for scoring."""

@@ -2,12 +2,17 @@
 
 ``full_softmax_loss``: cross-entropy over the whole catalogue (one matrix product with every item vector).
 ``sampled_softmax_loss``: cross-entropy over the batch's targets plus shared uniform negatives (accidental
-hits masked), for catalogues too big for a full softmax or an encoder that trains end to end. Both add the
+hits masked), for catalogues too big for a full softmax or an encoder that trains end to end. The batch's
+targets follow popularity, so a popular item is a negative far more often than a full softmax would make it;
+with ``target_share`` each candidate's logit is corrected by the log of its chance of being a candidate
+(the "logQ correction" of sampled softmax), so the scores estimate the full softmax's. Both add the
 learned repeat bias to items the prediction has already seen, and never predict items without a train event
 when those are scored from their text alone.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -84,7 +89,8 @@ def full_softmax_loss(net: NextItemNet, text: ItemText, inputs: torch.Tensor, ta
 
 def sampled_softmax_loss(net: NextItemNet, text: ItemText, inputs: torch.Tensor, targets: torch.Tensor,
                          segs: torch.Tensor, gen: torch.Generator, *, n_negatives: int,
-                         unseen: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+                         unseen: torch.Tensor | None, target_share: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, int]:
     """Cross-entropy of every predicted position of a batch against the batch's candidates.
 
     Only the vectors of the batch's items are computed (live ones while the item encoder trains), so the cost
@@ -94,6 +100,8 @@ def sampled_softmax_loss(net: NextItemNet, text: ItemText, inputs: torch.Tensor,
         net, text, inputs, targets, segs, unseen: as in ``full_softmax_loss``.
         gen: the seeded generator of the negatives and of ID dropout.
         n_negatives: uniform negatives shared by the batch, added to the batch's items as candidates.
+        target_share: (n_items,) each item's share of the train targets; given, the logits get the logQ
+            correction (``candidate_log_q``).
 
     Returns:
         The mean loss and the number of predicted positions.
@@ -118,7 +126,28 @@ def sampled_softmax_loss(net: NextItemNet, text: ItemText, inputs: torch.Tensor,
         column_of[cand] = torch.arange(len(cand), device=inputs.device)
         rows, positions = history_pairs(inputs, valid_in, valid_out)
         logits = add_repeat_bias(logits, rows, column_of[seq_pos.reshape(-1)[positions]], net.repeat_bias)
+    if target_share is not None:
+        logits = logits - candidate_log_q(target_share[uniq[cand]], n_targets=int(tgt.numel()),
+                                          n_negatives=n_negatives, n_items=net.n_items)
     if unseen is not None:
         logits = logits.masked_fill(unseen[uniq[cand]], float("-inf"))
     label = torch.searchsorted(cand, tgt_pos)
     return F.cross_entropy(logits.float(), label), int(tgt.numel())
+
+
+def candidate_log_q(share: torch.Tensor, *, n_targets: int, n_negatives: int, n_items: int) -> torch.Tensor:
+    """Log of the chance that each item is among a batch's candidates: one of ``n_targets`` targets drawn by
+    their train shares ``share``, or one of ``n_negatives`` uniform draws over ``n_items``.
+
+    Args:
+        share: the candidates' shares of the train targets (0 for an item never a target).
+        n_targets: targets in the batch.
+        n_negatives: uniform negatives in the batch.
+        n_items: catalogue size.
+
+    Returns:
+        log P(item is a candidate), one per entry of ``share``.
+    """
+    log_missed = n_targets * torch.log1p(-share.clamp(max=1 - 1e-7).double()) + n_negatives * math.log1p(
+        -1.0 / n_items)
+    return torch.log(-torch.expm1(log_missed)).to(share.dtype)

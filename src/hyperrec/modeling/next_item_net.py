@@ -211,3 +211,20 @@ def mark_text_only_items(net: NextItemNet, histories: dict[str, np.ndarray],
     unseen = torch.from_numpy(~seen).to(device)
     net.text_only.copy_(unseen)
     return unseen
+
+
+def target_shares(histories: dict[str, np.ndarray], n_items: int, device: torch.device) -> torch.Tensor:
+    """Each item's share of the train events (what sampled softmax's logQ correction needs).
+
+    Args:
+        histories: each user's train item indices.
+        n_items: catalogue size.
+        device: where the shares live.
+
+    Returns:
+        A float tensor (n_items,) summing to 1 (0 for items without a train event).
+    """
+    events = [history[(history >= 0) & (history < n_items)] for history in histories.values()]
+    counts = np.bincount(np.concatenate(events) if events else np.empty(0, dtype=np.int64),
+                         minlength=n_items).astype(np.float64)
+    return torch.from_numpy(counts / max(counts.sum(), 1.0)).float().to(device)

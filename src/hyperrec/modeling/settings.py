@@ -149,6 +149,12 @@ class NextItemSettings(_Section):
     n_sampled_negatives: int = Field(
         512, ge=1, description="sampled_softmax: uniform negatives shared by the batch."
     )
+    sampled_logq_correction: bool = Field(
+        False,
+        description="sampled_softmax: subtract from each candidate's logit the log of its chance of being a "
+        "candidate (its train share among the batch's targets, plus the uniform negatives), so popular items "
+        "are not pushed down for being in-batch negatives more often than a full softmax would make them.",
+    )
     window_stride: int | None = Field(
         None, ge=1, description="Training windows over long histories start every N items; None: max_seq_len."
     )
