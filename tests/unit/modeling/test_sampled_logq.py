@@ -53,7 +53,7 @@ def test_equal_shares_shift_every_logit_alike_and_leave_the_loss_unchanged(net_a
     assert torch.allclose(_loss(net, inputs, equal), _loss(net, inputs, None), atol=1e-6)
 
 
-def test_a_popular_target_costs_less_once_its_extra_chances_as_a_negative_are_discounted(net_and_batch):
+def test_an_item_with_most_train_events_gets_its_logit_discounted_against_rarer_candidates(net_and_batch):
     net, inputs = net_and_batch
     skewed = torch.full((N_ITEMS,), 0.1 / (N_ITEMS - 1))
     skewed[int(inputs[0, 1])] = 0.9  # one item takes most of the train events
