@@ -1,6 +1,6 @@
-"""Sampled softmax's logQ correction: a candidate's logit loses the log of its chance of being a candidate, so
-popular items, which are in-batch negatives far more often, are not pushed down for it (issue 9, catalogues too
-large for a full softmax)."""
+"""Sampled softmax's logQ correction: a candidate's logit loses the log of its chance of being a
+candidate, so popular items, which are in-batch negatives far more often, are not pushed down for it
+(issue 9, catalogues too large for a full softmax)."""
 
 from __future__ import annotations
 
