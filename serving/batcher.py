@@ -2,8 +2,10 @@
 
 Concurrent infer calls queue their rows; one worker takes the queue as one batch (up to ``max_batch_size``
 rows of the same sequence length), runs it once on a single inference thread and hands every caller its own
-rows. The first request of a batch waits at most ``max_queue_delay_us`` for company; while an inference runs,
-new requests queue anyway, so under load batches form without any waiting. The queue is bounded
+rows. The first request of a batch waits at most ``max_queue_delay_us`` for company, but only while requests
+do come in company (the last batch merged several): a lone caller at concurrency 1 would only wait the delay
+out, on every request (issue 11's latency target). While an inference runs, new requests queue anyway, so
+under load batches form without any waiting. The queue is bounded
 (``max_queued_rows``): past it a caller gets ``QueueFull`` at once instead of a growing backlog.
 
 A batch that fails as a whole (one request's bad segment, say) is rerun request by request, so one bad row
@@ -59,6 +61,8 @@ class DynamicBatcher:
         self._worker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-infer")
+        #: Whether the last batch merged more than one request: only then is the next one worth waiting for.
+        self._in_company = False
         #: Rows of each batch run so far (bounded: the last 1,000); tests and logs read it.
         self.batch_rows: deque[int] = deque(maxlen=1000)
 
@@ -101,9 +105,10 @@ class DynamicBatcher:
         assert self._wakeup is not None
         while True:
             await self._wakeup.wait()
-            if self.delay_s and self._queued_rows < self.max_batch_size:
+            if self.delay_s and self._in_company and self._queued_rows < self.max_batch_size:
                 await asyncio.sleep(self.delay_s)
             batch = self._take()
+            self._in_company = len(batch) > 1
             if not self._queue:
                 self._wakeup.clear()
             if batch:

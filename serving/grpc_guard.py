@@ -4,6 +4,11 @@ KServe's ``InferenceServicer`` serves ``RepositoryModelLoad`` / ``RepositoryMode
 ``ServerReady`` is always true. Here the repository calls need ``serving.http.repository_api`` and the bearer
 token in the ``authorization`` metadata (``PERMISSION_DENIED`` / ``UNAUTHENTICATED`` otherwise), and
 ``ServerReady`` is false while a model this server started with is not ready or was unloaded.
+
+``ModelInfer`` with raw tensor bytes goes straight to a model that offers ``infer_raw`` (the embedded
+predictor, ``serving/predictor.py``), skipping KServe's data plane and its request/response conversions, the
+larger part of the predictor's CPU per request (issue 11); other requests take KServe's path. On both a
+``model_version`` other than the served one is ``NOT_FOUND``, as on REST (KServe ignores it on gRPC).
 """
 
 from __future__ import annotations
@@ -33,6 +38,17 @@ class GuardedServicer(InferenceServicer):
     async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:  # noqa: N802
         models = [self.registry.get_model(name) for name in self.expected]
         return pb.ServerReadyResponse(ready=all(m is not None and m.ready for m in models))
+
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:  # noqa: N802
+        model = self.registry.get_model(request.model_name)
+        served = getattr(model, "served_version", None)
+        if request.model_version and served is not None and request.model_version != served:
+            await context.abort(StatusCode.NOT_FOUND,
+                                f"model_version is not served: this model serves version {served}")
+        infer_raw = getattr(model, "infer_raw", None)
+        if infer_raw is None or not request.raw_input_contents:
+            return await super().ModelInfer(request, context)
+        return await infer_raw(request)
 
     async def RepositoryModelLoad(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
         await self._authorize(context)

@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from kserve import Model
 from kserve.errors import InvalidInput, ModelNotReady
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from hyperrec.export.bundle import onnx_path, verify_bundle
@@ -30,6 +32,7 @@ from hyperrec.online.predictor_settings import PredictorSettings
 
 from .batcher import DynamicBatcher, QueueFull
 from .padding import padding_is_inert, trim_left_padding
+from .v2_raw import DATATYPES, raw_inputs, raw_response
 
 logger = logging.getLogger(__name__)
 
@@ -103,22 +106,15 @@ class OnnxRankerModel(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> InferResponse:
-        if not self.ready or self._session is None:
-            raise ModelNotReady(self.name, "the bundle is still loading")
+        self._require_ready()
         if not isinstance(payload, InferRequest):
             raise InvalidInput(f"{self.name} speaks the V2 protocol: POST /v2/models/{self.name}/infer")
-        history, segment = self._inputs(payload)
-        names = self._output_names(payload)
-        assert self._batcher is not None
-        try:
-            arrays = await self._batcher.submit(history, segment, names)
-        except QueueFull as exc:
-            raise ModelNotReady(self.name, f"overloaded, retry later: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - onnxruntime's own types; only segment range is unchecked
-            raise InvalidInput(f"the model rejected the inputs (segment out of range?): {exc}") from None
+        tensors = {tensor.name: (tensor.datatype, tensor.as_numpy) for tensor in payload.inputs}
+        names = self._output_names([output.name for output in payload.request_outputs or []])
+        arrays = await self.infer(tensors, names)
         outputs = []
         for name, array in zip(names, arrays):
-            output = InferOutput(name=name, shape=list(array.shape), datatype=_DATATYPES[array.dtype.kind])
+            output = InferOutput(name=name, shape=list(array.shape), datatype=DATATYPES[array.dtype.kind])
             # gRPC: raw bytes (KServe would otherwise go numpy -> list -> numpy); REST: JSON lists.
             output.set_data_from_numpy(np.ascontiguousarray(array), binary_data=bool(payload.from_grpc))
             outputs.append(output)
@@ -130,6 +126,42 @@ class OnnxRankerModel(Model):
             use_binary_outputs=payload.use_binary_outputs,
         )
 
+    async def infer_raw(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+        """A gRPC ``ModelInfer`` with raw tensor bytes, answered without KServe's data plane.
+
+        The servicer (``serving/grpc_guard.py``) calls this for every request that carries
+        ``raw_input_contents`` (the transformer's client and Triton's clients do): the bytes are read in place
+        and the answer's ``raw_output_contents`` written straight from the arrays, skipping the request and
+        response objects KServe would build and convert on each call. Inputs are checked exactly as
+        ``predict`` checks them.
+        """
+        self._require_ready()
+        names = self._output_names([output.name for output in request.outputs])
+        arrays = await self.infer(raw_inputs(request), names)
+        return raw_response(request, self.name, self.served_version or "", names, arrays)
+
+    async def infer(self, tensors: Mapping[str, tuple[str, Callable[[], np.ndarray]]],
+                    names: list[str]) -> list[np.ndarray]:
+        """The named outputs for ``{input name: (datatype, reader)}``, batched with concurrent calls.
+
+        Raises:
+            ModelNotReady: still loading, or the batcher's queue is full (retry later).
+            InvalidInput: a missing, mistyped or out-of-range input.
+        """
+        self._require_ready()
+        history, segment = self._inputs(tensors)
+        assert self._batcher is not None
+        try:
+            return await self._batcher.submit(history, segment, names)
+        except QueueFull as exc:
+            raise ModelNotReady(self.name, f"overloaded, retry later: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own types; only segment range is unchecked
+            raise InvalidInput(f"the model rejected the inputs (segment out of range?): {exc}") from None
+
+    def _require_ready(self) -> None:
+        if not self.ready or self._session is None:
+            raise ModelNotReady(self.name, "the bundle is still loading")
+
     def _run(self, history: np.ndarray, segment: np.ndarray, names: Any) -> list[np.ndarray]:
         """One onnxruntime run (on the batcher's inference thread), on the filled history columns when the
         graph ignores padding (``serving/padding.py``)."""
@@ -137,10 +169,9 @@ class OnnxRankerModel(Model):
             history = np.ascontiguousarray(trim_left_padding(history))
         return self._session.run(list(names), {HISTORY_INPUT: history, SEGMENT_INPUT: segment})
 
-    def _output_names(self, request: InferRequest) -> list[str]:
-        """The outputs the request names, checked against the manifest; all of them when it names none."""
+    def _output_names(self, asked: list[str]) -> list[str]:
+        """The outputs a request names, checked against the manifest; all of them when it names none."""
         known = [spec["name"] for spec in self._manifest.get("outputs", [])]
-        asked = [output.name for output in request.request_outputs or []]
         unknown = sorted(set(asked) - set(known))
         if unknown:
             raise InvalidInput(f"unknown output(s) {unknown}; the model has {known}")
@@ -151,24 +182,26 @@ class OnnxRankerModel(Model):
             self._batcher.close()
         super().stop()
 
-    def _inputs(self, request: InferRequest) -> tuple[np.ndarray, np.ndarray]:
-        tensors = {}
+    def _inputs(
+        self, tensors: Mapping[str, tuple[str, Callable[[], np.ndarray]]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        checked = {}
         for name, rank in ((HISTORY_INPUT, 2), (SEGMENT_INPUT, 2)):
-            tensor = request.get_input_by_name(name)
-            if tensor is None:
+            if name not in tensors:
                 raise InvalidInput(
                     f"input {name!r} is missing (expected {HISTORY_INPUT!r} and {SEGMENT_INPUT!r})"
                 )
-            if tensor.datatype != "INT64":
-                raise InvalidInput(f"input {name!r} must be INT64, got {tensor.datatype}")
+            datatype, read = tensors[name]
+            if datatype != "INT64":
+                raise InvalidInput(f"input {name!r} must be INT64, got {datatype}")
             try:
-                array = np.asarray(tensor.as_numpy(), dtype=np.int64)
+                array = np.asarray(read(), dtype=np.int64)
             except Exception as exc:  # noqa: BLE001 - kserve raises several types on malformed data
                 raise InvalidInput(f"input {name!r} cannot be read: {exc}") from None
             if array.ndim != rank:
                 raise InvalidInput(f"input {name!r} must have rank {rank}, got shape {list(array.shape)}")
-            tensors[name] = array
-        history, segment = tensors[HISTORY_INPUT], tensors[SEGMENT_INPUT]
+            checked[name] = array
+        history, segment = checked[HISTORY_INPUT], checked[SEGMENT_INPUT]
         if segment.shape[1] != 1:
             raise InvalidInput(f"input 'segment' must have shape [batch, 1] (as Triton's config declares), "
                                f"got {list(segment.shape)}")
@@ -186,9 +219,6 @@ class OnnxRankerModel(Model):
         if segment.min() < 0:
             raise InvalidInput("segment tokens must be >= 0 (0 = unknown segment)")
         return np.ascontiguousarray(history), np.ascontiguousarray(segment)
-
-
-_DATATYPES = {"f": "FP32", "i": "INT64"}
 
 
 def session_options(settings: PredictorSettings) -> Any:

@@ -16,17 +16,10 @@ from typing import Any
 
 import grpc
 import numpy as np
-from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest, ModelInferResponse, ModelReadyRequest
+from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest, ModelReadyRequest
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
-from kserve.protocol.infer_type import InferResponse
 
-#: V2 datatypes the ranker's graph uses, as numpy dtypes (little-endian, as the protocol's raw bytes are).
-_DTYPES = {
-    "INT64": np.dtype("<i8"),
-    "INT32": np.dtype("<i4"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-}
+from .v2_raw import decode_outputs
 
 
 class V2GrpcClient:
@@ -56,28 +49,3 @@ class V2GrpcClient:
 
     async def close(self) -> None:
         await self._channel.close()
-
-
-def decode_outputs(response: ModelInferResponse, names: Sequence[str]) -> list[np.ndarray | None]:
-    """The named outputs of a V2 answer as arrays: raw bytes read in place, typed ``contents`` through
-    KServe."""
-    if len(response.raw_output_contents) != len(response.outputs):
-        parsed = InferResponse.from_grpc(response)  # typed contents (a server that does not send raw bytes)
-        found = [parsed.get_output_by_name(name) for name in names]
-        return [None if output is None else output.as_numpy() for output in found]
-    by_name = {output.name: index for index, output in enumerate(response.outputs)}
-    arrays: list[np.ndarray | None] = []
-    for name in names:
-        index = by_name.get(name)
-        if index is None:
-            arrays.append(None)
-            continue
-        output = response.outputs[index]
-        dtype = _DTYPES.get(output.datatype)
-        if dtype is None:
-            raise ValueError(
-                f"output {name} has datatype {output.datatype}; expected one of {sorted(_DTYPES)}"
-            )
-        raw = response.raw_output_contents[index]
-        arrays.append(np.frombuffer(raw, dtype=dtype).reshape(tuple(output.shape)))
-    return arrays

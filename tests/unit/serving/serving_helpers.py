@@ -60,3 +60,38 @@ def transformer_server(bundle, settings, scorer=None, **build):
 #: cold item and the warm item at that rank, so that the slot fires for about a third of the test histories.
 #: Rank 9 of a top 10 often leaves the prefix short of warm items, so those requests need the full scores.
 COLD_ITEMS, COLD_SLOTS = (13, 21, 30, 38, 46, 55), ((4, 2.0), (9, 1.5))
+
+
+class Aborted(Exception):
+    pass
+
+
+class GrpcContext:
+    """The part of grpc.aio.ServicerContext the servicer uses: abort raises, metadata is given."""
+
+    def __init__(self, metadata=()):
+        self.metadata = metadata
+        self.code = None
+
+    def invocation_metadata(self):
+        return self.metadata
+
+    async def abort(self, code, details):
+        self.code = code
+        raise Aborted(details)
+
+
+def grpc_servicer(bundle, http=None, load=True):
+    """The predictor's gRPC servicer over a (loaded) OnnxRankerModel of ``bundle``, and its server."""
+    from hyperrec.online.settings import HttpGuardConfig
+    from hyperrec.serving.grpc_guard import GuardedServicer
+    from hyperrec.serving.predictor import OnnxRankerModel
+    from hyperrec.serving.server import HyperrecModelServer
+
+    model = OnnxRankerModel("ranker", bundle)
+    if load:
+        model.load()
+    server = HyperrecModelServer(enable_grpc=False)
+    server.register_model(model)
+    servicer = GuardedServicer(server.dataplane, server.model_repository_extension, http or HttpGuardConfig())
+    return servicer, server

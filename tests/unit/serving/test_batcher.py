@@ -107,3 +107,35 @@ def test_the_queue_is_bounded():
     results = asyncio.run(main())
     batcher.close()
     assert len(results) == 4
+
+
+def test_the_queue_delay_is_waited_only_while_requests_come_in_company(monkeypatch):
+    """At concurrency 1 the delay could only add latency; once a batch merged several requests, the next
+    first request waits for company again."""
+    from hyperrec.serving import batcher as batcher_module
+
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(seconds):
+        slept.append(seconds)
+        await real_sleep(seconds)
+
+    monkeypatch.setattr(batcher_module.asyncio, "sleep", recording_sleep)
+    run = RecordingRun()
+    batcher = DynamicBatcher(run, max_batch_size=16, max_queue_delay_us=2_000, max_queued_rows=100)
+    segment = np.zeros(1, np.int64)
+
+    async def main():
+        for _ in range(3):  # one caller at a time
+            await batcher.submit(rows(0, 1), segment, ["sum"])
+        lone = list(slept)
+        await asyncio.gather(*(batcher.submit(rows(0, 1), segment, ["sum"]) for _ in range(3)))
+        await batcher.submit(rows(0, 1), segment, ["sum"])  # after a merged batch: waits for company
+        return lone
+
+    lone = asyncio.run(main())
+    batcher.close()
+    assert lone == []
+    assert run.batches == [1, 1, 1, 3, 1]
+    assert slept == [0.002]

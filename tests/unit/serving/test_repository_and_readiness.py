@@ -2,7 +2,7 @@
 1)."""
 
 import pytest
-from serving_helpers import OnnxScorer, make_server, transformer_server
+from serving_helpers import Aborted, GrpcContext, OnnxScorer, grpc_servicer, make_server, transformer_server
 
 from hyperrec.online.settings import HttpGuardConfig
 from hyperrec.serving.predictor import OnnxRankerModel
@@ -99,37 +99,6 @@ def test_readiness_can_ignore_the_predictor_where_an_orchestrator_must_keep_degr
     settings = serving_settings(http={"ready_requires_predictor": False})
     client = transformer_server(demo_bundle, settings, DownScorer())
     assert client.get("/v2/health/ready").json() == {"ready": True}
-
-
-class Aborted(Exception):
-    pass
-
-
-class GrpcContext:
-    """The part of grpc.aio.ServicerContext the servicer uses: abort raises, metadata is given."""
-
-    def __init__(self, metadata=()):
-        self.metadata = metadata
-        self.code = None
-
-    def invocation_metadata(self):
-        return self.metadata
-
-    async def abort(self, code, details):
-        self.code = code
-        raise Aborted(details)
-
-
-def grpc_servicer(bundle, http, load=True):
-    from hyperrec.serving.grpc_guard import GuardedServicer
-    from hyperrec.serving.server import HyperrecModelServer
-
-    model = OnnxRankerModel("ranker", bundle)
-    if load:
-        model.load()
-    server = HyperrecModelServer(enable_grpc=False)
-    server.register_model(model)
-    return GuardedServicer(server.dataplane, server.model_repository_extension, http), server
 
 
 def test_the_grpc_repository_calls_are_refused_too(demo_bundle, monkeypatch):

@@ -4,7 +4,7 @@ KServe's decoder, a missing output as None."""
 import numpy as np
 from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferResponse
 
-from hyperrec.serving.v2_grpc import decode_outputs
+from hyperrec.serving.v2_raw import decode_outputs
 
 
 def test_raw_outputs_are_read_by_name_with_their_shape_and_type():
