@@ -60,24 +60,26 @@ def _paired(entry: Mapping[str, Any], note: str = "") -> str:
     return f"{entry['difference']:+.4f} ±{entry['se']:.4f} (z {entry['z']:.1f}{note})"
 
 
+def _yes_no(claim: str, verdicts: Mapping[str, bool]) -> list[str]:
+    """``<claim> on <metric>: yes`` (or ``no``) per metric."""
+    return [f"{claim} on {key}: {'yes' if value else 'no'}" for key, value in verdicts.items()]
+
+
 def _findings(summary: Mapping[str, Any]) -> list[str]:
-    lines: list[str] = []
-    for key, best in summary.get("best_baseline", {}).items():
-        lines.append(f"best baseline on {key}: {best['model']} ({best['value']:.4f})")
+    lines = [f"best baseline on {key}: {best['model']} ({best['value']:.4f})"
+             for key, best in summary.get("best_baseline", {}).items()]
     for model, paired in summary.get("vs_best_baseline_paired", {}).items():
         lines.append(f"{model} - {paired['other']} (best baseline), full NDCG@10 per user: "
                      f"{_paired(paired['full.ndcg@10'])}")
     vs_zero = summary.get("fine_tuned_vs_zero_shot")
     if vs_zero:
-        for key, value in vs_zero["every_fine_tuned_beats_zero_shot"].items():
-            lines.append(f"every fine-tuned model beats zero-shot on {key}: {'yes' if value else 'no'}")
-        for model, entry in vs_zero["per_model"].items():
-            lines.append(f"{model} - zero_shot_lm, full NDCG@10 per user: "
-                         f"{_paired(entry['paired']['full.ndcg@10'])}")
+        beats = vs_zero["every_fine_tuned_beats_zero_shot"]
+        lines += _yes_no("every fine-tuned model beats zero-shot", beats)
+        lines += [f"{model} - zero_shot_lm, full NDCG@10 per user: {_paired(entry['paired']['full.ndcg@10'])}"
+                  for model, entry in vs_zero["per_model"].items()]
     lm_vs_id = summary.get("next_item_lm_vs_next_item_id")
     if lm_vs_id:
-        for key, value in lm_vs_id["beats"].items():
-            lines.append(f"next_item_lm beats next_item_id on {key}: {'yes' if value else 'no'}")
+        lines += _yes_no("next_item_lm beats next_item_id", lm_vs_id["beats"])
         for key in ("full.hr@10", "full.ndcg@10"):
             paired = lm_vs_id["paired"][key]
             verdict = "significant" if paired["significant"] else "within noise"
