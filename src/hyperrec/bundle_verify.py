@@ -7,13 +7,12 @@ Standard library only, so that everything that opens a bundle - the exporter and
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from hyperrec.errors import BundleError
+from hyperrec.errors import BundleError, read_json
 from hyperrec.hashing import sha256_file
 
 BUNDLE_FORMAT = "hyperrec-serving-bundle/1"
@@ -55,12 +54,8 @@ def read_manifest(root: Path, required: Iterable[str] = RUNTIME_FIELDS) -> dict[
     """manifest.json of a bundle folder, checked for its format, the ``required`` fields and a well-formed
     ``files`` map (safe relative paths, lowercase hex sha256s); no hashing. Raises BundleError."""
     path = Path(root) / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleError(f"not a serving bundle (no {MANIFEST_FILE}): {root}") from None
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"unreadable manifest {path}: {exc}") from None
+    manifest = read_json(path, BundleError, missing=f"not a serving bundle (no {MANIFEST_FILE}): {root}",
+                         what="manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path}: unknown bundle format (expected {BUNDLE_FORMAT})")
     for key in required:

@@ -159,45 +159,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PREPARED = ("--prepared", {"type": Path, "required": True, "help": "prepared-data folder"})
+_MODEL_FOLDERS = ("--output", {"type": Path, "required": True, "help": "folder for the model folders"})
+
+
+def _step_command(commands: Any, name: str, help_: str, handler: Any, *arguments: tuple[str, dict[str, Any]],
+                  run_help: str = "MLflow grouping tag") -> None:
+    """One step command: the common options, ``arguments`` in order, then ``--pipeline-run``."""
+    parser = commands.add_parser(name, help=help_)
+    _common(parser)
+    for flag, options in arguments:
+        parser.add_argument(flag, **options)
+    parser.add_argument("--pipeline-run", default="cli", help=run_help)
+    parser.set_defaults(handler=handler)
+
+
 def _add_step_commands(commands: Any) -> None:
     """One command per pipeline step: data-prep, train-baselines, fine-tune, export, evaluate."""
-    prep = commands.add_parser("data-prep", help="validate, clean, split and segment the raw data")
-    _common(prep)
-    prep.add_argument("--output", type=Path, help="prepared-data folder (default: <output_dir>/data)")
-    prep.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag")
-    prep.set_defaults(handler=_cmd_data_prep)
-
-    train = commands.add_parser("train-baselines", help="fit popularity, item-kNN, ALS and BPR")
-    _common(train)
-    train.add_argument("--prepared", type=Path, required=True, help="prepared-data folder")
-    train.add_argument("--output", type=Path, required=True, help="folder for the model folders")
-    train.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag")
-    train.set_defaults(handler=_cmd_train_baselines)
-
-    tune = commands.add_parser("fine-tune", help="train the language models of modeling.train")
-    _common(tune)
-    tune.add_argument("--prepared", type=Path, required=True, help="prepared-data folder")
-    tune.add_argument("--output", type=Path, required=True, help="folder for the model folders")
-    tune.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag")
-    tune.set_defaults(handler=_cmd_fine_tune)
-
-    export = commands.add_parser("export", help="export modeling.serve to a serving bundle (ONNX + Triton)")
-    _common(export)
-    export.add_argument("--prepared", type=Path, required=True, help="prepared-data folder")
-    export.add_argument(
-        "--models", type=Path, required=True, help="folder holding the language-model folders"
+    _step_command(commands, "data-prep", "validate, clean, split and segment the raw data", _cmd_data_prep,
+                  ("--output", {"type": Path, "help": "prepared-data folder (default: <output_dir>/data)"}))
+    _step_command(commands, "train-baselines", "fit popularity, item-kNN, ALS and BPR", _cmd_train_baselines,
+                  _PREPARED, _MODEL_FOLDERS)
+    _step_command(commands, "fine-tune", "train the language models of modeling.train", _cmd_fine_tune,
+                  _PREPARED, _MODEL_FOLDERS)
+    _step_command(
+        commands, "export", "export modeling.serve to a serving bundle (ONNX + Triton)", _cmd_export,
+        _PREPARED,
+        ("--models", {"type": Path, "required": True, "help": "folder holding the language-model folders"}),
+        ("--output", {"type": Path, "required": True, "help": "bundle folder to write"}),
+        run_help="MLflow grouping tag and bundle version",
     )
-    export.add_argument("--output", type=Path, required=True, help="bundle folder to write")
-    export.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag and bundle version")
-    export.set_defaults(handler=_cmd_export)
-
-    ev = commands.add_parser("evaluate", help="evaluate saved models under both protocols")
-    _common(ev)
-    ev.add_argument("--prepared", type=Path, required=True, help="prepared-data folder")
-    ev.add_argument("--models", type=Path, nargs="+", required=True, help="folders of model folders")
-    ev.add_argument("--output", type=Path, required=True, help="folder for metrics.json and recommendations")
-    ev.add_argument("--pipeline-run", default="cli", help="MLflow grouping tag")
-    ev.set_defaults(handler=_cmd_evaluate)
+    _step_command(
+        commands, "evaluate", "evaluate saved models under both protocols", _cmd_evaluate, _PREPARED,
+        ("--models", {"type": Path, "nargs": "+", "required": True, "help": "folders of model folders"}),
+        ("--output", {"type": Path, "required": True, "help": "folder for metrics.json and recommendations"}),
+    )
 
 
 def _add_pipeline_commands(commands: Any) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 
 class HyperrecError(Exception):
     """Base of every error hyperrec raises on purpose."""
@@ -37,3 +41,14 @@ class ModelError(HyperrecError):
 
 class BundleError(HyperrecError):
     """A serving bundle is missing, incomplete, or fails its checksums."""
+
+
+def read_json(path: Path, error: type[HyperrecError], *, missing: str, what: str = "") -> Any:
+    """The JSON document at ``path``, its failures as ``error``: ``missing`` when there is no file,
+    ``unreadable <what> <path>: <reason>`` when it cannot be read or parsed."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(missing) from None
+    except (OSError, ValueError) as exc:
+        raise error(f"unreadable {what + ' ' if what else ''}{path}: {exc}") from None

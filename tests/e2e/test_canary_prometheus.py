@@ -9,8 +9,6 @@ in steps: each wait polls Prometheus a bounded number of times for a condition, 
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -18,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from polling import poll
+from prometheus_support import prometheus_binary, start_prometheus
 
 from hyperrec.experiments.controller import CanaryController
 from hyperrec.experiments.ctr import tally_feedback
-from hyperrec.experiments.prometheus import PrometheusEvidence, PromQLClient, serving_queries
+from hyperrec.experiments.prometheus import PrometheusEvidence, serving_queries
 from hyperrec.experiments.settings import CanaryConfig
 from hyperrec.online.feedback import FeedbackLog, read_feedback
 
@@ -29,19 +28,10 @@ SERVER = Path(__file__).with_name("canary_metrics_server.py")
 HISTORY_REQUESTS = 10_000  #: what canary_metrics_server.py served before the first scrape
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-
 @pytest.fixture
 def prometheus(tmp_path):
     """(client, {revision: metrics URL}) with Prometheus scraping both revisions every second."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("the prometheus server is not installed (apt-get install -y prometheus)")
+    binary = prometheus_binary()
     servers, ports = [], {}
     for revision in ("champion", "challenger"):
         proc = subprocess.Popen([sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True)
@@ -59,19 +49,7 @@ def prometheus(tmp_path):
             }
         ],
     }
-    (tmp_path / "prometheus.yml").write_text(json.dumps(config))
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = PromQLClient(f"http://127.0.0.1:{port}", timeout=5)
+    server, client, port = start_prometheus(binary, tmp_path, config)
     try:
         poll(lambda: _ready(port), "readiness")
         poll(lambda: len(client.query('up{job="hyperrec-transformer"} == 1')) == 2, "both targets up")

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import subprocess
 import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from polling import poll
+from prometheus_support import prometheus_binary, start_prometheus
 
 from hyperrec.config import load_config
 from hyperrec.experiments.decisions import DecisionLog
@@ -31,7 +30,6 @@ from hyperrec.online.settings import SplitConfig
 from hyperrec.pipelines.runner import run_local, run_retraining_local
 from hyperrec.registry import BundleRegistry
 from hyperrec.serving.local import LocalServers
-from hyperrec.serving.server import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.local]
 
@@ -107,29 +105,14 @@ def registered_version(registry, run_registration: dict, bundle: Path, pipeline_
 @pytest.fixture
 def prometheus_for(tmp_path):
     """Start the real Prometheus scraping one target's /metrics every second; yields a starter."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("the prometheus server is not installed (apt-get install -y prometheus)")
+    binary = prometheus_binary()
     started = []
 
     def start(target: str) -> PromQLClient:
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": [
             {"job_name": "hyperrec-embedded", "static_configs": [{"targets": [target]}]}]}
-        (tmp_path / "prometheus.yml").write_text(json.dumps(config))
-        port = free_port()
-        started.append(
-            subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={tmp_path / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        client = PromQLClient(f"http://127.0.0.1:{port}", timeout=5)
+        process, client, _ = start_prometheus(binary, tmp_path, config)
+        started.append(process)
         poll(lambda: _up(client), "the embedded transformer scraped")
         return client
 

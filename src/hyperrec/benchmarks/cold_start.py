@@ -36,7 +36,6 @@ import json
 import logging
 import math
 import shutil
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -56,15 +55,7 @@ from hyperrec.benchmarks.report import (
     load_text,
     training_columns,
 )
-from hyperrec.benchmarks.stages import (
-    bench_config,
-    load_average,
-    machine_description,
-    new_run_id,
-    prepare,
-    timed,
-    train_and_evaluate,
-)
+from hyperrec.benchmarks.stages import RunClock, bench_config, new_run_id, prepare, timed, train_and_evaluate
 from hyperrec.benchmarks.summary import add_hit_rate_errors
 from hyperrec.config import HyperrecConfig, PrepConfig
 from hyperrec.data.prepared import (
@@ -277,8 +268,7 @@ def run_cold_start(cfg: HyperrecConfig, out_dir: Path, *, settings: ColdStartSet
         The evaluation's metrics with ``hr@K_se`` and the ``cold_start`` block.
     """
     settings = settings or ColdStartSettings()
-    started = time.perf_counter()
-    load_at_start = load_average()
+    clock = RunClock()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pipeline_run = pipeline_run or new_run_id("cold-start")
@@ -301,12 +291,7 @@ def run_cold_start(cfg: HyperrecConfig, out_dir: Path, *, settings: ColdStartSet
         "language_models": list(settings.models),
         "training": run.training,
         "pipeline_run": pipeline_run,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine_description(),
-        "threads": cfg.threads,
-        "stage_seconds": stages,
-        "load_average": {"start": load_at_start, "end": load_average()},
-        "wall_seconds": round(time.perf_counter() - started, 1),
+        **clock.facts(cfg.threads, stages),
     }
     _write_outputs(out_dir, metrics)
     logger.info("cold-start benchmark finished in %.0f s: %s", metrics["cold_start"]["wall_seconds"],

@@ -26,7 +26,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,14 +42,7 @@ from hyperrec.benchmarks.report import (
     load_text,
     training_columns,
 )
-from hyperrec.benchmarks.stages import (
-    bench_config,
-    load_average,
-    machine_description,
-    new_run_id,
-    prepare,
-    train_and_evaluate,
-)
+from hyperrec.benchmarks.stages import RunClock, bench_config, new_run_id, prepare, train_and_evaluate
 from hyperrec.benchmarks.summary import add_hit_rate_errors, quality_summary
 from hyperrec.config import HyperrecConfig
 
@@ -63,31 +55,36 @@ ENCODER_MODELS = ("bi_encoder", "cross_encoder")
 SUMMARY_FILE = "summary.json"
 
 
+def _paired(entry: Mapping[str, Any], note: str = "") -> str:
+    """A paired per-user difference: ``+0.0123 ±0.0045 (z 2.7)``, ``note`` added inside the parentheses."""
+    return f"{entry['difference']:+.4f} ±{entry['se']:.4f} (z {entry['z']:.1f}{note})"
+
+
+def _yes_no(claim: str, verdicts: Mapping[str, bool]) -> list[str]:
+    """``<claim> on <metric>: yes`` (or ``no``) per metric."""
+    return [f"{claim} on {key}: {'yes' if value else 'no'}" for key, value in verdicts.items()]
+
+
 def _findings(summary: Mapping[str, Any]) -> list[str]:
-    lines: list[str] = []
-    for key, best in summary.get("best_baseline", {}).items():
-        lines.append(f"best baseline on {key}: {best['model']} ({best['value']:.4f})")
+    lines = [f"best baseline on {key}: {best['model']} ({best['value']:.4f})"
+             for key, best in summary.get("best_baseline", {}).items()]
     for model, paired in summary.get("vs_best_baseline_paired", {}).items():
-        entry = paired["full.ndcg@10"]
         lines.append(f"{model} - {paired['other']} (best baseline), full NDCG@10 per user: "
-                     f"{entry['difference']:+.4f} ±{entry['se']:.4f} (z {entry['z']:.1f})")
+                     f"{_paired(paired['full.ndcg@10'])}")
     vs_zero = summary.get("fine_tuned_vs_zero_shot")
     if vs_zero:
-        for key, value in vs_zero["every_fine_tuned_beats_zero_shot"].items():
-            lines.append(f"every fine-tuned model beats zero-shot on {key}: {'yes' if value else 'no'}")
-        for model, entry in vs_zero["per_model"].items():
-            paired = entry["paired"]["full.ndcg@10"]
-            lines.append(f"{model} - zero_shot_lm, full NDCG@10 per user: {paired['difference']:+.4f} "
-                         f"±{paired['se']:.4f} (z {paired['z']:.1f})")
+        beats = vs_zero["every_fine_tuned_beats_zero_shot"]
+        lines += _yes_no("every fine-tuned model beats zero-shot", beats)
+        lines += [f"{model} - zero_shot_lm, full NDCG@10 per user: {_paired(entry['paired']['full.ndcg@10'])}"
+                  for model, entry in vs_zero["per_model"].items()]
     lm_vs_id = summary.get("next_item_lm_vs_next_item_id")
     if lm_vs_id:
-        for key, value in lm_vs_id["beats"].items():
-            lines.append(f"next_item_lm beats next_item_id on {key}: {'yes' if value else 'no'}")
+        lines += _yes_no("next_item_lm beats next_item_id", lm_vs_id["beats"])
         for key in ("full.hr@10", "full.ndcg@10"):
             paired = lm_vs_id["paired"][key]
-            lines.append(f"next_item_lm - next_item_id, {key} per user: {paired['difference']:+.4f} "
-                         f"±{paired['se']:.4f} (z {paired['z']:.1f}; "
-                         f"{'significant' if paired['significant'] else 'within noise'} at |z| >= 2)")
+            verdict = "significant" if paired["significant"] else "within noise"
+            lines.append(f"next_item_lm - next_item_id, {key} per user: "
+                         f"{_paired(paired, f'; {verdict} at |z| >= 2')}")
     return lines
 
 
@@ -153,8 +150,7 @@ def run_quality(
     Returns:
         The summary with its ``benchmark`` block, as written to summary.json.
     """
-    started = time.perf_counter()
-    load_at_start = load_average()
+    clock = RunClock()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pipeline_run = pipeline_run or new_run_id("quality")
@@ -173,13 +169,8 @@ def run_quality(
         "language_models": language,
         "with_encoders": with_encoders,
         "pipeline_run": pipeline_run,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine_description(),
-        "threads": cfg.threads,
         "profile": cfg.modeling.runtime.profile,
-        "stage_seconds": run.stage_seconds,
-        "load_average": {"start": load_at_start, "end": load_average()},
-        "wall_seconds": round(time.perf_counter() - started, 1),
+        **clock.facts(cfg.threads, run.stage_seconds),
     }
     metrics["benchmark"] = summary["benchmark"]
     write_quality_outputs(out_dir, metrics, summary)

@@ -40,6 +40,26 @@ class BenchRun:
     training: dict[str, dict[str, Any]]
 
 
+class RunClock:
+    """Started with a benchmark run; ``facts`` gives the record's closing entries (quality and cold start)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.load_at_start = load_average()
+
+    def facts(self, threads: int | None, stage_seconds: Mapping[str, float]) -> dict[str, Any]:
+        """The date, the machine, the threads, each stage's seconds, the load averages at start and end and
+        the wall seconds since the clock started."""
+        return {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": machine_description(),
+            "threads": threads,
+            "stage_seconds": stage_seconds,
+            "load_average": {"start": self.load_at_start, "end": load_average()},
+            "wall_seconds": round(time.perf_counter() - self.started, 1),
+        }
+
+
 def new_run_id(kind: str) -> str:
     return f"bench-{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 

@@ -8,7 +8,6 @@ slash keeps S3's key-prefix listing inside this version's folder) and Triton loa
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -132,12 +131,11 @@ def resolve_bundle(registry: BundleRegistry, reference: str, storage_map: dict[s
 
 
 def _bundle_tags(info: VersionInfo) -> tuple[dict[str, str], str]:
-    try:
-        files = json.loads(info.tags[FILES_TAG])
-        model_name = info.tags[MODEL_NAME_TAG]
-    except (KeyError, ValueError):
+    tags = info.bundle_files(MODEL_NAME_TAG)
+    if tags is None:
         raise DeployError(f"{info.name} v{info.version} was not registered by hyperrec (no {FILES_TAG} / "
-                          f"{MODEL_NAME_TAG} tags); it holds no serving bundle") from None
+                          f"{MODEL_NAME_TAG} tags); it holds no serving bundle")
+    files, model_name = tags
     if not any(path.startswith(f"{TRITON_DIR}/{model_name}/") for path in files):
         raise DeployError(f"{info.name} v{info.version}: the bundle has no {TRITON_DIR}/{model_name}/ folder")
     return files, model_name

@@ -37,7 +37,7 @@ class Scenario:
 
 
 def scenarios(baseline_ctr: float) -> dict[str, Scenario]:
-    """The cases of the issue: ±20 % CTR, equal CTR, and a better but failing or slow challenger.
+    """The canary cases: the challenger's CTR ±20 % or equal, and a better challenger that fails or is slow.
 
     Args:
         baseline_ctr: the champion's CTR.

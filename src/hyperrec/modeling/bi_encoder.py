@@ -4,11 +4,8 @@ catalogue size, only when faiss is importable)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,26 +15,18 @@ from torch import nn
 
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
-from hyperrec.model_names import MODEL_FILE
-from hyperrec.modeling.finetune import (
-    build_optimizer,
-    load_state,
-    param_groups,
-    prepare_runtime,
-    resolve_device,
-    save_state,
-    warmup_schedule,
-)
+from hyperrec.modeling import saved_config
+from hyperrec.modeling.finetune import load_state, prepare_runtime, resolve_device, save_state
+from hyperrec.modeling.fitting import fit_with_recipe
 from hyperrec.modeling.history import decide_exclusion, exclude_history
 from hyperrec.modeling.item_encoder import TextEncoder, embed_catalogue, item_texts
 from hyperrec.modeling.profiles import ProfileFn, profile_builder
 from hyperrec.modeling.settings import BiEncoderSettings, ItemEncoderSettings, ModelingConfig, RuntimeSettings
-from hyperrec.modeling.trainer import MetricsCallback, Trainer, TrainResult, Validator
+from hyperrec.modeling.trainer import MetricsCallback, TrainResult, Validator
 from hyperrec.models.base import Recommender, ScoringBatch
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = MODEL_FILE  # the registry reads its "model" key
 ITEMS_FILE = "items.parquet"
 MATRIX_FILE = "item_matrix.safetensors"
 USER_TOWER = "user_tower"
@@ -71,6 +60,34 @@ def training_pairs(histories: dict[str, np.ndarray], *, per_user: int, min_prefi
             positions.update(rng.choice(np.arange(lo, n - 1), size=extra, replace=False).tolist())
         pairs.extend((user, int(t)) for t in sorted(positions))
     return pairs
+
+
+def n_training_pairs(histories: dict[str, np.ndarray], *, per_user: int, min_prefix: int) -> int:
+    """How many pairs ``training_pairs`` gives every epoch (the count does not depend on the draw)."""
+    return len(training_pairs(histories, per_user=per_user, min_prefix=min_prefix,
+                              rng=np.random.default_rng(0)))
+
+
+def text_catalogue(items: pd.DataFrame, encoder: ItemEncoderSettings, *, profile_max_items: int,
+                   max_tokens: int) -> tuple[pd.DataFrame, list[str], ProfileFn]:
+    """The catalogue by item_idx (``ITEM_COLUMNS``), each item's text and the profile-text builder, for
+    the models that read profiles (bi-encoder, cross-encoder).
+
+    Args:
+        items: the prepared items table.
+        encoder: how item texts are built (``max_tags``, ``include_categories``).
+        profile_max_items: the most recent items a profile names.
+        max_tokens: the profile's token budget.
+
+    Returns:
+        (items, texts, profile builder).
+    """
+    missing = [c for c in ITEM_COLUMNS if c not in items]
+    if missing:
+        raise ModelError(f"items table lacks columns {missing}")
+    table = items.sort_values("item_idx").reset_index(drop=True)[ITEM_COLUMNS].copy()
+    texts = item_texts(table, max_tags=encoder.max_tags, include_categories=encoder.include_categories)
+    return table, texts, profile_builder(table, max_items=profile_max_items, max_tokens=max_tokens)
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,14 +131,9 @@ class BiEncoderRecommender(Recommender):
 
     # ------------------------------------------------------------------------------------------ setup
     def _set_items(self, items: pd.DataFrame) -> None:
-        missing = [c for c in ITEM_COLUMNS if c not in items]
-        if missing:
-            raise ModelError(f"items table lacks columns {missing}")
-        self.items = items.sort_values("item_idx").reset_index(drop=True)[ITEM_COLUMNS].copy()
-        self.texts = item_texts(self.items, max_tags=self.item_encoder_settings.max_tags,
-                                include_categories=self.item_encoder_settings.include_categories)
-        self._profile = profile_builder(self.items, max_items=self.settings.profile_max_items,
-                                        max_tokens=self.settings.profile_max_length)
+        self.items, self.texts, self._profile = text_catalogue(
+            items, self.item_encoder_settings, profile_max_items=self.settings.profile_max_items,
+            max_tokens=self.settings.profile_max_length)
 
     def _towers(self) -> list[TextEncoder]:
         assert self.user_tower is not None and self.item_tower is not None
@@ -154,13 +166,9 @@ class BiEncoderRecommender(Recommender):
         histories = data.histories(("train",))
         self.exclude_history = decide_exclusion(s.history_penalty, histories)
         rng = np.random.default_rng(self.runtime.seed)
-        n_pairs = len(training_pairs(histories, per_user=s.examples_per_user, min_prefix=s.min_prefix,
-                                     rng=np.random.default_rng(0)))
+        n_pairs = n_training_pairs(histories, per_user=s.examples_per_user, min_prefix=s.min_prefix)
         if n_pairs < 2:
             raise ModelError("bi-encoder needs at least 2 training pairs (users with 2+ train events)")
-        steps_per_epoch = math.ceil(n_pairs / t.batch_size)
-        if t.max_steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
 
         def epoch_batches(epoch: int):
             pairs = training_pairs(histories, per_user=s.examples_per_user, min_prefix=s.min_prefix, rng=rng)
@@ -178,16 +186,10 @@ class BiEncoderRecommender(Recommender):
             return self._loss(profiles, positives), len(profiles)
 
         towers = self._towers()
-        optimizer = build_optimizer(param_groups(towers, [], t), t, device)
-        scheduler = warmup_schedule(optimizer, steps_per_epoch * t.max_epochs, t)
-        if validate is None:
-            from hyperrec.modeling.validation import default_validator
-
-            validate = default_validator(data, metric=t.validation_metric, seed=self.runtime.seed)
-        trainer = Trainer(t, self.runtime, validate=validate, on_metrics=on_metrics, name=self.name)
-        self.train_result = trainer.fit(
-            nn.ModuleList(towers), optimizer, recommender=self, epoch_batches=epoch_batches, step=step,
-            device=device, steps_per_epoch=steps_per_epoch, encoders=towers, scheduler=scheduler,
+        self.train_result = fit_with_recipe(
+            self, nn.ModuleList(towers), data, training=t, runtime=self.runtime, lm_modules=towers,
+            head_modules=[], device=device, steps_per_epoch=t.steps_per_epoch(n_pairs),
+            epoch_batches=epoch_batches, step=step, validate=validate, on_metrics=on_metrics,
             invalidate=self._invalidate,
         )
 
@@ -293,15 +295,11 @@ class BiEncoderRecommender(Recommender):
             self.item_tower.save_pretrained(directory / ITEM_TOWER)
         save_state(directory / MATRIX_FILE, {"item_matrix": torch.from_numpy(self.item_vectors())})
         self.items.to_parquet(directory / ITEMS_FILE, index=False)
-        config: dict[str, Any] = {
-            "class": "BiEncoderRecommender", "model": self.name,
-            "settings": self.settings.model_dump(mode="json"),
-            "item_encoder": self.item_encoder_settings.model_dump(mode="json"),
-            "runtime": self.runtime.model_dump(mode="json"),
+        saved_config.write(directory, {
+            "class": "BiEncoderRecommender", "model": self.name, **saved_config.sections(self),
             "train_result": self.train_result.to_dict() if self.train_result else None,
             "exclude_history": self.exclude_history,
-        }
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding="utf-8")
+        })
 
     @classmethod
     def load(cls, directory: Path) -> BiEncoderRecommender:
@@ -314,12 +312,8 @@ class BiEncoderRecommender(Recommender):
             The model in eval mode on the runtime's device, with the saved item matrix.
         """
         directory = Path(directory)
-        if not (directory / CONFIG_FILE).exists():
-            raise ModelError(f"no saved bi-encoder in {directory}")
-        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-        model = cls(BiEncoderSettings.model_validate(config["settings"]),
-                    item_encoder=ItemEncoderSettings.model_validate(config["item_encoder"]),
-                    runtime=RuntimeSettings.model_validate(config["runtime"]))
+        config = saved_config.read(directory, "bi-encoder")
+        model = cls(BiEncoderSettings.model_validate(config["settings"]), **saved_config.shared(config))
         model._device = device = resolve_device(model.runtime.device)
         model._set_items(pd.read_parquet(directory / ITEMS_FILE))
         model.user_tower = TextEncoder(directory / USER_TOWER, max_length=model.settings.profile_max_length)
@@ -329,7 +323,6 @@ class BiEncoderRecommender(Recommender):
             model.item_tower = TextEncoder(directory / ITEM_TOWER, max_length=model.settings.item_max_length)
             model.item_tower.to(device).eval()
         model._item_matrix = load_state(directory / MATRIX_FILE)["item_matrix"].numpy()
-        if config.get("train_result"):
-            model.train_result = TrainResult.from_dict(config["train_result"])
+        model.train_result = saved_config.train_result(config)
         model.exclude_history = bool(config.get("exclude_history", model.exclude_history))
         return model

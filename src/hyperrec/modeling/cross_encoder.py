@@ -9,9 +9,7 @@ retriever's order below them, so the output is still one score per catalogue ite
 from __future__ import annotations
 
 import importlib
-import json
 import logging
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,31 +22,23 @@ from torch import nn
 
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
-from hyperrec.model_names import MODEL_FILE
-from hyperrec.modeling.bi_encoder import ITEM_COLUMNS, top_k, training_pairs
-from hyperrec.modeling.finetune import (
-    build_optimizer,
-    load_state,
-    param_groups,
-    prepare_runtime,
-    resolve_device,
-    save_state,
-    warmup_schedule,
-)
-from hyperrec.modeling.item_encoder import TextEncoder, item_texts
-from hyperrec.modeling.profiles import ProfileFn, profile_builder
+from hyperrec.modeling import saved_config
+from hyperrec.modeling.bi_encoder import n_training_pairs, text_catalogue, top_k, training_pairs
+from hyperrec.modeling.finetune import load_state, prepare_runtime, resolve_device, save_state
+from hyperrec.modeling.fitting import fit_with_recipe, validator_or_default
+from hyperrec.modeling.item_encoder import TextEncoder
+from hyperrec.modeling.profiles import ProfileFn
 from hyperrec.modeling.settings import (
     CrossEncoderSettings,
     ItemEncoderSettings,
     ModelingConfig,
     RuntimeSettings,
 )
-from hyperrec.modeling.trainer import MetricsCallback, Trainer, TrainResult, Validator
+from hyperrec.modeling.trainer import MetricsCallback, TrainResult, Validator
 from hyperrec.models.base import Recommender, ScoringBatch
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = MODEL_FILE  # the registry reads its "model" key
 ENCODER_DIR = "encoder"
 HEAD_FILE = "head.safetensors"
 ITEMS_FILE = "items.parquet"
@@ -119,11 +109,9 @@ class CrossEncoderReranker(Recommender):
         return cls(retriever, config.cross_encoder, item_encoder=config.item_encoder, runtime=config.runtime)
 
     def _set_items(self, items: pd.DataFrame) -> None:
-        self.items = items.sort_values("item_idx").reset_index(drop=True)[ITEM_COLUMNS].copy()
-        self.texts = item_texts(self.items, max_tags=self.item_encoder_settings.max_tags,
-                                include_categories=self.item_encoder_settings.include_categories)
-        self._profile = profile_builder(self.items, max_items=self.settings.profile_max_items,
-                                        max_tokens=self.settings.max_length)
+        self.items, self.texts, self._profile = text_catalogue(
+            items, self.item_encoder_settings, profile_max_items=self.settings.profile_max_items,
+            max_tokens=self.settings.max_length)
 
     def _candidates(self, histories: list[np.ndarray], user_ids: list[str], k: int) -> np.ndarray:
         """Retriever top-k per user with history items removed (rows padded with -1)."""
@@ -163,25 +151,15 @@ class CrossEncoderReranker(Recommender):
         self.net = net = CrossEncoderNet(encoder, dropout=t.dropout or 0.0).to(device)
         histories = data.histories(("train",))
         rng = np.random.default_rng(self.runtime.seed)
-        n_groups = len(training_pairs(histories, per_user=s.examples_per_user, min_prefix=s.min_prefix,
-                                      rng=np.random.default_rng(0)))
+        n_groups = n_training_pairs(histories, per_user=s.examples_per_user, min_prefix=s.min_prefix)
         groups_per_batch = max(1, t.batch_size // (1 + s.negatives_per_positive))
-        steps_per_epoch = math.ceil(n_groups / groups_per_batch)
-        if t.max_steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
-
-        groups = param_groups([net.encoder], [net.head], t)
-        optimizer = build_optimizer(groups, t, device)
-        scheduler = warmup_schedule(optimizer, steps_per_epoch * t.max_epochs, t)
-        if validate is None:
-            from hyperrec.modeling.validation import default_validator
-
-            validate = default_validator(data, metric=t.validation_metric, seed=self.runtime.seed)
-        trainer = Trainer(t, self.runtime, validate=validate, on_metrics=on_metrics, name=self.name)
-        self.train_result = trainer.fit(
-            net, optimizer, recommender=self, step=self._step, device=device,
+        validate = validator_or_default(validate, data, t, self.runtime)
+        self.train_result = fit_with_recipe(
+            self, net, data, training=t, runtime=self.runtime, lm_modules=[net.encoder],
+            head_modules=[net.head],
+            device=device, steps_per_epoch=t.steps_per_epoch(n_groups, groups_per_batch),
             epoch_batches=lambda epoch: self._training_batches(histories, rng, groups_per_batch),
-            steps_per_epoch=steps_per_epoch, encoders=[net.encoder], scheduler=scheduler,
+            step=self._step, validate=validate, on_metrics=on_metrics,
         )
         if s.retriever_weight is None:
             self.calibrate_fusion(validate)
@@ -341,18 +319,15 @@ class CrossEncoderReranker(Recommender):
         save_state(directory / HEAD_FILE, {f"head.{k}": v for k, v in self.net.head.state_dict().items()})
         self.items.to_parquet(directory / ITEMS_FILE, index=False)
         self.retriever.save(directory / RETRIEVER_DIR)
-        config = {
+        saved_config.write(directory, {
             "class": "CrossEncoderReranker",
             "model": self.name,
             "retriever_class": _class_path(self.retriever),
-            "settings": self.settings.model_dump(mode="json"),
-            "item_encoder": self.item_encoder_settings.model_dump(mode="json"),
-            "runtime": self.runtime.model_dump(mode="json"),
+            **saved_config.sections(self),
             "train_result": self.train_result.to_dict() if self.train_result else None,
             "fusion_weight": self.fusion_weight,
             "fusion_results": self.fusion_results,
-        }
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding="utf-8")
+        })
 
     @classmethod
     def load(cls, directory: Path) -> CrossEncoderReranker:
@@ -365,13 +340,10 @@ class CrossEncoderReranker(Recommender):
             The reranker in eval mode on the runtime's device, with its saved fusion weight.
         """
         directory = Path(directory)
-        if not (directory / CONFIG_FILE).exists():
-            raise ModelError(f"no saved cross-encoder in {directory}")
-        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        config = saved_config.read(directory, "cross-encoder")
         retriever = _load_class(config["retriever_class"]).load(directory / RETRIEVER_DIR)
         model = cls(retriever, CrossEncoderSettings.model_validate(config["settings"]),
-                    item_encoder=ItemEncoderSettings.model_validate(config["item_encoder"]),
-                    runtime=RuntimeSettings.model_validate(config["runtime"]))
+                    **saved_config.shared(config))
         model._device = resolve_device(model.runtime.device)
         model._set_items(pd.read_parquet(directory / ITEMS_FILE))
         encoder = TextEncoder(directory / ENCODER_DIR, max_length=model.settings.max_length)
@@ -379,8 +351,7 @@ class CrossEncoderReranker(Recommender):
         head = load_state(directory / HEAD_FILE)
         model.net.head.load_state_dict({k.removeprefix("head."): v for k, v in head.items()})
         model.net.to(model._device).eval()
-        if config.get("train_result"):
-            model.train_result = TrainResult.from_dict(config["train_result"])
+        model.train_result = saved_config.train_result(config)
         model.fusion_weight = float(config.get("fusion_weight", model.fusion_weight))
         model.fusion_results = dict(config.get("fusion_results") or {})
         return model

@@ -27,16 +27,10 @@ from torch import nn
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
 from hyperrec.features import encode_histories, encode_segments
+from hyperrec.modeling import saved_config
 from hyperrec.modeling.cold_items import fit_cold_slot, saved_slot, text_vectors
-from hyperrec.modeling.finetune import (
-    build_optimizer,
-    load_state,
-    param_groups,
-    prepare_runtime,
-    resolve_device,
-    save_state,
-    warmup_schedule,
-)
+from hyperrec.modeling.finetune import load_state, prepare_runtime, resolve_device, save_state
+from hyperrec.modeling.fitting import fit_with_recipe
 from hyperrec.modeling.history import AUTO_REPEAT_RATE, repeat_rate
 from hyperrec.modeling.item_encoder import TextEncoder
 from hyperrec.modeling.next_item_graph import NextItemGraph
@@ -46,15 +40,13 @@ from hyperrec.modeling.next_item_text import ItemText
 from hyperrec.modeling.next_item_windows import TrainingWindows
 from hyperrec.modeling.recipe import DataShape, resolve_next_item
 from hyperrec.modeling.settings import ItemEncoderSettings, ModelingConfig, NextItemSettings, RuntimeSettings
-from hyperrec.modeling.trainer import MetricsCallback, Trainer, TrainResult, Validator, data_parallel
+from hyperrec.modeling.trainer import MetricsCallback, TrainResult, Validator, data_parallel
 from hyperrec.models.base import Recommender, ScoringBatch
 from hyperrec.online.cold_items import ColdSlot, reserve_cold_slot
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "weights.safetensors"
-
-CONFIG_FILE = "model.json"  # the registry reads its "model" key
 SEGMENTS_JSON = "segments.json"
 ENCODER_DIR = "item_encoder"
 
@@ -193,18 +185,12 @@ class NextItemRecommender(Recommender):
 
         step, epoch_batches = data_parallel(net, loss, windows.epoch_batches, device)
         lm_modules = [self.encoder] if self.encoder is not None else []
-        optimizer = build_optimizer(param_groups(lm_modules, [net], t), t, device)
-        scheduler = warmup_schedule(optimizer, windows.steps_per_epoch * t.max_epochs, t)
-        if validate is None:
-            from hyperrec.modeling.validation import default_validator
-
-            validate = default_validator(data, metric=t.validation_metric, seed=self.runtime.seed)
-        trainer = Trainer(t, self.runtime, validate=validate, on_metrics=on_metrics, name=self.name)
         start = time.perf_counter()
-        result = trainer.fit(
-            nn.ModuleList([net] + lm_modules), optimizer, recommender=self, epoch_batches=epoch_batches,
-            step=step, device=device, steps_per_epoch=windows.steps_per_epoch, encoders=lm_modules,
-            scheduler=scheduler, invalidate=self._refresh_text_table,
+        result = fit_with_recipe(
+            self, nn.ModuleList([net] + lm_modules), data, training=t, runtime=self.runtime,
+            lm_modules=lm_modules, head_modules=[net], device=device, steps_per_epoch=windows.steps_per_epoch,
+            epoch_batches=epoch_batches, step=step, validate=validate, on_metrics=on_metrics,
+            invalidate=self._refresh_text_table,
         )
         log.info("%s trained in %.1fs (%.0f examples/s), best val %s", self.name, time.perf_counter() - start,
                  result.examples_per_second, result.best_metric)
@@ -327,9 +313,7 @@ class NextItemRecommender(Recommender):
             "n_items": net.n_items,
             "text_dim": net.text_dim,
             "n_segments": self.n_segments,
-            "settings": self.settings.model_dump(mode="json"),
-            "item_encoder": self.item_encoder_settings.model_dump(mode="json"),
-            "runtime": self.runtime.model_dump(mode="json"),
+            **saved_config.sections(self),
             "item_ids": self.item_ids,
             "exclude_history": self.exclude_history,
             "train_repeat_rate": self.train_repeat_rate,
@@ -342,7 +326,7 @@ class NextItemRecommender(Recommender):
         directory.mkdir(parents=True, exist_ok=True)
         self._refresh_text_table()
         save_state(directory / WEIGHTS_FILE, self._require().state_dict(), {"format": "hyperrec.next_item/1"})
-        (directory / CONFIG_FILE).write_text(json.dumps(self._config_dict(), indent=1), encoding="utf-8")
+        saved_config.write(directory, self._config_dict())
         (directory / SEGMENTS_JSON).write_text(json.dumps(self.segments), encoding="utf-8")
         if self.encoder is not None:
             self.encoder.save_pretrained(directory / ENCODER_DIR)
@@ -350,26 +334,20 @@ class NextItemRecommender(Recommender):
     @classmethod
     def load(cls, directory: Path) -> NextItemRecommender:
         directory = Path(directory)
-        try:
-            config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ModelError(f"no saved next-item model in {directory}") from exc
+        config = saved_config.read(directory, "next-item model")
         settings = NextItemSettings.model_validate(config["settings"])
-        runtime = RuntimeSettings.model_validate(config["runtime"])
         if config.get("model") not in (NextItemRecommender.name, IDOnlyNextItemRecommender.name):
             raise ModelError(f"{directory} holds model {config.get('model')!r}, not a next-item model")
         target = IDOnlyNextItemRecommender if cls is NextItemRecommender and not settings.use_text else cls
-        model = target(settings, item_encoder=ItemEncoderSettings.model_validate(config["item_encoder"]),
-                    runtime=runtime)
+        model = target(settings, **saved_config.shared(config))
         model.item_ids = list(config.get("item_ids") or [])
         model.exclude_history = bool(config.get("exclude_history", model.exclude_history))
         model.train_repeat_rate = config.get("train_repeat_rate")
         model.n_segments = int(config["n_segments"])
         model.segments = {str(k): int(v) for k, v in
                           json.loads((directory / SEGMENTS_JSON).read_text(encoding="utf-8")).items()}
-        if config.get("train_result"):
-            model.train_result = TrainResult.from_dict(config["train_result"])
-        model._device = resolve_device(runtime.device)
+        model.train_result = saved_config.train_result(config)
+        model._device = resolve_device(model.runtime.device)
         net = NextItemNet(int(config["n_items"]), config["text_dim"], settings, model.n_segments)
         state = load_state(directory / WEIGHTS_FILE)
         # Models saved before text-only scoring existed lack these two (all-False / zero is what they did).

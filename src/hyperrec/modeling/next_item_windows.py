@@ -8,7 +8,6 @@ user's items before the windows are cut).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -84,10 +83,7 @@ class TrainingWindows:
         padded, window_users = training_windows(histories, self.users, n_items, settings)
         self.inputs, self.targets = torch.from_numpy(padded[:, :-1]), torch.from_numpy(padded[:, 1:])
         self.segments = torch.from_numpy(segment_index(window_users))
-        training = settings.training
-        self.steps_per_epoch = math.ceil(len(window_users) / training.batch_size)
-        if training.max_steps_per_epoch:
-            self.steps_per_epoch = min(self.steps_per_epoch, training.max_steps_per_epoch)
+        self.steps_per_epoch = settings.training.steps_per_epoch(len(window_users))
 
     def __len__(self) -> int:
         return len(self.segments)

@@ -5,6 +5,7 @@ Split from ``hyperrec.modeling.settings``, which holds the per-model sections th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,12 @@ class TrainingSettings(_Section):
         if any(epoch < 0 for epoch in value) or any(n < -1 for n in value.values()):
             raise ValueError("unfreeze_schedule epochs must be >= 0 and layer counts >= -1")
         return dict(sorted(value.items()))
+
+    def steps_per_epoch(self, n_examples: int, per_step: int | None = None) -> int:
+        """Optimizer steps of one epoch over ``n_examples``, ``per_step`` (default ``batch_size``) at a time,
+        capped at ``max_steps_per_epoch`` when that is set."""
+        steps = math.ceil(n_examples / (per_step or self.batch_size))
+        return min(steps, self.max_steps_per_epoch) if self.max_steps_per_epoch else steps
 
 
 #: Per-model defaults of the training loop. A partial ``training:`` mapping in YAML is merged into these (not

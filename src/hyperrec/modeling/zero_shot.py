@@ -3,21 +3,19 @@ an item's score is its cosine with that vector."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from hyperrec.data.prepared import PreparedData
 from hyperrec.errors import ModelError
-from hyperrec.model_names import MODEL_FILE
+from hyperrec.modeling import saved_config
 from hyperrec.modeling.finetune import configure_threads, load_state, save_state
 from hyperrec.modeling.history import decide_exclusion, exclude_history
 from hyperrec.modeling.item_encoder import embed_catalogue, item_texts
 from hyperrec.modeling.settings import ItemEncoderSettings, ModelingConfig, RuntimeSettings, ZeroShotSettings
 from hyperrec.models.base import Recommender, ScoringBatch
 
-CONFIG_FILE = MODEL_FILE  # the registry reads its "model" key
 EMBEDDINGS_FILE = "item_embeddings.safetensors"
 
 
@@ -105,13 +103,10 @@ class ZeroShotRecommender(Recommender):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_state(directory / EMBEDDINGS_FILE, {"embeddings": torch.from_numpy(self._require())})
-        (directory / CONFIG_FILE).write_text(json.dumps({
-            "class": "ZeroShotRecommender", "model": self.name,
-            "settings": self.settings.model_dump(mode="json"),
-            "item_encoder": self.item_encoder_settings.model_dump(mode="json"),
-            "runtime": self.runtime.model_dump(mode="json"), "item_ids": self.item_ids,
-            "exclude_history": self.exclude_history,
-        }, indent=1), encoding="utf-8")
+        saved_config.write(directory, {
+            "class": "ZeroShotRecommender", "model": self.name, **saved_config.sections(self),
+            "item_ids": self.item_ids, "exclude_history": self.exclude_history,
+        })
 
     @classmethod
     def load(cls, directory: Path) -> ZeroShotRecommender:
@@ -124,12 +119,8 @@ class ZeroShotRecommender(Recommender):
             The model with its saved embeddings.
         """
         directory = Path(directory)
-        if not (directory / CONFIG_FILE).exists():
-            raise ModelError(f"no saved zero-shot model in {directory}")
-        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-        model = cls(ZeroShotSettings.model_validate(config["settings"]),
-                    item_encoder=ItemEncoderSettings.model_validate(config["item_encoder"]),
-                    runtime=RuntimeSettings.model_validate(config["runtime"]))
+        config = saved_config.read(directory, "zero-shot model")
+        model = cls(ZeroShotSettings.model_validate(config["settings"]), **saved_config.shared(config))
         model.item_ids = list(config.get("item_ids") or [])
         model.exclude_history = bool(config.get("exclude_history", model.exclude_history))
         model.embeddings = load_state(directory / EMBEDDINGS_FILE)["embeddings"].numpy()

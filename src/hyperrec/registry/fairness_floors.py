@@ -8,14 +8,13 @@ checked, since the audit reports those groups but their means are too noisy to b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hyperrec.evaluation.fairness import AUDIT_JSON
 from hyperrec.fairness_settings import FairnessFloors
-from hyperrec.registry.gate import GateError
+from hyperrec.registry.gate import GateError, read_models_json
 
 
 def floors_enabled(floors: FairnessFloors) -> bool:
@@ -25,17 +24,11 @@ def floors_enabled(floors: FairnessFloors) -> bool:
 def read_audit(evaluation_dir: Path) -> dict[str, Any]:
     """fairness.json beside metrics.json; GateError when a floor is set but the audit is missing."""
     folder = evaluation_dir if evaluation_dir.is_dir() else evaluation_dir.parent
-    path = folder / AUDIT_JSON
-    try:
-        audit = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GateError(f"fairness floors are set but there is no {AUDIT_JSON} at {folder} "
-                        "(turn fairness.audit on in the evaluate step, or run hyperrec audit)") from None
-    except (OSError, ValueError) as exc:
-        raise GateError(f"unreadable {path}: {exc}") from None
-    if not isinstance(audit, dict) or not isinstance(audit.get("models"), dict):
-        raise GateError(f"{path} has no 'models' section (hyperrec.evaluation.fairness schema expected)")
-    return audit
+    return read_models_json(
+        folder / AUDIT_JSON, schema="hyperrec.evaluation.fairness",
+        missing=f"fairness floors are set but there is no {AUDIT_JSON} at {folder} "
+        "(turn fairness.audit on in the evaluate step, or run hyperrec audit)",
+    )
 
 
 def check_floors(

@@ -16,9 +16,10 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from hyperrec.errors import HyperrecError
+from hyperrec.errors import HyperrecError, read_json
 
 DEFAULT_METRIC = "full.ndcg@10"
 #: Leaves of a metrics.json model entry that are not "higher is better" and so cannot gate anything.
@@ -30,6 +31,16 @@ _PROTOCOL_METRICS = {"hr", "ndcg", "map", "recall", "mrr"}
 
 class GateError(HyperrecError):
     """The gate cannot be evaluated: a model or metric is missing, or the inputs make no sense."""
+
+
+def read_models_json(path: Path, *, missing: str, schema: str) -> dict[str, Any]:
+    """A gate input with a ``models`` mapping (metrics.json, fairness.json). GateError: ``missing`` when the
+    file is not there, or it is unreadable, or it has no ``models`` mapping (``schema``: whose schema is
+    expected)."""
+    document = read_json(path, GateError, missing=missing)
+    if not isinstance(document, dict) or not isinstance(document.get("models"), dict):
+        raise GateError(f"{path} has no 'models' section ({schema} schema expected)")
+    return document
 
 
 @dataclass

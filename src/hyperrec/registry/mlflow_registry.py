@@ -362,12 +362,11 @@ class BundleRegistry:
         info = self.alias_version(registered_name, alias)
         if info is None:
             raise RegistryError(f"registered model {registered_name!r} has no alias {alias!r}")
-        try:
-            expected = json.loads(info.tags[FILES_TAG])
-            manifest_sha = info.tags[MANIFEST_SHA_TAG]
-        except (KeyError, ValueError):
+        tags = info.bundle_files(MANIFEST_SHA_TAG)
+        if tags is None:
             raise RegistryError(f"{registered_name} v{info.version} was not registered by hyperrec "
-                                f"(no {FILES_TAG}/{MANIFEST_SHA_TAG} tags); cannot verify it") from None
+                                f"(no {FILES_TAG}/{MANIFEST_SHA_TAG} tags); cannot verify it")
+        expected, manifest_sha = tags
         dst = Path(dst)
         if dst.exists() and (not dst.is_dir() or any(dst.iterdir())) and not overwrite:
             raise RegistryError(f"{dst} exists and is not empty (pass overwrite=True to replace it)")

@@ -72,6 +72,14 @@ class VersionInfo:
         return cls(name=mv.name, version=version, source=mv.source, run_id=mv.run_id or None,
                    aliases=names, tags=dict(mv.tags or {}))
 
+    def bundle_files(self, tag: str) -> tuple[dict[str, str], str] | None:
+        """(the files tag as ``{path: sha256}``, the value of ``tag``) of a bundle hyperrec registered; None
+        when either tag is missing or the files tag is not JSON."""
+        try:
+            return json.loads(self.tags[FILES_TAG]), self.tags[tag]
+        except (KeyError, ValueError):
+            return None
+
     def to_dict(self, *, with_tags: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "version": self.version, "source": self.source,
                                 "run_id": self.run_id, "aliases": list(self.aliases)}

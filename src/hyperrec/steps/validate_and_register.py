@@ -22,6 +22,7 @@ from hyperrec.registry.gate import (
     apply_fairness_floors,
     decide,
     learned_models,
+    read_models_json,
     select_challenger,
 )
 from hyperrec.registry.integrity import config_sha256, read_bundle_manifest, sha256_json
@@ -194,15 +195,8 @@ def _baseline_names() -> list[str]:
 
 def _read_metrics(path: Path) -> dict[str, Any]:
     file = path / METRICS_FILE if path.is_dir() else path
-    try:
-        metrics = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GateError(f"no {METRICS_FILE} at {path}") from None
-    except (OSError, ValueError) as exc:
-        raise GateError(f"unreadable {file}: {exc}") from None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("models"), dict):
-        raise GateError(f"{file} has no 'models' section (hyperrec.evaluation.harness schema expected)")
-    return metrics
+    return read_models_json(file, missing=f"no {METRICS_FILE} at {path}",
+                            schema="hyperrec.evaluation.harness")
 
 
 def _resolve_challenger(metrics: dict[str, Any], bundle_model: str, challenger_name: str | None,

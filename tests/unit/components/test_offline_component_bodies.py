@@ -1,7 +1,8 @@
 """The offline KFP components' bodies (``.python_func``) on the tiny MovieLens fixture: data_prep ->
 train_baselines -> evaluate, as kfp.local or a pod would call them, with plain folders as artifacts.
 
-(drift_monitor, validate_and_register, deploy and canary bodies have their own tests beside their steps.)
+(fine_tune and export: test_lm_component_bodies.py; drift_monitor, validate_and_register, deploy and canary
+bodies have their own tests beside their steps.)
 """
 
 from __future__ import annotations

@@ -85,3 +85,9 @@ def test_full_profile_keeps_the_users_set_values() -> None:
     assert apply_profile(cfg.modeling, "full") == cfg.modeling  # idempotent
     # a pipeline step rebuilds the config from YAML: the same values
     assert config_from_yaml(cfg.to_yaml()).modeling == cfg.modeling
+
+
+def test_steps_per_epoch_rounds_up_and_honours_the_cap() -> None:
+    assert TrainingSettings(batch_size=8).steps_per_epoch(17) == 3
+    assert TrainingSettings(batch_size=8).steps_per_epoch(17, per_step=4) == 5
+    assert TrainingSettings(batch_size=8, max_steps_per_epoch=2).steps_per_epoch(17) == 2

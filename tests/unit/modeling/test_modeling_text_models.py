@@ -32,6 +32,18 @@ def _training(**kw) -> TrainingSettings:
     return TrainingSettings(**values)
 
 
+def _reranker(cyclic_data, runtime, encoder_settings, *, seed: int,
+              **settings) -> tuple[ZeroShotRecommender, CrossEncoderReranker]:
+    """An unfitted cross-encoder with ``settings`` over a zero-shot retriever of random item embeddings."""
+    retriever = ZeroShotRecommender(runtime=runtime)
+    retriever.fit(
+        cyclic_data, item_embeddings=np.random.default_rng(seed).normal(size=(24, 8)).astype(np.float32)
+    )
+    reranker = CrossEncoderReranker(retriever, CrossEncoderSettings(**settings),
+                                    item_encoder=encoder_settings, runtime=runtime)
+    return retriever, reranker
+
+
 @pytest.fixture
 def bi_encoder(cyclic_data, runtime, encoder_settings) -> BiEncoderRecommender:
     settings = BiEncoderSettings(profile_max_length=48, profile_max_items=4, item_max_length=24,
@@ -113,19 +125,11 @@ def test_bi_encoder_frozen_lower_layer_does_not_change(cyclic_data, runtime, enc
 def test_cross_encoder_reranks_the_retriever_top(
     cyclic_data, runtime, encoder_settings, tmp_path: Path
 ) -> None:
-    retriever = ZeroShotRecommender(runtime=runtime)
-    retriever.fit(
-        cyclic_data, item_embeddings=np.random.default_rng(0).normal(size=(24, 8)).astype(np.float32)
+    retriever, reranker = _reranker(
+        cyclic_data, runtime, encoder_settings, seed=0, max_length=64, profile_max_items=3, candidates=5,
+        negatives_per_positive=2, min_prefix=2, training=_training(max_epochs=1, batch_size=6),
     )
-    settings = CrossEncoderSettings(
-        max_length=64,
-        profile_max_items=3,
-        candidates=5,
-        negatives_per_positive=2,
-        min_prefix=2,
-        training=_training(max_epochs=1, batch_size=6),
-    )
-    reranker = CrossEncoderReranker(retriever, settings, item_encoder=encoder_settings, runtime=runtime)
+    settings = reranker.settings
     reranker.fit(cyclic_data, validate=local_validator(cyclic_data, max_users=5))
     assert reranker.train_result is not None and reranker.train_result.steps == 4
 
@@ -154,14 +158,10 @@ def test_cross_encoder_reranks_the_retriever_top(
 
 
 def test_cross_encoder_listwise_loss_runs(cyclic_data, runtime, encoder_settings) -> None:
-    retriever = ZeroShotRecommender(runtime=runtime)
-    retriever.fit(
-        cyclic_data, item_embeddings=np.random.default_rng(1).normal(size=(24, 8)).astype(np.float32)
+    _, reranker = _reranker(
+        cyclic_data, runtime, encoder_settings, seed=1, max_length=48, candidates=4, negatives_per_positive=3,
+        loss="listwise", min_prefix=2, training=_training(max_epochs=1, batch_size=8, max_steps_per_epoch=2),
     )
-    settings = CrossEncoderSettings(max_length=48, candidates=4, negatives_per_positive=3, loss="listwise",
-                                    min_prefix=2, training=_training(max_epochs=1, batch_size=8,
-                                                                     max_steps_per_epoch=2))
-    reranker = CrossEncoderReranker(retriever, settings, item_encoder=encoder_settings, runtime=runtime)
     reranker.fit(cyclic_data, validate=lambda m: 0.0)
     assert reranker.train_result.steps == 2
     assert reranker.fusion_weight == 0.0  # ties: the smallest weight wins
@@ -170,19 +170,10 @@ def test_cross_encoder_listwise_loss_runs(cyclic_data, runtime, encoder_settings
 def test_cross_encoder_with_fixed_weight_follows_the_retriever(
     cyclic_data, runtime, encoder_settings
 ) -> None:
-    retriever = ZeroShotRecommender(runtime=runtime)
-    retriever.fit(
-        cyclic_data, item_embeddings=np.random.default_rng(2).normal(size=(24, 8)).astype(np.float32)
+    retriever, reranker = _reranker(
+        cyclic_data, runtime, encoder_settings, seed=2, max_length=48, candidates=6, negatives_per_positive=2,
+        min_prefix=2, retriever_weight=1e6, training=_training(max_epochs=1, max_steps_per_epoch=1),
     )
-    settings = CrossEncoderSettings(
-        max_length=48,
-        candidates=6,
-        negatives_per_positive=2,
-        min_prefix=2,
-        retriever_weight=1e6,
-        training=_training(max_epochs=1, max_steps_per_epoch=1),
-    )
-    reranker = CrossEncoderReranker(retriever, settings, item_encoder=encoder_settings, runtime=runtime)
     reranker.fit(cyclic_data, validate=lambda m: 0.0)
     batch = ScoringBatch(["u000"], [np.array([1, 2, 3])])
     base = retriever.score(batch)[0]

@@ -36,6 +36,8 @@ def test_zero_shot_is_cosine_with_the_mean_of_recent_items(cyclic_data, runtime,
                                   model.score(ScoringBatch(["a"], [np.array([3])])))
     with pytest.raises(ModelError):
         ZeroShotRecommender().score(ScoringBatch(["a"], [np.array([3])]))
+    with pytest.raises(ModelError, match="no saved zero-shot model in"):
+        ZeroShotRecommender.load(tmp_path / "missing")
     excluding = ZeroShotRecommender(ZeroShotSettings(history_penalty="auto"), runtime=runtime)
     excluding.fit(cyclic_data, item_embeddings=emb)
     assert excluding.exclude_history and not model.exclude_history

@@ -7,7 +7,14 @@ import math
 
 import pytest
 
-from hyperrec.registry.gate import GateDecision, GateError, decide, learned_models, select_challenger
+from hyperrec.registry.gate import (
+    GateDecision,
+    GateError,
+    decide,
+    learned_models,
+    read_models_json,
+    select_challenger,
+)
 
 BASELINES = ["popularity", "item_knn", "als", "bpr"]
 
@@ -134,3 +141,17 @@ def test_decision_round_trips_through_json(metrics):
                          "best_baseline_value", "champion_value", "champion_version", "margin",
                          "min_improvement", "baselines", "reasons", "fairness_failures"}
     assert GateDecision.from_dict(data) == decision
+
+
+def test_a_gate_input_that_is_missing_unreadable_or_without_models_is_a_gate_error(tmp_path) -> None:
+    path = tmp_path / "metrics.json"
+    with pytest.raises(GateError, match="^no metrics here$"):
+        read_models_json(path, missing="no metrics here", schema="harness")
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(GateError, match=f"^unreadable {path}: "):
+        read_models_json(path, missing="-", schema="harness")
+    path.write_text('{"model": {}}', encoding="utf-8")
+    with pytest.raises(GateError, match=r"has no 'models' section \(harness schema expected\)"):
+        read_models_json(path, missing="-", schema="harness")
+    path.write_text('{"models": {"bpr": {}}}', encoding="utf-8")
+    assert read_models_json(path, missing="-", schema="harness") == {"models": {"bpr": {}}}

@@ -246,3 +246,14 @@ def test_serve_resolves_a_registered_alias_to_a_verified_local_bundle(
     args.registered = f"{NAME}@no-such-alias"
     with pytest.raises(RegistryError, match="no-such-alias"):
         _resolve_bundle(args, None, tmp_path / "work2")
+
+
+def test_bundle_files_needs_the_files_tag_as_json_and_the_named_tag() -> None:
+    from hyperrec.registry.version_tags import FILES_TAG, MANIFEST_SHA_TAG, MODEL_NAME_TAG, VersionInfo
+
+    tags = {FILES_TAG: '{"manifest.json": "00"}', MODEL_NAME_TAG: "ranker"}
+    info = VersionInfo(name="m", version="1", source="s", run_id=None, tags=tags)
+    assert info.bundle_files(MODEL_NAME_TAG) == ({"manifest.json": "00"}, "ranker")
+    assert info.bundle_files(MANIFEST_SHA_TAG) is None
+    broken = VersionInfo(name="m", version="1", source="s", run_id=None, tags={**tags, FILES_TAG: "{"})
+    assert broken.bundle_files(MODEL_NAME_TAG) is None
