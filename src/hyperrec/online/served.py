@@ -31,7 +31,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hyperrec.online.bandits.feedback import ServedItem
@@ -120,7 +120,9 @@ class ServedJournal:
         self.log_served = log_served
         self.write_interval_s = write_interval_s
         self._on_served = on_served
-        self._recent: OrderedDict[str, ServedAnswer] = OrderedDict()
+        #: request id -> the answer packed into plain tuples (``_pack``), which the garbage collector stops
+        #: tracking: 50,000 cached answers as objects are ~600,000 it would walk on every full collection.
+        self._recent: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._clicked: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Condition(threading.Lock())
@@ -131,8 +133,9 @@ class ServedJournal:
 
     def record(self, answer: ServedAnswer) -> None:
         """Remember the answer and queue its impressions (O(1) on the request path)."""
+        packed = _pack(answer)
         with self._lock:
-            self._recent[answer.request_id] = answer
+            self._recent[answer.request_id] = packed
             self._recent.move_to_end(answer.request_id)
             while len(self._recent) > self.cache_size:
                 old, _ = self._recent.popitem(last=False)
@@ -164,22 +167,23 @@ class ServedJournal:
     def lookup(self, request_id: str) -> ServedAnswer | None:
         """The answer served under ``request_id`` if it is still in memory."""
         with self._lock:
-            return self._recent.get(request_id)
+            packed = self._recent.get(request_id)
+        return None if packed is None else _unpack(packed)
 
     def claim_click(self, request_id: str, item_id: str) -> ServedItem | None:
         """The shown item clicked, the first time a click on it is claimed; None when not shown (or known) or
         already claimed (so a repeated click never rewards the bandit twice)."""
         with self._lock:
-            answer = self._recent.get(request_id)
-            if answer is None:
+            packed = self._recent.get(request_id)
+            if packed is None:
                 return None
             clicked = self._clicked.setdefault(request_id, set())
             if item_id in clicked:
                 return None
-            for served in answer.items:
-                if served.item_id == item_id:
+            for served in packed[_ITEMS]:
+                if served[_ITEM_ID] == item_id:
                     clicked.add(item_id)
-                    return served
+                    return ServedItem(*served)
             return None
 
     def forget(self, users: set[str]) -> int:
@@ -187,7 +191,7 @@ class ServedJournal:
         answers from memory; returns how many went (hyperrec.privacy)."""
         self.flush()
         with self._lock:
-            gone = [rid for rid, answer in self._recent.items() if answer.user in users]
+            gone = [rid for rid, packed in self._recent.items() if packed[_USER] in users]
             for rid in gone:
                 del self._recent[rid]
                 self._clicked.pop(rid, None)
@@ -282,6 +286,26 @@ class _Pending:
     commits: list[tuple[list[dict[str, Any]], Future[int]]] = field(default_factory=list)
     markers: list[threading.Event] = field(default_factory=list)
     stop: bool = False
+
+
+_ANSWER_FIELDS = tuple(f.name for f in fields(ServedAnswer))
+_ITEM_FIELDS = tuple(f.name for f in fields(ServedItem))
+_USER, _ITEMS = _ANSWER_FIELDS.index("user"), _ANSWER_FIELDS.index("items")
+_ITEM_ID = _ITEM_FIELDS.index("item_id")
+
+
+def _pack(answer: ServedAnswer) -> tuple[Any, ...]:
+    """The answer as nested tuples of its field values, in field order (strings, numbers, None and tuples of
+    them only), so that the collector untracks them; ``_unpack`` rebuilds the objects."""
+    values = [getattr(answer, name) for name in _ANSWER_FIELDS]
+    values[_ITEMS] = tuple(tuple(getattr(item, name) for name in _ITEM_FIELDS) for item in answer.items)
+    return tuple(values)
+
+
+def _unpack(packed: tuple[Any, ...]) -> ServedAnswer:
+    values = list(packed)
+    values[_ITEMS] = tuple(ServedItem(*item) for item in packed[_ITEMS])
+    return ServedAnswer(*values)
 
 
 def served_answer(response: dict[str, Any], items: Sequence[ServedItem], candidates: Sequence[str] | None,
