@@ -106,12 +106,11 @@ class OnnxRankerModel(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> InferResponse:
-        self._require_ready()
         if not isinstance(payload, InferRequest):
+            self._require_ready()
             raise InvalidInput(f"{self.name} speaks the V2 protocol: POST /v2/models/{self.name}/infer")
         tensors = {tensor.name: (tensor.datatype, tensor.as_numpy) for tensor in payload.inputs}
-        names = self._output_names([output.name for output in payload.request_outputs or []])
-        arrays = await self.infer(tensors, names)
+        names, arrays = await self.infer(tensors, [output.name for output in payload.request_outputs or []])
         outputs = []
         for name, array in zip(names, arrays):
             output = InferOutput(name=name, shape=list(array.shape), datatype=DATATYPES[array.dtype.kind])
@@ -135,24 +134,24 @@ class OnnxRankerModel(Model):
         response objects KServe would build and convert on each call. Inputs are checked exactly as
         ``predict`` checks them.
         """
-        self._require_ready()
-        names = self._output_names([output.name for output in request.outputs])
-        arrays = await self.infer(raw_inputs(request), names)
+        names, arrays = await self.infer(raw_inputs(request), [output.name for output in request.outputs])
         return raw_response(request, self.name, self.served_version or "", names, arrays)
 
     async def infer(self, tensors: Mapping[str, tuple[str, Callable[[], np.ndarray]]],
-                    names: list[str]) -> list[np.ndarray]:
-        """The named outputs for ``{input name: (datatype, reader)}``, batched with concurrent calls.
+                    asked: list[str]) -> tuple[list[str], list[np.ndarray]]:
+        """The outputs ``asked`` for (all when none) and their arrays, for ``{input name: (datatype,
+        reader)}``, batched with concurrent calls.
 
         Raises:
             ModelNotReady: still loading, or the batcher's queue is full (retry later).
-            InvalidInput: a missing, mistyped or out-of-range input.
+            InvalidInput: a missing, mistyped or out-of-range input, or an unknown output.
         """
         self._require_ready()
+        names = self._output_names(asked)
         history, segment = self._inputs(tensors)
         assert self._batcher is not None
         try:
-            return await self._batcher.submit(history, segment, names)
+            return names, await self._batcher.submit(history, segment, names)
         except QueueFull as exc:
             raise ModelNotReady(self.name, f"overloaded, retry later: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own types; only segment range is unchecked
