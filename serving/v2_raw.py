@@ -48,12 +48,17 @@ def raw_inputs(request: ModelInferRequest) -> dict[str, tuple[str, Callable[[], 
 
 def _reader(data: bytes, datatype: str, shape: tuple[int, ...]) -> Callable[[], np.ndarray]:
     def read() -> np.ndarray:
-        dtype = DTYPES.get(datatype)
-        if dtype is None:
-            raise ValueError(f"datatype {datatype} is not one of {sorted(DTYPES)}")
-        return np.frombuffer(data, dtype=dtype).reshape(shape)
+        return np.frombuffer(data, dtype=dtype_of(datatype, "input")).reshape(shape)
 
     return read
+
+
+def dtype_of(datatype: str, what: str) -> np.dtype:
+    """The numpy dtype of a V2 datatype; ValueError naming ``what`` for one the ranker does not use."""
+    dtype = DTYPES.get(datatype)
+    if dtype is None:
+        raise ValueError(f"{what} has datatype {datatype}; expected one of {sorted(DTYPES)}")
+    return dtype
 
 
 def raw_response(request: ModelInferRequest, model_name: str, model_version: str, names: Sequence[str],
@@ -61,9 +66,9 @@ def raw_response(request: ModelInferRequest, model_name: str, model_version: str
     """The answer to ``request``: each named output's datatype, shape and raw bytes."""
     response = ModelInferResponse(model_name=model_name, model_version=model_version, id=request.id)
     for name, array in zip(names, arrays):
-        response.outputs.add(name=name, datatype=DATATYPES[array.dtype.kind], shape=array.shape)
-        response.raw_output_contents.append(np.ascontiguousarray(array, dtype=DTYPES[
-            DATATYPES[array.dtype.kind]]).tobytes())
+        datatype = DATATYPES[array.dtype.kind]
+        response.outputs.add(name=name, datatype=datatype, shape=array.shape)
+        response.raw_output_contents.append(np.ascontiguousarray(array, dtype=DTYPES[datatype]).tobytes())
     return response
 
 
@@ -82,11 +87,7 @@ def decode_outputs(response: ModelInferResponse, names: Sequence[str]) -> list[n
             arrays.append(None)
             continue
         output = response.outputs[index]
-        dtype = DTYPES.get(output.datatype)
-        if dtype is None:
-            raise ValueError(
-                f"output {name} has datatype {output.datatype}; expected one of {sorted(DTYPES)}"
-            )
+        dtype = dtype_of(output.datatype, f"output {name}")
         raw = response.raw_output_contents[index]
         arrays.append(np.frombuffer(raw, dtype=dtype).reshape(tuple(output.shape)))
     return arrays

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
-from hyperrec.errors import ModelError
+from hyperrec.errors import ModelError, read_json
 from hyperrec.model_names import MODEL_FILE
 from hyperrec.modeling.settings import ItemEncoderSettings, RuntimeSettings
 from hyperrec.modeling.trainer import TrainResult
@@ -47,8 +47,7 @@ def write(directory: Path, config: dict[str, Any]) -> None:
 
 
 def read(directory: Path, what: str) -> dict[str, Any]:
-    """The ``model.json`` in ``directory``; ModelError ``no saved <what> in <directory>`` when missing."""
-    try:
-        return json.loads((Path(directory) / MODEL_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"no saved {what} in {directory}") from None
+    """The ``model.json`` in ``directory``; ModelError ``no saved <what> in <directory>`` when missing, and
+    one naming the file when it cannot be read or parsed."""
+    return read_json(Path(directory) / MODEL_FILE, ModelError, missing=f"no saved {what} in {directory}",
+                     what=MODEL_FILE)
