@@ -72,6 +72,7 @@ class OnnxRankerModel(Model):
                 max_batch_size=self.max_batch_size,
                 max_queue_delay_us=self.settings.max_queue_delay_us,
                 max_queued_rows=self.settings.max_queued_rows,
+                lone_inline_gap_us=self.settings.lone_inline_gap_us,
             )
             self.ready = True
             logger.info("predictor %s loaded bundle version %s (%d items)", self.name, manifest["version"],

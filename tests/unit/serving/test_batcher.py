@@ -139,3 +139,35 @@ def test_the_queue_delay_is_waited_only_while_requests_come_in_company(monkeypat
     assert lone == []
     assert run.batches == [1, 1, 1, 3, 1]
     assert slept == [0.002]
+
+
+def test_a_lone_request_on_an_idle_batcher_runs_inline_and_one_right_behind_another_is_queued():
+    """Concurrency 1 skips the hand-over to the inference thread; a request that follows a run within the
+    gap (load) goes through the queue, where batches form."""
+    threads: list[str] = []
+    run = RecordingRun()
+
+    def recording_run(history, segment, names):
+        threads.append(threading.current_thread().name)
+        return run(history, segment, names)
+
+    batcher = DynamicBatcher(recording_run, max_batch_size=16, max_queue_delay_us=0, max_queued_rows=100,
+                             lone_inline_gap_us=50_000)
+    segment = np.zeros(1, np.int64)
+
+    async def main():
+        loop_thread = threading.current_thread().name
+        (first,) = await batcher.submit(rows(0, 1), segment, ["sum"])
+        await batcher.submit(rows(0, 1), segment, ["sum"])  # right behind: queued
+        await asyncio.gather(*(batcher.submit(rows(0, 1), segment, ["sum"]) for _ in range(3)))
+        await asyncio.sleep(0.06)  # idle for longer than the gap
+        await batcher.submit(rows(0, 1), segment, ["sum"])
+        await batcher.submit(rows(0, 2), np.zeros(2, np.int64), ["sum"])  # two rows: always queued
+        return loop_thread, first
+
+    loop_thread, first = asyncio.run(main())
+    batcher.close()
+    np.testing.assert_array_equal(first, rows(0, 1).sum(axis=1, keepdims=True))
+    assert threads[0] == loop_thread and threads[3] == loop_thread
+    assert [name.startswith("onnx-infer") for name in threads] == [False, True, True, False, True]
+    assert run.batches == [1, 1, 3, 1, 2]
