@@ -39,6 +39,7 @@ from kserve.protocol.infer_type import InferRequest
 
 from hyperrec.online.bandits.reranker import BanditReranker
 from hyperrec.online.errors import InvalidRequest, PredictorUnavailable
+from hyperrec.online.ranking import RankedItems
 from hyperrec.online.served import ServedJournal, served_answer
 from hyperrec.online.service import Answered, Plan
 from hyperrec.online.settings import ServingConfig
@@ -69,6 +70,8 @@ class Scored:
     scores: np.ndarray | None
     degraded_reason: str | None
     revision: Revision
+    #: The first items after the rules when the predictor's top k decided them (serving/model_scores.py).
+    ranked: RankedItems | None = None
 
     def __contains__(self, key: object) -> bool:
         # kserve.Model.validate probes payloads with `"inputs" in payload`; this is not a V2 payload.
@@ -175,10 +178,10 @@ class RecommendTransformer(ServedRevisions, Model):
     async def _score(self, plan: Plan, revision: Revision) -> Scored:
         """Call the revision's predictor; any failure becomes a degraded answer, never an error."""
         started = time.perf_counter()
-        scores, reason = None, None
+        scored, reason = None, None
         request_id = plan.request.request_id
         try:
-            scores = await model_scores(revision, plan, self.bandit, self._series[revision.name])
+            scored = await model_scores(revision, plan, self.bandit, self._series[revision.name])
         except PredictorUnavailable as exc:
             reason = "predictor_unavailable"
             ERRORS.labels(model=self.name, kind="predictor", revision=revision.name).inc()
@@ -189,7 +192,9 @@ class RecommendTransformer(ServedRevisions, Model):
             logger.exception("request %s: unexpected predictor error, answering degraded", request_id)
         finally:
             self._series[revision.name].stage["predictor"].observe(time.perf_counter() - started)
-        return Scored(plan, scores, reason, revision)
+        if scored is None:
+            return Scored(plan, None, reason, revision)
+        return Scored(plan, scored.scores, reason, revision, scored.ranked)
 
     async def predict(
         self,
@@ -211,7 +216,8 @@ class RecommendTransformer(ServedRevisions, Model):
         plan, reason, revision = result.plan, result.degraded_reason, result.revision
         service = revision.service
         try:
-            answered = service.respond(plan, result.scores, degraded_reason=reason, bandit=self.bandit)
+            answered = service.respond(plan, result.scores, degraded_reason=reason, bandit=self.bandit,
+                                       ranked=result.ranked)
         except Exception:  # a bug in ranking must still not become a 500: answer from popularity
             logger.exception("request %s: ranking failed, answering degraded", plan.request.request_id)
             ERRORS.labels(model=self.name, kind="internal", revision=revision.name).inc()

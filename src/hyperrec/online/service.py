@@ -159,19 +159,24 @@ class RecommendationService:
 
     def respond(
         self, plan: Plan, scores: np.ndarray | None, *, degraded_reason: str | None = None,
-        bandit: BanditReranker | None = None,
+        bandit: BanditReranker | None = None, ranked: RankedItems | None = None,
     ) -> Answered:
         """Rank (or fall back to popularity), apply the rules, let the bandit choose the slate, explain.
 
         The bandit chooses among the ranker's top ``bandit.settings.top_n`` (after the rules), never for a
-        degraded answer: a failure answers the plain popularity ranking.
+        degraded answer: a failure answers the plain popularity ranking. ``ranked``: the first items the
+        rules rank from ``scores``, already computed (``hyperrec.online.topk_ranking.prefix_ranking``); used
+        when it holds exactly the depth this answer needs.
         """
-        ranked_scores, mask, source = self._scores(plan, scores)
         k = plan.request.k
         use_bandit = bandit is not None and degraded_reason is None
         depth = max(k, bandit.settings.top_n) if use_bandit else k
-        ranked = top_k_diverse(ranked_scores, mask, depth, self.catalogue.category_codes,
-                               self.settings.max_per_category)
+        if scores is not None and ranked is not None and ranked.items.size == depth:
+            source = "model"
+        else:
+            ranked_scores, mask, source = self._scores(plan, scores)
+            ranked = top_k_diverse(ranked_scores, mask, depth, self.catalogue.category_codes,
+                                   self.settings.max_per_category)
         candidates = None
         if use_bandit:
             slate, order = self._bandit_slate(plan, ranked, bandit)

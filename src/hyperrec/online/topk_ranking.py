@@ -25,7 +25,7 @@ import numpy as np
 
 from hyperrec.online.catalogue import Catalogue
 from hyperrec.online.cold_items import ColdSlot, promoted_score
-from hyperrec.online.ranking import top_k_diverse
+from hyperrec.online.ranking import RankedItems, top_k_diverse
 from hyperrec.online.settings import ServingConfig
 
 
@@ -71,13 +71,21 @@ def decided_by_prefix(
     top: TopK, history_idx: np.ndarray, catalogue: Catalogue, settings: ServingConfig, *, depth: int,
 ) -> bool:
     """Whether one row's prefix (best first, and its best cold item) decides the same ``depth`` items as the
-    full vector.
+    full vector."""
+    return top.ids.size >= catalogue.n_items or prefix_ranking(
+        top, history_idx, catalogue, settings, depth=depth) is not None
+
+
+def prefix_ranking(
+    top: TopK, history_idx: np.ndarray, catalogue: Catalogue, settings: ServingConfig, *, depth: int,
+) -> RankedItems | None:
+    """The first ``depth`` items (and scores) the rules rank from the full vector, computed from one row's
+    prefix alone; None when the prefix cannot decide them.
 
     Runs the rules on the K prefix items only: their order (score, then item index) is the full ranking's, so
-    positions stand in for item indices.
+    positions stand in for item indices. The transformer answers from this ranking instead of running the
+    rules again over a catalogue-wide vector (issue 11: that was a tenth of its CPU per request).
     """
-    if top.ids.size >= catalogue.n_items:
-        return True  # the prefix is every item the graph did not exclude (the best cold item among them)
     seen = np.zeros(catalogue.n_items, dtype=bool)  # a mask, not np.isin: that sorts or hashes on every call
     seen[np.asarray(history_idx, dtype=np.int64)] = True
     ids = np.asarray(top.ids, dtype=np.int64)
@@ -88,18 +96,19 @@ def decided_by_prefix(
     if slot is not None and cold is not None and slot.items.size:
         segment = _with_cold_slot(items, scores, top, seen, cold, slot)
         if segment is None:
-            return False
+            return None
         items, scores = segment
     if items.size < depth:
-        return False
+        return None
     cap = settings.max_per_category
-    if cap is None:
-        return True
     codes = _CodesAt(items.tolist(), catalogue.category_codes)  # looked up only for the positions walked
     ranked = top_k_diverse(scores, np.ones(items.size, dtype=bool), depth, codes, cap)
-    # The soft fill adds capped-out items: a list that respects the cap was filled by the greedy pass alone.
-    counts = Counter(c for i in ranked.items.tolist() for c in codes[i])
-    return ranked.items.size >= depth and all(count <= cap for count in counts.values())
+    if cap is not None:
+        # The soft fill adds capped-out items: a list within the cap was filled by the greedy pass alone.
+        counts = Counter(c for i in ranked.items.tolist() for c in codes[i])
+        if ranked.items.size < depth or any(count > cap for count in counts.values()):
+            return None
+    return RankedItems(items[ranked.items], ranked.scores)
 
 
 class _CodesAt(Sequence[Sequence[int]]):
@@ -150,4 +159,7 @@ def _with_cold_slot(
         promoted[chosen] = score
     if appended and promoted[-1] == scores[-1]:
         return items[:-1], scores[:-1]
-    return items, promoted
+    if score is None:
+        return items, promoted
+    order = np.lexsort((items, -promoted))  # the full order's tie-break (item index) for the moved item
+    return items[order], promoted[order]

@@ -150,10 +150,10 @@ def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(
     cyclic_data, runtime, encoder_settings, tmp_path: Path, chooser: str
 ):
     """The exported graph's top 6 and the slot's cold item (cold_id/cold_score: the best-scored one or the
-    text choice), ranked as the transformer's fast path ranks them, answer what the full scores answer,
-    promoted cold item included."""
+    text choice), ranked as the transformer's fast path ranks them (the rules over the sparse vector, and
+    the prefix's own ranking), answer what the full scores answer, promoted cold item included."""
     from hyperrec.export.triton_config import TritonSettings
-    from hyperrec.online.topk_ranking import TopK, decided_by_prefix, sparse_scores
+    from hyperrec.online.topk_ranking import TopK, prefix_ranking, sparse_scores
 
     model = _fit(cyclic_data, runtime, encoder_settings, max_cost=0.9, chooser=chooser)
     bundle = tmp_path / "bundle"
@@ -166,10 +166,13 @@ def test_the_top_k_path_of_the_exported_bundle_serves_the_full_score_list(
             ["scores", "top_ids", "top_scores", "cold_id", "cold_score"], plan.model_inputs
         )
         top = TopK(*outputs).row(0)
-        if not decided_by_prefix(top, plan.history_idx, catalogue, service.settings, depth=5):
+        ranked = prefix_ranking(top, plan.history_idx, catalogue, service.settings, depth=5)
+        if ranked is None:
             continue
-        fast = service.answer(plan, sparse_scores(catalogue.n_items, top))["recommendations"]
+        sparse = sparse_scores(catalogue.n_items, top)
+        fast = service.answer(plan, sparse)["recommendations"]
         assert fast == service.answer(plan, scores[0])["recommendations"]
+        assert service.respond(plan, sparse, ranked=ranked).response["recommendations"] == fast
         decided += 1
         promoted += "m23" in [r["item_id"] for r in fast]
     assert decided >= len(histories) // 2 and promoted > 0
