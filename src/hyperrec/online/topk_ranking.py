@@ -3,16 +3,16 @@
 The predictor's ``top_ids``/``top_scores`` (``hyperrec.export.next_item_topk``) are the first K items of the
 full ranking order (score descending, ties by lower item index) among the items outside the request's encoded
 history; in a bundle with a cold slot, ``cold_id``/``cold_score`` add the best cold item outside it.
-``sparse_scores`` puts them back into a catalogue-wide vector (−inf elsewhere), so the business rules in
-``hyperrec.online.ranking`` and ``hyperrec.online.cold_items`` run unchanged. That gives the same answer as
-the full vector exactly when the rules decide within the prefix:
+``prefix_ranking`` runs the business rules of ``hyperrec.online.ranking`` and ``hyperrec.online.cold_items``
+on the prefix alone; ``sparse_scores`` puts it back into a catalogue-wide vector (−inf elsewhere) on which the
+rules run unchanged. Both give the answer of the full vector exactly when the rules decide within the prefix:
 
 - no candidate list, no popularity blend (both look at items outside the prefix), and a cold slot only when
   the graph returns the best cold item: ``top_k_applies``;
 - the prefix holds at least ``position`` eligible warm items (so the slot compares the cold item with the
   same warm item as on the full vector) and the greedy diversity pass filled all ``depth`` places inside the
-  prefix (plus a promoted cold item) without the soft fill, or the prefix is the whole catalogue:
-  ``decided_by_prefix``. Otherwise the caller asks for the full scores.
+  prefix (plus a promoted cold item) without the soft fill (``prefix_ranking`` is None otherwise), or the
+  prefix is the whole catalogue. Otherwise the caller asks for the full scores.
 """
 
 from __future__ import annotations
@@ -65,15 +65,6 @@ def sparse_scores(n_items: int, top: TopK) -> np.ndarray:
     if top.cold_ids is not None and top.cold_scores is not None and np.isfinite(top.cold_scores).all():
         vector[np.asarray(top.cold_ids, dtype=np.int64)] = top.cold_scores
     return vector
-
-
-def decided_by_prefix(
-    top: TopK, history_idx: np.ndarray, catalogue: Catalogue, settings: ServingConfig, *, depth: int,
-) -> bool:
-    """Whether one row's prefix (best first, and its best cold item) decides the same ``depth`` items as the
-    full vector."""
-    return top.ids.size >= catalogue.n_items or prefix_ranking(
-        top, history_idx, catalogue, settings, depth=depth) is not None
 
 
 def prefix_ranking(

@@ -190,7 +190,7 @@ def test_a_top_k_prefix_promotes_the_graphs_cold_item_even_below_a_better_scored
     """For a history-text slot the graph returns the text choice (item 5), not the best-scored cold item (4,
     already in the prefix): the prefix rule promotes 5, as the full-score rule does with the same history."""
     from hyperrec.online.settings import ServingConfig
-    from hyperrec.online.topk_ranking import TopK, _with_cold_slot, decided_by_prefix
+    from hyperrec.online.topk_ranking import TopK, _with_cold_slot, prefix_ranking
 
     base = catalogue_factory()
     vectors = np.array([[1, 0], [1, 0], [1, 0], [1, 0], [0, 1], [1, 0]], dtype=np.float32)
@@ -203,7 +203,8 @@ def test_a_top_k_prefix_promotes_the_graphs_cold_item_even_below_a_better_scored
     items, scores = _with_cold_slot(top.ids, top.scores.astype(np.float64), top, seen, catalogue.cold_mask,
                                     slot)
     assert items[np.argsort(-scores, kind="stable")].tolist() == [0, 4, 5, 1, 2]
-    assert decided_by_prefix(top, history, catalogue, ServingConfig(max_per_category=None), depth=4)
+    ranked = prefix_ranking(top, history, catalogue, ServingConfig(max_per_category=None), depth=4)
+    assert ranked is not None and ranked.items.tolist() == [0, 4, 5, 1]
     full = np.array([-np.inf, 8.0, 7.0, -np.inf, 8.5, 1.0])
     full[0] = 9.0
     offline = reserve_cold_slot(full, slot, np.arange(6) != 3, histories=[history])
