@@ -141,9 +141,13 @@ def test_the_queue_delay_is_waited_only_while_requests_come_in_company(monkeypat
     assert slept == [0.002]
 
 
-def test_a_lone_request_on_an_idle_batcher_runs_inline_and_one_right_behind_another_is_queued():
+def test_a_lone_request_on_an_idle_batcher_runs_inline_and_one_right_behind_another_is_queued(monkeypatch):
     """Concurrency 1 skips the hand-over to the inference thread; a request that follows a run within the
-    gap (load) goes through the queue, where batches form."""
+    gap (load) goes through the queue, where batches form. The batcher's clock is a fake the test moves."""
+    from hyperrec.serving import batcher as batcher_module
+
+    now = [100.0]
+    monkeypatch.setattr(batcher_module.time, "perf_counter", lambda: now[0])
     threads: list[str] = []
     run = RecordingRun()
 
@@ -152,16 +156,17 @@ def test_a_lone_request_on_an_idle_batcher_runs_inline_and_one_right_behind_anot
         return run(history, segment, names)
 
     batcher = DynamicBatcher(recording_run, max_batch_size=16, max_queue_delay_us=0, max_queued_rows=100,
-                             lone_inline_gap_us=50_000)
+                             lone_inline_gap_us=300)
     segment = np.zeros(1, np.int64)
 
     async def main():
         loop_thread = threading.current_thread().name
-        (first,) = await batcher.submit(rows(0, 1), segment, ["sum"])
-        await batcher.submit(rows(0, 1), segment, ["sum"])  # right behind: queued
+        (first,) = await batcher.submit(rows(0, 1), segment, ["sum"])  # idle since start: inline
+        await batcher.submit(rows(0, 1), segment, ["sum"])  # no time has passed: right behind, queued
         await asyncio.gather(*(batcher.submit(rows(0, 1), segment, ["sum"]) for _ in range(3)))
-        await asyncio.sleep(0.06)  # idle for longer than the gap
+        now[0] += 0.001  # idle for longer than the gap
         await batcher.submit(rows(0, 1), segment, ["sum"])
+        now[0] += 1.0
         await batcher.submit(rows(0, 2), np.zeros(2, np.int64), ["sum"])  # two rows: always queued
         return loop_thread, first
 
