@@ -3,8 +3,10 @@
 The slot lets the best-scored item without training history take rank ``position`` when its text score plus
 an ``offset`` reaches the score of the warm item there. The offset is the calibration between the two score
 scales, and it decides how often the slot fires, so it is fitted where the price is measurable: on the
-validation split, the offset is the largest one whose validation NDCG@10 (every user, the harness's metric)
-loses at most ``max_cost`` (relative) against the ranking without the slot, counting only the users it costs.
+validation split, the offset fires for the most users whose validation NDCG@10 (every user, the harness's
+metric) loses at most ``max_cost`` (relative) against the ranking without the slot, counting only the users it
+costs; it lies halfway to the next user's gap, so float rounding between evaluation and serving cannot flip
+a user sitting exactly on it.
 What the slot wins cannot be measured there when validation has no cold targets (the cold-start benchmark
 removes them), which is why the fit is a budget on the price, not a search for the best trade.
 
@@ -91,8 +93,9 @@ def slot_gaps(
 
 
 def fit_offset(gaps: np.ndarray, base: np.ndarray, fired: np.ndarray, max_cost: float) -> float:
-    """The largest offset whose firing (``fired`` where gap <= offset, else ``base``) loses at most
-    ``max_cost`` of ``base``'s mean; -inf when even the smallest firing costs more.
+    """An offset whose firing (``fired`` where gap <= offset, else ``base``) loses at most ``max_cost`` of
+    ``base``'s mean and fires for the most users; -inf when even the smallest firing costs more. It lies
+    halfway between the last gap it fires for and the next one (no user sits on its boundary).
 
     Only losses count: a validation user whose cold target the slot finds does not buy firing for others,
     so the budget bounds what warm users pay (on the normal split, counting gains let the slot fire for 95 %
@@ -113,7 +116,18 @@ def fit_offset(gaps: np.ndarray, base: np.ndarray, fired: np.ndarray, max_cost: 
     ok = np.flatnonzero(np.isfinite(gaps[order]) & (np.cumsum(delta[order]) / len(base) >= -budget))
     # A user's gap is a threshold; ties share it, so only the last of equal gaps decides.
     candidates = [i for i in ok if i + 1 == len(order) or gaps[order[i + 1]] != gaps[order[i]]]
-    return float(gaps[order[candidates[-1]]]) if candidates else -np.inf
+    if not candidates:
+        return -np.inf
+    last = candidates[-1]
+    return _between(float(gaps[order[last]]), float(gaps[order[last + 1]]) if last + 1 < len(order) else None)
+
+
+def _between(gap: float, next_gap: float | None) -> float:
+    """An offset that fires for ``gap`` and not for ``next_gap``, away from both: an offset equal to a gap
+    puts that user on the boundary, where float rounding (onnxruntime serving, torch evaluating) decides."""
+    if next_gap is not None and np.isfinite(next_gap):
+        return (gap + next_gap) / 2
+    return gap + 1e-3 * max(1.0, abs(gap))
 
 
 def text_vectors(table: np.ndarray) -> np.ndarray:

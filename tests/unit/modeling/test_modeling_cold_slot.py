@@ -22,12 +22,12 @@ def test_gaps_are_what_the_best_cold_item_lacks_to_reach_the_warm_item_at_the_sl
     np.testing.assert_array_equal(slot_gaps(scores, cold, position=4), [np.inf, np.inf])  # 3 warm items only
 
 
-def test_the_offset_is_the_largest_whose_metric_stays_within_the_budget():
+def test_the_offset_fires_for_the_most_users_within_the_budget_and_no_user_sits_on_its_boundary():
     gaps = np.array([0.5, 1.0, 2.0, np.inf, -np.inf])
     base = np.array([0.5, 0.3, 0.4, 0.2, 0.1])     # mean 0.3
     fired = np.array([0.5, 0.0, 0.4, 0.2, 0.1])    # firing at gap 1.0 costs 0.3 / 5 = 0.06 = 20 %
-    assert fit_offset(gaps, base, fired, max_cost=0.1) == 0.5
-    assert fit_offset(gaps, base, fired, max_cost=0.25) == 2.0
+    assert fit_offset(gaps, base, fired, max_cost=0.1) == 0.75  # fires at 0.5, halfway to the next gap 1.0
+    assert fit_offset(gaps, base, fired, max_cost=0.25) == 2.002  # past the last finite gap, with a margin
     fired[0] = 0.0                                  # now the first firing alone costs 0.5 / 5 = 0.1 = 33 %
     assert fit_offset(gaps, base, fired, max_cost=0.05) == -np.inf
     # A gain for one user does not pay for another's loss: the budget bounds what the slot costs.
