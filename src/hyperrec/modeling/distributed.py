@@ -117,6 +117,23 @@ def globally_weighted(loss: torch.Tensor, n_examples: int) -> tuple[torch.Tensor
     return loss * (dist.get_world_size() * n_examples / max(total, 1.0)), int(total)
 
 
+def all_values(values: torch.Tensor) -> torch.Tensor:
+    """A 1-D tensor's values from every process, concatenated in rank order; the tensor itself outside
+    torchrun. A loss term over the whole global batch (the text-ID alignment) then sees the same items in each
+    process, as one process does."""
+    if not is_distributed():
+        return values
+    size = torch.tensor([values.numel()], device=values.device)
+    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, size)
+    counts = [int(s.item()) for s in sizes]
+    padded = values.new_zeros(max(counts))
+    padded[: values.numel()] = values
+    parts = [torch.zeros_like(padded) for _ in counts]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:count] for part, count in zip(parts, counts, strict=True)])
+
+
 def sharded(
     epoch_batches: Callable[[int], Iterable[tuple[Any, ...]]],
 ) -> Callable[[int], Iterator[tuple[Any, ...]]]:

@@ -40,6 +40,7 @@ from hyperrec.modeling.next_item_text import ItemText
 from hyperrec.modeling.next_item_windows import TrainingWindows
 from hyperrec.modeling.recipe import DataShape, resolve_next_item
 from hyperrec.modeling.settings import ItemEncoderSettings, ModelingConfig, NextItemSettings, RuntimeSettings
+from hyperrec.modeling.text_alignment import text_id_alignment_loss
 from hyperrec.modeling.trainer import MetricsCallback, TrainResult, Validator, data_parallel
 from hyperrec.models.base import Recommender, ScoringBatch
 from hyperrec.online.cold_items import ColdSlot, reserve_cold_slot
@@ -211,12 +212,16 @@ class NextItemRecommender(Recommender):
         """(mean loss, number of targets) of one batch with the configured loss (``next_item_loss``)."""
         net, s = self._require(), self.settings
         if s.loss == "full_softmax":
-            return full_softmax_loss(net, self._text, inputs, targets, segs, gen,
-                                     n_live=s.live_items_per_step,
-                                     unseen=self._unseen)
-        return sampled_softmax_loss(net, self._text, inputs, targets, segs, gen,
-                                    n_negatives=s.n_sampled_negatives, unseen=self._unseen,
-                                    target_share=self._target_share)
+            loss, n = full_softmax_loss(net, self._text, inputs, targets, segs, gen,
+                                        n_live=s.live_items_per_step, unseen=self._unseen)
+        else:
+            loss, n = sampled_softmax_loss(net, self._text, inputs, targets, segs, gen,
+                                           n_negatives=s.n_sampled_negatives, unseen=self._unseen,
+                                           target_share=self._target_share)
+        if s.text_id_alignment > 0 and net.text_dim and net.id_emb is not None:
+            loss = loss + s.text_id_alignment * text_id_alignment_loss(
+                net, targets, gen, max_items=s.alignment_items, temperature=s.alignment_temperature)
+        return loss, n
 
     def _refresh_text_table(self) -> None:
         """After steps that trained the item encoder, re-embed the catalogue for scoring."""
