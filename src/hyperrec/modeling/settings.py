@@ -110,7 +110,7 @@ class NextItemSettings(_Section):
         description="Weight of the contrastive alignment of the text projection with the ID embeddings "
         "(hyperrec.modeling.text_alignment), added to the next-item loss; 0: off. Models without text or "
         "without ID embeddings ignore it. On ml-latest-small, mean best validation NDCG@10 over three seeds "
-        "0.0707 against 0.0686 without it (docs/BENCHMARKS.md).",
+        "0.0717 against 0.0686 without it (docs/BENCHMARKS.md).",
     )
     alignment_temperature: float = Field(
         0.1, gt=0, description="Temperature of the text-ID alignment's InfoNCE (cosine similarities / it)."
