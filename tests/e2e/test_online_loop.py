@@ -158,7 +158,7 @@ def test_served_clicked_retrained_canaried_and_decided(tmp_path, monkeypatch, pr
     timeline.append(f"feedback: {summary['shown']} shown, {summary['clicked']} clicked")
     ratings = pd.read_csv(FIXTURE / "ratings.csv").rename(columns={"userId": "user_id", "movieId": "item_id",
                                                                     "rating": "value"})
-    previous = ratings.assign(event="rating")  # the feedback's dwell_seconds and query columns fill as missing
+    previous = ratings.assign(event="rating")  # the feedback's dwell_seconds and query fill as missing
     pd.concat([previous, pd.read_csv(window / "feedback.csv")], ignore_index=True).to_csv(
         window / "interactions.csv", index=False)
     movies = pd.read_csv(FIXTURE / "movies.csv")

@@ -45,6 +45,7 @@ from hyperrec.benchmarks.report import (
 from hyperrec.benchmarks.stages import RunClock, bench_config, new_run_id, prepare, train_and_evaluate
 from hyperrec.benchmarks.summary import add_hit_rate_errors, quality_summary
 from hyperrec.config import HyperrecConfig
+from hyperrec.data.prepared import PreparedData
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def run_quality(
     summary["benchmark"] = {
         "name": "quality",
         "dataset": str(Path(cfg.data.dataset_dir).resolve() if prepared is None else prepared_dir),
-        "split": cfg.prep.split,
+        "split": PreparedData(prepared_dir).split_method or cfg.prep.split,
         "prepared_dir": str(prepared_dir),
         "language_models": language,
         "with_encoders": with_encoders,

@@ -20,6 +20,7 @@ Layout (all Parquet unless noted), written by ``hyperrec.data.prep.run_data_prep
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -72,6 +73,15 @@ class PreparedData:
     @cached_property
     def profiles(self) -> pd.DataFrame:
         return self._read(PROFILES_FILE)
+
+    @property
+    def split_method(self) -> str | None:
+        """How data prep split the events (``data_report.json``'s split section), e.g. ``leave_last_out``, or
+        ``random_leave_one_out`` when the data had no timestamps; None for a folder without a report."""
+        report = self.root / REPORT_JSON
+        if not report.exists():
+            return None
+        return json.loads(report.read_text(encoding="utf-8")).get("split", {}).get("method")
 
     def split(self, name: str) -> pd.DataFrame:
         if name not in SPLITS:

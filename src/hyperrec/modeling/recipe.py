@@ -17,11 +17,10 @@ dataset; an explicit value is always kept. The model saves the resolved values.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
-from hyperrec.data.prepared import REPORT_JSON, PreparedData
+from hyperrec.data.prepared import PreparedData
 from hyperrec.modeling.settings import NextItemSettings
 
 log = logging.getLogger(__name__)
@@ -50,11 +49,7 @@ class DataShape:
             Its catalogue size, train event count and whether its events are ordered in time.
         """
         train = data.split("train")
-        report = data.root / REPORT_JSON
-        method = None
-        if report.exists():
-            sections = json.loads(report.read_text(encoding="utf-8")).get("sections", {})
-            method = sections.get("split", {}).get("method")
+        method = data.split_method
         has_timestamps = method != RANDOM_SPLIT if method else bool(train["timestamp"].nunique() > 1)
         return cls(n_items=data.n_items, n_train_events=len(train), has_timestamps=has_timestamps)
 

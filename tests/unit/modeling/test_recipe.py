@@ -9,6 +9,7 @@ import pytest
 from modeling_fixtures import cyclic_sequences, write_prepared
 
 from hyperrec.config import HyperrecConfig, config_from_yaml
+from hyperrec.data.report import PrepReport
 from hyperrec.modeling.recipe import DataShape, resolve_next_item
 from hyperrec.modeling.settings import NextItemSettings
 
@@ -62,8 +63,13 @@ def test_shape_reads_missing_timestamps_from_the_prepared_data(tmp_path: Path) -
     train = data.split("train").assign(timestamp=0)
     train.to_parquet(tmp_path / "p" / "train.parquet", index=False)
     assert not DataShape.of(data).has_timestamps
-    (tmp_path / "p" / "data_report.json").write_text('{"sections": {"split": {"method": "leave_last_out"}}}')
+    report = PrepReport(sections={"split": {"method": "leave_last_out"}})  # the writer data prep uses
+    report.write(tmp_path / "p" / "data_report.json", tmp_path / "p" / "data_report.md")
+    assert data.split_method == "leave_last_out"
     assert DataShape.of(data).has_timestamps  # the report's split method wins
+    report.sections["split"]["method"] = "random_leave_one_out"
+    report.write(tmp_path / "p" / "data_report.json", tmp_path / "p" / "data_report.md")
+    assert not DataShape.of(data).has_timestamps
 
 
 @pytest.mark.parametrize("order", ["shuffled", "as_given"])
