@@ -131,6 +131,14 @@ def write_quality_outputs(out_dir: Path, metrics: Mapping[str, Any], summary: Ma
     (out_dir / REPORT_FILE).write_text(page, encoding="utf-8")
 
 
+def dataset_source(cfg: HyperrecConfig) -> Path:
+    """The data a run reads: the MovieLens folder, or the generic format's interactions file (whose run would
+    otherwise be captioned with the unused default ``dataset_dir``)."""
+    if cfg.data.format == "generic" and cfg.data.interactions_path is not None:
+        return Path(cfg.data.interactions_path).expanduser().resolve()
+    return Path(cfg.data.dataset_dir).expanduser().resolve()
+
+
 def run_quality(
     cfg: HyperrecConfig,
     out_dir: Path,
@@ -164,7 +172,7 @@ def run_quality(
     summary = quality_summary(metrics, run.evaluation_dir, prepared_dir / "test.parquet", run.training)
     summary["benchmark"] = {
         "name": "quality",
-        "dataset": str(Path(cfg.data.dataset_dir).resolve() if prepared is None else prepared_dir),
+        "dataset": str(prepared_dir if prepared is not None else dataset_source(cfg)),
         "split": PreparedData(prepared_dir).split_method or cfg.prep.split,
         "prepared_dir": str(prepared_dir),
         "language_models": language,

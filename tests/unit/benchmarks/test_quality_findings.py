@@ -1,9 +1,13 @@
-"""The quality benchmark's findings lines and the run record both benchmarks close with."""
+"""The quality benchmark's findings lines, the data its caption names, and the run record both benchmarks
+close with."""
 
 from __future__ import annotations
 
-from hyperrec.benchmarks.quality import _findings
+from pathlib import Path
+
+from hyperrec.benchmarks.quality import _findings, dataset_source
 from hyperrec.benchmarks.stages import RunClock
+from hyperrec.config import load_config
 
 
 def _entry(difference: float, se: float, z: float, significant: bool = True) -> dict:
@@ -45,3 +49,11 @@ def test_run_clock_facts_close_the_record() -> None:
     assert list(facts) == ["date", "machine", "threads", "stage_seconds", "load_average", "wall_seconds"]
     assert facts["threads"] == 2 and facts["stage_seconds"] == {"data_prep": 1.5}
     assert set(facts["load_average"]) == {"start", "end"} and facts["wall_seconds"] >= 0
+
+
+def test_the_run_names_the_data_it_read_in_either_format(tmp_path: Path) -> None:
+    movielens = load_config(overrides=[f"data.dataset_dir={tmp_path / 'ml'}"], environ={})
+    assert dataset_source(movielens) == tmp_path / "ml"
+    generic = load_config(overrides=["data.format=generic", f"data.interactions_path={tmp_path / 'i.csv'}",
+                                     f"data.items_path={tmp_path / 'items.csv'}"], environ={})
+    assert dataset_source(generic) == tmp_path / "i.csv"
