@@ -21,12 +21,10 @@ import logging
 from dataclasses import dataclass
 
 from hyperrec.data.prepared import PreparedData
+from hyperrec.data.split import RANDOM_LEAVE_ONE_OUT
 from hyperrec.modeling.settings import NextItemSettings
 
 log = logging.getLogger(__name__)
-
-#: The split data prep uses when the data has no timestamps (``hyperrec.data.split``).
-RANDOM_SPLIT = "random_leave_one_out"
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class DataShape:
         """
         train = data.split("train")
         method = data.split_method
-        has_timestamps = method != RANDOM_SPLIT if method else bool(train["timestamp"].nunique() > 1)
+        has_timestamps = method != RANDOM_LEAVE_ONE_OUT if method else bool(train["timestamp"].nunique() > 1)
         return cls(n_items=data.n_items, n_train_events=len(train), has_timestamps=has_timestamps)
 
 
